@@ -1,0 +1,84 @@
+import type { Batch, BatchBuffer } from '../record.js';
+
+/**
+ * A FIFO of batches bounded in bytes. Bytes count from `push` until the sink reports the batch
+ * handed on, so the budget covers what is queued and what is in flight on the socket.
+ */
+export class MemoryBuffer implements BatchBuffer {
+  private queue: Batch[] = [];
+  private head = 0;
+  private used = 0;
+  private out = 0;
+  private isClosed = false;
+  private roomWaiters: Array<() => void> = [];
+  private dataWaiters: Array<() => void> = [];
+
+  constructor(readonly maxBytes: number) {}
+
+  get bytes(): number {
+    return this.used;
+  }
+  get length(): number {
+    return this.queue.length - this.head;
+  }
+  get closed(): boolean {
+    return this.isClosed;
+  }
+  get finished(): boolean {
+    return this.isClosed && this.length === 0 && this.out === 0;
+  }
+
+  async push(batch: Batch): Promise<void> {
+    // A batch larger than the whole budget is still let in when nothing else is held, or it
+    // could never pass.
+    while (this.used > 0 && this.used + batch.frames.length > this.maxBytes) {
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
+    this.used += batch.frames.length;
+    this.queue.push(batch);
+    this.wake(this.dataWaiters);
+  }
+
+  take(): Batch | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const batch = this.queue[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    this.out++;
+    return batch;
+  }
+
+  waitForData(): Promise<void> {
+    if (this.length > 0 || this.finished) return Promise.resolve();
+    return new Promise((resolve) => this.dataWaiters.push(resolve));
+  }
+
+  handedOn(batch: Batch): void {
+    this.out--;
+    this.used -= batch.frames.length;
+    batch.onHandedOn?.();
+    this.wake(this.roomWaiters);
+    if (this.finished) this.wake(this.dataWaiters);
+  }
+
+  requeue(batches: Batch[]): void {
+    if (batches.length === 0) return;
+    this.out -= batches.length;
+    this.queue = batches.concat(this.queue.slice(this.head));
+    this.head = 0;
+    this.wake(this.dataWaiters);
+  }
+
+  close(): void {
+    this.isClosed = true;
+    this.wake(this.dataWaiters);
+  }
+
+  private wake(waiters: Array<() => void>): void {
+    if (waiters.length === 0) return;
+    const all = waiters.splice(0);
+    for (const w of all) w();
+  }
+}

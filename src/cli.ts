@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config/config.js';
+import { createLogger } from './ops/log.js';
+import { Pipeline } from './pipeline.js';
+
+const EXIT_USAGE = 2;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`auditfwd: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+  process.exit(EXIT_USAGE);
+}
+
+/** yargs reads a lone "-" as a positional, not as the value of the flag before it. */
+function joinDashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i + 1] === '-' && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=-`), i++;
+    else out.push(argv[i]);
+  }
+  return out;
+}
+
+function parseArgs(argv: string[]): RawSettings {
+  const parsed = yargs(joinDashValues(argv))
+    .scriptName('auditfwd')
+    .usage('auditfwd --file PATH --to HOST:PORT [options]\ncat audit.log | auditfwd --to HOST:PORT')
+    .parserConfiguration({ 'strip-aliased': true, 'strip-dashed': true })
+    .option('file', { alias: 'f', type: 'string', array: true, description: 'File to follow (repeatable); - is stdin. Without --file, stdin is read' })
+    .option('to', { alias: 't', type: 'string', description: 'Drain: host:port, tcp://host:port, [::1]:port, or - for stdout' })
+    .option('state-dir', { type: 'string', description: 'Where read positions are kept (default: $STATE_DIRECTORY, /var/lib/auditfwd for root, else ~/.local/state/auditfwd)' })
+    .option('start-at', { type: 'string', description: `Where a file never seen before starts: beginning|end (default ${DEFAULTS.startAt})` })
+    .option('framing', { type: 'string', description: `octet-counting (RFC 6587) | lf (default ${DEFAULTS.framing})` })
+    .option('facility', { type: 'string', description: `Syslog facility name or 0-23 (default ${DEFAULTS.facility})` })
+    .option('severity', { type: 'string', description: `Syslog severity name or 0-7 (default ${DEFAULTS.severity})` })
+    .option('hostname', { type: 'string', description: 'HOSTNAME field (default: this machine\'s name)' })
+    .option('app-name', { type: 'string', description: 'APP-NAME field (default: the file\'s parent folder name; auditfwd for stdin)' })
+    .option('max-message-bytes', { type: 'string', description: `Longer messages are truncated with a marker (default ${DEFAULTS.maxMessageBytes}, at most 64MiB)` })
+    .option('memory-max-bytes', { type: 'string', description: `Bytes held in memory between reading and the drain (default ${DEFAULTS.memoryMaxBytes})` })
+    .option('once', { type: 'boolean', description: 'Read the files to their current end, deliver everything, exit' })
+    .option('log-level', { type: 'string', description: `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})` })
+    .option('poll-interval', { type: 'string', description: `Stat poll behind filesystem events (default ${DEFAULTS.pollInterval})` })
+    .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
+    .option('reconnect-max-delay', { type: 'string', description: `Cap of the reconnect backoff (default ${DEFAULTS.reconnectMaxDelay})` })
+    .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
+    .strict()
+    .version(version())
+    .help()
+    .wrap(Math.min(120, process.stdout.columns || 120))
+    .showHelpOnFail(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      const unknown = /^Unknown arguments?: (.*)$/.exec(msg);
+      usageError(unknown ? `unknown flag ${unknown[1].split(', ').map((a) => (a.length > 1 ? `--${a}` : `-${a}`)).join(', ')}` : msg);
+    })
+    .parseSync();
+  const pick = (v: unknown) => (Array.isArray(v) ? v[v.length - 1] : v);
+  return {
+    file: parsed.file as string[] | undefined,
+    to: pick(parsed.to),
+    stateDir: pick(parsed.stateDir),
+    startAt: pick(parsed.startAt),
+    framing: pick(parsed.framing),
+    facility: pick(parsed.facility),
+    severity: pick(parsed.severity),
+    hostname: pick(parsed.hostname),
+    appName: pick(parsed.appName),
+    maxMessageBytes: pick(parsed.maxMessageBytes),
+    memoryMaxBytes: pick(parsed.memoryMaxBytes),
+    once: parsed.once,
+    logLevel: pick(parsed.logLevel),
+    pollInterval: pick(parsed.pollInterval),
+    checkpointInterval: pick(parsed.checkpointInterval),
+    reconnectMaxDelay: pick(parsed.reconnectMaxDelay),
+    shutdownTimeout: pick(parsed.shutdownTimeout),
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let cfg;
+  try {
+    cfg = resolveConfig(parseArgs(argv));
+    await checkEnvironment(cfg);
+  } catch (err) {
+    if (err instanceof ConfigError) usageError(err.message);
+    throw err;
+  }
+  const log = createLogger(cfg.logLevel);
+  const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });
+  process.on('SIGTERM', () => pipeline.stop());
+  process.on('SIGINT', () => pipeline.stop());
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    log.error({ code: err.code }, 'stdout closed');
+    process.exit(1);
+  });
+  try {
+    await pipeline.run();
+  } catch (err) {
+    log.fatal({ err }, 'auditfwd failed');
+    process.exit(1);
+  }
+  process.exit(0);
+}

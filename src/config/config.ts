@@ -1,0 +1,176 @@
+import { constants } from 'node:fs';
+import { access, mkdir, open, stat } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
+import { parseDestination, type Destination } from '../sinks/destination.js';
+import type { Framing } from '../sinks/sink.js';
+import { parseDuration, parseSize } from './units.js';
+
+/** A bad invocation or configuration: exit code 2 and one line naming the setting. */
+export class ConfigError extends Error {}
+
+export interface Config {
+  files: string[];
+  to: Destination;
+  stateDir: string;
+  startAt: 'beginning' | 'end';
+  framing: Framing;
+  facility: number;
+  severity: number;
+  hostname: string;
+  /** undefined: the file's parent folder name, or "auditfwd" for stdin. */
+  appName: string | undefined;
+  maxMessageBytes: number;
+  memoryMaxBytes: number;
+  once: boolean;
+  logLevel: string;
+  pollMs: number;
+  checkpointIntervalMs: number;
+  reconnectMaxDelayMs: number;
+  shutdownTimeoutMs: number;
+}
+
+export const DEFAULTS = {
+  startAt: 'beginning',
+  framing: 'octet-counting',
+  facility: 'user',
+  severity: 'info',
+  /** Under the 200,000-byte octet count a stock rsyslog imtcp stays in sync with (see README). */
+  maxMessageBytes: '128KiB',
+  memoryMaxBytes: '16MiB',
+  logLevel: 'info',
+  pollInterval: '250ms',
+  checkpointInterval: '1s',
+  reconnectMaxDelay: '30s',
+  shutdownTimeout: '5s',
+} as const;
+
+export const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** systemd's StateDirectory, else the FHS place for root, else the XDG place for a user. */
+export function defaultStateDir(): string {
+  if (process.env.STATE_DIRECTORY) return process.env.STATE_DIRECTORY.split(':')[0];
+  if (process.getuid?.() === 0) return '/var/lib/auditfwd';
+  return join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'auditfwd');
+}
+
+/** The settings as given (flags today, a config file later), all still unparsed. */
+export interface RawSettings {
+  file?: string[];
+  to?: string;
+  stateDir?: string;
+  startAt?: string;
+  framing?: string;
+  facility?: string | number;
+  severity?: string | number;
+  hostname?: string;
+  appName?: string;
+  maxMessageBytes?: string | number;
+  memoryMaxBytes?: string | number;
+  once?: boolean;
+  logLevel?: string;
+  pollInterval?: string | number;
+  checkpointInterval?: string | number;
+  reconnectMaxDelay?: string | number;
+  shutdownTimeout?: string | number;
+}
+
+function oneOf<T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  if (!choices.includes(value as T)) throw new ConfigError(`--${flag}: "${value}" is not one of ${choices.join(', ')}`);
+  return value as T;
+}
+
+function code(flag: string, value: string | number, table: Record<string, number>, max: number): number {
+  if (typeof value === 'number' || /^\d+$/.test(value)) {
+    const n = Number(value);
+    if (n >= 0 && n <= max) return n;
+    throw new ConfigError(`--${flag}: ${value} is out of range (0-${max})`);
+  }
+  const n = table[value.toLowerCase()];
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not one of ${Object.keys(table).join(', ')} or 0-${max}`);
+  return n;
+}
+
+function size(flag: string, value: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = parseSize(value);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a size (e.g. 65536, 64KiB, 16MiB)`);
+  if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max} bytes)`);
+  return n;
+}
+
+function duration(flag: string, value: string | number, minMs: number): number {
+  const n = parseDuration(value);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 250ms, 5s, 1m)`);
+  if (n < minMs) throw new ConfigError(`--${flag}: ${value} is below the minimum of ${minMs} ms`);
+  return n;
+}
+
+const toKebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/** Turns raw settings into a Config, or throws a ConfigError naming the first bad one. */
+export function resolveConfig(raw: RawSettings): Config {
+  const d = { ...DEFAULTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as Required<RawSettings>;
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v === 'string' && v === '' && k !== 'appName') throw new ConfigError(`--${toKebab(k)}: empty value`);
+  }
+  if (!raw.to) throw new ConfigError('--to is required (host:port, tcp://host:port, [::1]:6514 or - for stdout)');
+  let to: Destination;
+  try {
+    to = parseDestination(raw.to);
+  } catch (err) {
+    throw new ConfigError(`--to: ${(err as Error).message}`);
+  }
+  if (to.transport !== 'stdout' && to.transport !== 'tcp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  return {
+    files: (raw.file ?? []).filter((f) => f !== undefined).map(String),
+    to,
+    stateDir: raw.stateDir ?? defaultStateDir(),
+    startAt: oneOf('start-at', String(d.startAt), ['beginning', 'end'] as const),
+    framing: oneOf('framing', String(d.framing), ['octet-counting', 'lf'] as const),
+    facility: code('facility', d.facility, FACILITIES, 23),
+    severity: code('severity', d.severity, SEVERITIES, 7),
+    hostname: raw.hostname ?? hostname(),
+    appName: raw.appName,
+    maxMessageBytes: size('max-message-bytes', d.maxMessageBytes, 1024, MAX_MESSAGE_BYTES_LIMIT),
+    memoryMaxBytes: size('memory-max-bytes', d.memoryMaxBytes, 64 * 1024),
+    once: Boolean(raw.once),
+    logLevel: oneOf('log-level', String(d.logLevel), LOG_LEVELS),
+    pollMs: duration('poll-interval', d.pollInterval, 10),
+    checkpointIntervalMs: duration('checkpoint-interval', d.checkpointInterval, 10),
+    reconnectMaxDelayMs: duration('reconnect-max-delay', d.reconnectMaxDelay, 100),
+    shutdownTimeoutMs: duration('shutdown-timeout', d.shutdownTimeout, 0),
+  };
+}
+
+/** Checks what can only be checked on this machine: the state folder and the files' readability. */
+export async function checkEnvironment(cfg: Config): Promise<void> {
+  const fileSources = cfg.files.filter((f) => f !== '-');
+  if (fileSources.length > 0) {
+    const st = await stat(cfg.stateDir).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new ConfigError(`--state-dir: ${cfg.stateDir} is not a directory`);
+    if (!st) {
+      try {
+        await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        throw new ConfigError(`--state-dir: cannot create ${cfg.stateDir} (${(err as NodeJS.ErrnoException).code})`);
+      }
+    }
+    try {
+      await access(cfg.stateDir, constants.W_OK | constants.X_OK);
+    } catch {
+      throw new ConfigError(`--state-dir: ${cfg.stateDir} is not writable`);
+    }
+  }
+  for (const file of fileSources) {
+    const st = await stat(file).catch(() => undefined);
+    if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
+    if (st.isDirectory()) throw new ConfigError(`--file: ${file} is a directory`);
+    try {
+      await (await open(file, 'r')).close();
+    } catch (err) {
+      throw new ConfigError(`--file: ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+}

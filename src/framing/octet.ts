@@ -1,0 +1,32 @@
+/**
+ * Helpers for the internal wire form: RFC 6587 octet-counted frames, "LEN SP MSG" back to back.
+ */
+
+/** Calls `fn(start, end)` for each frame's MSG in `frames`. */
+export function forEachFrame(frames: Buffer, fn: (start: number, end: number) => void): number {
+  let i = 0;
+  let count = 0;
+  while (i < frames.length) {
+    let len = 0;
+    while (frames[i] !== 0x20) {
+      len = len * 10 + (frames[i] - 0x30);
+      i++;
+    }
+    i++;
+    fn(i, i + len);
+    i += len;
+    count++;
+  }
+  return count;
+}
+
+/** Re-frames octet-counted frames as LF-terminated messages (RFC 6587 non-transparent framing). */
+export function octetToLf(frames: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(frames.length);
+  let o = 0;
+  forEachFrame(frames, (start, end) => {
+    o += frames.copy(out, o, start, end);
+    out[o++] = 0x0a;
+  });
+  return out.subarray(0, o);
+}

@@ -1,0 +1,40 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/** JSON on stderr, synchronously, never on stdout (which may carry the framed stream). */
+export function createLogger(level: string): Logger {
+  return pino(
+    { name: 'auditfwd', level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ dest: 2, sync: true }),
+  );
+}
+
+/**
+ * Logs a condition that may repeat for hours (a drain that is down) at most once per interval,
+ * with how many times it happened in between.
+ */
+export class RateLimitedLog {
+  private last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs = 60_000,
+  ) {}
+
+  warn(key: string, obj: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const seen = this.last.get(key);
+    if (seen && now - seen.at < this.intervalMs) {
+      seen.suppressed++;
+      return;
+    }
+    this.log.warn(seen?.suppressed ? { ...obj, repeated: seen.suppressed } : obj, msg);
+    this.last.set(key, { at: now, suppressed: 0 });
+  }
+
+  /** The condition is over: the next occurrence is logged at once. */
+  clear(key: string): void {
+    this.last.delete(key);
+  }
+}

@@ -1,0 +1,18 @@
+/** Counters the pipeline keeps; the metrics endpoint and the exit summary read them. */
+export class Stats {
+  linesRead = new Map<string, number>();
+  messagesSent = 0;
+  bytesSent = 0;
+  linesTruncated = 0;
+  dropped = new Map<string, number>();
+  reconnects = 0;
+  drainConnected = false;
+  lastSendMs = 0;
+
+  addLines(source: string, n: number): void {
+    this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);
+  }
+  addDropped(reason: string, n: number): void {
+    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + n);
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The unit that flows from sources to sinks: the RFC 6587 octet-counted frames of the messages made
+ * from a run of lines, and how to tell their source that they have been handed on.
+ */
+export interface Batch {
+  frames: Buffer;
+  count: number;
+  /**
+   * Called once, in order, when the frames are handed on: written to the drain's socket, durable in
+   * the spill, or acknowledged by the drain. Sources commit their positions here and nowhere else.
+   */
+  onHandedOn?: () => void;
+}
+
+/**
+ * What sits between sources and the sink. Sources `push` (which waits while the buffer is full: that
+ * is the backpressure); the sink `take`s, and reports each batch as `handedOn` or gives it back with
+ * `requeue` when the connection failed before it was written.
+ */
+export interface BatchBuffer {
+  push(batch: Batch): Promise<void>;
+  take(): Batch | undefined;
+  /** Resolves when `take` may return something, or the buffer is finished (or closed: check again). */
+  waitForData(): Promise<void>;
+  handedOn(batch: Batch): void;
+  /** Puts batches back at the front, in the order given, for the next connection. */
+  requeue(batches: Batch[]): void;
+  /** No more pushes: once empty, the sink finishes. */
+  close(): void;
+  readonly closed: boolean;
+  /** Closed, nothing queued and nothing out with the sink. */
+  readonly finished: boolean;
+  readonly bytes: number;
+}

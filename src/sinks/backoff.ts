@@ -1,0 +1,28 @@
+/**
+ * Full-jitter exponential backoff: the n-th retry waits a random time in [floor, min(cap, base·2^n)].
+ * The floor bounds the reconnect rate; the cap bounds how stale a recovered drain can stay.
+ */
+export class Backoff {
+  private attempt = 0;
+
+  constructor(
+    private readonly baseMs = 200,
+    private readonly capMs = 30_000,
+    private readonly floorMs = 100,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  get attempts(): number {
+    return this.attempt;
+  }
+
+  next(): number {
+    const ceiling = Math.min(this.capMs, this.baseMs * 2 ** Math.min(this.attempt, 30));
+    this.attempt++;
+    return Math.max(this.floorMs, Math.min(this.capMs, Math.floor(this.random() * ceiling)));
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+}

@@ -1,0 +1,46 @@
+import type { Writable } from 'node:stream';
+import { octetToLf } from '../framing/octet.js';
+import type { Stats } from '../ops/stats.js';
+import type { BatchBuffer } from '../record.js';
+import type { Framing, Sink } from './sink.js';
+
+/** `--to -`: the framed stream on standard output, so auditfwd chains like a shell pipe. */
+export class StreamSink implements Sink {
+  private aborted = false;
+  private wakeAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly out: Writable,
+    private readonly framing: Framing,
+    private readonly stats: Stats,
+  ) {}
+
+  async run(buffer: BatchBuffer): Promise<void> {
+    const failed = new Promise<never>((_, reject) => this.out.once('error', reject));
+    failed.catch(() => {});
+    const aborted = new Promise<void>((resolve) => (this.wakeAbort = resolve));
+    while (!this.aborted) {
+      const batch = buffer.take();
+      if (!batch) {
+        if (buffer.finished) break;
+        await Promise.race([buffer.waitForData(), failed, aborted]);
+        continue;
+      }
+      const data = this.framing === 'lf' ? octetToLf(batch.frames) : batch.frames;
+      const ok = this.out.write(data, (err) => {
+        if (err) return;
+        this.stats.messagesSent += batch.count;
+        this.stats.bytesSent += data.length;
+        this.stats.lastSendMs = Date.now();
+        buffer.handedOn(batch);
+      });
+      if (!ok) await Promise.race([new Promise((r) => this.out.once('drain', r)), failed, aborted]);
+    }
+    if (!this.aborted) await Promise.race([new Promise<void>((r) => this.out.write('', () => r())), failed]);
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.wakeAbort?.();
+  }
+}

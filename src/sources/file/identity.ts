@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+
+/** How many leading bytes identify a file's content; inode numbers alone are reused. */
+export const FINGERPRINT_BYTES = 1024;
+
+/**
+ * A file is device + inode + a hash of its first bytes. A file shorter than FINGERPRINT_BYTES is
+ * fingerprinted on what it has (`fpLen`), so files of a few bytes are followed too.
+ */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+  fpLen: number;
+  fp: string;
+}
+
+export function inodeKey(id: { dev: number; ino: number }): string {
+  return `${id.dev}:${id.ino}`;
+}
+
+export async function fingerprint(fh: FileHandle, length: number): Promise<string> {
+  if (length === 0) return '';
+  const buf = Buffer.alloc(length);
+  const { bytesRead } = await fh.read(buf, 0, length, 0);
+  if (bytesRead < length) return '!short';
+  return createHash('sha256').update(buf).digest('hex').slice(0, 32);
+}
+
+export async function identify(fh: FileHandle): Promise<FileIdentity> {
+  const st = await fh.stat();
+  const fpLen = Math.min(st.size, FINGERPRINT_BYTES);
+  return { dev: st.dev, ino: st.ino, fpLen, fp: await fingerprint(fh, fpLen) };
+}
+
+/** Whether the open file still begins with the bytes it was identified by (copytruncate changes that). */
+export async function sameContent(fh: FileHandle, id: FileIdentity): Promise<boolean> {
+  return id.fpLen === 0 || (await fingerprint(fh, id.fpLen)) === id.fp;
+}

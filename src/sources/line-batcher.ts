@@ -1,0 +1,60 @@
+import { FrameWriter } from '../framing/frame-writer.js';
+import { LineSplitter } from '../transforms/lines.js';
+import type { Encoder } from '../transforms/encoder.js';
+
+export interface Chunk {
+  frames: Buffer;
+  /** Messages in `frames`. */
+  count: number;
+  /** Complete lines seen, filtered or not. */
+  lines: number;
+  /** Bytes of the input consumed through its last LF: the commit position moves by this much. */
+  consumed: number;
+}
+
+/** Bytes in, framed messages out: line splitting, then the encoder, into one buffer per chunk. */
+export class LineBatcher {
+  private readonly splitter: LineSplitter;
+  private readonly out = new FrameWriter();
+
+  constructor(
+    private readonly encoder: Encoder,
+    maxLineBytes: number,
+  ) {
+    this.splitter = new LineSplitter(maxLineBytes);
+  }
+
+  /** Bytes held for a line with no LF yet. */
+  get pending(): number {
+    return this.splitter.pending;
+  }
+
+  process(input: Buffer): Chunk {
+    this.encoder.beginBatch();
+    let count = 0;
+    let lines = 0;
+    const consumed = this.splitter.push(input, (line, originalLength) => {
+      lines++;
+      count += this.encoder.encode(this.out, line, originalLength);
+    });
+    return { frames: this.out.take(), count, lines, consumed };
+  }
+
+  /** At the end of a stream: the last line, even without its LF. */
+  flush(): Chunk {
+    this.encoder.beginBatch();
+    let count = 0;
+    let lines = 0;
+    const before = this.splitter.pending;
+    this.splitter.flush((line, originalLength) => {
+      lines++;
+      count += this.encoder.encode(this.out, line, originalLength);
+    });
+    return { frames: this.out.take(), count, lines, consumed: before };
+  }
+
+  /** Forget a partial line (the file it came from was truncated). */
+  reset(): void {
+    this.splitter.reset();
+  }
+}

@@ -1,0 +1,7 @@
+/** A producer of batches. `run` resolves when the source is exhausted (end of stdin, --once) or stopped. */
+export interface Source {
+  readonly name: string;
+  run(): Promise<void>;
+  /** Stop reading soon; what was read is still pushed. */
+  stop(): void;
+}

@@ -1,0 +1,46 @@
+import type { Readable } from 'node:stream';
+import type { BatchBuffer } from '../record.js';
+import type { Stats } from '../ops/stats.js';
+import type { Encoder } from '../transforms/encoder.js';
+import { LineBatcher, type Chunk } from './line-batcher.js';
+import type { Source } from './source.js';
+
+/** Standard input (or any stream): read only as fast as the buffer takes it; the last line needs no LF. */
+export class StreamSource implements Source {
+  private readonly batcher: LineBatcher;
+  private stopped = false;
+
+  constructor(
+    readonly name: string,
+    private readonly input: Readable,
+    encoder: Encoder,
+    private readonly buffer: BatchBuffer,
+    private readonly stats: Stats,
+    maxLineBytes: number,
+  ) {
+    this.batcher = new LineBatcher(encoder, maxLineBytes);
+  }
+
+  async run(): Promise<void> {
+    try {
+      for await (const data of this.input) {
+        await this.emit(this.batcher.process(data as Buffer));
+        if (this.stopped) return;
+      }
+    } catch (err) {
+      if (this.stopped) return; // destroyed by stop()
+      throw err;
+    }
+    await this.emit(this.batcher.flush());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.input.destroy();
+  }
+
+  private async emit(chunk: Chunk): Promise<void> {
+    if (chunk.lines > 0) this.stats.addLines(this.name, chunk.lines);
+    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count });
+  }
+}
