@@ -113,7 +113,7 @@ const toKebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
 export function resolveConfig(raw: RawSettings): Config {
   const d = { ...DEFAULTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as Required<RawSettings>;
   for (const [k, v] of Object.entries(raw)) {
-    if (typeof v === 'string' && v === '' && k !== 'appName') throw new ConfigError(`--${toKebab(k)}: empty value`);
+    if (typeof v === 'string' && v === '' && k !== 'appName' && k !== 'to') throw new ConfigError(`--${toKebab(k)}: empty value`);
   }
   if (!raw.to) throw new ConfigError('--to is required (host:port, tcp://host:port, [::1]:6514 or - for stdout)');
   let to: Destination;

@@ -1,0 +1,53 @@
+import t from 'tap';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runAuditfwd } from '../helpers/proc.js';
+
+async function usageError(t: Tap.Test, args: string[], re: RegExp, opts = {}) {
+  const run = runAuditfwd(t, args, opts);
+  t.equal(await run.exited, 2, `exit 2 for ${args.join(' ')}`);
+  const lines = run.stderr().trimEnd().split('\n');
+  t.equal(lines.length, 1, 'one line');
+  t.match(lines[0], re);
+  t.notMatch(run.stderr(), /\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
+}
+
+t.test('bad invocations exit 2 with one line naming the flag', async (t) => {
+  const dir = t.testdir({ 'afile': 'x\n', 'unreadable.log': 'secret\n' });
+  await usageError(t, [], /--to is required/);
+  await usageError(t, ['--to', 'drain.example.com'], /--to: .*no port/);
+  await usageError(t, ['--to', 'drain.example.com:'], /--to: .*no port/);
+  await usageError(t, ['--to', 'drain:70000'], /--to: port 70000 is out of range/);
+  await usageError(t, ['--to', 'drain:0'], /--to: port 0 is out of range/);
+  await usageError(t, ['--to', 'ftp://drain:1'], /--to: unknown scheme "ftp"/);
+  await usageError(t, ['--to', 'drain:514', '--frobnicate'], /unknown flag --frobnicate/);
+  await usageError(t, ['--to', 'drain:514', '--framing', 'xml'], /--framing: "xml" is not one of octet-counting, lf/);
+  await usageError(t, ['--to', 'drain:514', '--start-at', 'middle'], /--start-at/);
+  await usageError(t, ['--to', 'drain:514', '--facility', 'nope'], /--facility/);
+  await usageError(t, ['--to', 'drain:514', '--severity', '9'], /--severity: 9 is out of range/);
+  await usageError(t, ['--to', 'drain:514', '--max-message-bytes', '100'], /--max-message-bytes/);
+  await usageError(t, ['--to', 'drain:514', '--max-message-bytes', '65MiB'], /--max-message-bytes/);
+  await usageError(t, ['--to', 'drain:514', '--memory-max-bytes', 'lots'], /--memory-max-bytes: "lots" is not a size/);
+  await usageError(t, ['--to', 'drain:514', '--file', join(dir, 'x.log'), '--state-dir', join(dir, 'afile')], /--state-dir: .*afile is not a directory/);
+  await usageError(t, ['--to', 'drain:514', '--file', dir], /--file: .* is a directory/);
+});
+
+t.test('a file that cannot be read, a state dir that is not writable (as an unprivileged user)', { skip: process.getuid?.() !== 0 && 'needs root to switch to an unprivileged user' }, async (t) => {
+  const dir = t.testdir({ 'unreadable.log': 'secret\n', state: {}, ro: {} });
+  chmodSync(dir, 0o755);
+  chmodSync(join(dir, 'unreadable.log'), 0o600);
+  chmodSync(join(dir, 'ro'), 0o555);
+  writeFileSync(join(dir, 'readable.log'), 'ok\n', { mode: 0o644 });
+  const nobody = { uid: 65534, gid: 65534, env: { HOME: dir } };
+  await usageError(t, ['--to', '-', '--file', join(dir, 'unreadable.log'), '--state-dir', '/tmp'], /--file: .*unreadable.log cannot be read \(EACCES\)/, nobody);
+  await usageError(t, ['--to', '-', '--file', join(dir, 'readable.log'), '--state-dir', join(dir, 'ro')], /--state-dir: .* is not writable/, nobody);
+});
+
+t.test('--help and --version', async (t) => {
+  const help = runAuditfwd(t, ['--help']);
+  t.equal(await help.exited, 0);
+  t.match(help.stdout().toString(), /--max-message-bytes/);
+  const version = runAuditfwd(t, ['--version']);
+  t.equal(await version.exited, 0);
+  t.match(version.stdout().toString(), /^\d+\.\d+\.\d+/);
+});

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/auditfwd', import.meta.url));
+
+export interface Run {
+  child: ChildProcess;
+  stdout: () => Buffer;
+  stderr: () => string;
+  /** Resolves with the exit code (or the signal name). */
+  exited: Promise<number | string>;
+  /** Resolves when stderr has a log line matching `re`. */
+  waitForLog: (re: RegExp) => Promise<void>;
+}
+
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
+
+/** Runs bin/auditfwd; the test's teardown kills it if it is still running. */
+export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer | string | 'pipe'; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Run {
+  // The test runner re-injects its loaders (NODE_OPTIONS) into every child; `env -u` keeps the
+  // real process clean of them.
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', BIN, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: cleanEnv(opts.env),
+    uid: opts.uid,
+    gid: opts.gid,
+  });
+  const out: Buffer[] = [];
+  let err = '';
+  const logWaiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const w of logWaiters.splice(0)) {
+      if (w.re.test(err)) w.resolve();
+      else logWaiters.push(w);
+    }
+  });
+  child.stdin!.on('error', () => {});
+  if (opts.stdin !== 'pipe') child.stdin!.end(opts.stdin ?? '');
+  const exited = once(child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child,
+    stdout: () => Buffer.concat(out),
+    stderr: () => err,
+    exited,
+    waitForLog: (re) =>
+      re.test(err) ? Promise.resolve() : new Promise<void>((resolve) => logWaiters.push({ re, resolve })),
+  };
+}
+
+/** The test runner's loaders (NODE_OPTIONS) must not reach the real process. */
+export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  for (const k of Object.keys(env)) if (k.startsWith('TAP') || k.startsWith('_TAPJS') || k === 'NODE_V8_COVERAGE') delete env[k];
+  return env;
+}
