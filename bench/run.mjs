@@ -1,0 +1,296 @@
+#!/usr/bin/env node
+// `npm run bench`: every contender forwards the same file of real audit lines to one receiver on
+// 127.0.0.1; prints the side-by-side table and writes it to bench/RESULTS.md and the README.
+// Environment: BENCH_MB (input size, default 500), BENCH_RUNS (repetitions, default 3),
+// BENCH_FOLLOW_S (seconds of each latency run, default 8), BENCH_ONLY (regexp on contender names),
+// BENCH_NO_README=1 (leave the README alone).
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { contenders, detectFeatures } from './lib/contenders.mjs';
+import { auditLine, buildInput, sampleLines, SEQ_RE } from './lib/input.mjs';
+import { GNU_TIME, machine, measured, median, percentile, rssOf } from './lib/measure.mjs';
+import { startReceiver } from './lib/receiver.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(HERE, '..');
+const BIN = join(REPO, 'bin/auditfwd');
+const OUT = join(HERE, 'out');
+const MB = Number(process.env.BENCH_MB ?? 500);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const FOLLOW_S = Number(process.env.BENCH_FOLLOW_S ?? 8);
+const FOLLOW_RATE = 5000;
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : undefined;
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => process.stderr.write(a.join(' ') + '\n');
+
+function withTimeout(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** A throw-away CA and server certificate for the TLS contender. */
+function tlsMaterial(dir) {
+  const d = join(dir, 'tls');
+  mkdirSync(d, { recursive: true });
+  const o = (...args) => execFileSync('openssl', args, { cwd: d, stdio: 'ignore' });
+  o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=bench CA');
+  o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  writeFileSync(join(d, 'ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  o('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext');
+  return { caFile: join(d, 'ca.pem'), key: readFileSync(join(d, 'server.key')), cert: readFileSync(join(d, 'server.pem')) };
+}
+
+async function runOnce(c, input, scratch, tls) {
+  const receiver = await startReceiver({ ...c.receiver, tls });
+  const dir = mkdtempSync(join(scratch, 'run-'));
+  try {
+    const spec = c.start({ file: input.path, port: receiver.port, dir, tls: { caFile: tls?.caFile }, follow: false });
+    const target = c.receiver.count === 'bytes' ? input.bytes : input.lines;
+    const done = receiver.expect(target);
+    const t0 = now();
+    const m = measured(spec.cmd, spec.args, { timeFile: join(dir, 'time.txt') });
+    const failed = m.exited.then((r) => {
+      if (!spec.selfExits || receiver.resolveDone) throw new Error(`${c.name} exited early (${r.code ?? r.signal}): ${r.stderr.slice(-500)}`);
+      return new Promise(() => {});
+    });
+    const lastAt = await withTimeout(Promise.race([done, failed]), Math.max(120_000, MB * 600), c.name);
+    if (!spec.selfExits) m.stop();
+    const r = await withTimeout(m.exited, 30_000, `${c.name} exit`);
+    const seconds = (lastAt - t0) / 1000;
+    return { seconds, cpu: r.cpu, rssMB: r.rssMB, frames: receiver.frames, bytes: receiver.bytes };
+  } finally {
+    await receiver.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Write-to-arrival latency while the contender follows a file growing at a steady FOLLOW_RATE lines/s. */
+async function followOnce(c, scratch) {
+  const dir = mkdtempSync(join(scratch, 'follow-'));
+  const file = join(dir, 'audit.log');
+  closeSync(openSync(file, 'w'));
+  const samples = sampleLines();
+  const written = new Map();
+  const lat = [];
+  const receiver = await startReceiver({
+    transport: c.receiver.transport,
+    count: c.receiver.followCount ?? c.receiver.count,
+    onMessage: (msg) => {
+      const m = SEQ_RE.exec(msg.toString('latin1'));
+      if (!m) return;
+      const at = written.get(parseInt(m[1], 16));
+      if (at !== undefined) lat.push(now() - at);
+    },
+  });
+  const spec = c.start({ file, port: receiver.port, dir, follow: true });
+  const m = measured(spec.cmd, spec.args, { timeFile: join(dir, 'time.txt') });
+  try {
+    const fd = openSync(file, 'a');
+    let seq = 0;
+    const write = (n) => {
+      let text = '';
+      const first = seq;
+      for (let i = 0; i < n; i++, seq++) text += auditLine(samples[seq % samples.length], seq);
+      writeSync(fd, text);
+      const t = now();
+      for (let s = first; s < seq; s++) written.set(s, t);
+    };
+    // Warm-up: one line through, so start-up is not counted as latency.
+    write(1);
+    await withTimeout(receiver.expect(1), 20_000, `${c.name} warm-up`);
+    lat.length = 0;
+    const t0 = now();
+    const first = seq;
+    let rss = [];
+    await new Promise((resolveWrite) => {
+      const timer = setInterval(() => {
+        const elapsed = (now() - t0) / 1000;
+        const due = Math.min(FOLLOW_S, elapsed) * FOLLOW_RATE - (seq - first);
+        if (due >= 1) write(Math.floor(due));
+        if (elapsed > FOLLOW_S / 2 && rss.length < 20) rss.push(rssOf(m.pid).rss);
+        if (elapsed >= FOLLOW_S) {
+          clearInterval(timer);
+          resolveWrite();
+        }
+      }, 2);
+    });
+    closeSync(fd);
+    await withTimeout(receiver.expect(seq), 20_000, `${c.name} follow`);
+    lat.sort((a, b) => a - b);
+    return { p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], lines: lat.length, rssMB: median(rss) };
+  } finally {
+    m.stop();
+    await m.exited.catch(() => {});
+    await receiver.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Peak RSS while the drain accepts the connection and never reads: the backlog is the whole input. */
+async function deadDrainOnce(c, input, scratch) {
+  const dir = mkdtempSync(join(scratch, 'dead-'));
+  const receiver = await startReceiver({ ...c.receiver, readPaused: true });
+  const spec = c.start({ file: input.path, port: receiver.port, dir, follow: true });
+  const m = measured(spec.cmd, spec.args, { timeFile: join(dir, 'time.txt') });
+  try {
+    let peak = 0;
+    let stableSince = now();
+    const t0 = now();
+    while (now() - t0 < 30_000) {
+      await sleep(200);
+      const { hwm } = rssOf(m.pid);
+      if (hwm > peak + 0.5) {
+        peak = hwm;
+        stableSince = now();
+      }
+      if (peak > 0 && now() - stableSince > 4000) break;
+    }
+    return { peakMB: peak };
+  } finally {
+    m.stop();
+    await m.exited.catch(() => {});
+    await receiver.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+
+function table(head, rows) {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  const md = (r) => '| ' + r.join(' | ') + ' |';
+  return {
+    text: [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n'),
+    md: [md(head), '|' + head.map((_, i) => (i === 0 ? '---' : '---:')).join('|') + '|', ...rows.map(md)].join('\n'),
+  };
+}
+
+async function main() {
+  if (!existsSync(join(REPO, 'dist/cli.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
+  mkdirSync(OUT, { recursive: true });
+  const scratch = mkdtempSync(join(OUT, 'scratch-'));
+  const started = now();
+  const m = machine();
+  try {
+    log(`bench: building a ${MB} MB input file of real audit lines…`);
+    const input = buildInput(OUT, MB);
+    execFileSync('cat', [input.path], { stdio: ['ignore', 'ignore', 'ignore'] }); // page cache, for every contender alike
+    const features = detectFeatures(BIN);
+    const all = contenders(BIN, features).filter((c) => !ONLY || ONLY.test(c.name));
+    const active = all.filter((c) => c.enabled);
+    for (const c of all.filter((c) => !c.enabled)) log(`bench: skipping "${c.name}" (not available in this build or on this machine)`);
+    const tls = active.some((c) => c.receiver.transport === 'tls') ? tlsMaterial(scratch) : undefined;
+
+    const results = new Map(active.map((c) => [c.name, []]));
+    for (let rep = 0; rep < RUNS; rep++) {
+      // Rotate the order so that no contender always runs right after the same neighbour.
+      const order = active.map((_, i) => active[(i + rep) % active.length]);
+      for (const c of order) {
+        try {
+          const r = await runOnce(c, input, scratch, tls);
+          if (c.receiver.count === 'frames' && r.frames !== input.lines) throw new Error(`${r.frames} frames for ${input.lines} lines`);
+          results.get(c.name).push(r);
+          log(`bench: run ${rep + 1}/${RUNS} ${c.name}: ${fmt(r.seconds, 2)} s, cpu ${fmt(r.cpu, 2)} s, rss ${fmt(r.rssMB)} MB`);
+        } catch (err) {
+          log(`bench: run ${rep + 1}/${RUNS} ${c.name} FAILED: ${err.message}`);
+        }
+      }
+    }
+    const floor = median((results.get(active[0]?.name) ?? []).map((r) => r.seconds));
+    const tput = table(
+      ['contender', 'time s', '× floor', 'lines/s', 'MB/s', 'CPU s', 'peak RSS MB'],
+      active.map((c) => {
+        const rs = results.get(c.name);
+        const s = median(rs.map((r) => r.seconds));
+        return [c.name, fmt(s, 2), fmt(s / floor, 2), int(input.lines / s), int(input.bytes / 1e6 / s), fmt(median(rs.map((r) => r.cpu)), 2), fmt(median(rs.map((r) => r.rssMB)))];
+      }),
+    );
+
+    const followers = active.filter((c) => c.follow);
+    const lat = new Map(followers.map((c) => [c.name, []]));
+    for (let rep = 0; rep < RUNS; rep++) {
+      for (const c of followers) {
+        try {
+          const r = await followOnce(c, scratch);
+          lat.get(c.name).push(r);
+          log(`bench: follow ${rep + 1}/${RUNS} ${c.followName ?? c.name}: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, rss ${fmt(r.rssMB)} MB`);
+        } catch (err) {
+          log(`bench: follow ${rep + 1}/${RUNS} ${c.name} FAILED: ${err.message}`);
+        }
+      }
+    }
+    const latency = table(
+      ['follower', 'p50 ms', 'p99 ms', 'max ms', 'RSS MB'],
+      followers.map((c) => {
+        const rs = lat.get(c.name);
+        return [c.followName ?? c.name, fmt(median(rs.map((r) => r.p50))), fmt(median(rs.map((r) => r.p99))), fmt(median(rs.map((r) => r.max))), fmt(median(rs.map((r) => r.rssMB)))];
+      }),
+    );
+
+    const dead = [];
+    for (const c of active.filter((c) => c.deadDrain)) {
+      try {
+        const r = await deadDrainOnce(c, input, scratch);
+        dead.push([c.name, fmt(r.peakMB)]);
+        log(`bench: dead drain ${c.name}: peak rss ${fmt(r.peakMB)} MB`);
+      } catch (err) {
+        log(`bench: dead drain ${c.name} FAILED: ${err.message}`);
+        dead.push([c.name, 'failed']);
+      }
+    }
+    const deadT = table(['contender', 'peak RSS MB'], dead);
+
+    const minutes = (now() - started) / 60000;
+    const measuredWith = GNU_TIME ? 'GNU time (user+sys CPU, max RSS)' : '/proc polling every 50 ms (install Debian package `time` for exact figures)';
+    const about =
+      `${m.cores} × ${m.cpu}, ${m.memGB} GB RAM, Linux ${m.kernel}, Node.js ${m.node}; load average at start ${m.load}. ` +
+      `Input: ${int(input.lines)} real audit lines (${fmt(input.bytes / 1e6, 0)} MB, mean ${int(input.bytes / input.lines)} bytes, unique auditIDs) ` +
+      `from shared/data/k8s-audit. Medians of ${RUNS} runs; CPU and RSS measured with ${measuredWith}. ` +
+      `Time runs from starting the contender to the last byte at the receiver, start-up included. Bench took ${fmt(minutes)} min.`;
+    const skipped = all.filter((c) => !c.enabled).map((c) => c.name);
+    const md = [
+      `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${about}`,
+      '',
+      `Throughput: the whole file to a byte-counting receiver on 127.0.0.1.`,
+      '',
+      tput.md,
+      '',
+      `Latency from write to arrival while following a file that grows by ${int(FOLLOW_RATE)} lines/s for ${FOLLOW_S} s, and RSS meanwhile (steady state).`,
+      '',
+      latency.md,
+      '',
+      `Peak RSS while the drain accepts the connection and never reads, with ${fmt(input.bytes / 1e6, 0)} MB waiting in the file.`,
+      '',
+      deadT.md,
+      ...(skipped.length ? ['', `Not run (not in this build, or not installed): ${skipped.join(', ')}.`] : []),
+    ].join('\n');
+    process.stdout.write(`\n${about}\n\n${tput.text}\n\n${latency.text}\n\n${deadT.text}\n`);
+    writeFileSync(join(HERE, 'RESULTS.md'), `# Benchmark results\n\nWritten by \`npm run bench\` (bench/run.mjs).\n\n${md}\n`);
+    if (process.env.BENCH_NO_README !== '1') updateReadme(md);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Replaces what sits between the bench markers in README.md. */
+function updateReadme(md) {
+  const path = join(REPO, 'README.md');
+  const text = readFileSync(path, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a === -1 || b === -1) return log('bench: README has no bench markers; results are in bench/RESULTS.md');
+  writeFileSync(path, text.slice(0, a + start.length) + '\n' + md + '\n' + text.slice(b));
+}
+
+main().catch((err) => {
+  log(`bench: ${err.stack ?? err}`);
+  process.exit(1);
+});
