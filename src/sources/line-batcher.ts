@@ -10,6 +10,8 @@ export interface Chunk {
   lines: number;
   /** Bytes of the input consumed through its last LF: the commit position moves by this much. */
   consumed: number;
+  /** Lets `frames`' memory be reused: call once the batch was handed on (optional, see FrameWriter). */
+  release: () => void;
 }
 
 /** Bytes in, framed messages out: line splitting, then the encoder, into one buffer per chunk. */
@@ -37,7 +39,7 @@ export class LineBatcher {
       lines++;
       count += this.encoder.encode(this.out, line, originalLength);
     });
-    return { frames: this.out.take(), count, lines, consumed };
+    return { ...this.out.takeBatch(), count, lines, consumed };
   }
 
   /** At the end of a stream: the last line, even without its LF. */
@@ -50,7 +52,7 @@ export class LineBatcher {
       lines++;
       count += this.encoder.encode(this.out, line, originalLength);
     });
-    return { frames: this.out.take(), count, lines, consumed: before };
+    return { ...this.out.takeBatch(), count, lines, consumed: before };
   }
 
   /** Forget a partial line (the file it came from was truncated). */

@@ -41,6 +41,6 @@ export class StreamSource implements Source {
 
   private async emit(chunk: Chunk): Promise<void> {
     if (chunk.lines > 0) this.stats.addLines(this.name, chunk.lines);
-    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count });
+    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count, onHandedOn: chunk.release });
   }
 }

@@ -49,7 +49,7 @@ export class FileTailer implements Source {
   ) {
     this.batcher = new LineBatcher(opts.encoder, opts.maxLineBytes);
     this.waker = new Waker(name, opts.pollMs);
-    this.readBuf = Buffer.allocUnsafe(opts.readChunkBytes ?? 256 * 1024);
+    this.readBuf = Buffer.allocUnsafe(opts.readChunkBytes ?? 1024 * 1024);
   }
 
   stop(): void {
@@ -154,7 +154,7 @@ export class FileTailer implements Source {
     await this.opts.buffer.push({
       frames: chunk.frames,
       count: chunk.count,
-      onHandedOn: checkpoints ? () => checkpoints.commit(path, id, position) : undefined,
+      onHandedOn: checkpoints ? () => (checkpoints.commit(path, id, position), chunk.release()) : chunk.release,
     });
   }
 
