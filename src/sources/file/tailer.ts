@@ -7,6 +7,7 @@ import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, identify, sameContent, type FileIdentity } from './identity.js';
+import { ReadAhead } from './read-ahead.js';
 import { Waker } from './watch.js';
 
 export interface TailerOptions {
@@ -39,6 +40,7 @@ export class FileTailer implements Source {
   private readonly batcher: LineBatcher;
   private readonly waker: Waker;
   private readonly readBuf: Buffer;
+  private readonly reads: ReadAhead;
   private stopped = false;
   private opened = false;
   private warnedMissing = false;
@@ -49,7 +51,8 @@ export class FileTailer implements Source {
   ) {
     this.batcher = new LineBatcher(opts.encoder, opts.maxLineBytes);
     this.waker = new Waker(name, opts.pollMs);
-    this.readBuf = Buffer.allocUnsafe(opts.readChunkBytes ?? 1024 * 1024);
+    this.readBuf = Buffer.allocUnsafe(opts.readChunkBytes ?? 256 * 1024);
+    this.reads = new ReadAhead(opts.readChunkBytes ?? 1024 * 1024);
   }
 
   stop(): void {
@@ -81,6 +84,7 @@ export class FileTailer implements Source {
       }
     } finally {
       this.waker.close();
+      await this.reads.settle();
       await this.fh?.close();
       this.fh = undefined;
     }
@@ -135,11 +139,12 @@ export class FileTailer implements Source {
   /** Reads one chunk and pushes its lines; false at the end of the file. */
   private async readMore(): Promise<boolean> {
     const fh = this.fh!;
-    const { bytesRead } = await fh.read(this.readBuf, 0, this.readBuf.length, this.readPos);
+    const data = await this.reads.read(fh, this.readPos);
+    const bytesRead = data.length;
     if (bytesRead === 0) return false;
     const start = this.readPos;
     this.readPos += bytesRead;
-    const chunk = this.batcher.process(this.readBuf.subarray(0, bytesRead));
+    const chunk = this.batcher.process(data);
     if (chunk.consumed > 0) await this.push(chunk, start + chunk.consumed);
     return true;
   }
