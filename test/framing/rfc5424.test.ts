@@ -4,6 +4,7 @@ import { FrameWriter } from '../../src/framing/frame-writer.js';
 import { Rfc5424Framer, sdElement, timestampMicros } from '../../src/framing/rfc5424.js';
 import { octetToLf } from '../../src/framing/octet.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
+import { k8sAuditPath } from '../helpers/shared-data.js';
 
 const base = { facility: 1, severity: 6, hostname: 'master-0', appName: 'kube-apiserver', maxMessageBytes: 4096 };
 
@@ -99,7 +100,7 @@ t.test('truncation does not split a UTF-8 character', async (t) => {
 });
 
 t.test('real audit lines survive byte for byte', async (t) => {
-  const lines = readFileSync(new URL('../../../shared/data/k8s-audit/falcosecurity-falco.jsonl', import.meta.url))
+  const lines = readFileSync(k8sAuditPath('falcosecurity-falco.jsonl'))
     .toString('latin1')
     .split('\n')
     .filter(Boolean)

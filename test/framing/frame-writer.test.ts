@@ -1,0 +1,74 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { FrameWriter, SLAB_BYTES, type TakenFrames } from '../../src/framing/frame-writer.js';
+
+function fill(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (seed + i * 31) & 0xff;
+  return b;
+}
+
+t.test('a batch keeps its bytes until released, however many batches come after it (property)', async (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ size: fc.integer({ min: 1, max: Math.floor(SLAB_BYTES / 3) }), release: fc.boolean() }), { minLength: 1, maxLength: 40 }),
+      (plan) => {
+        const out = new FrameWriter();
+        const held: Array<{ taken: TakenFrames; want: Buffer }> = [];
+        plan.forEach(({ size, release }, i) => {
+          const want = fill(size, i);
+          out.bytes(want);
+          const taken = out.takeBatch();
+          // Released in the order they were taken, like the buffer hands batches on.
+          if (release && held.length > 0) held.shift()!.taken.release();
+          held.push({ taken, want });
+        });
+        for (const h of held) if (!h.taken.frames.equals(h.want)) return false;
+        for (const h of held) h.taken.release();
+        return true;
+      },
+    ),
+    { numRuns: 60 },
+  );
+  t.pass('every unreleased batch intact');
+});
+
+t.test('a batch larger than a slab is written whole', async (t) => {
+  const out = new FrameWriter();
+  out.bytes(fill(100, 1));
+  const big = fill(SLAB_BYTES + 12345, 2);
+  out.bytes(big);
+  const { frames, release } = out.takeBatch();
+  t.equal(frames.length, 100 + big.length);
+  t.ok(frames.subarray(100).equals(big), 'content kept across the move to a larger slab');
+  release();
+  release(); // twice is harmless
+  out.ascii('<14>1 ');
+  out.decimal(0);
+  out.byte(0x20);
+  out.decimal(1234567);
+  t.equal(out.takeBatch().frames.toString('latin1'), '<14>1 0 1234567');
+});
+
+t.test('an empty batch has no frames and a release that does nothing', async (t) => {
+  const out = new FrameWriter();
+  const { frames, release } = out.takeBatch();
+  t.equal(frames.length, 0);
+  release();
+  out.utf8('é');
+  t.same([...out.take()], [0xc3, 0xa9]);
+});
+
+t.test('released slabs are reused instead of allocating more', async (t) => {
+  const out = new FrameWriter();
+  const chunk = fill(SLAB_BYTES / 4, 3);
+  const seen = new Set<ArrayBuffer>();
+  for (let i = 0; i < 64; i++) {
+    out.bytes(chunk);
+    const { frames, release } = out.takeBatch();
+    seen.add(frames.buffer as ArrayBuffer);
+    release();
+  }
+  // 64 batches of a quarter slab would need 16+ slabs without reuse.
+  t.ok(seen.size <= 3, `${seen.size} slabs used`);
+});
