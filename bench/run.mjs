@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench`: every contender forwards the same file of real audit lines to one receiver on
-// 127.0.0.1; prints the side-by-side table and writes it to bench/RESULTS.md and the README.
-// Environment: BENCH_MB (input size, default 500), BENCH_RUNS (repetitions, default 3),
-// BENCH_FOLLOW_S (seconds of each latency run, default 8), BENCH_ONLY (regexp on contender names),
-// BENCH_NO_README=1 (leave the README alone).
+// 127.0.0.1; prints the side-by-side table, and (for a full run) writes it to bench/RESULTS.md and
+// the README.
+//   npm run bench                      full run: 500 MB input, medians of 3 runs, 8 s latency runs
+//   npm run bench -- --quick           smoke run: 50 MB, 1 run, 3 s latency runs (a minute or so)
+//   npm run bench -- --mb 100 --runs 5 --follow-seconds 5 --only 'floor|raw' --skip dead
+// Each flag also reads from the environment: BENCH_MB, BENCH_RUNS, BENCH_FOLLOW_S, BENCH_ONLY,
+// BENCH_SKIP (throughput,follow,dead), BENCH_NO_README=1 (leave the README alone).
+// Anything but a full run (--quick, --only, --skip, or under 500 MB) writes bench/out/results.md
+// instead, so that a smoke run never replaces the published figures.
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -17,11 +22,54 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..');
 const BIN = join(REPO, 'bin/auditfwd');
 const OUT = join(HERE, 'out');
-const MB = Number(process.env.BENCH_MB ?? 500);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const FOLLOW_S = Number(process.env.BENCH_FOLLOW_S ?? 8);
+const FULL_MB = 500;
+
+/** `--name value` / `--name=value` flags over BENCH_* variables over defaults. */
+function options(argv, env) {
+  const flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) usage(`unexpected argument ${argv[i]}`);
+    if (m[1] === 'quick' || m[1] === 'help') flags[m[1]] = true;
+    else flags[m[1]] = m[2] ?? argv[++i];
+  }
+  if (flags.help) usage();
+  const known = ['quick', 'mb', 'runs', 'follow-seconds', 'only', 'skip'];
+  for (const k of Object.keys(flags)) if (!known.includes(k)) usage(`unknown flag --${k}`);
+  const quick = flags.quick === true;
+  const num = (name, envName, full, smoke) => {
+    const v = Number(flags[name] ?? env[envName] ?? (quick ? smoke : full));
+    if (!(v > 0)) usage(`--${name} must be a positive number`);
+    return v;
+  };
+  const only = flags.only ?? env.BENCH_ONLY;
+  const skip = String(flags.skip ?? env.BENCH_SKIP ?? '').split(',').filter(Boolean);
+  for (const p of skip) if (!['throughput', 'follow', 'dead'].includes(p)) usage(`--skip takes throughput, follow, dead`);
+  const o = {
+    mb: num('mb', 'BENCH_MB', FULL_MB, 50),
+    runs: num('runs', 'BENCH_RUNS', 3, 1),
+    followS: num('follow-seconds', 'BENCH_FOLLOW_S', 8, 3),
+    only: only ? new RegExp(only, 'i') : undefined,
+    skip: new Set(skip),
+  };
+  o.publish = !quick && !only && skip.length === 0 && o.mb >= FULL_MB;
+  return o;
+}
+
+function usage(problem) {
+  process.stderr.write(
+    (problem ? `bench: ${problem}\n` : '') +
+      'usage: npm run bench [-- --quick] [--mb N] [--runs N] [--follow-seconds N] [--only REGEXP] [--skip throughput,follow,dead]\n',
+  );
+  process.exit(problem ? 2 : 0);
+}
+
+const OPTS = options(process.argv.slice(2), process.env);
+const MB = OPTS.mb;
+const RUNS = OPTS.runs;
+const FOLLOW_S = OPTS.followS;
 const FOLLOW_RATE = 5000;
-const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : undefined;
+const ONLY = OPTS.only;
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -53,11 +101,13 @@ async function runOnce(c, input, scratch, tls) {
     const done = receiver.expect(target);
     const t0 = now();
     const m = measured(spec.cmd, spec.args, { timeFile: join(dir, 'time.txt') });
-    const failed = m.exited.then((r) => {
-      if (!spec.selfExits || receiver.resolveDone) throw new Error(`${c.name} exited early (${r.code ?? r.signal}): ${r.stderr.slice(-500)}`);
-      return new Promise(() => {});
+    const exited = m.exited.then(async (r) => {
+      if (!spec.selfExits || r.code !== 0) throw new Error(`${c.name} exited early (${r.code ?? r.signal}): ${r.stderr.slice(-500)}`);
+      // Its last bytes may still be on their way to the receiver (cat exits as soon as it wrote them).
+      return withTimeout(done, 10_000, `${c.name} exited, receiver still short (${receiver.frames} frames, ${receiver.bytes} bytes)`);
     });
-    const lastAt = await withTimeout(Promise.race([done, failed]), Math.max(120_000, MB * 600), c.name);
+    exited.catch(() => {}); // settled after the race, when we stop a contender that does not exit itself
+    const lastAt = await withTimeout(Promise.race([done, exited]), Math.max(120_000, MB * 600), c.name);
     if (!spec.selfExits) m.stop();
     const r = await withTimeout(m.exited, 30_000, `${c.name} exit`);
     const seconds = (lastAt - t0) / 1000;
@@ -111,7 +161,7 @@ async function followOnce(c, scratch) {
         const elapsed = (now() - t0) / 1000;
         const due = Math.min(FOLLOW_S, elapsed) * FOLLOW_RATE - (seq - first);
         if (due >= 1) write(Math.floor(due));
-        if (elapsed > FOLLOW_S / 2 && rss.length < 20) rss.push(rssOf(m.pid).rss);
+        if (elapsed > FOLLOW_S / 2 && rss.length < 20) rss.push(rssOf(m.pid));
         if (elapsed >= FOLLOW_S) {
           clearInterval(timer);
           resolveWrite();
@@ -121,7 +171,7 @@ async function followOnce(c, scratch) {
     closeSync(fd);
     await withTimeout(receiver.expect(seq), 20_000, `${c.name} follow`);
     lat.sort((a, b) => a - b);
-    return { p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], lines: lat.length, rssMB: median(rss) };
+    return { p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1], lines: lat.length, rssMB: median(rss.map((r) => r.rss)), anonMB: median(rss.map((r) => r.anon)) };
   } finally {
     m.stop();
     await m.exited.catch(() => {});
@@ -138,18 +188,20 @@ async function deadDrainOnce(c, input, scratch) {
   const m = measured(spec.cmd, spec.args, { timeFile: join(dir, 'time.txt') });
   try {
     let peak = 0;
+    let anon = 0;
     let stableSince = now();
     const t0 = now();
     while (now() - t0 < 30_000) {
       await sleep(200);
-      const { hwm } = rssOf(m.pid);
-      if (hwm > peak + 0.5) {
-        peak = hwm;
+      const r = rssOf(m.pid);
+      anon = Math.max(anon, r.anon);
+      if (r.hwm > peak + 0.5) {
+        peak = r.hwm;
         stableSince = now();
       }
       if (peak > 0 && now() - stableSince > 4000) break;
     }
-    return { peakMB: peak };
+    return { peakMB: peak, anonMB: anon };
   } finally {
     m.stop();
     await m.exited.catch(() => {});
@@ -188,7 +240,7 @@ async function main() {
     const tls = active.some((c) => c.receiver.transport === 'tls') ? tlsMaterial(scratch) : undefined;
 
     const results = new Map(active.map((c) => [c.name, []]));
-    for (let rep = 0; rep < RUNS; rep++) {
+    for (let rep = 0; rep < (OPTS.skip.has('throughput') ? 0 : RUNS); rep++) {
       // Rotate the order so that no contender always runs right after the same neighbour.
       const order = active.map((_, i) => active[(i + rep) % active.length]);
       for (const c of order) {
@@ -212,39 +264,40 @@ async function main() {
       }),
     );
 
-    const followers = active.filter((c) => c.follow);
+    const followers = OPTS.skip.has('follow') ? [] : active.filter((c) => c.follow);
     const lat = new Map(followers.map((c) => [c.name, []]));
     for (let rep = 0; rep < RUNS; rep++) {
       for (const c of followers) {
         try {
           const r = await followOnce(c, scratch);
           lat.get(c.name).push(r);
-          log(`bench: follow ${rep + 1}/${RUNS} ${c.followName ?? c.name}: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, rss ${fmt(r.rssMB)} MB`);
+          log(`bench: follow ${rep + 1}/${RUNS} ${c.followName ?? c.name}: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, rss ${fmt(r.rssMB)} MB (private ${fmt(r.anonMB)} MB)`);
         } catch (err) {
           log(`bench: follow ${rep + 1}/${RUNS} ${c.name} FAILED: ${err.message}`);
         }
       }
     }
     const latency = table(
-      ['follower', 'p50 ms', 'p99 ms', 'max ms', 'RSS MB'],
+      ['follower', 'p50 ms', 'p99 ms', 'max ms', 'RSS MB', 'private MB'],
       followers.map((c) => {
         const rs = lat.get(c.name);
-        return [c.followName ?? c.name, fmt(median(rs.map((r) => r.p50))), fmt(median(rs.map((r) => r.p99))), fmt(median(rs.map((r) => r.max))), fmt(median(rs.map((r) => r.rssMB)))];
+        return [c.followName ?? c.name, fmt(median(rs.map((r) => r.p50))), fmt(median(rs.map((r) => r.p99))), fmt(median(rs.map((r) => r.max))), fmt(median(rs.map((r) => r.rssMB))), fmt(median(rs.map((r) => r.anonMB)))];
       }),
     );
 
     const dead = [];
-    for (const c of active.filter((c) => c.deadDrain)) {
+    for (const c of OPTS.skip.has('dead') ? [] : active.filter((c) => c.deadDrain)) {
       try {
         const r = await deadDrainOnce(c, input, scratch);
-        dead.push([c.name, fmt(r.peakMB)]);
-        log(`bench: dead drain ${c.name}: peak rss ${fmt(r.peakMB)} MB`);
+        dead.push([c.name, fmt(r.peakMB), fmt(r.anonMB)]);
+        log(`bench: dead drain ${c.name}: peak rss ${fmt(r.peakMB)} MB (private ${fmt(r.anonMB)} MB)`);
       } catch (err) {
         log(`bench: dead drain ${c.name} FAILED: ${err.message}`);
-        dead.push([c.name, 'failed']);
+        dead.push([c.name, 'failed', 'failed']);
       }
     }
-    const deadT = table(['contender', 'peak RSS MB'], dead);
+    const deadT = table(['contender', 'peak RSS MB', 'private MB'], dead);
+    const goals = targets(active, results, lat, input);
 
     const minutes = (now() - started) / 60000;
     const measuredWith = GNU_TIME ? 'GNU time (user+sys CPU, max RSS)' : '/proc polling every 50 ms (install Debian package `time` for exact figures)';
@@ -252,7 +305,9 @@ async function main() {
       `${m.cores} × ${m.cpu}, ${m.memGB} GB RAM, Linux ${m.kernel}, Node.js ${m.node}; load average at start ${m.load}. ` +
       `Input: ${int(input.lines)} real audit lines (${fmt(input.bytes / 1e6, 0)} MB, mean ${int(input.bytes / input.lines)} bytes, unique auditIDs) ` +
       `from shared/data/k8s-audit. Medians of ${RUNS} runs; CPU and RSS measured with ${measuredWith}. ` +
-      `Time runs from starting the contender to the last byte at the receiver, start-up included. Bench took ${fmt(minutes)} min.`;
+      `Time runs from starting the contender to the last byte at the receiver, start-up included. ` +
+      `RSS counts the program's mapped binary (about 40 MB of file pages for node, shared with every other node process); "private" is RssAnon, the memory of its own. ` +
+      `Bench took ${fmt(minutes)} min.`;
     const skipped = all.filter((c) => !c.enabled).map((c) => c.name);
     const md = [
       `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${about}`,
@@ -268,14 +323,48 @@ async function main() {
       `Peak RSS while the drain accepts the connection and never reads, with ${fmt(input.bytes / 1e6, 0)} MB waiting in the file.`,
       '',
       deadT.md,
+      '',
+      `Targets (issue 9) for auditfwd raw: within 2× the floor's time, at least 3× rsyslog's throughput, follow latency p99 at most 50 ms, RSS at most 64 MB while following.`,
+      '',
+      goals.md,
       ...(skipped.length ? ['', `Not run (not in this build, or not installed): ${skipped.join(', ')}.`] : []),
     ].join('\n');
-    process.stdout.write(`\n${about}\n\n${tput.text}\n\n${latency.text}\n\n${deadT.text}\n`);
-    writeFileSync(join(HERE, 'RESULTS.md'), `# Benchmark results\n\nWritten by \`npm run bench\` (bench/run.mjs).\n\n${md}\n`);
-    if (process.env.BENCH_NO_README !== '1') updateReadme(md);
+    process.stdout.write(`\n${about}\n\n${tput.text}\n\n${latency.text}\n\n${deadT.text}\n\n${goals.text}\n`);
+    const doc = `# Benchmark results\n\nWritten by \`npm run bench\` (bench/run.mjs).\n\n${md}\n`;
+    if (OPTS.publish) {
+      writeFileSync(join(HERE, 'RESULTS.md'), doc);
+      if (process.env.BENCH_NO_README !== '1') updateReadme(md);
+      log('bench: results written to bench/RESULTS.md and the README');
+    } else {
+      writeFileSync(join(OUT, 'results.md'), doc);
+      log('bench: not a full run; results written to bench/out/results.md (bench/RESULTS.md and the README are left alone)');
+    }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** auditfwd raw against the issue's targets, from what was measured (n/a where a part was not run). */
+function targets(active, results, lat, input) {
+  const secs = (name) => median((results.get(name) ?? []).map((r) => r.seconds));
+  const floorName = active.find((c) => c.name.startsWith('floor'))?.name;
+  const rsyslogName = active.find((c) => c.name.startsWith('rsyslog'))?.name;
+  const raw = secs('auditfwd raw');
+  const follow = lat.get('auditfwd raw') ?? [];
+  const p99 = median(follow.map((r) => r.p99));
+  const rss = median(follow.map((r) => r.rssMB));
+  const vsFloor = floorName ? raw / secs(floorName) : NaN;
+  const vsRsyslog = rsyslogName ? secs(rsyslogName) / raw : NaN;
+  const verdict = (ok, x) => (Number.isFinite(x) ? (ok ? 'met' : 'not met') : 'n/a');
+  return table(
+    ['target', 'measured', 'verdict'],
+    [
+      ['time ≤ 2× floor', `${fmt(vsFloor, 2)}×`, verdict(vsFloor <= 2, vsFloor)],
+      ['throughput ≥ 3× rsyslog', `${fmt(vsRsyslog, 2)}×`, verdict(vsRsyslog >= 3, vsRsyslog)],
+      ['follow p99 ≤ 50 ms', `${fmt(p99)} ms`, verdict(p99 <= 50, p99)],
+      ['follow RSS ≤ 64 MB', `${fmt(rss)} MB`, verdict(rss <= 64, rss)],
+    ],
+  );
 }
 
 /** Replaces what sits between the bench markers in README.md. */

@@ -21,9 +21,10 @@ export function detectFeatures(bin) {
   };
 }
 
+// Run as installed (bin/auditfwd's #! line, with its node flags), not as `node bin/auditfwd`.
 const auditfwd = (bin, extra) => (ctx) => ({
-  cmd: 'node',
-  args: [bin, ...(ctx.follow ? [] : ['--once']), '--file', ctx.file, '--state-dir', join(ctx.dir, 'state'), '--log-level', 'warn', ...extra(ctx)],
+  cmd: bin,
+  args: [...(ctx.follow ? [] : ['--once']), '--file', ctx.file, '--state-dir', join(ctx.dir, 'state'), '--log-level', 'warn', ...extra(ctx)],
   selfExits: !ctx.follow,
 });
 

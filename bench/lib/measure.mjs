@@ -61,14 +61,14 @@ export function childrenOf(pid) {
   }
 }
 
-/** Current RSS of a process in MB (VmRSS), and its peak (VmHWM). */
+/** Current RSS of a process in MB (VmRSS), its peak (VmHWM), and its private part (RssAnon). */
 export function rssOf(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
     const get = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) / 1024;
-    return { rss: get('VmRSS'), hwm: get('VmHWM') };
+    return { rss: get('VmRSS'), hwm: get('VmHWM'), anon: get('RssAnon') };
   } catch {
-    return { rss: NaN, hwm: NaN };
+    return { rss: NaN, hwm: NaN, anon: NaN };
   }
 }
 

@@ -6,7 +6,7 @@
  */
 export const SLAB_BYTES = 4096 * 1024;
 /** Free slabs kept for reuse across all writers; beyond that they are left to the GC. */
-const POOL_MAX_SLABS = 8;
+const POOL_MAX_SLABS = 2;
 const pool: Buffer[] = [];
 
 class Slab {
