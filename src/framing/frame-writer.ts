@@ -4,9 +4,9 @@
  * every batch cost page faults and let garbage pile up far beyond the memory budget before the GC
  * noticed it (profiled: a third of the CPU time and 340 MB RSS for a 16 MiB budget).
  */
-export const SLAB_BYTES = 4096 * 1024;
+export const SLAB_BYTES = 2048 * 1024;
 /** Free slabs kept for reuse across all writers; beyond that they are left to the GC. */
-const POOL_MAX_SLABS = 2;
+const POOL_MAX_SLABS = 8;
 const pool: Buffer[] = [];
 
 class Slab {
@@ -127,8 +127,9 @@ export class FrameWriter {
     slab.refs++;
     let released = false;
     this.start = this.len;
-    // A nearly full slab takes no more batches: the next one would only move out at once.
-    if (this.buf.length - this.len < this.buf.length / 8) this.fresh();
+    // A slab without room for another batch like this one takes no more: the next would only move
+    // out at once, copying what it had written so far.
+    if (this.buf.length - this.len < Math.max(this.buf.length / 8, frames.length)) this.fresh();
     return {
       frames,
       release: () => {

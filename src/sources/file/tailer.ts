@@ -52,7 +52,7 @@ export class FileTailer implements Source {
     this.batcher = new LineBatcher(opts.encoder, opts.maxLineBytes);
     this.waker = new Waker(name, opts.pollMs);
     this.readBuf = Buffer.allocUnsafe(opts.readChunkBytes ?? 256 * 1024);
-    this.reads = new ReadAhead(opts.readChunkBytes ?? 1024 * 1024);
+    this.reads = new ReadAhead(opts.readChunkBytes ?? 512 * 1024);
   }
 
   stop(): void {
