@@ -24,7 +24,8 @@ const done = receiver.expect(input.lines);
 const t0 = performance.now();
 const child = spawn(
   'node',
-  ['--cpu-prof', '--cpu-prof-dir', dir, join(REPO, 'bin/auditfwd'), '--once', '--file', input.path, '--state-dir', join(dir, 'state'), '--log-level', 'warn', '--to', `127.0.0.1:${receiver.port}`, ...process.argv.slice(2)],
+  // The same node flags as bin/auditfwd's #! line.
+  ['--max-semi-space-size=1', '--cpu-prof', '--cpu-prof-dir', dir, join(REPO, 'bin/auditfwd'), '--once', '--file', input.path, '--state-dir', join(dir, 'state'), '--log-level', 'warn', '--to', `127.0.0.1:${receiver.port}`, ...process.argv.slice(2)],
   { stdio: ['ignore', 'inherit', 'inherit'] },
 );
 await done;
