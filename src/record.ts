@@ -8,6 +8,7 @@ export interface Batch {
   /**
    * Called once, in order, when the frames are handed on: written to the drain's socket, durable in
    * the spill, or acknowledged by the drain. Sources commit their positions here and nowhere else.
+   * After it nothing may read `frames` again: their memory is reused (see FrameWriter's slabs).
    */
   onHandedOn?: () => void;
 }
