@@ -69,6 +69,11 @@ export class FrameWriter {
     return this.len - this.start;
   }
 
+  /** Drops what was written since the last take (a batch left half-written by a throw). */
+  discard(): void {
+    this.len = this.start;
+  }
+
   /** Makes room for `extra` more bytes; the current batch moves to a new slab when it does not fit. */
   ensure(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
@@ -155,4 +160,16 @@ export class FrameWriter {
     this.start = 0;
     this.len = 0;
   }
+}
+
+let shared: FrameWriter | undefined;
+
+/**
+ * One writer for every source of the process. Safe because a batch is written and taken within one
+ * synchronous call (LineBatcher.process/flush), and it keeps one partly filled slab in the process
+ * instead of one per followed file.
+ */
+export function sharedFrameWriter(): FrameWriter {
+  shared ??= new FrameWriter();
+  return shared;
 }

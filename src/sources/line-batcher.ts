@@ -1,4 +1,4 @@
-import { FrameWriter } from '../framing/frame-writer.js';
+import { sharedFrameWriter } from '../framing/frame-writer.js';
 import { LineSplitter } from '../transforms/lines.js';
 import type { Encoder } from '../transforms/encoder.js';
 
@@ -17,7 +17,7 @@ export interface Chunk {
 /** Bytes in, framed messages out: line splitting, then the encoder, into one buffer per chunk. */
 export class LineBatcher {
   private readonly splitter: LineSplitter;
-  private readonly out = new FrameWriter();
+  private readonly out = sharedFrameWriter();
 
   constructor(
     private readonly encoder: Encoder,
@@ -32,6 +32,7 @@ export class LineBatcher {
   }
 
   process(input: Buffer): Chunk {
+    this.out.discard();
     this.encoder.beginBatch();
     let count = 0;
     let lines = 0;
@@ -44,6 +45,7 @@ export class LineBatcher {
 
   /** At the end of a stream: the last line, even without its LF. */
   flush(): Chunk {
+    this.out.discard();
     this.encoder.beginBatch();
     let count = 0;
     let lines = 0;

@@ -58,3 +58,21 @@ t.test('settle waits for the read ahead, so the file can be closed; later reads 
   await fh.close();
   await t.rejects(reads.read(fh, 100), 'a read on a closed handle fails');
 });
+
+t.test('a file that is only followed (short reads) never takes a second buffer', async (t) => {
+  const dir = t.testdir({ a: '' });
+  const path = join(dir, 'a');
+  const fh = await open(path, 'r');
+  t.teardown(() => fh.close());
+  const reads = new ReadAhead(1024);
+  const seen = new Set<ArrayBufferLike>();
+  let pos = 0;
+  for (let i = 0; i < 5; i++) {
+    await appendFile(path, `line ${i}\n`);
+    const data = await reads.read(fh, pos);
+    t.equal(data.toString(), `line ${i}\n`);
+    pos += data.length;
+    seen.add(data.buffer);
+  }
+  t.equal(seen.size, 1, 'one buffer');
+});

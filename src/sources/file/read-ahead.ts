@@ -14,12 +14,12 @@ interface Pending {
  * come back from libuv's thread pool before it could go on.
  */
 export class ReadAhead {
-  private readonly bufs: [Buffer, Buffer];
-  private turn = 0;
+  /** The second is made on the first full read: a file that is only followed never needs it. */
+  private readonly bufs: Buffer[];
   private ahead: Pending | undefined;
 
-  constructor(chunkBytes: number) {
-    this.bufs = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+  constructor(private readonly chunkBytes: number) {
+    this.bufs = [Buffer.allocUnsafe(chunkBytes)];
   }
 
   /**
@@ -38,7 +38,7 @@ export class ReadAhead {
       got = this.start(fh, pos);
     }
     const n = await got.bytesRead;
-    if (n === got.buf.length) this.ahead = this.start(fh, pos + n);
+    if (n === got.buf.length) this.ahead = this.start(fh, pos + n, got.buf);
     return got.buf.subarray(0, n);
   }
 
@@ -49,9 +49,9 @@ export class ReadAhead {
     if (a) await a.bytesRead.catch(() => 0);
   }
 
-  private start(fh: FileHandle, pos: number): Pending {
-    const buf = this.bufs[this.turn];
-    this.turn ^= 1;
+  /** Reads into a buffer other than `busy` (the one the caller is about to work on). */
+  private start(fh: FileHandle, pos: number, busy?: Buffer): Pending {
+    const buf = busy === this.bufs[0] ? (this.bufs[1] ??= Buffer.allocUnsafe(this.chunkBytes)) : this.bufs[0];
     const bytesRead = fh.read(buf, 0, buf.length, pos).then((r) => r.bytesRead);
     // Handled when it is awaited; until then a failure must not count as unhandled.
     bytesRead.catch(() => {});
