@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 
-export const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+export const GNU_TIME = process.env.BENCH_NO_GNU_TIME ? undefined : existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 const HZ = 100; // USER_HZ on Linux
 
 /**
