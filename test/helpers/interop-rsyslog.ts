@@ -13,7 +13,23 @@ interface TestLike {
 export const RSYSLOG_FIELDS_TEMPLATE =
   '{\\"pri\\":\\"%pri%\\",\\"ts\\":\\"%timereported:::date-rfc3339,json%\\",\\"host\\":\\"%hostname:::json%\\",' +
   '\\"app\\":\\"%app-name:::json%\\",\\"procid\\":\\"%procid:::json%\\",\\"msgid\\":\\"%msgid:::json%\\",' +
-  '\\"sd\\":\\"%structured-data:::json%\\",\\"msg\\":\\"%msg:::json%\\"}\\n';
+  '\\"sd\\":\\"%structured-data:::json%\\",\\"sdp\\":\\"%$!rfc5424-sd:::json%\\",\\"msg\\":\\"%msg:::json%\\"}\\n';
+
+/**
+ * Inputs whose messages first go through mmpstrucdata, rsyslog's own STRUCTURED-DATA parser (names
+ * kept as sent), which fills $!rfc5424-sd (written as "sdp").
+ */
+export function withSdParser(inputs: (port: number) => string): (port: number) => string {
+  return (port) =>
+    [
+      'module(load="mmpstrucdata")',
+      'ruleset(name="parse-sd") {',
+      '  action(type="mmpstrucdata" sd_name.lowercase="off")',
+      '  call out',
+      '}',
+      inputs(port).replace('ruleset="out"', 'ruleset="parse-sd"'),
+    ].join('\n');
+}
 
 /**
  * rsyslog writing every message's parsed fields as JSON lines. Control characters are kept as they

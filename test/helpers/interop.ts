@@ -34,7 +34,9 @@ export function interopLines(count = 400): string[] {
   lines.push(long(count, 100_000), long(count + 1, 120_000), long(count + 2, 127_000));
   lines.push(long(count + 3, 150_000)); // beyond the default --max-message-bytes (128 KiB): truncated
   lines.push(utf8(count + 4, 'jörg.müller@例え.jp'), utf8(count + 5, 'Ωμέγα 🚀 “quoted” ‘ü’'), utf8(count + 6, 'ñandú\u00a0nbsp'));
-  lines.push(...numberedAuditLines(count + 20).slice(count + 7)); // and ordinary lines after them
+  // The three characters a PARAM-VALUE must escape, for --format k8s-audit (the user goes into SD).
+  lines.push(utf8(count + 7, 'system:serviceaccount:ns:"odd"]name\\with\\backslashes'));
+  lines.push(...numberedAuditLines(count + 20).slice(count + 8)); // and ordinary lines after them
   return lines;
 }
 
@@ -58,6 +60,8 @@ export interface ReceivedFields {
   msgId: string | null;
   /** STRUCTURED-DATA as the server renders it, or null for none. */
   sd: string | null;
+  /** SD-ID → PARAM-NAME → value, as the server's own SD parser made it (when configured to). */
+  sdParsed?: Record<string, Record<string, string>>;
   msg: Buffer;
 }
 
@@ -80,6 +84,8 @@ export function readJsonLines(file: string): ReceivedFields[] {
       procId: nil(o.procid),
       msgId: nil(o.msgid),
       sd: nil(o.sd),
+      // rsyslog mmpstrucdata's tree as JSON text, or syslog-ng's .SDATA.* pairs as an object.
+      sdParsed: typeof o.sdp === 'string' && o.sdp !== '' ? JSON.parse(o.sdp) : (o._SDATA as unknown as ReceivedFields['sdParsed']),
       msg: Buffer.from(String(o.msg ?? ''), 'utf8'),
     };
   });
@@ -128,6 +134,10 @@ export interface CompareOptions {
    * server's timestamp must then lie within [from, to] (epoch ms) instead of matching exactly.
    */
   timestampWindow?: { from: number; to: number };
+  /** Messages whose timestamp must match exactly even with a window (k8s-audit: the event's time). */
+  exactTimestamp?: (sent: SyslogMessage) => boolean;
+  /** Also compare the SD params as the server's own SD parser split them. */
+  sdParsed?: boolean;
 }
 
 /**
@@ -155,6 +165,13 @@ export function compareFields(t: Assert, got: ReceivedFields[], want: SyslogMess
     const b = JSON.stringify(w.sd);
     return a === b ? undefined : `got ${a.slice(0, 300)}, sent ${b.slice(0, 300)}`;
   });
+  if (opts.sdParsed) {
+    firstDiff('STRUCTURED-DATA params (the server\'s own SD parser)', (g, w) => {
+      const a = g.sdParsed ?? {};
+      const b = Object.fromEntries(w.sd.map((e) => [e.id, Object.fromEntries(e.params)]));
+      return sameTree(a, b) ? undefined : `got ${JSON.stringify(a).slice(0, 300)}, sent ${JSON.stringify(b).slice(0, 300)}`;
+    });
+  }
   firstDiff('MSG (exact bytes)', (g, w) => {
     if (g.msg.equals(w.msg)) return undefined;
     let k = 0;
@@ -165,7 +182,7 @@ export function compareFields(t: Assert, got: ReceivedFields[], want: SyslogMess
   firstDiff(window ? 'TIMESTAMP (within the run, to the microsecond)' : 'TIMESTAMP (same instant)', (g, w) => {
     if (g.timestamp === null || w.timestamp === null) return cmp(g.timestamp, w.timestamp);
     const got = instantMicros(g.timestamp);
-    if (!window) return got === instantMicros(w.timestamp) ? undefined : cmp(g.timestamp, w.timestamp);
+    if (!window || opts.exactTimestamp?.(w)) return got === instantMicros(w.timestamp) ? undefined : cmp(g.timestamp, w.timestamp);
     // auditfwd stamps from performance.timeOrigin, which may lag Date.now() by a little.
     const from = BigInt(window.from - 1000) * 1000n;
     const to = BigInt(window.to + 1000) * 1000n;
@@ -173,6 +190,14 @@ export function compareFields(t: Assert, got: ReceivedFields[], want: SyslogMess
     // The microseconds auditfwd sends must survive the server (not be cut to milliseconds).
     return /\.\d{6}(Z|[+-])/.test(g.timestamp) ? undefined : `${g.timestamp} lost the microseconds`;
   });
+}
+
+/** Equal objects of strings, key order aside (servers render SD params in their own order). */
+function sameTree(a: unknown, b: unknown): boolean {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return a === b;
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && sameTree((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 let helpText: string | undefined;

@@ -20,9 +20,10 @@ export function syslogNgMissing(): string | undefined {
 
 /**
  * The fields syslog-ng parsed from each message, one JSON object per line. $ISODATE is rendered in
- * UTC with 6 fraction digits; the NILVALUE arrives as an empty value.
+ * UTC with 6 fraction digits; the NILVALUE arrives as an empty value. `--key .SDATA.*` adds the SD
+ * params as syslog-ng's own parser split them (key `_SDATA`).
  */
-const TEMPLATE = '$(format-json --scope none pri=$PRI ts=$ISODATE host=$HOST app=$PROGRAM procid=$PID msgid=$MSGID sd=$SDATA msg=$MSG)\\n';
+const TEMPLATE = '$(format-json --scope none pri=$PRI ts=$ISODATE host=$HOST app=$PROGRAM procid=$PID msgid=$MSGID sd=$SDATA msg=$MSG --key .SDATA.*)\\n';
 
 interface TestLike {
   teardown(fn: () => unknown): void;
