@@ -44,18 +44,20 @@ export class SyslogNg {
     return join(this.dir, 'out.log');
   }
 
-  static async start(t: TestLike, opts: { maxMessageSize?: number } = {}): Promise<SyslogNg> {
+  /** `maxMessageSize: 'stock'` leaves syslog-ng's log-msg-size() at its default (64 KiB). */
+  static async start(t: TestLike, opts: { maxMessageSize?: number | 'stock' } = {}): Promise<SyslogNg> {
     const dir = mkdtempSync(join(tmpdir(), 'auditfwd-syslog-ng-'));
     const port = await freePort();
     const size = opts.maxMessageSize ?? 1024 * 1024;
+    const msgSize = size === 'stock' ? '' : ` log-msg-size(${size})`;
     const s = new SyslogNg(dir, port);
     writeFileSync(
       join(dir, 'syslog-ng.conf'),
       [
         '@version: 3.38',
         // keep-hostname: HOSTNAME from the message, not the peer's address.
-        `options { keep-hostname(yes); use-dns(no); use-fqdn(no); chain-hostnames(no); frac-digits(6); log-msg-size(${size}); stats-freq(0); };`,
-        `source s { syslog(ip("127.0.0.1") port(${port}) transport("tcp") log-msg-size(${size})); };`,
+        `options { keep-hostname(yes); use-dns(no); use-fqdn(no); chain-hostnames(no); frac-digits(6);${msgSize && msgSize + ';'} stats-freq(0); };`,
+        `source s { syslog(ip("127.0.0.1") port(${port}) transport("tcp")${msgSize}); };`,
         `destination d { file("${s.outFile}" time-zone("UTC") template("${TEMPLATE}")); };`,
         'log { source(s); destination(d); };',
         '',
