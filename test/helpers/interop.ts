@@ -41,7 +41,17 @@ export function interopLines(count = 400): string[] {
 }
 
 /** What auditfwd itself frames for `input` with `args` (`--to -`), parsed by the independent parser. */
-export async function expectedMessages(t: TestLike, args: string[], input: string): Promise<SyslogMessage[]> {
+export function expectedMessages(t: TestLike, args: string[], input: string): Promise<SyslogMessage[]> {
+  // Cases of one file share it: each process start costs time on a busy CI machine.
+  const key = JSON.stringify(args) + '\0' + input;
+  let p = expectedCache.get(key);
+  if (!p) expectedCache.set(key, (p = frameWithAuditfwd(t, args, input)));
+  return p;
+}
+
+const expectedCache = new Map<string, Promise<SyslogMessage[]>>();
+
+async function frameWithAuditfwd(t: TestLike, args: string[], input: string): Promise<SyslogMessage[]> {
   const run = runAuditfwd(t, ['--to', '-', '--log-level', 'warn', ...args], { stdin: input });
   const code = await run.exited;
   if (code !== 0) throw new Error(`auditfwd --to - exited with ${code}: ${run.stderr()}`);
