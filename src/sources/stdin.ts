@@ -9,6 +9,7 @@ import type { Source } from './source.js';
 export class StreamSource implements Source {
   private readonly batcher: LineBatcher;
   private stopped = false;
+  private offset = 0;
 
   constructor(
     readonly name: string,
@@ -41,6 +42,8 @@ export class StreamSource implements Source {
 
   private async emit(chunk: Chunk): Promise<void> {
     if (chunk.lines > 0) this.stats.addLines(this.name, chunk.lines);
-    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count });
+    const origin = { source: this.name, start: this.offset, end: this.offset + chunk.consumed };
+    this.offset += chunk.consumed;
+    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count, origin });
   }
 }
