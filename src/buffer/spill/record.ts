@@ -51,7 +51,8 @@ export type Parsed =
 /** Reads the record at `at` in `buf` (a window of the file that starts at a record boundary). */
 export function parseRecord(buf: Buffer, at: number): Parsed {
   if (buf.length - at < HEADER_BYTES) {
-    if (buf.length > at && !MAGIC_BYTES.subarray(0, buf.length - at).equals(buf.subarray(at))) return { kind: 'bad', reason: 'bad magic' };
+    const n = Math.min(MAGIC_BYTES.length, buf.length - at);
+    if (n > 0 && !MAGIC_BYTES.subarray(0, n).equals(buf.subarray(at, at + n))) return { kind: 'bad', reason: 'bad magic' };
     return { kind: 'short', need: HEADER_BYTES };
   }
   if (buf.readUInt32BE(at) !== MAGIC) return { kind: 'bad', reason: 'bad magic' };

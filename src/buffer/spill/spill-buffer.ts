@@ -49,6 +49,8 @@ interface Segment {
   dirty: boolean;
   corrupt: boolean;
   removed: boolean;
+  /** Rewritten by drop-oldest: holds only gap records (and lines without an origin), nothing to drop. */
+  gapsOnly?: boolean;
 }
 
 /** A batch as the buffer holds it; the sink gets these and gives them back. */
@@ -88,6 +90,11 @@ export class SpillBuffer implements BatchBuffer {
   private segs: Segment[] = [];
   private tail: Segment | undefined;
   private maxSeq = FIRST_SEQ - 1;
+  /**
+   * Front segments get numbers below every number used before in this run, never a reused one: a
+   * cursor entry saved for a deleted segment must not apply to a new one of the same name.
+   */
+  private minSeq = FIRST_SEQ;
   private diskBytes = 0;
   private unread = 0;
   private pendingOps = 0;
@@ -401,7 +408,8 @@ export class SpillBuffer implements BatchBuffer {
       for (const item of items) await this.append(item);
       return;
     }
-    const seq = Math.min(...this.segs.map((s) => s.seq)) - 1;
+    this.minSeq = Math.min(this.minSeq, ...this.segs.map((s) => s.seq));
+    const seq = --this.minSeq;
     const data = Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin)));
     await writeFileDurably(this.opts.dir, segName(seq), data);
     const seg = this.newSegment(seq, data.length);
@@ -417,9 +425,18 @@ export class SpillBuffer implements BatchBuffer {
       this.pendingOps++;
       void this.serial(() => this.writeMemory().finally(() => this.pendingOps--)).then(() => this.maybeLoad());
     }
-    if (this.afterSync.length > 0 || this.tail?.dirty) void this.serial(() => this.syncNow());
+    // Checked when the chain gets there, so that the spill written just above is synced now too.
+    void this.serial(async () => {
+      if (this.afterSync.length > 0 || this.tail?.dirty || this.dirDirty) await this.syncNow();
+    });
     if (this.cursorDirty) void this.serial(() => this.saveCursor());
     if (this.unread > 0) this.maybeLoad();
+    // A tail the reader caught up with is sealed, so that it is deleted once it is all sent.
+    else if (this.tail && this.pendingOps === 0) {
+      void this.serial(async () => {
+        if (this.unread === 0 && this.pendingOps === 0 && this.tail) await this.seal(this.tail);
+      });
+    }
   }
 
   private hasUndurable(): boolean {
@@ -594,7 +611,7 @@ export class SpillBuffer implements BatchBuffer {
     this.gaps.add(item.origin, item.count, item.frames.length);
     // The source's position moves past the dropped lines only when the gap record is safe.
     this.gapTickets.push(...item.tickets);
-    this.limited.warn('full', { dir: this.opts.dir, maxBytes: this.opts.maxBytes, policy: this.opts.whenFull }, 'spill full: dropping the newest lines');
+    this.limited.warn('full', { dir: this.opts.dir, maxBytes: this.opts.maxBytes, policy: this.opts.whenFull }, 'spill full: dropping lines');
   }
 
   /** The gap record goes where the hole is: next in the stream, even past the bound (it is small). */
@@ -629,7 +646,7 @@ export class SpillBuffer implements BatchBuffer {
    */
   private dropOldest(): Promise<boolean> {
     return this.serial(async () => {
-      const victim = this.segs.find((s) => s.sealed && !s.removed && s.readOff === 0 && s.places.length === 0 && s.size > 0);
+      const victim = this.segs.find((s) => s.sealed && !s.removed && !s.gapsOnly && s.readOff === 0 && s.places.length === 0 && s.size > 0);
       if (!victim) return false;
       const ledger = new GapLedger();
       const keep: Buffer[] = [];
@@ -645,7 +662,7 @@ export class SpillBuffer implements BatchBuffer {
           ledger.add(p.record.origin, p.record.count, p.record.frames.length);
           lines += p.record.count;
         } else keep.push(encodeRecord(p.record.frames, p.record.count, undefined));
-        pos = p.next;
+        pos += p.next; // recordAt parses from 0
       }
       await victim.reader.close();
       victim.reader = undefined;
@@ -658,6 +675,7 @@ export class SpillBuffer implements BatchBuffer {
       this.diskBytes -= freed;
       this.unread -= freed;
       victim.size = data.length;
+      victim.gapsOnly = true;
       let bytes = 0;
       for (const r of ranges) bytes += r.bytes;
       this.counters.droppedLines += lines;
@@ -687,8 +705,49 @@ export class SpillBuffer implements BatchBuffer {
       this.diskBytes += seg.size;
       this.unread += seg.size - seg.readOff;
     }
+    const last = this.segs[this.segs.length - 1];
+    if (last) await this.cutTornTail(last);
+    this.minSeq = Math.min(FIRST_SEQ, ...this.segs.map((s) => s.seq));
+    // Entries of segments that are gone must not outlive them (their names are never reused in a
+    // run, but a later run starts numbering after what it finds).
+    await writeCursor(dir, new Map(this.segs.filter((s) => s.acked > 0).map((s) => [s.seq, s.acked])));
     for (const seg of [...this.segs]) this.maybeRemove(seg);
     if (this.segs.length > 0) log.info({ dir, segments: this.segs.length, bytes: this.unread }, 'spill from an earlier run found; it is sent first');
+  }
+
+  /**
+   * Only the segment with the highest number was being appended to when an earlier run stopped;
+   * the others were sealed, or written whole and renamed into place. Walks its record headers and
+   * cuts off a record that runs past the end of the file: a write the crash interrupted.
+   */
+  private async cutTornTail(seg: Segment): Promise<void> {
+    const file = this.segPath(seg);
+    const fh = await open(file, 'r+');
+    try {
+      const head = Buffer.alloc(HEADER_BYTES);
+      let pos = 0;
+      while (pos < seg.size) {
+        const { bytesRead } = await fh.read(head, 0, HEADER_BYTES, pos);
+        if (bytesRead === HEADER_BYTES && head.readUInt32BE(0) !== MAGIC) return; // damage, not a torn write: found when read
+        const len = bytesRead === HEADER_BYTES ? head.readUInt32BE(4) : 0;
+        if (bytesRead < HEADER_BYTES || pos + HEADER_BYTES + len > seg.size) break;
+        pos += HEADER_BYTES + len;
+      }
+      if (pos >= seg.size) return;
+      const cut = seg.size - pos;
+      await fh.truncate(pos);
+      await fh.sync();
+      this.counters.tornTails++;
+      this.opts.log.warn({ segment: file, offset: pos, bytes: cut }, 'torn record at the end of a spill segment cut off (a crash during a write)');
+      this.diskBytes -= cut;
+      this.unread -= seg.size - seg.readOff;
+      seg.size = pos;
+      // A cursor past the cut (sent, but the power went before the data was synced) stops there.
+      seg.readOff = seg.acked = Math.min(seg.acked, pos);
+      this.unread += seg.size - seg.readOff;
+    } finally {
+      await fh.close();
+    }
   }
 
   private wake(waiters: Array<() => void>): void {
