@@ -103,6 +103,10 @@ export class SpillBuffer implements BatchBuffer {
   private afterSync: Array<() => void> = [];
   private dirDirty = false;
   private loading = false;
+  /** Segments all sent whose files are being deleted: number → size. */
+  private readonly deleting = new Map<number, number>();
+  /** 'spilling to disk' was logged, and 'caught up' not yet. */
+  private announced = false;
   private cursorDirty = false;
   private isClosed = false;
   private stopped = false;
@@ -178,6 +182,7 @@ export class SpillBuffer implements BatchBuffer {
       }
       if (this.hasRoom(size)) return this.toDisk(item);
       if (this.opts.whenFull === 'block') {
+        this.limited.warn('full', { dir: this.opts.dir, maxBytes: this.opts.maxBytes }, 'spill full: reading waits (--when-full block)');
         await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
         continue;
       }
@@ -199,7 +204,7 @@ export class SpillBuffer implements BatchBuffer {
     this.pendingBytes += item.frames.length;
     return this.serial(async () => {
       try {
-        if (fromMemory) await this.writeMemory();
+        if (fromMemory) await this.writeMemory('memory full');
         await this.append(item);
         this.counters.spilledBatches++;
       } finally {
@@ -258,11 +263,20 @@ export class SpillBuffer implements BatchBuffer {
     if (!this.gaps.empty) this.emitGap();
     if (this.hasUndurable()) {
       this.pendingOps++;
-      void this.serial(() => this.writeMemory().finally(() => this.pendingOps--));
+      void this.serial(() => this.writeMemory('stopping').finally(() => this.pendingOps--));
     }
     await this.serial(async () => {
       await this.syncNow();
       if (this.tail) await this.seal(this.tail);
+      await this.saveCursor();
+    });
+    // Deletions queued by the steps above, then the cursor that no longer needs their entries.
+    let chain;
+    do {
+      chain = this.chain;
+      await chain;
+    } while (chain !== this.chain);
+    await this.serial(async () => {
       await this.saveCursor();
       for (const s of this.segs) await s.reader?.close();
     });
@@ -292,12 +306,16 @@ export class SpillBuffer implements BatchBuffer {
     this.segs.splice(this.segs.indexOf(seg), 1);
     this.diskBytes -= seg.size;
     this.cursorDirty = true;
+    // Until the file is gone, the cursor says it was all sent: a crash in between costs no resend.
+    this.deleting.set(seg.seq, seg.size);
     void this.serial(async () => {
       await seg.reader?.close();
       if (seg.corrupt) {
         const aside = await moveAside(this.opts.dir, seg.seq);
         this.opts.log.warn({ segment: aside }, 'damaged spill segment moved aside after its readable records were sent');
       } else await unlink(this.segPath(seg));
+      this.deleting.delete(seg.seq);
+      this.cursorDirty = true;
     });
     this.wake(this.roomWaiters);
   }
@@ -399,10 +417,19 @@ export class SpillBuffer implements BatchBuffer {
    * of them, else as a new segment that sorts before the others. Batches that were read back from
    * the spill are rewritten too (the order must hold) and their old places released once durable.
    */
-  private async writeMemory(): Promise<void> {
-    const items = this.front.concat(this.queue.drain());
+  private async writeMemory(why: string): Promise<void> {
+    const all = this.front.concat(this.queue.drain());
     this.front = [];
-    if (items.length === 0) return;
+    // What comes before the first batch that is durable nowhere was read back from the spill and
+    // is still there: it stays in memory, in front of what is written now, so the order holds.
+    const first = all.findIndex((i) => !i.place);
+    for (const item of first === -1 ? all : all.slice(0, first)) this.queue.push(item);
+    if (first === -1) return;
+    const items = all.slice(first);
+    if (!this.announced) {
+      this.announced = true;
+      this.opts.log.info({ dir: this.opts.dir, why }, 'spilling to disk');
+    }
     for (const item of items) this.memBytes -= item.frames.length;
     if (this.unread === 0) {
       for (const item of items) await this.append(item);
@@ -423,7 +450,7 @@ export class SpillBuffer implements BatchBuffer {
     if (!this.gaps.empty) this.emitGap();
     if (this.oldestWaitingMs() >= this.opts.fsyncIntervalMs) {
       this.pendingOps++;
-      void this.serial(() => this.writeMemory().finally(() => this.pendingOps--)).then(() => this.maybeLoad());
+      void this.serial(() => this.writeMemory('waited longer than the fsync interval').finally(() => this.pendingOps--)).then(() => this.maybeLoad());
     }
     // Checked when the chain gets there, so that the spill written just above is synced now too.
     void this.serial(async () => {
@@ -464,6 +491,7 @@ export class SpillBuffer implements BatchBuffer {
     this.cursorDirty = false;
     const acked = new Map<number, number>();
     for (const s of this.segs) if (s.acked > 0) acked.set(s.seq, s.acked);
+    for (const [seq, size] of this.deleting) acked.set(seq, size);
     await writeCursor(this.opts.dir, acked);
   }
 
@@ -523,7 +551,11 @@ export class SpillBuffer implements BatchBuffer {
     }
     // Caught up: new batches may stay in memory again; the tail is sealed so it can be deleted.
     if (this.unread === 0 && this.pendingOps === 0 && this.tail) await this.seal(this.tail);
-    if (this.unread === 0) this.wake(this.roomWaiters);
+    if (this.unread === 0) {
+      if (this.announced && this.pendingOps === 0) this.opts.log.info({ dir: this.opts.dir }, 'spill caught up; lines stay in memory again');
+      this.announced = this.pendingOps > 0;
+      this.wake(this.roomWaiters);
+    }
     return loaded > 0 || seg.readOff >= seg.size;
   }
 
