@@ -714,7 +714,7 @@ export class SpillBuffer implements BatchBuffer {
       this.counters.droppedBytes += bytes;
       this.counters.gapRecords += gap.count;
       this.opts.stats.addDropped('buffer-full', lines);
-      this.opts.log.warn({ gaps: ranges }, 'spill full: dropped the oldest spilled lines; gap records sent in their place');
+      this.limited.warn('drop-oldest', { gaps: ranges }, 'spill full: dropped the oldest spilled lines; gap records sent in their place');
       return freed > 0;
     });
   }
