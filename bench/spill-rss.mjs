@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Peak RSS of auditfwd while N MB back up behind a dead drain, then the time to deliver them all.
-//   node bench/spill-rss.mjs [MB=1024] [dead|slow]
+//   node bench/spill-rss.mjs [MB=1024] [dead|slow] [more auditfwd flags...]
 // Prints one JSON line. Needs `npm run build` first. Uses a temp folder it removes afterwards.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -86,7 +86,7 @@ else {
 }
 
 const start = Date.now();
-const child = spawn('env', ['-u', 'NODE_OPTIONS', BIN, '--file', file, '--to', `127.0.0.1:${port}`, '--state-dir', dir, '--log-level', 'warn', '--reconnect-max-delay', '500ms', '--buffer-max-bytes', `${MB + 256}MiB`], { stdio: ['ignore', 'ignore', 'inherit'] });
+const child = spawn('env', ['-u', 'NODE_OPTIONS', BIN, '--file', file, '--to', `127.0.0.1:${port}`, '--state-dir', dir, '--log-level', 'warn', '--reconnect-max-delay', '500ms', '--buffer-max-bytes', `${MB + 256}MiB`, ...process.argv.slice(4)], { stdio: ['ignore', 'ignore', 'inherit'] });
 let peak = 0;
 const target = lines * 1000 * 0.98;
 while (spillBytes() < target && mode === 'dead') {
@@ -105,6 +105,7 @@ for (let i = 0; i < 20; i++) {
   peak = Math.max(peak, rss(child.pid));
   await sleep(100);
 }
+const peakWhileBackedUp = peak;
 let deliverMs = 0;
 if (mode === 'dead') {
   const drain = createServer((sock) => server.emit('connection', sock));
@@ -120,5 +121,5 @@ if (mode === 'dead') {
 child.kill('SIGTERM');
 await once(child, 'exit');
 rmSync(dir, { recursive: true, force: true });
-console.log(JSON.stringify({ mode, MB, lines, spilledBytes: backedUp, spilledAfterMs, peakRssMiB: +(peak / 1048576).toFixed(1), received, disorder, deliverMs }));
+console.log(JSON.stringify({ mode, MB, lines, spilledBytes: backedUp, spilledAfterMs, peakRssMiB: +(peak / 1048576).toFixed(1), peakWhileBackedUpMiB: +(peakWhileBackedUp / 1048576).toFixed(1), received, disorder, deliverMs }));
 process.exit(0);

@@ -3,7 +3,7 @@ import * as zlib from 'node:zlib';
 let table: Int32Array | undefined;
 
 /** The table-driven CRC-32 (IEEE), for Node 20 releases older than 20.15 that lack zlib.crc32. */
-function crc32Table(data: Uint8Array): number {
+function crc32Table(data: Uint8Array, value = 0): number {
   if (!table) {
     table = new Int32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -12,12 +12,13 @@ function crc32Table(data: Uint8Array): number {
       table[n] = c;
     }
   }
-  let crc = -1;
+  let crc = ~value;
   for (let i = 0; i < data.length; i++) crc = table[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ -1) >>> 0;
 }
 
-const native = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
+const native = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 
-export const crc32: (data: Uint8Array) => number = native ? (d) => native(d) >>> 0 : crc32Table;
+/** CRC-32 of `data`; pass the CRC of what came before as `value` to go on from it. */
+export const crc32: (data: Uint8Array, value?: number) => number = native ? (d, v = 0) => native(d, v) >>> 0 : crc32Table;
 export { crc32Table };

@@ -28,18 +28,24 @@ export interface DecodedRecord {
   origin: Origin | undefined;
 }
 
-export function encodeRecord(frames: Buffer, count: number, origin: Origin | undefined): Buffer {
+/**
+ * The record as two parts, header and the frames themselves, for one vectored write: copying every
+ * batch into a record-sized buffer would double the garbage the spill makes at full speed.
+ */
+export function encodeRecordParts(frames: Buffer, count: number, origin: Origin | undefined): [Buffer, Buffer] {
   const o = origin ? Buffer.from(JSON.stringify([origin.source, origin.start, origin.end])) : Buffer.alloc(0);
-  const bodyLen = 6 + o.length + frames.length;
-  const out = Buffer.allocUnsafe(HEADER_BYTES + bodyLen);
-  out.writeUInt32BE(MAGIC, 0);
-  out.writeUInt32BE(bodyLen, 4);
-  out.writeUInt32BE(count, HEADER_BYTES);
-  out.writeUInt16BE(o.length, HEADER_BYTES + 4);
-  o.copy(out, HEADER_BYTES + 6);
-  frames.copy(out, HEADER_BYTES + 6 + o.length);
-  out.writeUInt32BE(crc32(out.subarray(HEADER_BYTES)), 8);
-  return out;
+  const head = Buffer.allocUnsafe(HEADER_BYTES + 6 + o.length);
+  head.writeUInt32BE(MAGIC, 0);
+  head.writeUInt32BE(6 + o.length + frames.length, 4);
+  head.writeUInt32BE(count, HEADER_BYTES);
+  head.writeUInt16BE(o.length, HEADER_BYTES + 4);
+  o.copy(head, HEADER_BYTES + 6);
+  head.writeUInt32BE(crc32(frames, crc32(head.subarray(HEADER_BYTES))), 8);
+  return [head, frames];
+}
+
+export function encodeRecord(frames: Buffer, count: number, origin: Origin | undefined): Buffer {
+  return Buffer.concat(encodeRecordParts(frames, count, origin));
 }
 
 export type Parsed =

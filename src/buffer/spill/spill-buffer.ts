@@ -7,7 +7,7 @@ import type { Batch, BatchBuffer } from '../../record.js';
 import { FIRST_SEQ, listSegments, lockDir, moveAside, readCursor, segName, syncDir, writeCursor, writeFileDurably } from './files.js';
 import { GapLedger, gapFrames } from './gap.js';
 import { Deque, InOrder, type Ticket } from './order.js';
-import { encodeRecord, findMagic, HEADER_BYTES, MAGIC, MAX_BODY_BYTES, parseRecord, type Origin, type Parsed } from './record.js';
+import { encodeRecord, encodeRecordParts, findMagic, HEADER_BYTES, MAGIC, MAX_BODY_BYTES, parseRecord, type Origin, type Parsed } from './record.js';
 
 export type WhenFull = 'block' | 'drop-oldest' | 'drop-newest';
 
@@ -67,7 +67,7 @@ class Item implements Batch {
   ) {}
 }
 
-const READ_WINDOW = 1024 * 1024;
+const READ_WINDOW = 512 * 1024;
 const RETRY_MS = 1000;
 
 /**
@@ -127,7 +127,7 @@ export class SpillBuffer implements BatchBuffer {
   ) {
     this.limited = new RateLimitedLog(opts.log);
     this.segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 8)));
-    this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 8 * 1024 * 1024));
+    this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
   }
 
   /** Locks the folder, finds what an earlier run left, and starts the fsync timer. */
@@ -174,7 +174,9 @@ export class SpillBuffer implements BatchBuffer {
     const size = item.frames.length;
     for (;;) {
       if (!this.gaps.empty && this.hasRoom(size + 2048)) this.emitGap();
-      if (!this.spilling && (this.memBytes + size <= this.opts.memoryMaxBytes || this.memBytes === 0)) {
+      // With no sink sending (the drain is away), memory holds only a read-ahead's worth.
+      const budget = this.dataWaiters.length === 0 && this.out === 0 ? this.readAhead : this.opts.memoryMaxBytes;
+      if (!this.spilling && (this.memBytes + size <= budget || this.memBytes === 0)) {
         this.queue.push(item);
         this.memBytes += size;
         this.wake(this.dataWaiters);
@@ -227,7 +229,9 @@ export class SpillBuffer implements BatchBuffer {
 
   waitForData(): Promise<void> {
     if (this.front.length > 0 || this.queue.length > 0 || this.finished) return Promise.resolve();
-    return new Promise((resolve) => this.dataWaiters.push(resolve));
+    const p = new Promise<void>((resolve) => this.dataWaiters.push(resolve));
+    this.maybeLoad();
+    return p;
   }
 
   handedOn(batch: Batch): void {
@@ -338,13 +342,17 @@ export class SpillBuffer implements BatchBuffer {
 
   /** Writes one record at the end of the tail segment; its commits run after the next fsync. */
   private async append(item: Item): Promise<void> {
-    const rec = encodeRecord(item.frames, item.count, item.origin);
+    const parts = encodeRecordParts(item.frames, item.count, item.origin);
+    const length = parts[0].length + parts[1].length;
     for (;;) {
       let seg: Segment | undefined;
       try {
-        seg = await this.tailFor(rec.length);
-        let done = 0;
-        while (done < rec.length) done += (await seg.writer!.write(rec, done, rec.length - done, seg.size + done)).bytesWritten;
+        seg = await this.tailFor(length);
+        let done = (await seg.writer!.writev(parts, seg.size)).bytesWritten;
+        if (done < length) {
+          const all = Buffer.concat(parts);
+          while (done < length) done += (await seg.writer!.write(all, done, length - done, seg.size + done)).bytesWritten;
+        }
         break;
       } catch (err) {
         // A partial record would hide every later one: cut it off, start a new segment, retry.
@@ -358,10 +366,10 @@ export class SpillBuffer implements BatchBuffer {
       }
     }
     const seg = this.tail!;
-    seg.size += rec.length;
+    seg.size += length;
     seg.dirty = true;
-    this.diskBytes += rec.length;
-    this.unread += rec.length;
+    this.diskBytes += length;
+    this.unread += length;
     // Keep only what completion needs: holding the frames until the fsync would cost memory.
     const done = { tickets: item.tickets, place: item.place };
     this.afterSync.push(() => this.settle(done));
@@ -499,6 +507,8 @@ export class SpillBuffer implements BatchBuffer {
 
   private maybeLoad(): void {
     if (this.loading || this.stopped || this.unread === 0 || this.memBytes >= this.readAhead) return;
+    // Read back only for a sink that is sending: behind a dead drain it would be memory for nothing.
+    if (this.dataWaiters.length === 0 && this.out === 0) return;
     this.loading = true;
     void this.serial(() => this.load())
       .then((progress) => {
