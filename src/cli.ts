@@ -48,6 +48,11 @@ function parseArgs(argv: string[]): RawSettings {
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
     .option('reconnect-max-delay', { type: 'string', description: `Cap of the reconnect backoff (default ${DEFAULTS.reconnectMaxDelay})` })
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
+    .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
+    .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
+    .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
+    .option('spill-fsync-interval', { type: 'string', description: `How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled (default ${DEFAULTS.spillFsyncInterval})` })
+    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75 (default ${DEFAULTS.exitTimeout})` })
     .strict()
     .version(version())
     .help()
@@ -78,6 +83,11 @@ function parseArgs(argv: string[]): RawSettings {
     checkpointInterval: pick(parsed.checkpointInterval),
     reconnectMaxDelay: pick(parsed.reconnectMaxDelay),
     shutdownTimeout: pick(parsed.shutdownTimeout),
+    bufferDir: pick(parsed.bufferDir),
+    bufferMaxBytes: pick(parsed.bufferMaxBytes),
+    whenFull: pick(parsed.whenFull),
+    spillFsyncInterval: pick(parsed.spillFsyncInterval),
+    exitTimeout: pick(parsed.exitTimeout),
   };
 }
 
@@ -101,8 +111,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await pipeline.run();
   } catch (err) {
+    if (err instanceof ConfigError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }
-  process.exit(0);
+  process.exit(pipeline.exitCode);
 }

@@ -8,9 +8,16 @@ export interface Batch {
   /**
    * Called once, in order, when the frames are handed on: written to the drain's socket, durable in
    * the spill, or acknowledged by the drain. Sources commit their positions here and nowhere else.
-   * After it nothing may read `frames` again: their memory is reused (see FrameWriter's slabs).
    */
   onHandedOn?: () => void;
+  /**
+   * Gives the memory of `frames` back for reuse (FrameWriter's slabs). The buffer calls it once
+   * nothing will read them again: when handed on, or for a spilled batch as soon as it is written,
+   * without waiting for the fsync. Never calling it is safe: the memory is then left to the GC.
+   */
+  release?: () => void;
+  /** Which bytes of which source the lines came from: a dropped batch is reported by it. */
+  origin?: { source: string; start: number; end: number };
 }
 
 /**

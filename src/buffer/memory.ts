@@ -59,6 +59,7 @@ export class MemoryBuffer implements BatchBuffer {
     this.out--;
     this.used -= batch.frames.length;
     batch.onHandedOn?.();
+    batch.release?.();
     this.wake(this.roomWaiters);
     if (this.finished) this.wake(this.dataWaiters);
   }
