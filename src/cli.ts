@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config/config.js';
+import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { createLogger } from './ops/log.js';
 import { Pipeline } from './pipeline.js';
 
@@ -48,6 +49,19 @@ function parseArgs(argv: string[]): RawSettings {
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
     .option('reconnect-max-delay', { type: 'string', description: `Cap of the reconnect backoff (default ${DEFAULTS.reconnectMaxDelay})` })
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
+    .option('format', { type: 'string', description: `raw | k8s-audit (event time, stage and identity in the header) | auto (k8s-audit for Event lines, raw otherwise) (default ${K8S_DEFAULTS.format})` })
+    .option('sd-id', { type: 'string', description: `SD-ID of the audit structured data, name@<private enterprise number> (default ${K8S_DEFAULTS.sdId})` })
+    .option('select', { type: 'string', array: true, description: "Forward only events matching, kubectl -l syntax: 'verb in (create,delete),objectRef.resource=secrets' (repeatable: OR)" })
+    .option('exclude', { type: 'string', array: true, description: "Drop events matching, e.g. 'user.username=system:kube-proxy' (repeatable: OR)" })
+    .option('dedupe', { type: 'boolean', description: 'Drop an event whose (auditID, stage) was forwarded within the dedupe window' })
+    .option('dedupe-max-entries', { type: 'string', description: `(auditID, stage) pairs remembered (default ${K8S_DEFAULTS.dedupeMaxEntries})` })
+    .option('dedupe-window', { type: 'string', description: `How long a pair is remembered (default ${K8S_DEFAULTS.dedupeWindow})` })
+    .option('listen-webhook', { type: 'string', description: 'Serve kube-apiserver\'s audit webhook on HOST:PORT (POST /k8s-audit or /k8s_audit)' })
+    .option('webhook-tls-cert', { type: 'string', description: 'PEM certificate (chain) for the webhook listener; with --webhook-tls-key' })
+    .option('webhook-tls-key', { type: 'string', description: 'PEM private key for the webhook listener' })
+    .option('webhook-token-file', { type: 'string', description: 'File holding the bearer token webhook requests must carry' })
+    .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
+    .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
     .strict()
     .version(version())
     .help()
@@ -78,6 +92,19 @@ function parseArgs(argv: string[]): RawSettings {
     checkpointInterval: pick(parsed.checkpointInterval),
     reconnectMaxDelay: pick(parsed.reconnectMaxDelay),
     shutdownTimeout: pick(parsed.shutdownTimeout),
+    format: pick(parsed.format),
+    sdId: pick(parsed.sdId),
+    select: parsed.select as string[] | undefined,
+    exclude: parsed.exclude as string[] | undefined,
+    dedupe: parsed.dedupe,
+    dedupeMaxEntries: pick(parsed.dedupeMaxEntries),
+    dedupeWindow: pick(parsed.dedupeWindow),
+    listenWebhook: pick(parsed.listenWebhook),
+    webhookTlsCert: pick(parsed.webhookTlsCert),
+    webhookTlsKey: pick(parsed.webhookTlsKey),
+    webhookTokenFile: pick(parsed.webhookTokenFile),
+    webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
+    webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
   };
 }
 

@@ -15,6 +15,11 @@ import type { Source } from './sources/source.js';
 import { StreamSource } from './sources/stdin.js';
 import { CheckpointStore } from './state/checkpoints.js';
 import { RawEncoder, type EncoderFactory } from './transforms/encoder.js';
+import { RateLimitedLog } from './ops/log.js';
+import { WebhookSource } from './sources/webhook.js';
+import { Deduper } from './transforms/dedupe.js';
+import { K8sAuditEncoder } from './transforms/k8s-audit.js';
+import { EventFilter } from './transforms/selector.js';
 
 export interface Io {
   stdin: Readable;
@@ -38,17 +43,26 @@ export class Pipeline {
 
   private encoderFactory(): EncoderFactory {
     const { cfg, stats } = this;
-    return (appName) =>
-      new RawEncoder(
-        new Rfc5424Framer({
-          facility: cfg.facility,
-          severity: cfg.severity,
-          hostname: cfg.hostname,
-          appName,
-          maxMessageBytes: cfg.maxMessageBytes,
-        }),
-        stats,
-      );
+    const framer = (appName: string) =>
+      new Rfc5424Framer({
+        facility: cfg.facility,
+        severity: cfg.severity,
+        hostname: cfg.hostname,
+        appName,
+        maxMessageBytes: cfg.maxMessageBytes,
+      });
+    const { k8s } = cfg;
+    if (k8s.format === 'raw') return (appName) => new RawEncoder(framer(appName), stats);
+    // One filter, one dedupe memory and one warning limiter for every source: the same event
+    // arriving by file and by webhook must meet the same memory.
+    const shared = {
+      format: k8s.format,
+      sdId: k8s.sdId,
+      filter: k8s.select.length + k8s.exclude.length > 0 ? new EventFilter(k8s.select, k8s.exclude) : undefined,
+      dedupe: k8s.dedupe ? new Deduper(k8s.dedupe.maxEntries, k8s.dedupe.windowMs) : undefined,
+      warn: new RateLimitedLog(this.log),
+    };
+    return (appName) => new K8sAuditEncoder(framer(appName), stats, shared);
   }
 
   private createSink(): Sink {
@@ -91,7 +105,19 @@ export class Pipeline {
         }),
       );
     }
-    if (files.length === 0 || cfg.files.includes('-')) {
+    const webhook = cfg.k8s.webhook;
+    if (webhook) {
+      this.sources.push(
+        new WebhookSource({
+          ...webhook,
+          encoder: encoderFor(cfg.appName ?? 'kube-apiserver'),
+          buffer: this.buffer,
+          stats: this.stats,
+          log,
+        }),
+      );
+    }
+    if ((files.length === 0 && !webhook) || cfg.files.includes('-')) {
       this.sources.push(new StreamSource('stdin', this.io.stdin, encoderFor(cfg.appName ?? 'auditfwd'), this.buffer, this.stats, cfg.maxMessageBytes));
     }
     log.info({ to: describeDestination(cfg.to), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
@@ -104,7 +130,13 @@ export class Pipeline {
       await this.checkpoints?.close();
     }
     log.info(
-      { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated },
+      {
+        messages: this.stats.messagesSent,
+        bytes: this.stats.bytesSent,
+        truncated: this.stats.linesTruncated,
+        ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
+        ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),
+      },
       this.stopping ? 'stopped' : 'all input delivered',
     );
   }

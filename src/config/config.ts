@@ -6,6 +6,7 @@ import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
 import { parseDuration, parseSize } from './units.js';
+import { loadK8sFiles, resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
 export class ConfigError extends Error {}
@@ -29,6 +30,8 @@ export interface Config {
   checkpointIntervalMs: number;
   reconnectMaxDelayMs: number;
   shutdownTimeoutMs: number;
+  /** --format, selectors, dedupe, webhook: src/config/k8s-config.ts. */
+  k8s: K8sConfig;
 }
 
 export const DEFAULTS = {
@@ -57,7 +60,7 @@ export function defaultStateDir(): string {
 }
 
 /** The settings as given (flags today, a config file later), all still unparsed. */
-export interface RawSettings {
+export interface RawSettings extends K8sRawSettings {
   file?: string[];
   to?: string;
   stateDir?: string;
@@ -141,6 +144,7 @@ export function resolveConfig(raw: RawSettings): Config {
     checkpointIntervalMs: duration('checkpoint-interval', d.checkpointInterval, 10),
     reconnectMaxDelayMs: duration('reconnect-max-delay', d.reconnectMaxDelay, 100),
     shutdownTimeoutMs: duration('shutdown-timeout', d.shutdownTimeout, 0),
+    k8s: resolveK8sConfig(raw, Boolean(raw.once)),
   };
 }
 
@@ -163,6 +167,7 @@ export async function checkEnvironment(cfg: Config): Promise<void> {
       throw new ConfigError(`--state-dir: ${cfg.stateDir} is not writable`);
     }
   }
+  await loadK8sFiles(cfg.k8s);
   for (const file of fileSources) {
     const st = await stat(file).catch(() => undefined);
     if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
