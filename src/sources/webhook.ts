@@ -60,6 +60,16 @@ export class WebhookSource implements Source {
   constructor(private readonly opts: WebhookOptions) {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     this.server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createHttpServer(handler);
+    // `Expect: 100-continue`: refuse before the client sends a body that would be refused anyway.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      try {
+        this.check(req);
+      } catch (err) {
+        if (err instanceof HttpError) return this.reply(res, err.status, err.message + '\n', err.headers);
+      }
+      res.writeContinue();
+      handler(req, res);
+    });
     // Bounded time to send a request: a client that trickles bytes cannot hold a slot for ever.
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 60_000;
