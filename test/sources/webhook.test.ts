@@ -179,3 +179,38 @@ t.test('200 only once the batch is in the buffer', async (t) => {
   t.same(Object.fromEntries(stats.webhookResponses), { 200: 1 });
   t.equal(stats.linesRead.get('webhook'), 2);
 });
+
+t.test('stop: no new connections, a request in flight is still answered', async (t) => {
+  let accept!: () => void;
+  let pushCalled!: () => void;
+  const pushCall = new Promise<void>((r) => (pushCalled = r));
+  const buffer = {
+    closed: false,
+    push: () =>
+      new Promise<void>((r) => {
+        accept = r;
+        pushCalled();
+      }),
+  } as unknown as BatchBuffer;
+  const stats = new Stats();
+  const framer = new Rfc5424Framer({ facility: 1, severity: 6, hostname: 'h', appName: 'a', maxMessageBytes: 65536 });
+  const source = new WebhookSource({
+    host: '127.0.0.1', port: 0, encoder: new RawEncoder(framer, stats), buffer, stats,
+    log: pino({ level: 'silent' }), maxRequestBytes: 1 << 20, maxEventBytes: 1 << 16,
+  });
+  const running = source.run();
+  const { port } = await source.address();
+  const inflight = post(port, eventList(fresh(1)));
+  await pushCall;
+  source.stop();
+  await t.rejects(post(port, eventList(fresh(1))), { code: 'ECONNREFUSED' }, 'no longer accepting');
+  let stopped = false;
+  void running.then(() => (stopped = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(stopped, 'run() waits for the request in flight');
+  accept();
+  const r = await inflight;
+  t.equal(r.status, 200);
+  t.equal(r.headers.connection, 'close');
+  await running;
+});
