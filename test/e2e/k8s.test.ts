@@ -6,6 +6,7 @@ import { post, webhookPort } from '../helpers/http.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 import { k8sAuditLines } from '../helpers/shared-data.js';
+import { eventTime, expectedParams } from '../helpers/audit-expect.js';
 
 async function usageError(t: Tap.Test, args: string[], re: RegExp) {
   const run = runAuditfwd(t, args);
@@ -24,6 +25,83 @@ t.test('bad k8s settings exit 2 with one line naming the flag (the rest: test/co
     usageError(t, ['--to', '-', '--select', 'verb=get'], /--select needs --format k8s-audit or auto/),
     usageError(t, [...k, '--listen-webhook', ':0', '--webhook-token-file', join(dir, 'nope')], /--webhook-token-file: cannot read .*nope \(ENOENT\)/),
   ]);
+});
+
+t.test('a file in k8s-audit mode to a drain: event time, stage and identity in the header, MSG untouched', async (t) => {
+  const real = k8sAuditLines();
+  const base = JSON.parse(real[0]);
+  // Generated variants: every character RFC 5424 makes us escape in a PARAM-VALUE, non-ASCII text,
+  // an offset time (must come out in UTC), and a time with nanoseconds (cut to microseconds).
+  const tricky = JSON.stringify({
+    ...base, auditID: 'tricky-1', user: { username: 'evil"user\\with]brackets' },
+    objectRef: { resource: 'secrets', namespace: 'näme-spåce', name: 'a]b"c' }, stageTimestamp: '2026-11-23T12:00:00.123456789+02:00',
+  });
+  const notJson = 'I1123 10:00:00.000000       1 server.go:1] not an event {';
+  const notEvent = '{"kind":"Pod","apiVersion":"v1","auditID":"looks-like-one"}';
+  const lines = [notJson, ...real.slice(0, 44), tricky, notEvent, ...real.slice(44)];
+  const dir = t.testdir({ 'kube-apiserver': { 'audit.log': lines.join('\n') + '\n' }, state: {} });
+  const drain = await TestDrain.start();
+  t.teardown(() => drain.close());
+  const run = runAuditfwd(t, [
+    '--file', join(dir, 'kube-apiserver', 'audit.log'), '--state-dir', join(dir, 'state'), '--once',
+    '--to', drain.address, '--format', 'k8s-audit', '--hostname', 'master-0',
+  ]);
+  t.equal(await run.exited, 0, run.stderr());
+  await drain.waitFor(lines.length);
+  t.equal(drain.messages.length, lines.length, 'every line forwarded, none dropped');
+  drain.messages.forEach((frame, i) => {
+    const m = parseRfc5424(frame);
+    t.ok(m.msg.equals(Buffer.from(lines[i])), `MSG byte-identical (line ${i})`);
+    t.equal(m.appName, 'kube-apiserver');
+    if (lines[i] === notJson || lines[i] === notEvent) {
+      t.equal(m.msgId, null, `not an event: no MSGID (line ${i})`);
+      t.same(m.sd, [], 'and no structured data');
+      return;
+    }
+    const e = JSON.parse(lines[i]);
+    t.equal(Date.parse(m.timestamp!), Date.parse(eventTime(e)), `TIMESTAMP is the event time (line ${i})`);
+    t.match(m.timestamp!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/);
+    t.equal(m.msgId, e.stage, 'MSGID is the stage');
+    t.equal(m.sd.length, 1);
+    t.equal(m.sd[0].id, 'k8s-audit@47450');
+    t.same(m.sd[0].params, expectedParams(e), `SD params (line ${i})`);
+  });
+  const trickyFrame = drain.messages[lines.indexOf(tricky)].toString('utf8');
+  t.match(trickyFrame, 'user="evil\\"user\\\\with\\]brackets"', 'quote, backslash and bracket escaped on the wire');
+  t.match(trickyFrame, 'name="a\\]b\\"c"');
+  t.match(trickyFrame, /^<14>1 2026-11-23T10:00:00\.123456Z master-0 kube-apiserver - ResponseComplete \[/, 'offset time in UTC, microseconds');
+  t.match(run.stderr(), /"auditEvents":89,"nonEventLines":2/, 'non-event lines counted');
+  t.match(run.stderr(), /line is not a Kubernetes audit Event; forwarded as raw/);
+});
+
+t.test('--select and --exclude on a file (kubectl -l syntax), and --sd-id', async (t) => {
+  const lines = k8sAuditLines();
+  const dir = t.testdir({ 'kube-apiserver': { 'audit.log': lines.join('\n') + '\n' }, state: {} });
+  const drain = await TestDrain.start();
+  t.teardown(() => drain.close());
+  const run = runAuditfwd(t, [
+    '--file', join(dir, 'kube-apiserver', 'audit.log'), '--state-dir', join(dir, 'state'), '--once', '--to', drain.address,
+    '--format', 'k8s-audit', '--sd-id', 'audit@32473',
+    '--select', 'verb in (create,delete),objectRef.resource notin (pods,configmaps),objectRef.namespace',
+    '--select', 'objectRef.resource==secrets',
+    '--exclude', 'user.username=system:anonymous',
+    '--exclude', '!responseStatus',
+  ]);
+  t.equal(await run.exited, 0, run.stderr());
+  // The same rules, written out by hand.
+  const wanted = lines.filter((l) => {
+    const e = JSON.parse(l);
+    const r = e.objectRef ?? {};
+    const a = ['create', 'delete'].includes(e.verb) && !['pods', 'configmaps'].includes(r.resource) && r.namespace !== undefined;
+    const b = r.resource === 'secrets';
+    return (a || b) && e.user?.username !== 'system:anonymous' && e.responseStatus !== undefined;
+  });
+  t.ok(wanted.length > 5 && wanted.length < lines.length - 20, `a real selection (${wanted.length} of ${lines.length})`);
+  await drain.waitFor(wanted.length);
+  const msgs = drain.messages.map((m) => parseRfc5424(m));
+  t.same(msgs.map((m) => m.msg.toString()), wanted, 'exactly the selected events, in order');
+  t.ok(msgs.every((m) => m.sd[0].id === 'audit@32473'), '--sd-id used');
+  t.match(run.stderr(), new RegExp(`"dropped":\\{"filtered":${lines.length - wanted.length}\\}`));
 });
 
 t.test('--format auto from stdin: events get the audit header, other lines stay raw', async (t) => {

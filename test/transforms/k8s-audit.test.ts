@@ -14,6 +14,7 @@ import {
 import { EventFilter, parseSelector } from '../../src/transforms/selector.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 import { k8sAuditLines } from '../helpers/shared-data.js';
+import { expectedParams } from '../helpers/audit-expect.js';
 
 const RECEIVED = Date.UTC(2026, 10, 23, 10, 0, 0) * 1000;
 
@@ -39,27 +40,6 @@ function setup(t: Tap.Test, opts: Partial<K8sAuditOptions> = {}, maxMessageBytes
     return frames.map((f) => parseRfc5424(f));
   };
   return { stats, enc, framer, run, warnings };
-}
-
-const get = (o: unknown, ...path: string[]): unknown =>
-  path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
-
-/** What the SD element must say, from the JSON, independently of the encoder's code. */
-function expectedParams(e: Record<string, unknown>): Array<[string, string]> {
-  const p: Array<[string, string]> = [];
-  const add = (k: string, v: unknown) => {
-    if (v !== undefined && v !== null && v !== '') p.push([k, String(v)]);
-  };
-  add('auditID', e.auditID);
-  add('stage', e.stage);
-  add('verb', e.verb);
-  add('user', get(e, 'user', 'username'));
-  add('resource', get(e, 'objectRef', 'resource'));
-  add('namespace', get(e, 'objectRef', 'namespace'));
-  add('name', get(e, 'objectRef', 'name'));
-  add('code', get(e, 'responseStatus', 'code'));
-  add('sourceIP', (e.sourceIPs as string[] | undefined)?.[0]);
-  return p;
 }
 
 t.test('all 88 real audit events: header, SD and MSG checked with the independent parser', async (t) => {
