@@ -1,5 +1,5 @@
 import type { FrameWriter } from '../framing/frame-writer.js';
-import { sdElement, type Rfc5424Framer } from '../framing/rfc5424.js';
+import { sdName, type Rfc5424Framer } from '../framing/rfc5424.js';
 import type { RateLimitedLog } from '../ops/log.js';
 import type { Stats } from '../ops/stats.js';
 import type { Deduper } from './dedupe.js';
@@ -75,26 +75,41 @@ export function normaliseTimestamp(text: unknown): string | undefined {
   return iso.slice(0, 19) + fraction + 'Z';
 }
 
-/** A PARAM-VALUE: no control characters (they would break LF framing downstream), bounded length. */
+const CONTROL = /[\u0000-\u001f\u007f]/; // eslint-disable-line no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f]/g; // eslint-disable-line no-control-regex
+const SD_SPECIAL = /["\\\]]/;
+const SD_SPECIALS = /["\\\]]/g;
+
+/**
+ * A PARAM-VALUE, escaped (RFC 5424 section 6.3.3: '"', '\' and ']'): no control characters (they
+ * would break LF framing downstream), at most MAX_SD_VALUE_BYTES. Tests before replacing: most
+ * values need nothing, and this runs nine times per event.
+ */
 function sdText(v: string): string {
-  // eslint-disable-next-line no-control-regex
-  const out = /[\u0000-\u001f\u007f]/.test(v) ? v.replace(/[\u0000-\u001f\u007f]/g, ' ') : v;
-  if (out.length * 3 <= MAX_SD_VALUE_BYTES) return out;
-  const b = Buffer.from(out);
-  if (b.length <= MAX_SD_VALUE_BYTES) return out;
-  let keep = MAX_SD_VALUE_BYTES;
-  // Cut on a character boundary so the value stays valid UTF-8.
-  while (keep > 0 && (b[keep] & 0xc0) === 0x80) keep--;
-  return b.subarray(0, keep).toString('utf8');
+  let out = CONTROL.test(v) ? v.replace(CONTROLS, ' ') : v;
+  if (out.length * 3 > MAX_SD_VALUE_BYTES) {
+    const b = Buffer.from(out);
+    if (b.length > MAX_SD_VALUE_BYTES) {
+      let keep = MAX_SD_VALUE_BYTES;
+      // Cut on a character boundary so the value stays valid UTF-8.
+      while (keep > 0 && (b[keep] & 0xc0) === 0x80) keep--;
+      out = b.subarray(0, keep).toString('utf8');
+    }
+  }
+  return SD_SPECIAL.test(out) ? out.replace(SD_SPECIALS, '\\$&') : out;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
-/** The SD params for an event, in a fixed order; absent fields are left out. */
-export function auditParams(e: AuditEvent): Array<[string, string]> {
-  const params: Array<[string, string]> = [['auditID', sdText(e.auditID)]];
+/**
+ * The SD-ELEMENT for an event: params in a fixed order, absent fields left out. Built as one string
+ * with the param names as constants (they are valid SD-NAMEs): this runs for every event.
+ * `sdId` must already be a valid SD-ID (config checks it).
+ */
+export function auditSd(sdId: string, e: AuditEvent): string {
+  let out = '[' + sdId + ' auditID="' + sdText(e.auditID) + '"';
   const add = (name: string, v: string | undefined) => {
-    if (v !== undefined) params.push([name, sdText(v)]);
+    if (v !== undefined) out += ' ' + name + '="' + sdText(v) + '"';
   };
   add('stage', str(e.stage));
   add('verb', str(e.verb));
@@ -107,7 +122,7 @@ export function auditParams(e: AuditEvent): Array<[string, string]> {
   const code = e.responseStatus && typeof e.responseStatus === 'object' ? e.responseStatus.code : undefined;
   add('code', typeof code === 'number' && Number.isFinite(code) ? String(code) : undefined);
   add('sourceIP', Array.isArray(e.sourceIPs) ? str(e.sourceIPs[0]) : undefined);
-  return params;
+  return out + ']';
 }
 
 const OPEN_BRACE = 0x7b;
@@ -119,11 +134,15 @@ const AUDIT_ID = Buffer.from('"auditID"');
  * out as `raw` would send it, and is counted, never dropped. Selectors and de-duplication apply here.
  */
 export class K8sAuditEncoder implements Encoder {
+  private readonly sdId: string;
+
   constructor(
     private readonly framer: Rfc5424Framer,
     private readonly stats: Stats,
     private readonly opts: K8sAuditOptions,
-  ) {}
+  ) {
+    this.sdId = sdName(opts.sdId);
+  }
 
   beginBatch(): void {
     this.framer.beginBatch();
@@ -161,7 +180,7 @@ export class K8sAuditEncoder implements Encoder {
       normaliseTimestamp(event.stageTimestamp) ??
       normaliseTimestamp(event.requestReceivedTimestamp) ??
       normaliseTimestamp(event.timestamp);
-    const meta = { timestamp, msgId: stage || undefined, structuredData: sdElement(this.opts.sdId, auditParams(event)) };
+    const meta = { timestamp, msgId: stage || undefined, structuredData: auditSd(this.sdId, event) };
     if (this.framer.append(out, line, originalLength, meta).truncated) this.stats.linesTruncated++;
     return 1;
   }
