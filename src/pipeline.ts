@@ -135,6 +135,7 @@ export class Pipeline {
         bytes: this.stats.bytesSent,
         truncated: this.stats.linesTruncated,
         ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
+        ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
         ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),
       },
       this.stopping ? 'stopped' : 'all input delivered',
