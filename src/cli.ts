@@ -62,6 +62,11 @@ function parseArgs(argv: string[]): RawSettings {
     .option('webhook-token-file', { type: 'string', description: 'File holding the bearer token webhook requests must carry' })
     .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
     .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
+    .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
+    .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
+    .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
+    .option('spill-fsync-interval', { type: 'string', description: `How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled (default ${DEFAULTS.spillFsyncInterval})` })
+    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75 (default ${DEFAULTS.exitTimeout})` })
     .strict()
     .version(version())
     .help()
@@ -105,6 +110,11 @@ function parseArgs(argv: string[]): RawSettings {
     webhookTokenFile: pick(parsed.webhookTokenFile),
     webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
     webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
+    bufferDir: pick(parsed.bufferDir),
+    bufferMaxBytes: pick(parsed.bufferMaxBytes),
+    whenFull: pick(parsed.whenFull),
+    spillFsyncInterval: pick(parsed.spillFsyncInterval),
+    exitTimeout: pick(parsed.exitTimeout),
   };
 }
 
@@ -128,8 +138,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await pipeline.run();
   } catch (err) {
+    if (err instanceof ConfigError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }
-  process.exit(0);
+  process.exit(pipeline.exitCode);
 }

@@ -13,6 +13,8 @@ export class Stats {
   nonEventLines = 0;
   /** Webhook requests answered, by HTTP status. */
   webhookResponses = new Map<number, number>();
+  /** Damaged records found in the disk spill. */
+  spillCorrupt = 0;
 
   addLines(source: string, n: number): void {
     this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);
