@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
+import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
+import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
@@ -29,6 +31,8 @@ export interface Config {
   checkpointIntervalMs: number;
   reconnectMaxDelayMs: number;
   shutdownTimeoutMs: number;
+  /** Set when the drain is TLS (tls://, tcp+tls:// or --tls). */
+  tls: TlsSettings | undefined;
 }
 
 export const DEFAULTS = {
@@ -57,7 +61,7 @@ export function defaultStateDir(): string {
 }
 
 /** The settings as given (flags today, a config file later), all still unparsed. */
-export interface RawSettings {
+export interface RawSettings extends RawTlsSettings {
   file?: string[];
   to?: string;
   stateDir?: string;
@@ -122,7 +126,11 @@ export function resolveConfig(raw: RawSettings): Config {
   } catch (err) {
     throw new ConfigError(`--to: ${(err as Error).message}`);
   }
-  if (to.transport !== 'stdout' && to.transport !== 'tcp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  let tls: TlsSettings | undefined;
+  ({ to, tls } = resolveTls(raw, to, String(d.framing), (message) => {
+    throw new ConfigError(message);
+  }));
+  if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'tls') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
   return {
     files: (raw.file ?? []).filter((f) => f !== undefined).map(String),
     to,
@@ -141,11 +149,20 @@ export function resolveConfig(raw: RawSettings): Config {
     checkpointIntervalMs: duration('checkpoint-interval', d.checkpointInterval, 10),
     reconnectMaxDelayMs: duration('reconnect-max-delay', d.reconnectMaxDelay, 100),
     shutdownTimeoutMs: duration('shutdown-timeout', d.shutdownTimeout, 0),
+    tls,
   };
 }
 
 /** Checks what can only be checked on this machine: the state folder and the files' readability. */
 export async function checkEnvironment(cfg: Config): Promise<void> {
+  if (cfg.tls) {
+    try {
+      loadTls(cfg.tls);
+    } catch (err) {
+      if (err instanceof TlsMaterialError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
   const fileSources = cfg.files.filter((f) => f !== '-');
   if (fileSources.length > 0) {
     const st = await stat(cfg.stateDir).catch(() => undefined);
