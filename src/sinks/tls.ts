@@ -86,9 +86,11 @@ export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, po
       };
       const onClose = () => fail(tlsError('HANDSHAKE_CLOSED'));
       sock.once('connect', () => (tcpUp = true));
+      // 'session' is emitted from inside OpenSSL's read of the ticket; a write in the promise
+      // continuation would run re-entrantly there and corrupt the record stream (bad record mac).
       sock.on('session', () => {
         ticket = true;
-        if (verdictPending) succeed();
+        if (verdictPending) setImmediate(succeed);
       });
       sock.on('error', onError);
       sock.once('close', onClose);
@@ -106,7 +108,7 @@ export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, po
             'TLS server certificate NOT verified (--tls-insecure-skip-verify): anyone on the path can impersonate the drain and read audit events',
           );
         }
-        if (sock.getProtocol() !== 'TLSv1.3' || ticket) return succeed();
+        if (sock.getProtocol() !== 'TLSv1.3' || ticket) return void setImmediate(succeed);
         verdictPending = true;
         setTimeout(succeed, TLS13_VERDICT_MS).unref();
       });
