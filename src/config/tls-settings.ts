@@ -32,7 +32,7 @@ export interface RawTlsSettings {
 
 type Fail = (message: string) => never;
 
-/** `sha256:AB:CD:…`, `sha256:abcd…` or bare hex; only SHA-256 (RFC 5425 §5.2 names it as the minimum). */
+/** `sha256:AB:CD:…`, `sha256:abcd…` or bare hex; only SHA-256: SHA-1, which RFC 5425 also names, is no longer collision resistant. */
 export function parseFingerprint(text: string, fail: Fail): string {
   let s = text.trim();
   const algo = /^([a-z][a-z0-9-]*):/i.exec(s);
