@@ -49,6 +49,7 @@ if (!hasOpenssl()) {
   const selfSigned = pki.selfSigned('self-signed');
   const passphrase = 'correct horse battery staple';
   const client = pki.issue(clientCa, 'client', { usage: 'client', passphrase });
+  const strangerClient = pki.issue(otherCa, 'stranger-client', { usage: 'client', passphrase });
   const passFile = join(pki.dir, 'passphrase');
   writeFileSync(passFile, passphrase + '\n', { mode: 0o600 });
   // A bundle of several CAs; the one that signed the drain is not the first.
@@ -237,6 +238,29 @@ if (!hasOpenssl()) {
     t.same(msgs(d), ['waited'], 'the data that waited in the buffer is delivered');
     run.child.stdin!.end();
     t.equal(await run.exited, 0, 'SIGHUP did not stop it');
+  });
+
+  t.test('SIGHUP re-reads the client certificate and key', async (t) => {
+    const dir = t.testdir({});
+    const certFile = join(dir, 'client.pem');
+    const keyFile = join(dir, 'client.key');
+    writeFileSync(certFile, strangerClient.certPem);
+    writeFileSync(keyFile, strangerClient.keyPem, { mode: 0o600 });
+    const d = await drain(t, { ...serverOpts, ca: clientCa.certPem, requestCert: true, rejectUnauthorized: true });
+    const run = runAuditfwd(t, ['--to', `tls://localhost:${d.port}`, '--ca', ca.cert, '--cert', certFile, '--key', keyFile, '--key-passphrase-file', passFile, ...FAST], {
+      stdin: 'pipe',
+    });
+    run.child.stdin!.write('waited\n');
+    await d.until(() => d.handshakeErrors.length >= 2);
+    t.equal(d.messages.length, 0, 'a client certificate from another CA is refused');
+    writeFileSync(certFile, client.certPem);
+    writeFileSync(keyFile, client.keyPem);
+    run.child.kill('SIGHUP');
+    await d.waitFor(1);
+    t.same(msgs(d), ['waited']);
+    t.equal(d.handshakes.at(-1)!.clientCn, 'client', 'the rotated certificate is the one presented');
+    run.child.stdin!.end();
+    t.equal(await run.exited, 0);
   });
 
   t.test('SIGHUP with a broken file keeps the material that works', async (t) => {
