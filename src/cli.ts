@@ -57,6 +57,11 @@ function parseArgs(argv: string[]): RawSettings {
     .option('servername', { type: 'string', description: 'Name sent as SNI and checked against the drain certificate (default: the --to host)' })
     .option('fingerprint', { type: 'string', array: true, description: 'Accept only a drain certificate with this SHA-256 fingerprint (sha256:AB:CD:…; repeatable) instead of CA verification' })
     .option('tls-insecure-skip-verify', { type: 'boolean', description: 'DANGEROUS: do not verify the drain\'s certificate (warned at every connect)' })
+    .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
+    .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
+    .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
+    .option('spill-fsync-interval', { type: 'string', description: `How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled (default ${DEFAULTS.spillFsyncInterval})` })
+    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75 (default ${DEFAULTS.exitTimeout})` })
     .strict()
     .version(version())
     .help()
@@ -95,6 +100,11 @@ function parseArgs(argv: string[]): RawSettings {
     servername: pick(parsed.servername),
     fingerprint: parsed.fingerprint as string[] | undefined,
     tlsInsecureSkipVerify: parsed.tlsInsecureSkipVerify,
+    bufferDir: pick(parsed.bufferDir),
+    bufferMaxBytes: pick(parsed.bufferMaxBytes),
+    whenFull: pick(parsed.whenFull),
+    spillFsyncInterval: pick(parsed.spillFsyncInterval),
+    exitTimeout: pick(parsed.exitTimeout),
   };
 }
 
@@ -121,8 +131,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await pipeline.run();
   } catch (err) {
+    if (err instanceof ConfigError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }
-  process.exit(0);
+  process.exit(pipeline.exitCode);
 }
