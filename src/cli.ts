@@ -48,6 +48,8 @@ function parseArgs(argv: string[]): RawSettings {
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
     .option('reconnect-max-delay', { type: 'string', description: `Cap of the reconnect backoff (default ${DEFAULTS.reconnectMaxDelay})` })
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
+    .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
+    .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
     .strict()
     .version(version())
     .help()
@@ -78,6 +80,8 @@ function parseArgs(argv: string[]): RawSettings {
     checkpointInterval: pick(parsed.checkpointInterval),
     reconnectMaxDelay: pick(parsed.reconnectMaxDelay),
     shutdownTimeout: pick(parsed.shutdownTimeout),
+    maxFiles: pick(parsed.maxFiles),
+    rotateWait: pick(parsed.rotateWait),
   };
 }
 

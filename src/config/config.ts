@@ -29,6 +29,8 @@ export interface Config {
   checkpointIntervalMs: number;
   reconnectMaxDelayMs: number;
   shutdownTimeoutMs: number;
+  maxFiles: number;
+  rotateWaitMs: number;
 }
 
 export const DEFAULTS = {
@@ -44,6 +46,8 @@ export const DEFAULTS = {
   checkpointInterval: '1s',
   reconnectMaxDelay: '30s',
   shutdownTimeout: '5s',
+  maxFiles: 1024,
+  rotateWait: '5s',
 } as const;
 
 export const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024;
@@ -75,6 +79,8 @@ export interface RawSettings {
   checkpointInterval?: string | number;
   reconnectMaxDelay?: string | number;
   shutdownTimeout?: string | number;
+  maxFiles?: string | number;
+  rotateWait?: string | number;
 }
 
 function oneOf<T extends string>(flag: string, value: string, choices: readonly T[]): T {
@@ -104,6 +110,12 @@ function duration(flag: string, value: string | number, minMs: number): number {
   const n = parseDuration(value);
   if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 250ms, 5s, 1m)`);
   if (n < minMs) throw new ConfigError(`--${flag}: ${value} is below the minimum of ${minMs} ms`);
+  return n;
+}
+
+function count(flag: string, value: string | number, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(String(value)) || n < min || n > max) throw new ConfigError(`--${flag}: "${value}" is not a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -141,6 +153,8 @@ export function resolveConfig(raw: RawSettings): Config {
     checkpointIntervalMs: duration('checkpoint-interval', d.checkpointInterval, 10),
     reconnectMaxDelayMs: duration('reconnect-max-delay', d.reconnectMaxDelay, 100),
     shutdownTimeoutMs: duration('shutdown-timeout', d.shutdownTimeout, 0),
+    maxFiles: count('max-files', d.maxFiles, 1, 1_000_000),
+    rotateWaitMs: duration('rotate-wait', d.rotateWait, 0),
   };
 }
 
