@@ -92,14 +92,18 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
     if (own && own.fpLen <= s.st.size && (await beginsWith(s.path, own.fpLen, own.fp))) {
       offset = own.offset;
     } else {
+      // A rename changes ctime, not mtime: a backup made while we were away has a ctime past our last commit.
+      const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
       for (const c of mine) {
-        if (isLive(c) || c.fpLen < MIN_CONTENT_MATCH || s.st.size <= c.offset) continue;
+        if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size) continue;
+        // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
+        if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
         if (await beginsWith(s.path, c.fpLen, c.fp)) {
           offset = c.offset;
           break;
         }
       }
-      if (offset === undefined && !live?.knownFp && s.st.mtimeMs > since && isBackupOf(base, basename(s.path))) offset = 0;
+      if (offset === undefined && newBackup) offset = 0;
     }
     if (offset !== undefined && s.st.size > offset) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs });
   }
@@ -113,7 +117,7 @@ export async function findCopy(path: string, id: { dev: number; ino: number; fpL
   const candidates = (await siblings(path)).sort((a, b) => b.st.mtimeMs - a.st.mtimeMs);
   for (const s of candidates) {
     if (s.st.ino === id.ino && s.st.dev === id.dev) continue;
-    if (s.st.size <= readPos) continue;
+    if (s.st.size < readPos) continue;
     if (await beginsWith(s.path, id.fpLen, id.fp)) return s;
   }
   return undefined;
