@@ -65,6 +65,13 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
   }
 }
 
+/**
+ * File times come from the kernel's coarse clock (one tick, up to 10 ms, behind Date.now()), and a
+ * rotation can follow our last commit by less than that: "after our last commit" allows this much.
+ * A backup this close before our last commit that we had not read is still unread, so it is safe.
+ */
+const FS_CLOCK_SLACK_MS = 1000;
+
 /** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
 const MIN_CONTENT_MATCH = 64;
 
@@ -72,6 +79,8 @@ export interface Unfinished {
   path: string;
   offset: number;
   mtimeMs: number;
+  /** Size when found: at or below `offset`, the file is ours and already read to its end. */
+  size?: number;
 }
 
 /**
@@ -82,7 +91,7 @@ export interface Unfinished {
  */
 export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<Unfinished[]> {
   if (mine.length === 0) return [];
-  const since = Math.max(...mine.map((c) => c.updatedAt));
+  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
   const base = basename(path);
   const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
   const found: Unfinished[] = [];
@@ -94,7 +103,8 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
     } else {
       // A rename changes ctime, not mtime: a backup made while we were away has a ctime past our last commit.
       const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
-      for (const c of mine) {
+      // The longest fingerprint first: a short one (a few bytes of an unterminated line) can match by chance.
+      for (const c of [...mine].sort((x, y) => y.fpLen - x.fpLen)) {
         if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size) continue;
         // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
@@ -105,7 +115,7 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
       }
       if (offset === undefined && newBackup) offset = 0;
     }
-    if (offset !== undefined && s.st.size > offset) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs });
+    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size });
   }
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
 }
@@ -119,6 +129,26 @@ export async function findCopy(path: string, id: { dev: number; ino: number; fpL
     if (s.st.ino === id.ino && s.st.dev === id.dev) continue;
     if (s.st.size < readPos) continue;
     if (await beginsWith(s.path, id.fpLen, id.fp)) return s;
+  }
+  return undefined;
+}
+
+/**
+ * copytruncate while we were stopped: the live file is still the inode we knew, but a backup of it
+ * appeared after our last commit (a new inode, named as a backup, beginning with the bytes we knew,
+ * longer than our offset). A rename keeps the inode, so a new backup next to an unchanged live inode
+ * is a copy: its unread part is finished from our offset, and the live file is read from its start.
+ * (logrotate's `copy` without truncate looks the same and is read as copytruncate: duplicates, not loss.)
+ */
+export async function findCopyMadeWhileAway(path: string, live: Checkpoint, mine: Checkpoint[]): Promise<Sibling | undefined> {
+  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const base = basename(path);
+  const candidates = (await siblings(path)).sort((a, b) => b.st.mtimeMs - a.st.mtimeMs);
+  for (const s of candidates) {
+    if (mine.some((c) => c.dev === s.st.dev && c.ino === s.st.ino)) continue;
+    if (Math.max(s.st.mtimeMs, s.st.ctimeMs) <= since || !isBackupOf(base, basename(s.path))) continue;
+    if (s.st.size <= live.offset || s.st.size < live.fpLen) continue;
+    if (await beginsWith(s.path, live.fpLen, live.fp)) return s;
   }
   return undefined;
 }

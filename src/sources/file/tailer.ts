@@ -2,12 +2,12 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import type { BatchBuffer } from '../../record.js';
-import type { CheckpointStore } from '../../state/checkpoints.js';
+import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
-import { FINGERPRINT_BYTES, fingerprint, identify, sameContent, type FileIdentity } from './identity.js';
-import { findCopy, findUnfinished, type Unfinished } from './rotated.js';
+import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
+import { findCopy, findCopyMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
 import { Waker } from './watch.js';
 
 export interface TailerOptions {
@@ -35,6 +35,8 @@ type Change = 'none' | 'grown' | 'truncated' | 'replaced' | 'missing';
 interface Reader {
   fh: FileHandle;
   id: FileIdentity;
+  /** The bytes `id` is fingerprinted on; grows with what is read until FINGERPRINT_BYTES. */
+  head: Buffer;
   path: string;
   /** Next byte to read. */
   pos: number;
@@ -43,6 +45,9 @@ interface Reader {
   rotated: boolean;
   lastGrowth: number;
 }
+
+/** Carries only a position commit through the buffer, in order with the batches before it. */
+const EMPTY_CHUNK: Chunk = { frames: Buffer.alloc(0), count: 0, lines: 0, consumed: 0 };
 
 export const DEFAULT_ROTATE_WAIT_MS = 5000;
 
@@ -65,6 +70,8 @@ export class FileTailer implements Source {
   /** We followed this path in an earlier run: a file there we do not know is new, read from its start. */
   private hasHistory = false;
   private warnedMissing = false;
+  /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
+  private truncatedWhileAway: string | undefined;
   private missingSince = 0;
 
   constructor(
@@ -112,11 +119,28 @@ export class FileTailer implements Source {
         else if (change === 'truncated') await this.restartTruncated(r);
         else await this.switchToNewFile(r);
       }
+      await this.finishDeleted();
     } finally {
       this.waker.close();
       for (const r of [this.cur, ...this.lingering]) await r?.fh.close().catch(() => {});
       this.cur = undefined;
       this.lingering = [];
+    }
+  }
+
+  /**
+   * At stop: a rotated file that is deleted cannot be found by the next run, so its last line
+   * (unterminated, or written late) is handed on now; rotated files still there wait for that run.
+   */
+  private async finishDeleted(): Promise<void> {
+    const readers = [...this.lingering, ...(this.cur?.rotated ? [this.cur] : [])];
+    for (const r of readers) {
+      const st = await r.fh.stat().catch(() => undefined);
+      if (!st || st.nlink > 0) continue;
+      while (await this.readMore(r));
+      this.lingering = this.lingering.filter((x) => x !== r);
+      if (this.cur === r) this.cur = undefined;
+      await this.finish(r);
     }
   }
 
@@ -128,6 +152,7 @@ export class FileTailer implements Source {
     this.hasHistory = mine.length > 0;
     if (!this.hasHistory) return;
     let live: { dev: number; ino: number; knownFp: boolean } | undefined;
+    let liveCp: Checkpoint | undefined;
     const fh = await open(this.name, 'r').catch(() => undefined);
     if (fh) {
       try {
@@ -135,23 +160,47 @@ export class FileTailer implements Source {
         const cp = mine.find((c) => c.dev === st.dev && c.ino === st.ino);
         const knownFp = cp !== undefined && cp.fpLen <= st.size && cp.offset <= st.size && (await fingerprint(fh, cp.fpLen)) === cp.fp;
         live = { dev: st.dev, ino: st.ino, knownFp };
+        if (knownFp) liveCp = cp;
       } finally {
         await fh.close();
       }
     }
-    this.backlog = await findUnfinished(this.name, mine, live);
+    const found = await findUnfinished(this.name, mine, live);
+    this.backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
+    // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
+    // newer than its last commit, could take one for a copy it has not read.
+    for (const u of found) if (u.size !== undefined && u.size <= u.offset) await this.recordRead(u);
+    const copy = liveCp && (await findCopyMadeWhileAway(this.name, liveCp, mine));
+    if (liveCp && copy) {
+      if (!this.backlog.some((u) => u.path === copy.path)) this.backlog.push({ path: copy.path, offset: liveCp.offset, mtimeMs: copy.st.mtimeMs });
+      this.backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
+      this.truncatedWhileAway = inodeKey(liveCp);
+      this.opts.log.info({ file: this.name, copy: copy.path, offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copy, then reading it from the start');
+    }
     if (this.backlog.length > 0) this.opts.log.info({ file: this.name, rotated: this.backlog.map((u) => u.path) }, 'finishing rotated files first');
   }
 
-  private newReader(fh: FileHandle, id: FileIdentity, path: string, pos: number, rotated: boolean): Reader {
-    return { fh, id, path, pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
+  private async recordRead(u: Unfinished): Promise<void> {
+    const fh = await open(u.path, 'r').catch(() => undefined);
+    if (!fh) return;
+    try {
+      const { id } = await identifyWithHead(fh);
+      this.opts.checkpoints?.commit(this.name, id, u.size ?? u.offset);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
+    return { fh, id, head, path, pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
   }
 
   private async openRotated(u: Unfinished): Promise<boolean> {
     const fh = await open(u.path, 'r').catch(() => undefined);
     if (!fh) return false; // deleted since (kube-apiserver's maxbackup): nothing to do about it
-    const id = await identify(fh);
-    this.cur = this.newReader(fh, id, u.path, u.offset, true);
+    const ident = await identifyWithHead(fh);
+    const id = ident.id;
+    this.cur = this.newReader(fh, ident, u.path, u.offset, true);
     this.opts.log.info({ file: this.name, rotated: u.path, ino: id.ino, offset: u.offset }, 'following rotated file');
     return true;
   }
@@ -175,9 +224,13 @@ export class FileTailer implements Source {
     this.missingSince = 0;
     const firstOpen = !this.opened;
     this.opened = true;
-    const id = await identify(fh);
+    const ident = await identifyWithHead(fh);
+    const id = ident.id;
     const pos = await this.startOffset(fh, id, firstOpen && !this.warnedMissing);
-    this.cur = this.newReader(fh, id, this.name, pos, false);
+    this.cur = this.newReader(fh, ident, this.name, pos, false);
+    // Record that this file is followed, even before it has a line: if it is renamed away while we
+    // are stopped, the next run finds it by its inode and reads what it got.
+    await this.push(this.cur, EMPTY_CHUNK, pos);
     this.opts.log.info({ file: this.name, ino: id.ino, offset: pos }, 'following file');
     return true;
   }
@@ -190,6 +243,7 @@ export class FileTailer implements Source {
   private async startOffset(fh: FileHandle, id: FileIdentity, existedAtStart: boolean): Promise<number> {
     const size = (await fh.stat()).size;
     const cp = this.opts.checkpoints?.get(id);
+    if (cp && inodeKey(id) === this.truncatedWhileAway) return 0;
     if (cp && cp.fpLen <= size && cp.offset <= size && (await fingerprint(fh, cp.fpLen)) === cp.fp) return cp.offset;
     if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
     if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return this.lastLineEnd(fh, size);
@@ -213,12 +267,32 @@ export class FileTailer implements Source {
   private async readMore(r: Reader): Promise<boolean> {
     const { bytesRead } = await r.fh.read(this.readBuf, 0, this.readBuf.length, r.pos);
     if (bytesRead === 0) return false;
+    // copytruncate can empty and refill the live file past our position between two reads: then
+    // these bytes are the middle of new content. The file still beginning with the bytes we know,
+    // checked after the read, proves they are not; otherwise detectChange sees the truncation
+    // (what this read saw of the old content is in the copy).
+    if (!r.rotated && r.id.fpLen > 0 && !(await sameContent(r.fh, r.id))) return false;
     const start = r.pos;
     r.pos += bytesRead;
     r.lastGrowth = Date.now();
+    this.extendIdentity(r, start, bytesRead);
     const chunk = r.batcher.process(this.readBuf.subarray(0, bytesRead));
     if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
     return true;
+  }
+
+  /**
+   * A file opened short is fingerprinted on more of its bytes as they are read, from the bytes just
+   * read (not read again: by then a copytruncate may have put other bytes there). So a committed
+   * offset is always covered by the fingerprint up to FINGERPRINT_BYTES, and a file truncated and
+   * refilled while we were away is not taken for the one we knew.
+   */
+  private extendIdentity(r: Reader, start: number, bytesRead: number): void {
+    const have = r.head.length;
+    if (have >= FINGERPRINT_BYTES || start > have || start + bytesRead <= have) return;
+    const more = this.readBuf.subarray(have - start, Math.min(bytesRead, FINGERPRINT_BYTES - start));
+    r.head = Buffer.concat([r.head, more]);
+    r.id = { ...r.id, fpLen: r.head.length, fp: fingerprintOf(r.head) };
   }
 
   private async push(r: Reader, chunk: Chunk, position: number): Promise<void> {
@@ -238,7 +312,17 @@ export class FileTailer implements Source {
   /** A rotated file is done: its last line needs no LF (nobody will complete it). */
   private async finish(r: Reader): Promise<void> {
     const rest = r.batcher.flush();
-    if (rest.lines > 0) await this.push(r, rest, r.pos);
+    // Committed even when empty: a finished file (a copytruncate copy too) is then known as ours and
+    // read to its end, so the next run does not take it for a backup it has not seen.
+    await this.push(r, rest.lines > 0 ? rest : EMPTY_CHUNK, r.pos);
+    const deleted = (await r.fh.stat().catch(() => undefined))?.nlink === 0;
+    const store = this.opts.checkpoints;
+    if (deleted && store) {
+      // Deleted and read to its end: its inode number is free for another file, which must not
+      // inherit this position. Forgotten in order, after the commit above.
+      const id = r.id;
+      await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.forget(id) });
+    }
     await r.fh.close().catch(() => {});
     this.opts.log.info({ file: this.name, rotated: r.path, ino: r.id.ino, offset: r.pos }, 'finished rotated file');
   }
@@ -271,7 +355,6 @@ export class FileTailer implements Source {
     // Deleted (no name left): nothing more will come, but a file renamed away may still grow.
     if (!onPath) return st.nlink === 0 ? 'replaced' : 'missing';
     if (onPath.ino !== r.id.ino || onPath.dev !== r.id.dev) return 'replaced';
-    if (r.id.fpLen < FINGERPRINT_BYTES && st.size > r.id.fpLen) r.id = await identify(r.fh);
     return 'none';
   }
 
@@ -283,7 +366,7 @@ export class FileTailer implements Source {
     const copy = await findCopy(this.name, r.id, r.pos);
     const fh = copy && (await open(copy.path, 'r').catch(() => undefined));
     if (copy && fh) {
-      const c: Reader = { ...this.newReader(fh, await identify(fh), copy.path, r.pos, true), batcher: r.batcher };
+      const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, r.pos, true), batcher: r.batcher };
       while (await this.readMore(c));
       await this.finish(c);
       this.opts.log.info({ file: this.name, copy: copy.path, offset: r.pos }, 'file truncated (copytruncate); finished its copy, reading it from the start');
@@ -293,7 +376,11 @@ export class FileTailer implements Source {
       r.batcher.reset();
     }
     r.pos = 0;
-    r.id = await identify(r.fh);
+    r.head = Buffer.alloc(0);
+    r.id = { ...r.id, fpLen: 0, fp: '' };
+    // Commit "start of this inode" in order with what came before, so that a restart before the
+    // file's next line does not resume at the old offset inside the new content.
+    await this.push(r, EMPTY_CHUNK, 0);
   }
 
   /** Rotation: finish the old file (it is still open), then follow the new one from its start. */
