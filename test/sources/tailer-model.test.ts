@@ -235,7 +235,7 @@ t.test('model: appends, rotations of every style and restarts; nothing lost, not
         await h.stop();
       }
     }),
-    { numRuns: Number(process.env.MODEL_RUNS ?? 40), seed: process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : undefined },
+    { numRuns: Number(process.env.MODEL_RUNS ?? 100), seed: process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : undefined },
   );
   t.comment(`model runs: ${totals.runs}, lines checked: ${totals.lines}, rotations: ${totals.rotations}, restarts: ${totals.restarts}`);
   t.pass('every run delivered exactly the model');
