@@ -63,7 +63,7 @@ t.test('rename+create (kube-apiserver names, with a late writer), copytruncate, 
   await drain.waitFor(1400);
 
   run.child.kill('SIGTERM');
-  t.equal(await run.exited, 0, run.stderr());
+  t.equal(await run.exited, 0, 'SIGTERM exits 0', { stderr: run.stderr() });
   const r = tally(seqs(drain), 1400);
   t.same(r, { lost: 0, repeated: 0, inOrder: true }, 'exactly once, old file before new in each rotation');
   t.equal(drain.messages.length, 1400);
