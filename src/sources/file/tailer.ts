@@ -201,6 +201,8 @@ export class FileTailer implements Source {
     const ident = await identifyWithHead(fh);
     const id = ident.id;
     this.cur = this.newReader(fh, ident, u.path, u.offset, true);
+    // Known as ours from now on, even if we stop before its (unterminated) last line is handed on.
+    await this.push(this.cur, EMPTY_CHUNK, u.offset);
     this.opts.log.info({ file: this.name, rotated: u.path, ino: id.ino, offset: u.offset }, 'following rotated file');
     return true;
   }
