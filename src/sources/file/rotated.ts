@@ -95,7 +95,15 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
   const base = basename(path);
   const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
   const found: Unfinished[] = [];
-  for (const s of await siblings(path)) {
+  const all = await siblings(path);
+  // A checkpoint whose file is still here (same inode, same first bytes) accounts for that file; its few first
+  // bytes must not be matched against other backups (audit lines all begin alike).
+  const here = new Set<string>();
+  for (const s of all) {
+    const c = mine.find((m) => m.dev === s.st.dev && m.ino === s.st.ino);
+    if (c && c.fpLen <= s.st.size && c.offset <= s.st.size && (await beginsWith(s.path, c.fpLen, c.fp))) here.add(`${c.dev}:${c.ino}`);
+  }
+  for (const s of all) {
     let offset: number | undefined;
     const own = mine.find((c) => c.dev === s.st.dev && c.ino === s.st.ino);
     if (own && own.fpLen <= s.st.size && (await beginsWith(s.path, own.fpLen, own.fp))) {
@@ -105,7 +113,7 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
       const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
       // The longest fingerprint first: a short one (a few bytes of an unterminated line) can match by chance.
       for (const c of [...mine].sort((x, y) => y.fpLen - x.fpLen)) {
-        if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size) continue;
+        if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size || here.has(`${c.dev}:${c.ino}`)) continue;
         // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
         if (await beginsWith(s.path, c.fpLen, c.fp)) {
@@ -140,15 +148,19 @@ export async function findCopy(path: string, id: { dev: number; ino: number; fpL
  * is a copy: its unread part is finished from our offset, and the live file is read from its start.
  * (logrotate's `copy` without truncate looks the same and is read as copytruncate: duplicates, not loss.)
  */
-export async function findCopyMadeWhileAway(path: string, live: Checkpoint, mine: Checkpoint[]): Promise<Sibling | undefined> {
+export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mine: Checkpoint[]): Promise<Unfinished[]> {
   const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
   const base = basename(path);
-  const candidates = (await siblings(path)).sort((a, b) => b.st.mtimeMs - a.st.mtimeMs);
-  for (const s of candidates) {
-    if (mine.some((c) => c.dev === s.st.dev && c.ino === s.st.ino)) continue;
-    if (Math.max(s.st.mtimeMs, s.st.ctimeMs) <= since || !isBackupOf(base, basename(s.path))) continue;
-    if (s.st.size <= live.offset || s.st.size < live.fpLen) continue;
-    if (await beginsWith(s.path, live.fpLen, live.fp)) return s;
+  const fresh = (await siblings(path))
+    .filter((s) => !mine.some((c) => c.dev === s.st.dev && c.ino === s.st.ino))
+    .filter((s) => Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path)))
+    .sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
+  // The oldest fresh backup beginning with our bytes holds our unread rest; any newer one was copied
+  // from what the file got after that truncation (copytruncate more than once while we were away).
+  for (let i = 0; i < fresh.length; i++) {
+    const s = fresh[i];
+    if (s.st.size <= live.offset || s.st.size < live.fpLen || !(await beginsWith(s.path, live.fpLen, live.fp))) continue;
+    return [{ path: s.path, offset: live.offset, mtimeMs: s.st.mtimeMs, size: s.st.size }, ...fresh.slice(i + 1).map((n) => ({ path: n.path, offset: 0, mtimeMs: n.st.mtimeMs, size: n.st.size }))];
   }
-  return undefined;
+  return [];
 }

@@ -7,7 +7,7 @@ import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
-import { findCopy, findCopyMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
+import { findCopy, findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
 import { Waker } from './watch.js';
 
 export interface TailerOptions {
@@ -170,12 +170,12 @@ export class FileTailer implements Source {
     // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
     // newer than its last commit, could take one for a copy it has not read.
     for (const u of found) if (u.size !== undefined && u.size <= u.offset) await this.recordRead(u);
-    const copy = liveCp && (await findCopyMadeWhileAway(this.name, liveCp, mine));
-    if (liveCp && copy) {
-      if (!this.backlog.some((u) => u.path === copy.path)) this.backlog.push({ path: copy.path, offset: liveCp.offset, mtimeMs: copy.st.mtimeMs });
+    const copies = liveCp ? await findCopiesMadeWhileAway(this.name, liveCp, mine) : [];
+    if (liveCp && copies.length > 0) {
+      for (const c of copies) if (!this.backlog.some((u) => u.path === c.path)) this.backlog.push(c);
       this.backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
       this.truncatedWhileAway = inodeKey(liveCp);
-      this.opts.log.info({ file: this.name, copy: copy.path, offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copy, then reading it from the start');
+      this.opts.log.info({ file: this.name, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
     }
     if (this.backlog.length > 0) this.opts.log.info({ file: this.name, rotated: this.backlog.map((u) => u.path) }, 'finishing rotated files first');
   }
