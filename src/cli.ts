@@ -50,6 +50,11 @@ function parseArgs(argv: string[]): RawSettings {
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
     .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
     .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
+    .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
+    .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
+    .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
+    .option('spill-fsync-interval', { type: 'string', description: `How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled (default ${DEFAULTS.spillFsyncInterval})` })
+    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75 (default ${DEFAULTS.exitTimeout})` })
     .strict()
     .version(version())
     .help()
@@ -82,6 +87,11 @@ function parseArgs(argv: string[]): RawSettings {
     shutdownTimeout: pick(parsed.shutdownTimeout),
     maxFiles: pick(parsed.maxFiles),
     rotateWait: pick(parsed.rotateWait),
+    bufferDir: pick(parsed.bufferDir),
+    bufferMaxBytes: pick(parsed.bufferMaxBytes),
+    whenFull: pick(parsed.whenFull),
+    spillFsyncInterval: pick(parsed.spillFsyncInterval),
+    exitTimeout: pick(parsed.exitTimeout),
   };
 }
 
@@ -105,8 +115,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await pipeline.run();
   } catch (err) {
+    if (err instanceof ConfigError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }
-  process.exit(0);
+  process.exit(pipeline.exitCode);
 }

@@ -40,6 +40,8 @@ interface Reader {
   path: string;
   /** Next byte to read. */
   pos: number;
+  /** Where the lines of the next batch start (the end of the last one pushed). */
+  batchStart: number;
   batcher: LineBatcher;
   /** A rotated file (found at start, or renamed away): read to its end, then finished. */
   rotated: boolean;
@@ -192,7 +194,7 @@ export class FileTailer implements Source {
   }
 
   private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
-    return { fh, id, head, path, pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
+    return { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
   }
 
   private async openRotated(u: Unfinished): Promise<boolean> {
@@ -302,12 +304,15 @@ export class FileTailer implements Source {
     const { checkpoints } = this.opts;
     const id = r.id;
     const path = this.name;
+    const origin = { source: r.path, start: r.batchStart, end: position };
+    r.batchStart = position;
     // Even a batch whose lines were all filtered out travels through the buffer, so that its
     // position is committed in order with the batches before it.
     await this.opts.buffer.push({
       frames: chunk.frames,
       count: chunk.count,
       onHandedOn: checkpoints ? () => checkpoints.commit(path, id, position) : undefined,
+      origin,
     });
   }
 
@@ -378,6 +383,7 @@ export class FileTailer implements Source {
       r.batcher.reset();
     }
     r.pos = 0;
+    r.batchStart = 0;
     r.head = Buffer.alloc(0);
     r.id = { ...r.id, fpLen: 0, fp: '' };
     // Commit "start of this inode" in order with what came before, so that a restart before the
