@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config/config.js';
+import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './ops/log.js';
 import { Pipeline } from './pipeline.js';
 
@@ -50,6 +51,14 @@ function parseArgs(argv: string[]): RawSettings {
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
     .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
     .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
+    .option('tls', { type: 'boolean', description: 'TLS to the drain (RFC 5425), as --to tls://host:port does' })
+    .option('ca', { type: 'string', description: 'PEM bundle of CAs the drain\'s certificate must chain to (default: the system trust store)' })
+    .option('cert', { type: 'string', description: 'PEM client certificate for mutual TLS (re-read on SIGHUP)' })
+    .option('key', { type: 'string', description: 'PEM private key of --cert (re-read on SIGHUP)' })
+    .option('key-passphrase-file', { type: 'string', description: `File holding --key's passphrase (or set ${PASSPHRASE_ENV})` })
+    .option('servername', { type: 'string', description: 'Name sent as SNI and checked against the drain certificate (default: the --to host)' })
+    .option('fingerprint', { type: 'string', array: true, description: 'Accept only a drain certificate with this SHA-256 fingerprint (sha256:AB:CD:…; repeatable) instead of CA verification' })
+    .option('tls-insecure-skip-verify', { type: 'boolean', description: 'DANGEROUS: do not verify the drain\'s certificate (warned at every connect)' })
     .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
     .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
     .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
@@ -87,6 +96,14 @@ function parseArgs(argv: string[]): RawSettings {
     shutdownTimeout: pick(parsed.shutdownTimeout),
     maxFiles: pick(parsed.maxFiles),
     rotateWait: pick(parsed.rotateWait),
+    tls: parsed.tls,
+    ca: pick(parsed.ca),
+    cert: pick(parsed.cert),
+    key: pick(parsed.key),
+    keyPassphraseFile: pick(parsed.keyPassphraseFile),
+    servername: pick(parsed.servername),
+    fingerprint: parsed.fingerprint as string[] | undefined,
+    tlsInsecureSkipVerify: parsed.tlsInsecureSkipVerify,
     bufferDir: pick(parsed.bufferDir),
     bufferMaxBytes: pick(parsed.bufferMaxBytes),
     whenFull: pick(parsed.whenFull),
@@ -96,6 +113,8 @@ function parseArgs(argv: string[]): RawSettings {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // State, spill and temp files are the audit trail's positions and contents: never for other users.
+  process.umask(0o077);
   let cfg;
   try {
     cfg = resolveConfig(parseArgs(argv));
@@ -108,6 +127,7 @@ export async function main(argv: string[]): Promise<void> {
   const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());
+  process.on('SIGHUP', () => pipeline.reload());
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     log.error({ code: err.code }, 'stdout closed');
     process.exit(1);

@@ -12,6 +12,8 @@ import type { Sink } from './sinks/sink.js';
 import { StreamSink } from './sinks/stdout.js';
 import { TcpSink } from './sinks/tcp.js';
 import { FileSources } from './sources/file/sources.js';
+import { tlsOpener } from './sinks/tls.js';
+import { TlsMaterial } from './sinks/tls-material.js';
 import type { Source } from './sources/source.js';
 import { StreamSource } from './sources/stdin.js';
 import type { BatchBuffer } from './record.js';
@@ -40,6 +42,7 @@ export class Pipeline {
   exitCode = 0;
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
+  private tlsMaterial: TlsMaterial | undefined;
 
   constructor(
     private readonly cfg: Config,
@@ -66,6 +69,7 @@ export class Pipeline {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
+    if (to.transport === 'tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
     return new TcpSink({
       host: to.host,
       port: to.port,
@@ -73,7 +77,20 @@ export class Pipeline {
       stats,
       log,
       backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+      open: this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined,
     });
+  }
+
+  /**
+   * SIGHUP: re-reads what may change on disk while running (today: TLS certificates and keys; the next
+   * connection uses them). A config-file reload can call this too. Returns false if something failed to load.
+   */
+  reload(): boolean {
+    if (!this.tlsMaterial) {
+      this.log.info('reload: nothing to re-read');
+      return true;
+    }
+    return this.tlsMaterial.reload();
   }
 
   async run(): Promise<void> {

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
+import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
+import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
@@ -31,6 +33,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   maxFiles: number;
   rotateWaitMs: number;
+  /** Set when the drain is TLS (tls://, tcp+tls:// or --tls). */
+  tls: TlsSettings | undefined;
   /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
   bufferDir: string | undefined;
   bufferMaxBytes: number;
@@ -72,7 +76,7 @@ export function defaultStateDir(): string {
 }
 
 /** The settings as given (flags today, a config file later), all still unparsed. */
-export interface RawSettings {
+export interface RawSettings extends RawTlsSettings {
   file?: string[];
   to?: string;
   stateDir?: string;
@@ -150,7 +154,11 @@ export function resolveConfig(raw: RawSettings): Config {
   } catch (err) {
     throw new ConfigError(`--to: ${(err as Error).message}`);
   }
-  if (to.transport !== 'stdout' && to.transport !== 'tcp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  let tls: TlsSettings | undefined;
+  ({ to, tls } = resolveTls(raw, to, String(d.framing), (message) => {
+    throw new ConfigError(message);
+  }));
+  if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'tls') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
   const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
   const stateDir = raw.stateDir ?? defaultStateDir();
   // A pipe has no home of its own: stdin alone spills only where it was told to.
@@ -175,6 +183,7 @@ export function resolveConfig(raw: RawSettings): Config {
     shutdownTimeoutMs: duration('shutdown-timeout', d.shutdownTimeout, 0),
     maxFiles: count('max-files', d.maxFiles, 1, 1_000_000),
     rotateWaitMs: duration('rotate-wait', d.rotateWait, 0),
+    tls,
     bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
     bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),
     whenFull: oneOf('when-full', String(d.whenFull), ['block', 'drop-oldest', 'drop-newest'] as const),
@@ -185,6 +194,14 @@ export function resolveConfig(raw: RawSettings): Config {
 
 /** Checks what can only be checked on this machine: the state folder and the files' readability. */
 export async function checkEnvironment(cfg: Config): Promise<void> {
+  if (cfg.tls) {
+    try {
+      loadTls(cfg.tls);
+    } catch (err) {
+      if (err instanceof TlsMaterialError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
   const fileSources = cfg.files.filter((f) => f !== '-');
   if (fileSources.length > 0) {
     const st = await stat(cfg.stateDir).catch(() => undefined);
