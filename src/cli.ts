@@ -63,6 +63,8 @@ function parseArgs(argv: string[]): RawSettings {
     .option('webhook-token-file', { type: 'string', description: 'File holding the bearer token webhook requests must carry' })
     .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
     .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
+    .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
+    .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
     .option('tls', { type: 'boolean', description: 'TLS to the drain (RFC 5425), as --to tls://host:port does' })
     .option('ca', { type: 'string', description: 'PEM bundle of CAs the drain\'s certificate must chain to (default: the system trust store)' })
     .option('cert', { type: 'string', description: 'PEM client certificate for mutual TLS (re-read on SIGHUP)' })
@@ -119,6 +121,8 @@ function parseArgs(argv: string[]): RawSettings {
     webhookTokenFile: pick(parsed.webhookTokenFile),
     webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
     webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
+    maxFiles: pick(parsed.maxFiles),
+    rotateWait: pick(parsed.rotateWait),
     tls: parsed.tls,
     ca: pick(parsed.ca),
     cert: pick(parsed.cert),

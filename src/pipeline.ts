@@ -1,4 +1,4 @@
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { MemoryBuffer } from './buffer/memory.js';
 import { SpillBuffer } from './buffer/spill/spill-buffer.js';
@@ -11,9 +11,9 @@ import { describeDestination } from './sinks/destination.js';
 import type { Sink } from './sinks/sink.js';
 import { StreamSink } from './sinks/stdout.js';
 import { TcpSink } from './sinks/tcp.js';
+import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
-import { FileTailer } from './sources/file/tailer.js';
 import type { Source } from './sources/source.js';
 import { StreamSource } from './sources/stdin.js';
 import type { BatchBuffer } from './record.js';
@@ -25,6 +25,10 @@ import { Deduper } from './transforms/dedupe.js';
 import { K8sAuditEncoder } from './transforms/k8s-audit.js';
 import { EventFilter } from './transforms/selector.js';
 
+/** How often globs are expanded again; a new match is followed within this long. */
+const RESCAN_MS = 1000;
+/** A glob match gone this long (deleted, not recreated) stops being followed. */
+const RETIRE_WHEN_GONE_MS = 5 * 60_000;
 /** EX_TEMPFAIL: input ended but the drain stayed away; what is left waits in the spill for the next run. */
 export const EXIT_LEFT_IN_SPILL = 75;
 
@@ -125,11 +129,10 @@ export class Pipeline {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
       this.checkpoints.startAutosave(cfg.checkpointIntervalMs);
     }
-    for (const file of files) {
-      const path = resolve(file);
+    if (files.length > 0) {
       this.sources.push(
-        new FileTailer(path, {
-          encoder: encoderFor(cfg.appName ?? basename(dirname(path))),
+        new FileSources(files, {
+          encoderFor: (path) => encoderFor(cfg.appName ?? basename(dirname(path))),
           buffer: this.buffer,
           stats: this.stats,
           checkpoints: this.checkpoints,
@@ -138,6 +141,10 @@ export class Pipeline {
           once: cfg.once,
           pollMs: cfg.pollMs,
           maxLineBytes: cfg.maxMessageBytes,
+          maxFiles: cfg.maxFiles,
+          rotateWaitMs: cfg.rotateWaitMs,
+          rescanMs: RESCAN_MS,
+          retireWhenGoneMs: RETIRE_WHEN_GONE_MS,
         }),
       );
     }

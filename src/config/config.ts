@@ -34,6 +34,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** --format, selectors, dedupe, webhook: src/config/k8s-config.ts. */
   k8s: K8sConfig;
+  maxFiles: number;
+  rotateWaitMs: number;
   /** Set when the drain is TLS (tls://, tcp+tls:// or --tls). */
   tls: TlsSettings | undefined;
   /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
@@ -57,6 +59,8 @@ export const DEFAULTS = {
   checkpointInterval: '1s',
   reconnectMaxDelay: '30s',
   shutdownTimeout: '5s',
+  maxFiles: 1024,
+  rotateWait: '5s',
   /** Hours of a busy API server's audit log (~100-300 KB/s); small next to a node's disk. */
   bufferMaxBytes: '1GiB',
   whenFull: 'block',
@@ -93,6 +97,8 @@ export interface RawSettings extends K8sRawSettings, RawTlsSettings {
   checkpointInterval?: string | number;
   reconnectMaxDelay?: string | number;
   shutdownTimeout?: string | number;
+  maxFiles?: string | number;
+  rotateWait?: string | number;
   bufferDir?: string;
   bufferMaxBytes?: string | number;
   whenFull?: string;
@@ -127,6 +133,12 @@ function duration(flag: string, value: string | number, minMs: number): number {
   const n = parseDuration(value);
   if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 250ms, 5s, 1m)`);
   if (n < minMs) throw new ConfigError(`--${flag}: ${value} is below the minimum of ${minMs} ms`);
+  return n;
+}
+
+function count(flag: string, value: string | number, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(String(value)) || n < min || n > max) throw new ConfigError(`--${flag}: "${value}" is not a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -173,6 +185,8 @@ export function resolveConfig(raw: RawSettings): Config {
     reconnectMaxDelayMs: duration('reconnect-max-delay', d.reconnectMaxDelay, 100),
     shutdownTimeoutMs: duration('shutdown-timeout', d.shutdownTimeout, 0),
     k8s: resolveK8sConfig(raw, Boolean(raw.once)),
+    maxFiles: count('max-files', d.maxFiles, 1, 1_000_000),
+    rotateWaitMs: duration('rotate-wait', d.rotateWait, 0),
     tls,
     bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
     bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),
