@@ -11,7 +11,7 @@ export interface Chunk {
   /** Bytes of the input consumed through its last LF: the commit position moves by this much. */
   consumed: number;
   /** Lets `frames`' memory be reused: call once the batch was handed on (optional, see FrameWriter). */
-  release: () => void;
+  release?: () => void;
 }
 
 /** Bytes in, framed messages out: line splitting, then the encoder, into one buffer per chunk. */
