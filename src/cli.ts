@@ -48,6 +48,9 @@ function parseArgs(argv: string[]): RawSettings {
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
     .option('reconnect-max-delay', { type: 'string', description: `Cap of the reconnect backoff (default ${DEFAULTS.reconnectMaxDelay})` })
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
+    .option('relp-window', { type: 'string', description: `relp://: messages sent and not yet acknowledged, at most (default ${DEFAULTS.relpWindow})` })
+    .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
+    .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
     .strict()
     .version(version())
     .help()
@@ -78,6 +81,9 @@ function parseArgs(argv: string[]): RawSettings {
     checkpointInterval: pick(parsed.checkpointInterval),
     reconnectMaxDelay: pick(parsed.reconnectMaxDelay),
     shutdownTimeout: pick(parsed.shutdownTimeout),
+    relpWindow: pick(parsed.relpWindow),
+    relpAckTimeout: pick(parsed.relpAckTimeout),
+    relpMaxRefusals: pick(parsed.relpMaxRefusals),
   };
 }
 

@@ -8,6 +8,7 @@ import { Stats } from './ops/stats.js';
 import { Backoff } from './sinks/backoff.js';
 import { describeDestination } from './sinks/destination.js';
 import type { Sink } from './sinks/sink.js';
+import { RelpSink } from './sinks/relp.js';
 import { StreamSink } from './sinks/stdout.js';
 import { TcpSink } from './sinks/tcp.js';
 import { FileTailer } from './sources/file/tailer.js';
@@ -55,6 +56,18 @@ export class Pipeline {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
+    if (to.transport === 'relp') {
+      return new RelpSink({
+        host: to.host,
+        port: to.port,
+        stats,
+        log,
+        backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+        window: cfg.relpWindow,
+        ackTimeoutMs: cfg.relpAckTimeoutMs,
+        maxRefusals: cfg.relpMaxRefusals,
+      });
+    }
     return new TcpSink({
       host: to.host,
       port: to.port,
@@ -104,7 +117,7 @@ export class Pipeline {
       await this.checkpoints?.close();
     }
     log.info(
-      { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated },
+      { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated, resent: this.stats.messagesResent, dropped: Object.fromEntries(this.stats.dropped) },
       this.stopping ? 'stopped' : 'all input delivered',
     );
   }

@@ -3,6 +3,8 @@ export class Stats {
   linesRead = new Map<string, number>();
   messagesSent = 0;
   bytesSent = 0;
+  /** Sent again after a connection ended before the drain acknowledged them (RELP). */
+  messagesResent = 0;
   linesTruncated = 0;
   dropped = new Map<string, number>();
   reconnects = 0;
