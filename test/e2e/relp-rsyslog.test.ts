@@ -1,9 +1,9 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
-import { numberedAuditLines } from '../helpers/shared-data.js';
+import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
 
 const missing = rsyslogMissing({ imrelp: 'rsyslog-relp' });
 if (missing) t.skip(`RELP interoperability with rsyslog: ${missing}`);
@@ -21,3 +21,57 @@ t.test('every audit line reaches rsyslog imrelp, in order, and auditfwd exits 0'
   // what it has written: the file is complete now.
   t.same(rs.lines(), lines);
 });
+
+t.test('kill -9 of rsyslog mid-stream, again and again: every line arrives, repeats only from the window', { skip: missing }, async (t) => {
+  const rs = await Rsyslog.start(t, { modules: ['imrelp'], inputs: relpInput });
+  const n = 40_000;
+  const kills = 4;
+  const window = 1024; // the default
+  const lines = numberedAuditLines(n);
+  const text = lines.join('\n') + '\n';
+  const dir = t.testdir({ app: {}, state: {} });
+  writeFileSync(join(dir, 'app', 'audit.log'), text);
+  const run = runAuditfwd(t, ['--file', join(dir, 'app', 'audit.log'), '--to', `relp://127.0.0.1:${rs.port}`, '--once', '--state-dir', join(dir, 'state'), '--reconnect-max-delay', '200ms']);
+  for (let k = 1; k <= kills; k++) {
+    // Kill when the output has reached k/(kills+1) of the input: mid-stream, with messages in flight.
+    const target = (text.length * k) / (kills + 1);
+    await until(() => outputBytes(rs.outFile) >= target, () => `output stuck below ${target} bytes before kill ${k}\n${run.stderr()}`);
+    await rs.kill9();
+    await rs.launch();
+  }
+  t.equal(await run.exited, 0, 'auditfwd delivered everything and exited 0');
+  const got = rs.lines();
+  const seen = new Uint32Array(n);
+  let bad = 0;
+  for (const line of got) {
+    const k = seqOf(line);
+    if (k < 0 || k >= n || line !== lines[k]) bad++;
+    else seen[k]++;
+  }
+  t.equal(bad, 0, 'every line written by rsyslog is exactly one of the input lines');
+  const lost = seen.reduce((a, c) => a + (c === 0 ? 1 : 0), 0);
+  const repeats = got.length - bad - (n - lost);
+  t.equal(lost, 0, `zero lines lost of ${n}`);
+  const summary = JSON.parse(run.stderr().split('\n').filter((l) => l.includes('all input delivered'))[0]);
+  t.ok(repeats <= summary.resent, `repeats in the output (${repeats}) were all counted as resent (${summary.resent})`);
+  t.ok(summary.resent <= window * kills, `resent ${summary.resent} ≤ window ${window} × ${kills} crashes`);
+  t.equal(summary.messages, n, 'every message acknowledged once');
+  t.comment(`${n} lines, ${kills} kill -9 of rsyslog: lost 0, repeated ${repeats}, resent ${summary.resent}`);
+});
+
+function outputBytes(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Polls a condition every 10 ms (rsyslog's output file gives no event to wait for), failing after 30 s. */
+async function until(cond: () => boolean, why: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(why());
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -41,7 +41,8 @@ interface TestLike {
  *
  * Its main queue is Direct and omfile writes synchronously: the input's submit returns only after
  * the line was written to the file. With that, what rsyslog acknowledges (RELP) has been written,
- * and a `kill -9` loses nothing it acknowledged.
+ * and a `kill -9` loses nothing it acknowledged. The I/O buffer holds the largest message, so each
+ * line is one write(2) and a kill never leaves half a line.
  */
 export class Rsyslog {
   private child: ChildProcess | undefined;
@@ -73,7 +74,7 @@ export class Rsyslog {
         ...opts.modules.map((m) => `module(load="${m}")`),
         `template(name="out" type="string" string="${template}")`,
         `ruleset(name="out") {`,
-        `  action(type="omfile" file="${dir}/out.log" template="out" asyncWriting="off" flushOnTXEnd="on")`,
+        `  action(type="omfile" file="${dir}/out.log" template="out" asyncWriting="off" flushOnTXEnd="on" ioBufferSize="256k")`,
         `}`,
         opts.inputs(port),
         '',
