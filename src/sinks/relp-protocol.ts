@@ -17,7 +17,9 @@ export interface RelpFrame {
   data: Buffer;
 }
 
-export class RelpProtocolError extends Error {}
+export class RelpProtocolError extends Error {
+  override name = 'RelpProtocolError';
+}
 
 /** Parses the server's frames from a byte stream that arrives in arbitrary pieces. */
 export class RelpReader {
