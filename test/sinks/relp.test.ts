@@ -16,12 +16,30 @@ interface Setup {
   handed: string[];
   done: Promise<void>;
   push(name: string, msgs: string[]): Promise<void>;
+  /** Resolves once `cond` holds; checked whenever the sink counts an acknowledgement. */
+  acked(cond: () => boolean): Promise<void>;
+}
+
+/** Makes stats.messagesSent observable, so a test can await the sink's reaction to an ack. */
+function watchAcks(stats: Stats): (cond: () => boolean) => Promise<void> {
+  let value = stats.messagesSent;
+  let waiters: Array<{ cond: () => boolean; resolve: () => void }> = [];
+  Object.defineProperty(stats, 'messagesSent', {
+    get: () => value,
+    set: (v: number) => {
+      value = v;
+      waiters = waiters.filter((w) => (w.cond() ? (w.resolve(), false) : true));
+    },
+  });
+  return (cond) => (cond() ? Promise.resolve() : new Promise((resolve) => waiters.push({ cond, resolve })));
 }
 
 /** A RelpSink in this process against the test server; batches are named so hand-on order shows. */
-async function setup(t: Tap.Test, opts: Partial<RelpSinkOptions> = {}): Promise<Setup> {
+async function setup(t: Tap.Test, opts: Partial<RelpSinkOptions> = {}, prepare?: (server: TestRelpServer) => void): Promise<Setup> {
   const server = await TestRelpServer.start();
+  prepare?.(server);
   const stats = new Stats();
+  const acked = watchAcks(stats);
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (logs.push(JSON.parse(String(c))), cb()) }));
   const buffer = new MemoryBuffer(16 * 1024 * 1024);
@@ -40,6 +58,7 @@ async function setup(t: Tap.Test, opts: Partial<RelpSinkOptions> = {}): Promise<
     logs,
     handed,
     done,
+    acked,
     push: (name, msgs) => buffer.push(batch(msgs, () => handed.push(name))),
   };
 }
@@ -123,7 +142,7 @@ t.test('acks out of order and gaps: resend skips every acknowledged message', as
   const conn = s.server.conns[0];
   // Acknowledge m1, m3 and m4 only (txnrs 3, 5, 6), out of order.
   for (const txnr of [6, 3, 5]) conn.rsp(txnr, '200 OK');
-  await s.server.until(() => s.stats.messagesSent === 3);
+  await s.acked(() => s.stats.messagesSent === 3);
   t.same(s.handed, []);
   s.server.answer = () => 'ack';
   conn.socket.destroy();
@@ -183,29 +202,46 @@ t.test('a drain that stops answering is reconnected after the ack timeout', asyn
   await s.push('b', ['x', 'y']);
   await s.server.until(() => s.server.conns.length === 2);
   s.server.answer = () => 'ack';
-  await s.server.until(() => s.server.conns.length === 3 || s.handed.length === 1);
+  await s.acked(() => s.stats.messagesSent === 2);
   s.buffer.close();
   await s.done;
   t.same(s.handed, ['b']);
   t.match(JSON.stringify(s.logs), /no acknowledgement from drain for 200 ms/);
 });
 
-t.test('open refused or without the syslog command: retried with backoff, then delivered', async (t) => {
-  const server0 = await setup(t);
-  const { server } = server0;
-  t.equal(server.conns.length, 1);
-  server.dropConnections();
-  server.openReply = '500 not today';
-  await server.until(() => server.conns.length >= 3);
-  server.openReply = '200 OK\nrelp_version=0\ncommands=foo';
-  const seen = server.conns.length;
-  await server.until(() => server.conns.length >= seen + 2);
-  server.openReply = '200 OK\nrelp_version=0\ncommands=syslog';
-  await server0.push('b', ['late']);
-  server0.buffer.close();
-  await server0.done;
-  t.same(texts(server.messages), ['late']);
-  const reasons = server0.logs.map((l) => String(l.reason ?? ''));
-  t.ok(reasons.some((r) => r.includes('drain refused RELP open: 500 not today')), 'refused open logged');
-  t.ok(reasons.some((r) => r.includes('does not offer the RELP syslog command')), 'missing command logged');
+for (const [what, reply, reason] of [
+  ['open refused', '500 not today', 'drain refused RELP open: 500 not today'],
+  ['open without the syslog command', '200 OK\nrelp_version=0\ncommands=foo', 'drain does not offer the RELP syslog command (commands=foo)'],
+]) {
+  t.test(`${what}: logged, retried with backoff, nothing sent until a good open`, async (t) => {
+    const s = await setup(t, {}, (server) => (server.openReply = reply));
+    await s.server.until(() => s.server.conns.length >= 3);
+    t.same(s.server.messages, [], 'no syslog command on a session that did not open');
+    s.server.openReply = '200 OK\nrelp_version=0\ncommands=syslog';
+    await s.push('b', ['late']);
+    s.buffer.close();
+    await s.done;
+    t.same(texts(s.server.messages), ['late']);
+    t.ok(s.logs.some((l) => l.reason === reason), `logged: ${reason}`);
+  });
+}
+
+t.test('responses coalesced into one write and cut at odd bytes: every ack is counted', async (t) => {
+  const s = await setup(t);
+  s.server.answer = () => 'hold';
+  await s.push('b', names('m', 20));
+  await s.server.until(() => s.server.messages.length === 20);
+  const conn = s.server.conns[0];
+  const wire = conn.held.splice(0).map((txnr) => `${txnr} rsp 6 200 OK\n`).join('');
+  // Pieces of 7 bytes, each written on its own turn of the event loop, so the client reads them apart.
+  for (let i = 0; i < wire.length; i += 7) {
+    conn.send(wire.slice(i, i + 7));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await s.acked(() => s.stats.messagesSent === 20);
+  t.same(s.handed, ['b']);
+  s.buffer.close();
+  await s.done;
+  t.equal(s.server.conns.length, 1, 'no reconnect: the parser waited for the rest of each frame');
+  t.equal(s.stats.messagesResent, 0);
 });
