@@ -141,6 +141,9 @@ export function resolveConfig(raw: RawSettings): Config {
   } catch (err) {
     throw new ConfigError(`--to: ${(err as Error).message}`);
   }
+  if (to.transport === 'relp+tls') {
+    throw new ConfigError('--to: relp+tls needs the TLS options (CA, client certificate), which this build does not have yet; use relp:// on a trusted network');
+  }
   if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'relp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
   return {
     files: (raw.file ?? []).filter((f) => f !== undefined).map(String),
