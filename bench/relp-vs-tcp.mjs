@@ -2,7 +2,7 @@
 // RELP throughput relative to plain TCP, same file, same machine.
 //
 //   npx tsc -p tsconfig.json && node bench/relp-vs-tcp.mjs [--lines 200000] [--runs 3] [--windows 1024]
-//                                                          [--receivers node,rsyslog]
+//                                                          [--receivers node,rsyslog] [--cpu-prof DIR]
 //
 // auditfwd --once reads a file of real Kubernetes audit events (made unique with a "seq" field) and
 // sends it to:
@@ -31,6 +31,8 @@ const N = Number(opt('lines', '200000'));
 const RUNS = Number(opt('runs', '3'));
 const WINDOWS = opt('windows', '1024').split(',').map(Number);
 const RECEIVERS = opt('receivers', 'node,rsyslog').split(',');
+/** --cpu-prof DIR: each auditfwd run writes a V8 CPU profile there. */
+const PROF = opt('cpu-prof', undefined);
 
 function sharedDir() {
   const sibling = join(ROOT, '..', 'shared');
@@ -65,7 +67,8 @@ let runNo = 0;
 function auditfwd(to, extra) {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const child = spawn(BIN, ['--file', input, '--to', to, '--once', '--log-level', 'warn', '--state-dir', join(work, `state-${runNo++}`), ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const node = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
+  const child = spawn(process.execPath, [...node, BIN, '--file', input, '--to', to, '--once', '--log-level', 'warn', '--state-dir', join(work, `state-${runNo++}`), ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const exited = once(child, 'exit').then(([code]) => {

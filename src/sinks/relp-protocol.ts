@@ -21,9 +21,11 @@ export class RelpProtocolError extends Error {
   override name = 'RelpProtocolError';
 }
 
+const EMPTY: Buffer = Buffer.alloc(0);
+
 /** Parses the server's frames from a byte stream that arrives in arbitrary pieces. */
 export class RelpReader {
-  private pending = Buffer.alloc(0);
+  private pending = EMPTY;
 
   push(chunk: Buffer, onFrame: (frame: RelpFrame) => void): void {
     const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
@@ -35,7 +37,7 @@ export class RelpReader {
       onFrame(parsed.frame);
     }
     // Copied so a large chunk is not kept alive by a few leftover bytes.
-    this.pending = Buffer.from(buf.subarray(i));
+    this.pending = i === buf.length ? EMPTY : Buffer.from(buf.subarray(i));
   }
 }
 
@@ -69,11 +71,12 @@ export function parseFrame(buf: Buffer, at: number): { frame: RelpFrame; next: n
   const len = number('DATALEN');
   if (len === undefined) return undefined;
   if (len > MAX_SERVER_DATA) throw new RelpProtocolError(`DATALEN ${len} is beyond ${MAX_SERVER_DATA}`);
-  let data = Buffer.alloc(0);
+  let data = EMPTY;
   if (len > 0) {
     if (buf[i] !== 0x20) throw new RelpProtocolError('expected SP before DATA');
     if (i + 1 + len >= buf.length) return undefined;
-    data = Buffer.from(buf.subarray(i + 1, i + 1 + len));
+    // A view, not a copy: frames are consumed before the next read (RelpReader keeps no reference).
+    data = buf.subarray(i + 1, i + 1 + len);
     i += 1 + len;
   } else if (buf[i] === 0x20) {
     // Some peers put the separator even without data; librelp never does, tolerated anyway.
@@ -107,8 +110,13 @@ export interface RelpResponse {
   offers: Map<string, string>;
 }
 
+const NO_OFFERS: ReadonlyMap<string, string> = new Map();
+const OK: RelpResponse = Object.freeze({ code: 200, text: 'OK', offers: NO_OFFERS as Map<string, string> });
+
 /** `rsp` DATA: `CODE [SP TEXT] [LF OFFERS]`. A response without a valid 3-digit code reads as code 0. */
 export function parseResponse(data: Buffer): RelpResponse {
+  // One per message on the hot path: librelp acknowledges with exactly "200 OK".
+  if (data.length === 6 && data[0] === 0x32 && data[1] === 0x30 && data[2] === 0x30 && data[3] === 0x20 && data[4] === 0x4f && data[5] === 0x4b) return OK;
   const text = data.toString('utf8');
   const lf = text.indexOf('\n');
   const first = lf === -1 ? text : text.slice(0, lf);
