@@ -68,11 +68,16 @@ function auditfwd(to, extra) {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   const node = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
-  const child = spawn(process.execPath, [...node, BIN, '--file', input, '--to', to, '--once', '--log-level', 'warn', '--state-dir', join(work, `state-${runNo++}`), ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  // /usr/bin/time reports auditfwd's CPU seconds (user + system) on stderr's last line.
+  const timed = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', 'CPU %U %S'] : [];
+  const [cmd, ...pre] = [...timed, process.execPath];
+  const child = spawn(cmd, [...pre, ...node, BIN, '--file', input, '--to', to, '--once', '--log-level', 'warn', '--state-dir', join(work, `state-${runNo++}`), ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const exited = once(child, 'exit').then(([code]) => {
     if (code !== 0) throw new Error(`auditfwd exited ${code}: ${err}`);
+    const m = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(err);
+    return m ? Number(m[1]) + Number(m[2]) : NaN;
   });
   cleanup.push(() => child.exitCode === null && child.kill('SIGKILL'));
   return exited;
@@ -212,6 +217,11 @@ async function rsyslog(kind) {
   return {
     port,
     complete,
+    /** rsyslogd's CPU seconds so far (user + system, from /proc). */
+    cpu: () => {
+      const f = readFileSync(`/proc/${child.pid}/stat`, 'latin1').split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100;
+    },
     close: async () => {
       child.kill('SIGTERM');
       await once(child, 'exit');
@@ -224,13 +234,20 @@ async function one(receiver, transport, window) {
   const drain = receiver === 'node' ? await (transport === 'relp' ? relpCounter(N) : tcpCounter(N)) : await rsyslog(transport);
   const extra = transport === 'relp' ? ['--relp-window', String(window)] : [];
   const t0 = process.hrtime.bigint();
-  await Promise.all([auditfwd(`${transport}://127.0.0.1:${drain.port}`, extra), drain.complete]);
+  const [fwdCpu] = await Promise.all([auditfwd(`${transport}://127.0.0.1:${drain.port}`, extra), drain.complete]);
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const drainCpu = drain.cpu?.() ?? NaN;
   await drain.close();
-  return s;
+  return { s, fwdCpu, drainCpu };
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The run with the median time, and its line. */
+function summary(label, runs, tcpS) {
+  const m = [...runs].sort((a, b) => a.s - b.s)[Math.floor(runs.length / 2)];
+  const cpu = `CPU s: auditfwd ${m.fwdCpu.toFixed(2)}` + (Number.isNaN(m.drainCpu) ? '' : `, drain ${m.drainCpu.toFixed(2)}`);
+  const ratio = tcpS === undefined ? '' : `  RELP/TCP = ${(tcpS / m.s).toFixed(2)}`;
+  return { s: m.s, line: `${label} ${m.s.toFixed(2)} s  ${(mb / m.s).toFixed(0)} MB/s  ${Math.round(N / m.s)} lines/s  (${cpu})  [${runs.map((x) => x.s.toFixed(2)).join(' ')}]${ratio}` };
+}
 const mb = inputBytes / 1e6;
 console.log(`${N} audit lines, ${mb.toFixed(1)} MB, ${RUNS} runs each, median; time = auditfwd start → drain has every message`);
 for (const receiver of RECEIVERS) {
@@ -245,12 +262,7 @@ for (const receiver of RECEIVERS) {
     tcp.push(await one(receiver, 'tcp'));
     for (const w of WINDOWS) relp.get(w).push(await one(receiver, 'relp', w));
   }
-  const tcpS = median(tcp);
-  console.log(`${receiver.padEnd(8)} tcp            ${tcpS.toFixed(2)} s  ${(mb / tcpS).toFixed(0)} MB/s  ${Math.round(N / tcpS)} lines/s  [${tcp.map((x) => x.toFixed(2)).join(' ')}]`);
-  for (const w of WINDOWS) {
-    const s = median(relp.get(w));
-    console.log(
-      `${receiver.padEnd(8)} relp window ${String(w).padEnd(5)} ${s.toFixed(2)} s  ${(mb / s).toFixed(0)} MB/s  ${Math.round(N / s)} lines/s  [${relp.get(w).map((x) => x.toFixed(2)).join(' ')}]  RELP/TCP = ${(tcpS / s).toFixed(2)}`,
-    );
-  }
+  const t = summary(`${receiver.padEnd(8)} tcp             `, tcp);
+  console.log(t.line);
+  for (const w of WINDOWS) console.log(summary(`${receiver.padEnd(8)} relp window ${String(w).padEnd(5)}`, relp.get(w), t.s).line);
 }

@@ -117,7 +117,7 @@ export class Pipeline {
       await this.checkpoints?.close();
     }
     log.info(
-      { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated, resent: this.stats.messagesResent, dropped: Object.fromEntries(this.stats.dropped) },
+      { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated, resent: this.stats.messagesResent, refused: this.stats.messagesRefused, dropped: Object.fromEntries(this.stats.dropped) },
       this.stopping ? 'stopped' : 'all input delivered',
     );
   }

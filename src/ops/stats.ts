@@ -5,6 +5,8 @@ export class Stats {
   bytesSent = 0;
   /** Sent again after a connection ended before the drain acknowledged them (RELP). */
   messagesResent = 0;
+  /** Answers other than 200 from a RELP drain, each counted (a retried message may count more than once). */
+  messagesRefused = 0;
   linesTruncated = 0;
   dropped = new Map<string, number>();
   reconnects = 0;

@@ -263,6 +263,7 @@ export class RelpSink extends TcpSink {
 
   /** Returns true when the refused message is given up on. */
   private refuse(p: Progress, i: number, code: number, text: string): boolean {
+    this.opts.stats.messagesRefused++;
     const n = (p.refusals?.get(i) ?? 0) + 1;
     (p.refusals ??= new Map()).set(i, n);
     const drain = `${this.opts.host}:${this.opts.port}`;

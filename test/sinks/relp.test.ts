@@ -187,6 +187,7 @@ t.test('refusal: retried on a new session, dropped and counted after --relp-max-
   t.equal(got.filter((m) => m === 'flaky').length, 2, 'a refusal that clears is delivered on the retry');
   for (const m of ['ok1', 'ok2', 'ok3', 'ok4']) t.equal(got.filter((x) => x === m).length, 1, `${m} once: acknowledged messages are not resent`);
   t.equal(s.stats.dropped.get('relp-refused'), 1);
+  t.equal(s.stats.messagesRefused, 4, 'every refusal counted: poison 3 times, flaky once');
   t.equal(s.stats.messagesSent, 5);
   t.same(s.handed, ['b1', 'b2', 'b3'], 'the pipeline goes on');
   const warn = s.logs.filter((l) => l.level === 40).map((l) => l.msg);
