@@ -72,6 +72,7 @@ t.test('kill -9 of rsyslog mid-stream, again and again: every line arrives, repe
   t.equal(lost, 0, `zero lines lost of ${n}`);
   const summary = JSON.parse(run.stderr().split('\n').filter((l) => l.includes('all input delivered'))[0]);
   t.ok(repeats <= summary.resent, `repeats in the output (${repeats}) were all counted as resent (${summary.resent})`);
+  t.ok(summary.resent > 0, 'the kills hit messages in flight (else this test proves nothing)');
   t.ok(summary.resent <= window * kills, `resent ${summary.resent} ≤ window ${window} × ${kills} crashes`);
   t.equal(summary.messages, n, 'every message acknowledged once');
   t.comment(`${n} lines, ${kills} kill -9 of rsyslog: lost ${lost}, repeated ${repeats}, torn ${torn}, resent ${summary.resent}`);
