@@ -63,8 +63,8 @@ export class RelpSession {
   }
 
   /** Writes raw frames; false means wait for 'drain'. */
-  write(data: Buffer): boolean {
-    return this.socket.write(data);
+  write(data: Buffer, done?: () => void): boolean {
+    return this.socket.write(data, done);
   }
 
   /**

@@ -29,6 +29,10 @@ const SENT = 1;
 const DONE = 2;
 /** One write gathers frames up to about this many bytes. */
 const CHUNK_BYTES = 256 * 1024;
+/** Room for CHUNK_BYTES plus the one message that crosses it, when that message is not huge. */
+const POOLED_BYTES = 2 * CHUNK_BYTES;
+/** Write buffers kept for reuse: fresh large buffers cost page faults on every first touch. */
+const POOL_MAX = 8;
 
 /**
  * A batch's delivery state, kept across sessions so a resend skips what the drain already
@@ -93,6 +97,7 @@ export class RelpSink extends TcpSink {
   private session: RelpSession | undefined;
   private stopped = false;
   private readonly wakeup = new Signal();
+  private readonly pool: Buffer[] = [];
 
   constructor(opts: RelpSinkOptions) {
     const rawOpen = opts.open ?? openTcp;
@@ -214,7 +219,7 @@ export class RelpSink extends TcpSink {
         const chunk = this.frames(session, p, this.window - inFlight.size, (txnr, i) => inFlight.set(txnr, { p, i }));
         if (chunk.length === 0) continue;
         stats.bytesSent += chunk.length;
-        if (!session.write(chunk)) await Promise.race([drained(), session.ended, refusedP]);
+        if (!this.writePooled(session, chunk)) await Promise.race([drained(), session.ended, refusedP]);
       }
       // A refusal ends the session gracefully: `close` is answered after every earlier message, so
       // what the drain took is known and only refused (and unanswered) messages go out again.
@@ -247,7 +252,7 @@ export class RelpSink extends TcpSink {
       n++;
     }
     const end = i;
-    const out = Buffer.allocUnsafe(bytes);
+    const out = bytes <= POOLED_BYTES ? (this.pool.pop() ?? Buffer.allocUnsafe(POOLED_BYTES)) : Buffer.allocUnsafe(bytes);
     let o = 0;
     for (i = p.next; i < end; i++) {
       if (p.state[i] === DONE) continue;
@@ -259,6 +264,14 @@ export class RelpSink extends TcpSink {
     }
     p.next = end;
     return out.subarray(0, o);
+  }
+
+  /** Writes a chunk made by frames(); its backing buffer goes back to the pool once the socket is done with it. */
+  private writePooled(session: RelpSession, chunk: Buffer): boolean {
+    const backing = chunk.byteOffset === 0 && chunk.buffer.byteLength === POOLED_BYTES ? Buffer.from(chunk.buffer, 0, POOLED_BYTES) : undefined;
+    return session.write(chunk, () => {
+      if (backing && this.pool.length < POOL_MAX) this.pool.push(backing);
+    });
   }
 
   /** Returns true when the refused message is given up on. */
