@@ -78,6 +78,23 @@ t.test('kill -9 of rsyslog mid-stream, again and again: every line arrives, repe
   t.comment(`${n} lines, ${kills} kill -9 of rsyslog: lost ${lost}, repeated ${repeats}, torn ${torn}, resent ${summary.resent}`);
 });
 
+t.test('rsyslog stopped gracefully mid-stream (it sends serverclose): reconnect, every line arrives', { skip: missing }, async (t) => {
+  const rs = await Rsyslog.start(t, { modules: ['imrelp'], inputs: relpInput });
+  const n = 10_000;
+  const lines = numberedAuditLines(n);
+  const text = lines.join('\n') + '\n';
+  const dir = t.testdir({ app: {}, state: {} });
+  writeFileSync(join(dir, 'app', 'audit.log'), text);
+  const run = runAuditfwd(t, ['--file', join(dir, 'app', 'audit.log'), '--to', `relp://127.0.0.1:${rs.port}`, '--once', '--state-dir', join(dir, 'state'), '--reconnect-max-delay', '200ms']);
+  await until(() => outputBytes(rs.outFile) >= text.length / 2, () => `output stuck below half\n${run.stderr()}`);
+  await rs.stop();
+  await rs.launch();
+  t.equal(await run.exited, 0, 'auditfwd delivered everything and exited 0');
+  const seen = new Set(rs.lines().map(seqOf));
+  t.equal(seen.size, n, `all ${n} lines arrived`);
+  t.match(run.stderr(), /"reason":"drain closed the session \(serverclose\)"/, 'rsyslog said serverclose, and the log says so');
+});
+
 function outputBytes(file: string): number {
   try {
     return statSync(file).size;
