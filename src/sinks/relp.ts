@@ -189,9 +189,12 @@ export class RelpSink extends TcpSink {
     watchdog.unref();
     const drained = () => new Promise((resolve) => sock.once('drain', resolve));
 
+    const refill = Math.max(1, this.window >> 2);
     try {
       while (session.alive && !this.stopped && !refused && session.txnrsLeft > 0) {
-        if (inFlight.size >= this.window) {
+        // A full window refills only once a quarter of it is free: librelp answers each message in
+        // its own packet, and refilling per answer would mean one small write per message.
+        if (this.window - inFlight.size < refill) {
           await Promise.race([this.wakeup.wait(), session.ended, refusedP]);
           continue;
         }
