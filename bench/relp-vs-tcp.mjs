@@ -129,6 +129,7 @@ async function relpCounter(n) {
   let done;
   const complete = new Promise((r) => (done = r));
   const server = await listen((sock) => {
+    sock.setNoDelay(true); // answers at once; Nagle would hold them for the sender's delayed ACK
     let pending = Buffer.alloc(0);
     sock.on('data', (chunk) => {
       const b = pending.length ? Buffer.concat([pending, chunk]) : chunk;

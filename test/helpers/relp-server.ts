@@ -93,6 +93,8 @@ export class TestRelpServer {
   }
 
   private accept(sock: Socket): void {
+    // Answers go out at once, as librelp's do; Nagle would hold small ones back for the peer's delayed ACK.
+    sock.setNoDelay(true);
     const conn = new RelpConn(sock);
     this.conns.push(conn);
     let pending = Buffer.alloc(0);
