@@ -98,8 +98,7 @@ t.test('window: never more unacknowledged messages than the window; nothing hand
   const conn = await s.server.until(() => s.server.messages.length >= 50).then(() => s.server.conns[0]);
   t.equal(conn.held.length, 50, 'the window is filled');
   t.same(s.handed, [], 'no batch handed on while its messages are unacknowledged');
-  // Acknowledge 13 at a time (a full window refills once a quarter, 12, is free), each time waiting
-  // for the client to send more.
+  // Acknowledge 13 at a time, each time waiting for the client to send more.
   while (s.server.messages.length < 400) {
     const before = s.server.messages.length;
     conn.ackHeld(13);
