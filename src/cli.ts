@@ -51,6 +51,11 @@ function parseArgs(argv: string[]): RawSettings {
     .option('relp-window', { type: 'string', description: `relp://: messages sent and not yet acknowledged, at most (default ${DEFAULTS.relpWindow})` })
     .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
     .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
+    .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
+    .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
+    .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
+    .option('spill-fsync-interval', { type: 'string', description: `How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled (default ${DEFAULTS.spillFsyncInterval})` })
+    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75 (default ${DEFAULTS.exitTimeout})` })
     .strict()
     .version(version())
     .help()
@@ -84,6 +89,11 @@ function parseArgs(argv: string[]): RawSettings {
     relpWindow: pick(parsed.relpWindow),
     relpAckTimeout: pick(parsed.relpAckTimeout),
     relpMaxRefusals: pick(parsed.relpMaxRefusals),
+    bufferDir: pick(parsed.bufferDir),
+    bufferMaxBytes: pick(parsed.bufferMaxBytes),
+    whenFull: pick(parsed.whenFull),
+    spillFsyncInterval: pick(parsed.spillFsyncInterval),
+    exitTimeout: pick(parsed.exitTimeout),
   };
 }
 
@@ -107,8 +117,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await pipeline.run();
   } catch (err) {
+    if (err instanceof ConfigError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }
-  process.exit(0);
+  process.exit(pipeline.exitCode);
 }

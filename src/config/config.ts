@@ -32,6 +32,12 @@ export interface Config {
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
+  /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
+  bufferDir: string | undefined;
+  bufferMaxBytes: number;
+  whenFull: 'block' | 'drop-oldest' | 'drop-newest';
+  spillFsyncIntervalMs: number;
+  exitTimeoutMs: number;
 }
 
 export const DEFAULTS = {
@@ -51,6 +57,11 @@ export const DEFAULTS = {
   relpWindow: 1024,
   relpAckTimeout: '90s',
   relpMaxRefusals: 3,
+  /** Hours of a busy API server's audit log (~100-300 KB/s); small next to a node's disk. */
+  bufferMaxBytes: '1GiB',
+  whenFull: 'block',
+  spillFsyncInterval: '1s',
+  exitTimeout: '30s',
 } as const;
 
 export const RELP_WINDOW_LIMIT = 65536;
@@ -87,6 +98,11 @@ export interface RawSettings {
   relpWindow?: string | number;
   relpAckTimeout?: string | number;
   relpMaxRefusals?: string | number;
+  bufferDir?: string;
+  bufferMaxBytes?: string | number;
+  whenFull?: string;
+  spillFsyncInterval?: string | number;
+  exitTimeout?: string | number;
 }
 
 function oneOf<T extends string>(flag: string, value: string, choices: readonly T[]): T {
@@ -145,10 +161,14 @@ export function resolveConfig(raw: RawSettings): Config {
     throw new ConfigError('--to: relp+tls needs the TLS options (CA, client certificate), which this build does not have yet; use relp:// on a trusted network');
   }
   if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'relp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
+  const stateDir = raw.stateDir ?? defaultStateDir();
+  // A pipe has no home of its own: stdin alone spills only where it was told to.
+  const spills = raw.bufferDir !== undefined || raw.stateDir !== undefined || files.some((f) => f !== '-');
   return {
-    files: (raw.file ?? []).filter((f) => f !== undefined).map(String),
+    files,
     to,
-    stateDir: raw.stateDir ?? defaultStateDir(),
+    stateDir,
     startAt: oneOf('start-at', String(d.startAt), ['beginning', 'end'] as const),
     framing: oneOf('framing', String(d.framing), ['octet-counting', 'lf'] as const),
     facility: code('facility', d.facility, FACILITIES, 23),
@@ -166,6 +186,11 @@ export function resolveConfig(raw: RawSettings): Config {
     relpWindow: integer('relp-window', d.relpWindow, 1, RELP_WINDOW_LIMIT),
     relpAckTimeoutMs: duration('relp-ack-timeout', d.relpAckTimeout, 100),
     relpMaxRefusals: integer('relp-max-refusals', d.relpMaxRefusals, 1, 1000),
+    bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
+    bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),
+    whenFull: oneOf('when-full', String(d.whenFull), ['block', 'drop-oldest', 'drop-newest'] as const),
+    spillFsyncIntervalMs: duration('spill-fsync-interval', d.spillFsyncInterval, 10),
+    exitTimeoutMs: duration('exit-timeout', d.exitTimeout, 0),
   };
 }
 

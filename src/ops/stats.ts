@@ -12,6 +12,8 @@ export class Stats {
   reconnects = 0;
   drainConnected = false;
   lastSendMs = 0;
+  /** Damaged records found in the disk spill. */
+  spillCorrupt = 0;
 
   addLines(source: string, n: number): void {
     this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);
