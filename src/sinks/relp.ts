@@ -32,6 +32,8 @@ const CHUNK_BYTES = 256 * 1024;
 /** Room for CHUNK_BYTES plus the one message that crosses it, when that message is not huge. */
 const POOLED_BYTES = 2 * CHUNK_BYTES;
 const POOL_FROM_BYTES = 64 * 1024;
+/** Batches given back after failed sessions whose progress is remembered, at most. */
+const RETURNED_MAX = 256;
 /** Write buffers kept for reuse: fresh large buffers cost page faults on every first touch. */
 const POOL_MAX = 8;
 
@@ -48,7 +50,7 @@ class Progress {
   next = 0;
   refusals: Map<number, number> | undefined;
 
-  constructor(readonly batch: Batch) {
+  constructor(public batch: Batch) {
     forEachFrame(batch.frames, (start, end) => {
       this.starts.push(start);
       this.ends.push(end);
@@ -99,6 +101,12 @@ export class RelpSink extends TcpSink {
   private stopped = false;
   private readonly wakeup = new Signal();
   private readonly pool: Buffer[] = [];
+  /**
+   * Progress of batches given back after a failed session, by size: a spill may write a batch to
+   * disk and hand it out again as a new object, which must not lose what the drain acknowledged.
+   */
+  private readonly returned = new Map<string, Progress[]>();
+  private returnedCount = 0;
 
   constructor(opts: RelpSinkOptions) {
     const rawOpen = opts.open ?? openTcp;
@@ -212,7 +220,7 @@ export class RelpSink extends TcpSink {
             await Promise.race([buffer.waitForData(), session.ended, refusedP]);
             continue;
           }
-          p = this.progress.get(batch) ?? new Progress(batch);
+          p = this.adopt(batch) ?? this.progress.get(batch) ?? new Progress(batch);
           this.progress.set(batch, p);
           p.next = 0;
           held.push(p);
@@ -240,6 +248,7 @@ export class RelpSink extends TcpSink {
       session.onResponse = () => {};
       session.destroy();
       this.session = undefined;
+      for (const p of held) this.remember(p);
       buffer.requeue(held.map((p) => p.batch));
     }
   }
@@ -270,6 +279,36 @@ export class RelpSink extends TcpSink {
     }
     p.next = end;
     return out.subarray(0, o);
+  }
+
+  private remember(p: Progress): void {
+    if (p.state.every((s) => s === UNSENT)) return;
+    // Bounded: a forgotten entry costs repeats (messages sent again), never a loss.
+    if (this.returnedCount >= RETURNED_MAX) {
+      this.returned.clear();
+      this.returnedCount = 0;
+    }
+    const key = `${p.batch.frames.length}:${p.batch.count}`;
+    const list = this.returned.get(key) ?? [];
+    if (!list.includes(p)) {
+      list.push(p);
+      this.returned.set(key, list);
+      this.returnedCount++;
+    }
+  }
+
+  /** The progress of a batch given back earlier that came back as another object with the same bytes. */
+  private adopt(batch: Batch): Progress | undefined {
+    const key = `${batch.frames.length}:${batch.count}`;
+    const list = this.returned.get(key);
+    if (!list) return undefined;
+    const i = list.findIndex((p) => p.batch === batch || p.batch.frames.equals(batch.frames));
+    if (i === -1) return undefined;
+    const [p] = list.splice(i, 1);
+    if (list.length === 0) this.returned.delete(key);
+    this.returnedCount--;
+    p.batch = batch;
+    return p;
   }
 
   /** Writes a chunk made by frames(); its backing buffer goes back to the pool once the socket is done with it. */

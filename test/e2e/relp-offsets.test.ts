@@ -15,7 +15,7 @@ function committedOffset(stateDir: string): number {
   }
 }
 
-t.test('the file offset advances only over acknowledged lines; the next run sends the rest', async (t) => {
+t.test('what the drain did not acknowledge survives a restart (as file offset or in the spill); the next run sends it', async (t) => {
   const lines = numberedAuditLines(300);
   const dir = t.testdir({ app: {}, state: {} });
   const file = join(dir, 'app', 'audit.log');
@@ -32,22 +32,21 @@ t.test('the file offset advances only over acknowledged lines; the next run send
   held.answer = () => (++n <= 250 ? 'ack' : 'hold');
   const run1 = runAuditfwd(t, [...args, '--to', `relp://127.0.0.1:${held.port}`]);
   await held.until(() => held.messages.length === lines.length);
-  // The acknowledgements are on their way to auditfwd; its checkpoint file (saved every 10 ms) is the
-  // only outside sign that it took them, so it is polled.
+  // Its checkpoint file (saved every 10 ms) is the only outside sign of progress, so it is polled.
+  // With the disk spill a position is committed once the lines are durable there; the spill then
+  // keeps them until the drain acknowledges them.
   await until(() => committedOffset(state) > 0, () => `nothing committed\n${run1.stderr()}`);
   run1.child.kill('SIGTERM');
   await run1.exited;
-  const offset = committedOffset(state);
-  t.ok(offset <= endOf(249), `committed offset ${offset} is within the acknowledged lines (≤ ${endOf(249)})`);
 
-  // Run 2: an acknowledging drain gets everything from the committed offset on, in order.
+  // Run 2: an acknowledging drain gets every line from at most the first unacknowledged one on, in order.
   const ok = await TestRelpServer.start();
   t.teardown(() => ok.close());
   const run2 = runAuditfwd(t, [...args, '--once', '--to', `relp://127.0.0.1:${ok.port}`]);
   t.equal(await run2.exited, 0, 'run 2 delivers the rest and exits 0');
   const got = ok.messages.map((m) => m.toString('utf8')).map((m) => m.slice(m.indexOf('{"seq":')));
   const first = seqOf(got[0]);
-  t.equal(endOf(first - 1), offset, 'the second run starts exactly at the committed offset');
+  t.ok(first >= 0 && first <= 250, `run 2 starts at line ${first}, at or before the first unacknowledged line (250)`);
   t.same(got, lines.slice(first), 'from there, every line once and in order');
   t.equal(committedOffset(state), endOf(lines.length - 1), 'after run 2 the whole file is committed');
 });

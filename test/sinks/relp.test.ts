@@ -35,14 +35,13 @@ function watchAcks(stats: Stats): (cond: () => boolean) => Promise<void> {
 }
 
 /** A RelpSink in this process against the test server; batches are named so hand-on order shows. */
-async function setup(t: Tap.Test, opts: Partial<RelpSinkOptions> = {}, prepare?: (server: TestRelpServer) => void): Promise<Setup> {
+async function setup(t: Tap.Test, opts: Partial<RelpSinkOptions> = {}, prepare?: (server: TestRelpServer) => void, buffer = new MemoryBuffer(16 * 1024 * 1024)): Promise<Setup> {
   const server = await TestRelpServer.start();
   prepare?.(server);
   const stats = new Stats();
   const acked = watchAcks(stats);
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (logs.push(JSON.parse(String(c))), cb()) }));
-  const buffer = new MemoryBuffer(16 * 1024 * 1024);
   const sink = new RelpSink({ host: '127.0.0.1', port: server.port, stats, log, backoff: new Backoff(10, 40, 10), ...opts });
   const done = sink.run(buffer);
   const handed: string[] = [];
@@ -244,4 +243,28 @@ t.test('responses coalesced into one write and cut at odd bytes: every ack is co
   await s.done;
   t.equal(s.server.conns.length, 1, 'no reconnect: the parser waited for the rest of each frame');
   t.equal(s.stats.messagesResent, 0);
+});
+
+/** Gives batches back as new objects with the same bytes, as the spill does after writing them to disk. */
+class CopyingBuffer extends MemoryBuffer {
+  override requeue(batches: Batch[]): void {
+    super.requeue(batches.map((b) => ({ ...b, frames: Buffer.from(b.frames) })));
+  }
+}
+
+t.test('a batch given back as a new object (spilled and read back): acknowledged messages still not resent', async (t) => {
+  const s = await setup(t, {}, undefined, new CopyingBuffer(16 * 1024 * 1024));
+  let n = 0;
+  s.server.answer = () => (++n <= 4 ? 'ack' : 'hold');
+  await s.push('b', names('m', 10));
+  await s.server.until(() => s.server.messages.length === 10);
+  await s.acked(() => s.stats.messagesSent === 4);
+  s.server.answer = () => 'ack';
+  s.server.dropConnections();
+  s.buffer.close();
+  await s.done;
+  t.same(texts(s.server.conns[1].syslogs.map((f) => f.data)), names('m', 10).slice(4));
+  t.equal(s.stats.messagesResent, 6, 'the resends are counted');
+  t.equal(s.stats.messagesSent, 10, 'each message acknowledged once');
+  t.same(s.handed, ['b']);
 });
