@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config/config.js';
+import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './ops/log.js';
 import { Pipeline } from './pipeline.js';
 
@@ -51,6 +52,14 @@ function parseArgs(argv: string[]): RawSettings {
     .option('relp-window', { type: 'string', description: `relp://: messages sent and not yet acknowledged, at most (default ${DEFAULTS.relpWindow})` })
     .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
     .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
+    .option('tls', { type: 'boolean', description: 'TLS to the drain (RFC 5425), as --to tls://host:port does' })
+    .option('ca', { type: 'string', description: 'PEM bundle of CAs the drain\'s certificate must chain to (default: the system trust store)' })
+    .option('cert', { type: 'string', description: 'PEM client certificate for mutual TLS (re-read on SIGHUP)' })
+    .option('key', { type: 'string', description: 'PEM private key of --cert (re-read on SIGHUP)' })
+    .option('key-passphrase-file', { type: 'string', description: `File holding --key's passphrase (or set ${PASSPHRASE_ENV})` })
+    .option('servername', { type: 'string', description: 'Name sent as SNI and checked against the drain certificate (default: the --to host)' })
+    .option('fingerprint', { type: 'string', array: true, description: 'Accept only a drain certificate with this SHA-256 fingerprint (sha256:AB:CD:…; repeatable) instead of CA verification' })
+    .option('tls-insecure-skip-verify', { type: 'boolean', description: 'DANGEROUS: do not verify the drain\'s certificate (warned at every connect)' })
     .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
     .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
     .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
@@ -89,6 +98,14 @@ function parseArgs(argv: string[]): RawSettings {
     relpWindow: pick(parsed.relpWindow),
     relpAckTimeout: pick(parsed.relpAckTimeout),
     relpMaxRefusals: pick(parsed.relpMaxRefusals),
+    tls: parsed.tls,
+    ca: pick(parsed.ca),
+    cert: pick(parsed.cert),
+    key: pick(parsed.key),
+    keyPassphraseFile: pick(parsed.keyPassphraseFile),
+    servername: pick(parsed.servername),
+    fingerprint: parsed.fingerprint as string[] | undefined,
+    tlsInsecureSkipVerify: parsed.tlsInsecureSkipVerify,
     bufferDir: pick(parsed.bufferDir),
     bufferMaxBytes: pick(parsed.bufferMaxBytes),
     whenFull: pick(parsed.whenFull),
@@ -98,6 +115,8 @@ function parseArgs(argv: string[]): RawSettings {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // State, spill and temp files are the audit trail's positions and contents: never for other users.
+  process.umask(0o077);
   let cfg;
   try {
     cfg = resolveConfig(parseArgs(argv));
@@ -110,6 +129,7 @@ export async function main(argv: string[]): Promise<void> {
   const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());
+  process.on('SIGHUP', () => pipeline.reload());
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     log.error({ code: err.code }, 'stdout closed');
     process.exit(1);

@@ -12,6 +12,8 @@ import type { Sink } from './sinks/sink.js';
 import { RelpSink } from './sinks/relp.js';
 import { StreamSink } from './sinks/stdout.js';
 import { TcpSink } from './sinks/tcp.js';
+import { tlsOpener } from './sinks/tls.js';
+import { TlsMaterial } from './sinks/tls-material.js';
 import { FileTailer } from './sources/file/tailer.js';
 import type { Source } from './sources/source.js';
 import { StreamSource } from './sources/stdin.js';
@@ -37,6 +39,7 @@ export class Pipeline {
   exitCode = 0;
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
+  private tlsMaterial: TlsMaterial | undefined;
 
   constructor(
     private readonly cfg: Config,
@@ -63,7 +66,8 @@ export class Pipeline {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
-    if (to.transport === 'relp') {
+    if (to.transport === 'tls' || to.transport === 'relp+tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
+    if (to.transport === 'relp' || to.transport === 'relp+tls') {
       return new RelpSink({
         host: to.host,
         port: to.port,
@@ -73,6 +77,7 @@ export class Pipeline {
         window: cfg.relpWindow,
         ackTimeoutMs: cfg.relpAckTimeoutMs,
         maxRefusals: cfg.relpMaxRefusals,
+        open: this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined,
       });
     }
     return new TcpSink({
@@ -82,7 +87,20 @@ export class Pipeline {
       stats,
       log,
       backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+      open: this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined,
     });
+  }
+
+  /**
+   * SIGHUP: re-reads what may change on disk while running (today: TLS certificates and keys; the next
+   * connection uses them). A config-file reload can call this too. Returns false if something failed to load.
+   */
+  reload(): boolean {
+    if (!this.tlsMaterial) {
+      this.log.info('reload: nothing to re-read');
+      return true;
+    }
+    return this.tlsMaterial.reload();
   }
 
   async run(): Promise<void> {

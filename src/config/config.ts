@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
+import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
+import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
@@ -32,6 +34,8 @@ export interface Config {
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
+  /** Set when the drain is TLS (tls://, tcp+tls:// or --tls). */
+  tls: TlsSettings | undefined;
   /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
   bufferDir: string | undefined;
   bufferMaxBytes: number;
@@ -77,7 +81,7 @@ export function defaultStateDir(): string {
 }
 
 /** The settings as given (flags today, a config file later), all still unparsed. */
-export interface RawSettings {
+export interface RawSettings extends RawTlsSettings {
   file?: string[];
   to?: string;
   stateDir?: string;
@@ -157,10 +161,11 @@ export function resolveConfig(raw: RawSettings): Config {
   } catch (err) {
     throw new ConfigError(`--to: ${(err as Error).message}`);
   }
-  if (to.transport === 'relp+tls') {
-    throw new ConfigError('--to: relp+tls needs the TLS options (CA, client certificate), which this build does not have yet; use relp:// on a trusted network');
-  }
-  if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'relp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  let tls: TlsSettings | undefined;
+  ({ to, tls } = resolveTls(raw, to, String(d.framing), (message) => {
+    throw new ConfigError(message);
+  }));
+  if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'tls' && to.transport !== 'relp' && to.transport !== 'relp+tls') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
   const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
   const stateDir = raw.stateDir ?? defaultStateDir();
   // A pipe has no home of its own: stdin alone spills only where it was told to.
@@ -186,6 +191,7 @@ export function resolveConfig(raw: RawSettings): Config {
     relpWindow: integer('relp-window', d.relpWindow, 1, RELP_WINDOW_LIMIT),
     relpAckTimeoutMs: duration('relp-ack-timeout', d.relpAckTimeout, 100),
     relpMaxRefusals: integer('relp-max-refusals', d.relpMaxRefusals, 1, 1000),
+    tls,
     bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
     bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),
     whenFull: oneOf('when-full', String(d.whenFull), ['block', 'drop-oldest', 'drop-newest'] as const),
@@ -196,6 +202,14 @@ export function resolveConfig(raw: RawSettings): Config {
 
 /** Checks what can only be checked on this machine: the state folder and the files' readability. */
 export async function checkEnvironment(cfg: Config): Promise<void> {
+  if (cfg.tls) {
+    try {
+      loadTls(cfg.tls);
+    } catch (err) {
+      if (err instanceof TlsMaterialError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
   const fileSources = cfg.files.filter((f) => f !== '-');
   if (fileSources.length > 0) {
     const st = await stat(cfg.stateDir).catch(() => undefined);
