@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config/config.js';
+import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './ops/log.js';
 import { Pipeline } from './pipeline.js';
@@ -52,6 +53,21 @@ function parseArgs(argv: string[]): RawSettings {
     .option('relp-window', { type: 'string', description: `relp://: messages sent and not yet acknowledged, at most (default ${DEFAULTS.relpWindow})` })
     .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
     .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
+    .option('format', { type: 'string', description: `raw | k8s-audit (event time, stage and identity in the header) | auto (k8s-audit for Event lines, raw otherwise) (default ${K8S_DEFAULTS.format})` })
+    .option('sd-id', { type: 'string', description: `SD-ID of the audit structured data, name@<private enterprise number> (default ${K8S_DEFAULTS.sdId})` })
+    .option('select', { type: 'string', array: true, description: "Forward only events matching, kubectl -l syntax: 'verb in (create,delete),objectRef.resource=secrets' (repeatable: OR)" })
+    .option('exclude', { type: 'string', array: true, description: "Drop events matching, e.g. 'user.username=system:kube-proxy' (repeatable: OR)" })
+    .option('dedupe', { type: 'boolean', description: 'Drop an event whose (auditID, stage) was forwarded within the dedupe window' })
+    .option('dedupe-max-entries', { type: 'string', description: `(auditID, stage) pairs remembered (default ${K8S_DEFAULTS.dedupeMaxEntries})` })
+    .option('dedupe-window', { type: 'string', description: `How long a pair is remembered (default ${K8S_DEFAULTS.dedupeWindow})` })
+    .option('listen-webhook', { type: 'string', description: 'Serve kube-apiserver\'s audit webhook on HOST:PORT (POST /k8s-audit or /k8s_audit)' })
+    .option('webhook-tls-cert', { type: 'string', description: 'PEM certificate (chain) for the webhook listener; with --webhook-tls-key' })
+    .option('webhook-tls-key', { type: 'string', description: 'PEM private key for the webhook listener' })
+    .option('webhook-token-file', { type: 'string', description: 'File holding the bearer token webhook requests must carry' })
+    .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
+    .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
+    .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
+    .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
     .option('tls', { type: 'boolean', description: 'TLS to the drain (RFC 5425), as --to tls://host:port does' })
     .option('ca', { type: 'string', description: 'PEM bundle of CAs the drain\'s certificate must chain to (default: the system trust store)' })
     .option('cert', { type: 'string', description: 'PEM client certificate for mutual TLS (re-read on SIGHUP)' })
@@ -98,6 +114,21 @@ function parseArgs(argv: string[]): RawSettings {
     relpWindow: pick(parsed.relpWindow),
     relpAckTimeout: pick(parsed.relpAckTimeout),
     relpMaxRefusals: pick(parsed.relpMaxRefusals),
+    format: pick(parsed.format),
+    sdId: pick(parsed.sdId),
+    select: parsed.select as string[] | undefined,
+    exclude: parsed.exclude as string[] | undefined,
+    dedupe: parsed.dedupe,
+    dedupeMaxEntries: pick(parsed.dedupeMaxEntries),
+    dedupeWindow: pick(parsed.dedupeWindow),
+    listenWebhook: pick(parsed.listenWebhook),
+    webhookTlsCert: pick(parsed.webhookTlsCert),
+    webhookTlsKey: pick(parsed.webhookTlsKey),
+    webhookTokenFile: pick(parsed.webhookTokenFile),
+    webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
+    webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
+    maxFiles: pick(parsed.maxFiles),
+    rotateWait: pick(parsed.rotateWait),
     tls: parsed.tls,
     ca: pick(parsed.ca),
     cert: pick(parsed.cert),

@@ -8,6 +8,7 @@ import type { Framing } from '../sinks/sink.js';
 import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
+import { loadK8sFiles, resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
 export class ConfigError extends Error {}
@@ -34,6 +35,10 @@ export interface Config {
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
+  /** --format, selectors, dedupe, webhook: src/config/k8s-config.ts. */
+  k8s: K8sConfig;
+  maxFiles: number;
+  rotateWaitMs: number;
   /** Set when the drain is TLS (tls://, tcp+tls:// or --tls). */
   tls: TlsSettings | undefined;
   /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
@@ -61,6 +66,8 @@ export const DEFAULTS = {
   relpWindow: 1024,
   relpAckTimeout: '90s',
   relpMaxRefusals: 3,
+  maxFiles: 1024,
+  rotateWait: '5s',
   /** Hours of a busy API server's audit log (~100-300 KB/s); small next to a node's disk. */
   bufferMaxBytes: '1GiB',
   whenFull: 'block',
@@ -81,7 +88,7 @@ export function defaultStateDir(): string {
 }
 
 /** The settings as given (flags today, a config file later), all still unparsed. */
-export interface RawSettings extends RawTlsSettings {
+export interface RawSettings extends K8sRawSettings, RawTlsSettings {
   file?: string[];
   to?: string;
   stateDir?: string;
@@ -102,6 +109,8 @@ export interface RawSettings extends RawTlsSettings {
   relpWindow?: string | number;
   relpAckTimeout?: string | number;
   relpMaxRefusals?: string | number;
+  maxFiles?: string | number;
+  rotateWait?: string | number;
   bufferDir?: string;
   bufferMaxBytes?: string | number;
   whenFull?: string;
@@ -143,6 +152,12 @@ function integer(flag: string, value: string | number, min: number, max: number)
   const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n)) throw new ConfigError(`--${flag}: "${value}" is not a whole number`);
   if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max})`);
+  return n;
+}
+
+function count(flag: string, value: string | number, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(String(value)) || n < min || n > max) throw new ConfigError(`--${flag}: "${value}" is not a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -191,6 +206,9 @@ export function resolveConfig(raw: RawSettings): Config {
     relpWindow: integer('relp-window', d.relpWindow, 1, RELP_WINDOW_LIMIT),
     relpAckTimeoutMs: duration('relp-ack-timeout', d.relpAckTimeout, 100),
     relpMaxRefusals: integer('relp-max-refusals', d.relpMaxRefusals, 1, 1000),
+    k8s: resolveK8sConfig(raw, Boolean(raw.once)),
+    maxFiles: count('max-files', d.maxFiles, 1, 1_000_000),
+    rotateWaitMs: duration('rotate-wait', d.rotateWait, 0),
     tls,
     bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
     bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),
@@ -227,6 +245,7 @@ export async function checkEnvironment(cfg: Config): Promise<void> {
       throw new ConfigError(`--state-dir: ${cfg.stateDir} is not writable`);
     }
   }
+  await loadK8sFiles(cfg.k8s);
   for (const file of fileSources) {
     const st = await stat(file).catch(() => undefined);
     if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
