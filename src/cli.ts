@@ -50,6 +50,9 @@ function parseArgs(argv: string[]): RawSettings {
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
     .option('reconnect-max-delay', { type: 'string', description: `Cap of the reconnect backoff (default ${DEFAULTS.reconnectMaxDelay})` })
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
+    .option('relp-window', { type: 'string', description: `relp://: messages sent and not yet acknowledged, at most (default ${DEFAULTS.relpWindow})` })
+    .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
+    .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
     .option('format', { type: 'string', description: `raw | k8s-audit (event time, stage and identity in the header) | auto (k8s-audit for Event lines, raw otherwise) (default ${K8S_DEFAULTS.format})` })
     .option('sd-id', { type: 'string', description: `SD-ID of the audit structured data, name@<private enterprise number> (default ${K8S_DEFAULTS.sdId})` })
     .option('select', { type: 'string', array: true, description: "Forward only events matching, kubectl -l syntax: 'verb in (create,delete),objectRef.resource=secrets' (repeatable: OR)" })
@@ -108,6 +111,9 @@ function parseArgs(argv: string[]): RawSettings {
     checkpointInterval: pick(parsed.checkpointInterval),
     reconnectMaxDelay: pick(parsed.reconnectMaxDelay),
     shutdownTimeout: pick(parsed.shutdownTimeout),
+    relpWindow: pick(parsed.relpWindow),
+    relpAckTimeout: pick(parsed.relpAckTimeout),
+    relpMaxRefusals: pick(parsed.relpMaxRefusals),
     format: pick(parsed.format),
     sdId: pick(parsed.sdId),
     select: parsed.select as string[] | undefined,

@@ -9,6 +9,7 @@ import { Stats } from './ops/stats.js';
 import { Backoff } from './sinks/backoff.js';
 import { describeDestination } from './sinks/destination.js';
 import type { Sink } from './sinks/sink.js';
+import { RelpSink } from './sinks/relp.js';
 import { StreamSink } from './sinks/stdout.js';
 import { TcpSink } from './sinks/tcp.js';
 import { FileSources } from './sources/file/sources.js';
@@ -83,7 +84,20 @@ export class Pipeline {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
-    if (to.transport === 'tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
+    if (to.transport === 'tls' || to.transport === 'relp+tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
+    if (to.transport === 'relp' || to.transport === 'relp+tls') {
+      return new RelpSink({
+        host: to.host,
+        port: to.port,
+        stats,
+        log,
+        backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+        window: cfg.relpWindow,
+        ackTimeoutMs: cfg.relpAckTimeoutMs,
+        maxRefusals: cfg.relpMaxRefusals,
+        open: this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined,
+      });
+    }
     return new TcpSink({
       host: to.host,
       port: to.port,
@@ -185,6 +199,7 @@ export class Pipeline {
         messages: this.stats.messagesSent,
         bytes: this.stats.bytesSent,
         truncated: this.stats.linesTruncated,
+        ...((cfg.to.transport === 'relp' || cfg.to.transport === 'relp+tls') && { resent: this.stats.messagesResent, refused: this.stats.messagesRefused }),
         ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
         ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
         ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),

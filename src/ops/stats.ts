@@ -3,6 +3,10 @@ export class Stats {
   linesRead = new Map<string, number>();
   messagesSent = 0;
   bytesSent = 0;
+  /** Sent again after a connection ended before the drain acknowledged them (RELP). */
+  messagesResent = 0;
+  /** Answers other than 200 from a RELP drain, each counted (a retried message may count more than once). */
+  messagesRefused = 0;
   linesTruncated = 0;
   dropped = new Map<string, number>();
   reconnects = 0;

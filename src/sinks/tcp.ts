@@ -24,7 +24,7 @@ export interface TcpSinkOptions {
   open?: (host: string, port: number, timeoutMs: number) => Promise<Socket>;
 }
 
-type Outcome = 'finished' | 'lost' | 'aborted';
+export type Outcome = 'finished' | 'lost' | 'aborted';
 
 export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -127,7 +127,7 @@ export class TcpSink implements Sink {
   }
 
   /** Writes batches until the buffer is finished, the connection fails, or abort. */
-  private async pump(sock: Socket, buffer: BatchBuffer): Promise<Outcome> {
+  protected async pump(sock: Socket, buffer: BatchBuffer): Promise<Outcome> {
     this.socket = sock;
     sock.setKeepAlive(true, this.opts.keepAliveMs ?? 30_000);
     sock.setNoDelay(true);
