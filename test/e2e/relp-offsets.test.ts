@@ -16,7 +16,7 @@ function committedOffset(stateDir: string): number {
 }
 
 t.test('what the drain did not acknowledge survives a restart (as file offset or in the spill); the next run sends it', async (t) => {
-  const lines = numberedAuditLines(300);
+  const lines = numberedAuditLines(2000);
   const dir = t.testdir({ app: {}, state: {} });
   const file = join(dir, 'app', 'audit.log');
   const state = join(dir, 'state');
@@ -24,12 +24,12 @@ t.test('what the drain did not acknowledge survives a restart (as file offset or
   const endOf = (k: number) => lines.slice(0, k + 1).reduce((a, l) => a + Buffer.byteLength(l) + 1, 0);
   const args = ['--file', file, '--state-dir', state, '--checkpoint-interval', '10ms', '--shutdown-timeout', '0'];
 
-  // Run 1: the drain takes every message but acknowledges only the first 250. The file is read in
-  // 256 KiB chunks (≈196 of these lines), one batch each: the first batch is acknowledged, the second not.
+  // Run 1: the drain takes every message but acknowledges only the first 1500. The file (≈2.6 MB) is
+  // read in chunks of at most 512 KiB, a batch each: the first batches are acknowledged, the last not.
   const held = await TestRelpServer.start();
   t.teardown(() => held.close());
   let n = 0;
-  held.answer = () => (++n <= 250 ? 'ack' : 'hold');
+  held.answer = () => (++n <= 1500 ? 'ack' : 'hold');
   const run1 = runAuditfwd(t, [...args, '--to', `relp://127.0.0.1:${held.port}`]);
   await held.until(() => held.messages.length === lines.length);
   // Its checkpoint file (saved every 10 ms) is the only outside sign of progress, so it is polled.
@@ -46,7 +46,7 @@ t.test('what the drain did not acknowledge survives a restart (as file offset or
   t.equal(await run2.exited, 0, 'run 2 delivers the rest and exits 0');
   const got = ok.messages.map((m) => m.toString('utf8')).map((m) => m.slice(m.indexOf('{"seq":')));
   const first = seqOf(got[0]);
-  t.ok(first >= 0 && first <= 250, `run 2 starts at line ${first}, at or before the first unacknowledged line (250)`);
+  t.ok(first >= 0 && first <= 1500, `run 2 starts at line ${first}, at or before the first unacknowledged line (1500)`);
   t.same(got, lines.slice(first), 'from there, every line once and in order');
   t.equal(committedOffset(state), endOf(lines.length - 1), 'after run 2 the whole file is committed');
 });
