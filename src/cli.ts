@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
-import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config/config.js';
+import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
+import { effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
+import { startOpsServer } from './ops/http.js';
 import { createLogger } from './ops/log.js';
+import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
 
 const EXIT_USAGE = 2;
@@ -11,8 +14,8 @@ function version(): string {
   return pkg.version;
 }
 
-function usageError(message: string): never {
-  process.stderr.write(`auditfwd: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+function usageError(...messages: string[]): never {
+  for (const message of messages) process.stderr.write(`auditfwd: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(EXIT_USAGE);
 }
 
@@ -26,8 +29,8 @@ function joinDashValues(argv: string[]): string[] {
   return out;
 }
 
-function parseArgs(argv: string[]): RawSettings {
-  const parsed = yargs(joinDashValues(argv))
+function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
+  const parser = yargs(joinDashValues(argv))
     .scriptName('auditfwd')
     .usage('auditfwd --file PATH --to HOST:PORT [options]\ncat audit.log | auditfwd --to HOST:PORT')
     .parserConfiguration({ 'strip-aliased': true, 'strip-dashed': true })
@@ -48,6 +51,12 @@ function parseArgs(argv: string[]): RawSettings {
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
     .option('reconnect-max-delay', { type: 'string', description: `Cap of the reconnect backoff (default ${DEFAULTS.reconnectMaxDelay})` })
     .option('shutdown-timeout', { type: 'string', description: `On SIGTERM/SIGINT, how long to keep sending what was read (default ${DEFAULTS.shutdownTimeout})` })
+    .option('config', { alias: 'c', type: 'string', description: 'YAML (or JSON) file with any of these settings (state-dir → state_dir); flags override it; SIGHUP re-reads it' })
+    .option('check-config', { type: 'boolean', description: 'Validate the settings, print the effective configuration (secrets redacted), exit' })
+    .option('sd-element', { type: 'string', array: true, description: 'Structured data added to every message, e.g. \'instance@47450 az=z1 id="a b"\' (repeatable)' })
+    .option('metrics-listen', { type: 'string', description: 'HOST:PORT serving /metrics (Prometheus), /healthz and /readyz (default: off)' })
+    .option('unhealthy-after', { type: 'string', description: `/healthz turns 503 once the drain is unreachable or the buffer full this long (default ${DEFAULTS.unhealthyAfter})` })
+    .option('log-format', { type: 'string', description: `auto (readable on a terminal, else JSON) | json | pretty (default ${DEFAULTS.logFormat})` })
     .strict()
     .version(version())
     .help()
@@ -57,8 +66,8 @@ function parseArgs(argv: string[]): RawSettings {
       if (err) throw err;
       const unknown = /^Unknown arguments?: (.*)$/.exec(msg);
       usageError(unknown ? `unknown flag ${unknown[1].split(', ').map((a) => (a.length > 1 ? `--${a}` : `-${a}`)).join(', ')}` : msg);
-    })
-    .parseSync();
+    });
+  const parsed = withConfigFile(parser.parseSync(), (parser as unknown as { getOptions(): OptionTable }).getOptions(), ctx);
   const pick = (v: unknown) => (Array.isArray(v) ? v[v.length - 1] : v);
   return {
     file: parsed.file as string[] | undefined,
@@ -78,20 +87,79 @@ function parseArgs(argv: string[]): RawSettings {
     checkpointInterval: pick(parsed.checkpointInterval),
     reconnectMaxDelay: pick(parsed.reconnectMaxDelay),
     shutdownTimeout: pick(parsed.shutdownTimeout),
+    sdElement: parsed.sdElement as string[] | undefined,
+    metricsListen: pick(parsed.metricsListen),
+    unhealthyAfter: pick(parsed.unhealthyAfter),
+    logFormat: pick(parsed.logFormat),
   };
 }
 
+/** What the command line and the config file said, and what was wrong with the file. */
+export interface Settings {
+  raw: RawSettings;
+  options: OptionTable;
+  file?: FileSettings;
+  checkConfig: boolean;
+}
+
+function withConfigFile<T extends { config?: unknown; checkConfig?: unknown }>(parsed: T, options: OptionTable, ctx: Partial<Settings>): T {
+  ctx.options = options;
+  ctx.checkConfig = Boolean(parsed.checkConfig);
+  const path = Array.isArray(parsed.config) ? parsed.config[parsed.config.length - 1] : parsed.config;
+  if (typeof path === 'string') ctx.file = loadConfigFile(path, options);
+  return mergeUnderFlags(parsed, ctx.file);
+}
+
+export function loadSettings(argv: string[]): Settings {
+  const ctx: Partial<Settings> = {};
+  const raw = parseArgs(argv, ctx);
+  return { raw, options: ctx.options!, file: ctx.file, checkConfig: ctx.checkConfig ?? false };
+}
+
+/** Flags alone stop at the first error; with a config file every error is reported, each with its place. */
+export function resolveSettings(s: Settings): { cfg?: Config; errors: string[] } {
+  if (!s.file) {
+    try {
+      return { cfg: resolveConfig(s.raw), errors: [] };
+    } catch (err) {
+      if (err instanceof ConfigError) return { errors: [err.message] };
+      throw err;
+    }
+  }
+  const r = resolveCollecting(s.raw as Record<string, unknown>, (raw) => resolveConfig(raw as RawSettings), s.file.where);
+  // In file order: flags' errors first, then the file's by line.
+  const line = (e: string) => (e.startsWith(`${s.file!.path}:`) ? Number(/^[^:]*:(\d+):/.exec(e.slice(s.file!.path.length))?.[1] ?? 0) : -1);
+  const errors = [...s.file.errors, ...r.errors].map((e, i) => ({ e, i, n: line(e) })).sort((a, b) => a.n - b.n || a.i - b.i).map((x) => x.e);
+  return errors.length ? { errors } : { cfg: r.cfg, errors };
+}
+
 export async function main(argv: string[]): Promise<void> {
-  let cfg;
+  const settings = loadSettings(argv);
+  const { cfg, errors } = resolveSettings(settings);
+  if (!cfg) usageError(...errors);
+  if (settings.checkConfig) {
+    const from = settings.file ? `${settings.file.path} and flags` : 'flags';
+    process.stdout.write(effectiveYaml(settings.options, settings.raw as Record<string, unknown>, cfg as unknown as Record<string, unknown>, from));
+    process.exit(0);
+  }
   try {
-    cfg = resolveConfig(parseArgs(argv));
     await checkEnvironment(cfg);
   } catch (err) {
     if (err instanceof ConfigError) usageError(err.message);
     throw err;
   }
-  const log = createLogger(cfg.logLevel);
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
   const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });
+  let ops;
+  if (cfg.metricsListen) {
+    try {
+      ops = await startOpsServer(cfg.metricsListen, pipeline, log);
+    } catch (err) {
+      usageError(`--metrics-listen: cannot listen on ${cfg.metricsListen.host}:${cfg.metricsListen.port} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  const reloader = new Reloader(settings, cfg, () => loadSettings(argv), resolveSettings, pipeline, log);
+  process.on('SIGHUP', () => void reloader.reload());
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -100,6 +168,7 @@ export async function main(argv: string[]): Promise<void> {
   });
   try {
     await pipeline.run();
+    await ops?.close();
   } catch (err) {
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);

@@ -15,6 +15,7 @@ import type { Source } from './sources/source.js';
 import { StreamSource } from './sources/stdin.js';
 import { CheckpointStore } from './state/checkpoints.js';
 import { RawEncoder, type EncoderFactory } from './transforms/encoder.js';
+import { SwappableEncoder } from './transforms/swappable.js';
 
 export interface Io {
   stdin: Readable;
@@ -29,9 +30,11 @@ export class Pipeline {
   private buffer!: MemoryBuffer;
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
+  private started = false;
+  private encoders: Array<{ appName: string; encoder: SwappableEncoder }> = [];
 
   constructor(
-    private readonly cfg: Config,
+    private cfg: Config,
     private readonly log: Logger,
     private readonly io: Io,
   ) {}
@@ -46,6 +49,7 @@ export class Pipeline {
           hostname: cfg.hostname,
           appName,
           maxMessageBytes: cfg.maxMessageBytes,
+          structuredData: cfg.structuredData,
         }),
         stats,
       );
@@ -67,7 +71,7 @@ export class Pipeline {
 
   async run(): Promise<void> {
     const { cfg, log } = this;
-    const encoderFor = this.encoderFactory();
+    const encoderFor = this.reloadableEncoders();
     this.buffer = new MemoryBuffer(cfg.memoryMaxBytes);
     this.sink = this.createSink();
     const files = cfg.files.filter((f) => f !== '-');
@@ -96,7 +100,8 @@ export class Pipeline {
     }
     log.info({ to: describeDestination(cfg.to), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
 
-    const sinkDone = this.sink.run(this.buffer);
+    this.started = true;
+    const sinkDone = this.runSinks();
     const sourcesDone = Promise.all(this.sources.map((s) => s.run())).finally(() => this.buffer.close());
     try {
       await Promise.all([sourcesDone, sinkDone]);
@@ -107,6 +112,64 @@ export class Pipeline {
       { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated },
       this.stopping ? 'stopped' : 'all input delivered',
     );
+  }
+
+  /** Encoders that a reload can replace between two batches. */
+  private reloadableEncoders(): EncoderFactory {
+    return (appName) => {
+      const encoder = new SwappableEncoder(this.encoderFactory()(appName));
+      this.encoders.push({ appName, encoder });
+      return encoder;
+    };
+  }
+
+  /** Runs the sink; when a reload replaced it, runs the new one on the same buffer. */
+  private async runSinks(): Promise<void> {
+    for (;;) {
+      const sink = this.sink;
+      await sink.run(this.buffer);
+      if (sink === this.sink) return;
+    }
+  }
+
+  /**
+   * Applies a reloaded configuration. `sink`: reconnect with the new destination or TLS material;
+   * batches not yet written to the old connection are requeued for the new one. `encoders`:
+   * messages read from now on are encoded with the new settings.
+   */
+  reconfigure(cfg: Config, what: { sink: boolean; encoders: boolean }): void {
+    this.cfg = cfg;
+    if (what.encoders) {
+      for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => this.encoderFactory()(appName));
+    }
+    if (what.sink && this.sink && !this.stopping) {
+      const old = this.sink;
+      this.sink = this.createSink();
+      old.abort();
+    }
+  }
+
+  /** Per source, bytes not yet handed on. */
+  async lags(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const s of this.sources) if (s.lag) out.set(s.name, await s.lag());
+    return out;
+  }
+
+  get phase(): 'starting' | 'running' | 'stopping' {
+    return this.stopping ? 'stopping' : this.started ? 'running' : 'starting';
+  }
+
+  get bufferState(): { bytes: number; fullSinceMs?: number } {
+    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs };
+  }
+
+  get destination(): Config['to'] {
+    return this.cfg.to;
+  }
+
+  get settings(): Readonly<Config> {
+    return this.cfg;
   }
 
   /**

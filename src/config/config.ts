@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
+import { parseSdElements } from './sd-element.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
@@ -29,6 +30,13 @@ export interface Config {
   checkpointIntervalMs: number;
   reconnectMaxDelayMs: number;
   shutdownTimeoutMs: number;
+  /** Encoded SD-ELEMENTs added to every message ('' for none). */
+  structuredData: string;
+  /** Where /metrics, /healthz and /readyz are served; undefined: not served. */
+  metricsListen: { host: string; port: number } | undefined;
+  /** /healthz turns 503 when the drain was unreachable, or the buffer full, this long. */
+  unhealthyAfterMs: number;
+  logFormat: 'auto' | 'json' | 'pretty';
 }
 
 export const DEFAULTS = {
@@ -44,6 +52,8 @@ export const DEFAULTS = {
   checkpointInterval: '1s',
   reconnectMaxDelay: '30s',
   shutdownTimeout: '5s',
+  unhealthyAfter: '60s',
+  logFormat: 'auto',
 } as const;
 
 export const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024;
@@ -75,6 +85,10 @@ export interface RawSettings {
   checkpointInterval?: string | number;
   reconnectMaxDelay?: string | number;
   shutdownTimeout?: string | number;
+  sdElement?: string[];
+  metricsListen?: string;
+  unhealthyAfter?: string | number;
+  logFormat?: string;
 }
 
 function oneOf<T extends string>(flag: string, value: string, choices: readonly T[]): T {
@@ -141,7 +155,20 @@ export function resolveConfig(raw: RawSettings): Config {
     checkpointIntervalMs: duration('checkpoint-interval', d.checkpointInterval, 10),
     reconnectMaxDelayMs: duration('reconnect-max-delay', d.reconnectMaxDelay, 100),
     shutdownTimeoutMs: duration('shutdown-timeout', d.shutdownTimeout, 0),
+    structuredData: parseSdElements('sd-element', (raw.sdElement ?? []).map(String)),
+    metricsListen: raw.metricsListen === undefined ? undefined : listenAddress('metrics-listen', raw.metricsListen),
+    unhealthyAfterMs: duration('unhealthy-after', d.unhealthyAfter, 0),
+    logFormat: oneOf('log-format', String(d.logFormat), ['auto', 'json', 'pretty'] as const),
   };
+}
+
+/** HOST:PORT or [v6]:PORT to listen on; port 0 picks a free one (it is logged). */
+function listenAddress(flag: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/\s]+)):(\d+)$/.exec(value);
+  if (!m) throw new ConfigError(`--${flag}: "${value}" is not HOST:PORT (e.g. 127.0.0.1:9100, 0.0.0.0:9100)`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`--${flag}: port ${m[3]} is out of range (0-65535)`);
+  return { host: m[1] ?? m[2], port };
 }
 
 /** Checks what can only be checked on this machine: the state folder and the files' readability. */

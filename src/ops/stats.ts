@@ -6,8 +6,20 @@ export class Stats {
   linesTruncated = 0;
   dropped = new Map<string, number>();
   reconnects = 0;
-  drainConnected = false;
   lastSendMs = 0;
+  /** Bytes held in the on-disk spill (set by the spill buffer, when there is one). */
+  spillBytes = 0;
+  /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
+  drainChangedMs = Date.now();
+  private connected = false;
+
+  get drainConnected(): boolean {
+    return this.connected;
+  }
+  set drainConnected(up: boolean) {
+    if (up !== this.connected) this.drainChangedMs = Date.now();
+    this.connected = up;
+  }
 
   addLines(source: string, n: number): void {
     this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);

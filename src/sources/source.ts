@@ -4,4 +4,6 @@ export interface Source {
   run(): Promise<void>;
   /** Stop reading soon; what was read is still pushed. */
   stop(): void;
+  /** Bytes in the source not yet handed on (file size minus committed position), for metrics. */
+  lag?(): Promise<number>;
 }

@@ -42,6 +42,8 @@ export class FileTailer implements Source {
   private stopped = false;
   private opened = false;
   private warnedMissing = false;
+  /** Handed-on position in the open file: what lag() counts from. */
+  private committed = 0;
 
   constructor(
     readonly name: string,
@@ -106,6 +108,7 @@ export class FileTailer implements Source {
     this.fh = fh;
     this.id = await identify(fh);
     this.readPos = await this.startOffset(fh, this.id, firstOpen && !this.warnedMissing);
+    this.committed = this.readPos;
     this.opts.log.info({ file: this.name, ino: this.id.ino, offset: this.readPos }, 'following file');
     return true;
   }
@@ -154,8 +157,16 @@ export class FileTailer implements Source {
     await this.opts.buffer.push({
       frames: chunk.frames,
       count: chunk.count,
-      onHandedOn: checkpoints ? () => checkpoints.commit(path, id, position) : undefined,
+      onHandedOn: () => {
+        if (this.id?.ino === id.ino && this.id.dev === id.dev) this.committed = position;
+        checkpoints?.commit(path, id, position);
+      },
     });
+  }
+
+  async lag(): Promise<number> {
+    const size = await this.fh?.stat().then((st) => st.size, () => 0);
+    return Math.max(0, (size ?? 0) - this.committed);
   }
 
   private async detectChange(): Promise<Change> {
@@ -180,6 +191,7 @@ export class FileTailer implements Source {
     this.opts.log.info({ file: this.name, offset: this.readPos }, 'file truncated; reading it from the start');
     this.batcher.reset();
     this.readPos = 0;
+    this.committed = 0;
     this.id = await identify(this.fh!);
   }
 
