@@ -126,6 +126,7 @@ export function resolveSettings(s: Settings): { cfg?: Config; errors: string[] }
       throw err;
     }
   }
+  if (s.file.unreadable) return { errors: s.file.errors };
   const r = resolveCollecting(s.raw as Record<string, unknown>, (raw) => resolveConfig(raw as RawSettings), s.file.where);
   // In file order: flags' errors first, then the file's by line.
   const line = (e: string) => (e.startsWith(`${s.file!.path}:`) ? Number(/^[^:]*:(\d+):/.exec(e.slice(s.file!.path.length))?.[1] ?? 0) : -1);

@@ -56,6 +56,8 @@ export interface FileSettings {
   /** Where each setting was written: "FILE:LINE: key". */
   where: Map<string, string>;
   errors: string[];
+  /** The file could not be read as settings at all: its errors are the only ones worth showing. */
+  unreadable?: boolean;
 }
 
 /** Reads a YAML (or JSON: YAML's subset) config file; every problem is collected, none thrown. */
@@ -66,17 +68,18 @@ export function loadConfigFile(path: string, options: OptionTable): FileSettings
     text = readFileSync(path, 'utf8');
   } catch (err) {
     out.errors.push(`--config: cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+    out.unreadable = true;
     return out;
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const at = (node: Node | null | undefined) => `${path}:${node?.range ? lines.linePos(node.range[0]).line : 1}`;
   for (const e of doc.errors) out.errors.push(`${path}:${e.linePos?.[0].line ?? 1}: ${e.message.split('\n')[0]}`);
-  if (out.errors.length) return out;
+  if (out.errors.length) return { ...out, unreadable: true };
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return out;
   if (!isMap(doc.contents)) {
     out.errors.push(`${at(doc.contents)}: the file must be a mapping of settings (key: value)`);
-    return out;
+    return { ...out, unreadable: true };
   }
   const known = new Map<string, string>();
   for (const flag of fileFlags(options)) {

@@ -81,7 +81,10 @@ export class Reloader<S extends SettingsLike> {
       return { applied: [], requiresRestart, errors: [(err as Error).message] };
     }
     const tls = cfg.to.transport !== 'stdout' && cfg.to.transport.includes('tls');
-    if (cfg.logLevel !== this.cfg.logLevel) this.log.level = cfg.logLevel;
+    // The summary below is logged at the more verbose of the two levels, so either way it is seen.
+    const levels = this.log.levels.values;
+    const louder = (levels[cfg.logLevel] ?? Infinity) < (levels[this.log.level] ?? Infinity);
+    if (louder) this.log.level = cfg.logLevel;
     this.pipeline.reconfigure(cfg, {
       // TLS: certificates are read when the sink is built, so a reload always rebuilds it.
       sink: tls || applied.some((k) => matches(RELOAD_RULES.sink, k)),
@@ -93,6 +96,7 @@ export class Reloader<S extends SettingsLike> {
       this.log.warn({ changed: show(requiresRestart, before, after) }, 'reload: these settings changed but take effect only after a restart');
     }
     this.log.info({ changed: show(applied, before, after), reconnect: tls || undefined }, applied.length ? 'configuration reloaded' : 'configuration reloaded; nothing to change');
+    this.log.level = cfg.logLevel;
     this.current = { raw: effective as RawSettings };
     this.cfg = cfg;
     return { applied, requiresRestart, errors: [] };
