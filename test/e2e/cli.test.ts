@@ -1,7 +1,15 @@
 import t from 'tap';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runAuditfwd } from '../helpers/proc.js';
+import { spawnSync } from 'node:child_process';
+import { BIN, runAuditfwd } from '../helpers/proc.js';
+
+/** Why the unprivileged checks cannot run here, or false when they can. */
+function cannotRunAsNobody(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root to switch to an unprivileged user';
+  const probe = spawnSync('test', ['-r', BIN], { uid: 65534, gid: 65534 });
+  return probe.status === 0 ? false : `user nobody cannot reach ${BIN} (a parent folder is not world-readable)`;
+}
 
 async function usageError(t: Tap.Test, args: string[], re: RegExp, opts = {}) {
   const run = runAuditfwd(t, args, opts);
@@ -32,7 +40,7 @@ t.test('bad invocations exit 2 with one line naming the flag', async (t) => {
   await usageError(t, ['--to', 'drain:514', '--file', dir], /--file: .* is a directory/);
 });
 
-t.test('a file that cannot be read, a state dir that is not writable (as an unprivileged user)', { skip: process.getuid?.() !== 0 && 'needs root to switch to an unprivileged user' }, async (t) => {
+t.test('a file that cannot be read, a state dir that is not writable (as an unprivileged user)', { skip: cannotRunAsNobody() }, async (t) => {
   const dir = t.testdir({ 'unreadable.log': 'secret\n', state: {}, ro: {} });
   chmodSync(dir, 0o755);
   chmodSync(join(dir, 'unreadable.log'), 0o600);

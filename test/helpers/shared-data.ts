@@ -1,0 +1,43 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The shared sample data: CI clones the repo with `shared/` as a sibling; a worktree elsewhere falls
+ * back to /work/shared.
+ */
+export function sharedDir(): string {
+  const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+  const sibling = join(repoRoot, '..', 'shared');
+  return existsSync(join(sibling, 'data')) ? sibling : '/work/shared';
+}
+
+export const K8S_AUDIT_FILES = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'];
+
+export function k8sAuditPath(name: string): string {
+  return join(sharedDir(), 'data', 'k8s-audit', name);
+}
+
+/** Every real audit line, as it is in the file (no LF). */
+export function k8sAuditLines(): string[] {
+  return K8S_AUDIT_FILES.flatMap((f) => readFileSync(k8sAuditPath(f), 'utf8').split('\n').filter(Boolean));
+}
+
+/** The real Kubernetes audit events of the shared sample data, one JSON object per entry. */
+export const auditLines = k8sAuditLines;
+
+/**
+ * `n` real audit events made unique: event k is sample event k mod N with `"seq":k` as its first
+ * field, so a receiver can tell every line apart and a test can find what is missing or repeated.
+ */
+export function numberedAuditLines(n: number): string[] {
+  const sample = auditLines();
+  const out: string[] = new Array(n);
+  for (let k = 0; k < n; k++) out[k] = `{"seq":${k},` + sample[k % sample.length].slice(1);
+  return out;
+}
+
+export function seqOf(line: string): number {
+  const m = /^\{"seq":(\d+),/.exec(line);
+  return m ? Number(m[1]) : -1;
+}
