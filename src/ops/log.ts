@@ -25,10 +25,11 @@ export class RateLimitedLog {
   constructor(
     private readonly log: Logger,
     private readonly intervalMs = 60_000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   warn(key: string, obj: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
+    const now = this.now();
     const seen = this.last.get(key);
     if (seen && now - seen.at < this.intervalMs) {
       seen.suppressed++;

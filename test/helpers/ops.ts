@@ -1,5 +1,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { parseRfc5424 } from './rfc5424.js';
+import { seqOf } from './shared-data.js';
 
 /** A port nothing listens on (yet): bound, then released. */
 export async function freePort(): Promise<number> {
@@ -45,4 +47,17 @@ export function opsPort(stderr: string): number {
   const m = /"address":"[^"]*:(\d+)","msg":"serving \/metrics/.exec(stderr);
   if (!m) throw new Error('no metrics address in the log');
   return Number(m[1]);
+}
+
+/** auditfwd's JSON log lines (stderr), parsed. */
+export function logEntries(stderr: string): Array<Record<string, unknown>> {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The "seq" of each numbered audit line a drain received (see numberedAuditLines), in arrival order. */
+export function seqsOf(messages: Buffer[]): number[] {
+  return messages.map((m) => seqOf(parseRfc5424(m).msg.toString()));
 }

@@ -63,6 +63,8 @@ t.test('/healthz: drain down → 503 → drain up → 200; /readyz', async (t) =
     return r.status === 503 ? r : undefined;
   });
   t.match(down.text, /^unhealthy: drain unreachable for \d+s/);
+  // Down for over 300 ms with retries every 100-200 ms: several attempts, one log line (a minute's summary).
+  t.equal(run.stderr().match(/cannot connect to drain/g)?.length, 1, 'connection failures are rate limited');
   const drain = await TestDrain.start({ port });
   t.teardown(() => drain.close());
   const up = await until('200', async () => {
