@@ -35,7 +35,9 @@ export const REDACTED = '<redacted>';
 
 export function redact(key: string, value: unknown): unknown {
   if (value === undefined || value === null) return value;
-  if (SECRET_KEYS.some((re) => re.test(key))) return REDACTED;
+  // `--webhook-token-file`, `--key-passphrase-file`: where the secret is, which an operator needs to see.
+  const namesAPath = /[-_]?file$/i.test(key);
+  if (!namesAPath && SECRET_KEYS.some((re) => re.test(key))) return REDACTED;
   const text = Array.isArray(value) ? value.join('\n') : String(value);
   return SECRET_VALUES.some((re) => re.test(text)) ? REDACTED : value;
 }

@@ -82,6 +82,8 @@ t.test('secrets are redacted, whatever flag they come from', async (t) => {
   t.equal(redact('tls-passphrase', 'hunter2'), REDACTED);
   t.equal(redact('webhook-token', 'abc'), REDACTED);
   t.equal(redact('key', '/etc/auditfwd/key.pem'), '/etc/auditfwd/key.pem', 'a path to a key is not the key');
+  t.equal(redact('webhook-token-file', '/etc/auditfwd/token'), '/etc/auditfwd/token', 'nor is a path to a token');
+  t.equal(redact('webhookTokenFile', '/etc/auditfwd/token'), '/etc/auditfwd/token');
   t.equal(redact('key', '-----BEGIN EC PRIVATE KEY-----\nMHc...'), REDACTED, 'key material is');
   t.equal(redact('to', 'tcp://d:1'), 'tcp://d:1');
   const options: OptionTable = { key: { to: true, 'tls-passphrase': true, help: true }, boolean: ['help'], array: [], number: [], alias: {} };

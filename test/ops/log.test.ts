@@ -1,5 +1,6 @@
 import t from 'tap';
 import { RateLimitedLog, type Logger } from '../../src/ops/log.js';
+import { runAuditfwd } from '../helpers/proc.js';
 
 function recorder() {
   const calls: Array<{ obj: Record<string, unknown>; msg: string }> = [];
@@ -32,4 +33,15 @@ t.test('keys are independent; clear() logs the next occurrence at once', async (
   limited.warn('connect', {}, 'a');
   t.same(calls.map((c) => c.msg), ['a', 'b', 'a']);
   t.same(calls[2].obj, {}, 'no stale count after clear');
+});
+
+t.test('--log-format pretty: one readable line per record; json stays JSON', async (t) => {
+  const run = runAuditfwd(t, ['--to', '-', '--log-format', 'pretty'], { stdin: 'x\n' });
+  t.equal(await run.exited, 0);
+  const lines = run.stderr().trimEnd().split('\n');
+  t.match(lines[0], /^\d\d:\d\d:\d\d\.\d{3} INFO  auditfwd started to=- sources=\["stdin"\]$/);
+  t.notMatch(run.stderr(), /\x1b\[/, 'no colours when stderr is not a terminal');
+  const json = runAuditfwd(t, ['--to', '-'], { stdin: 'x\n' });
+  t.equal(await json.exited, 0);
+  t.ok(json.stderr().trimEnd().split('\n').every((l) => JSON.parse(l).name === 'auditfwd'), 'auto on a pipe: JSON');
 });
