@@ -24,6 +24,7 @@ export function parseSdSpec(text: string): { id: string; params: Array<[string, 
       continue;
     }
     if (m[2] === undefined && m[3] === undefined) throw new Error(`parameter "${m[1]}" has no "=value"`);
+    if (m[3]?.startsWith('"')) throw new Error(`parameter "${m[1]}": unterminated quote`);
     params.push([m[1], m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]]);
     tokens.push(m[1]);
   }
