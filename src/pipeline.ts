@@ -1,6 +1,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { MemoryBuffer } from './buffer/memory.js';
+import { SpillBuffer } from './buffer/spill/spill-buffer.js';
 import type { Config } from './config/config.js';
 import { Rfc5424Framer } from './framing/rfc5424.js';
 import type { Logger } from './ops/log.js';
@@ -13,9 +14,13 @@ import { TcpSink } from './sinks/tcp.js';
 import { FileTailer } from './sources/file/tailer.js';
 import type { Source } from './sources/source.js';
 import { StreamSource } from './sources/stdin.js';
+import type { BatchBuffer } from './record.js';
 import { CheckpointStore } from './state/checkpoints.js';
 import { RawEncoder, type EncoderFactory } from './transforms/encoder.js';
 import { SwappableEncoder } from './transforms/swappable.js';
+
+/** EX_TEMPFAIL: input ended but the drain stayed away; what is left waits in the spill for the next run. */
+export const EXIT_LEFT_IN_SPILL = 75;
 
 export interface Io {
   stdin: Readable;
@@ -27,7 +32,9 @@ export class Pipeline {
   readonly stats = new Stats();
   private sources: Source[] = [];
   private sink!: Sink;
-  private buffer!: MemoryBuffer;
+  private buffer!: BatchBuffer;
+  private spill: SpillBuffer | undefined;
+  exitCode = 0;
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
   private started = false;
@@ -72,7 +79,19 @@ export class Pipeline {
   async run(): Promise<void> {
     const { cfg, log } = this;
     const encoderFor = this.reloadableEncoders();
-    this.buffer = new MemoryBuffer(cfg.memoryMaxBytes);
+    if (cfg.bufferDir) {
+      this.spill = await SpillBuffer.open({
+        dir: cfg.bufferDir,
+        maxBytes: cfg.bufferMaxBytes,
+        memoryMaxBytes: cfg.memoryMaxBytes,
+        fsyncIntervalMs: cfg.spillFsyncIntervalMs,
+        whenFull: cfg.whenFull,
+        log,
+        stats: this.stats,
+        gapFramer: new Rfc5424Framer({ facility: cfg.facility, severity: 4, hostname: cfg.hostname, appName: 'auditfwd', maxMessageBytes: 64 * 1024 }),
+      });
+    }
+    this.buffer = this.spill ?? new MemoryBuffer(cfg.memoryMaxBytes);
     this.sink = this.createSink();
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
@@ -102,16 +121,30 @@ export class Pipeline {
 
     this.started = true;
     const sinkDone = this.runSinks();
-    const sourcesDone = Promise.all(this.sources.map((s) => s.run())).finally(() => this.buffer.close());
+    let exitTimer: NodeJS.Timeout | undefined;
+    const sourcesDone = Promise.all(this.sources.map((s) => s.run())).finally(() => {
+      this.buffer.close();
+      // With a spill, nothing is lost by giving up on an absent drain: the rest waits on disk.
+      if (this.spill && !this.stopping) exitTimer = setTimeout(() => this.giveUp(), cfg.exitTimeoutMs);
+    });
     try {
       await Promise.all([sourcesDone, sinkDone]);
     } finally {
+      clearTimeout(exitTimer);
+      const left = await this.spill?.shutdown();
+      if (left && left.bytes > 0) log.warn({ dir: cfg.bufferDir, bytes: left.bytes, segments: left.segments }, 'left in the spill; sent first at the next start');
       await this.checkpoints?.close();
     }
     log.info(
       { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated },
-      this.stopping ? 'stopped' : 'all input delivered',
+      this.stopping ? 'stopped' : this.exitCode === EXIT_LEFT_IN_SPILL ? 'input ended; the rest waits in the spill' : 'all input delivered',
     );
+  }
+
+  private giveUp(): void {
+    this.exitCode = EXIT_LEFT_IN_SPILL;
+    this.log.warn({ waitedMs: this.cfg.exitTimeoutMs, unsentBytes: this.buffer.bytes }, 'input ended but the drain is unreachable; leaving the rest in the spill');
+    this.sink.abort();
   }
 
   /** Encoders that a reload can replace between two batches. */
@@ -160,8 +193,8 @@ export class Pipeline {
     return this.stopping ? 'stopping' : this.started ? 'running' : 'starting';
   }
 
-  get bufferState(): { bytes: number; fullSinceMs?: number } {
-    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs };
+  get bufferState(): { bytes: number; fullSinceMs?: number; spillBytes: number } {
+    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs, spillBytes: this.spill?.spilledBytes ?? 0 };
   }
 
   get destination(): Config['to'] {

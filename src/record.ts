@@ -10,6 +10,8 @@ export interface Batch {
    * the spill, or acknowledged by the drain. Sources commit their positions here and nowhere else.
    */
   onHandedOn?: () => void;
+  /** Which bytes of which source the lines came from: a dropped batch is reported by it. */
+  origin?: { source: string; start: number; end: number };
 }
 
 /**

@@ -37,6 +37,12 @@ export interface Config {
   /** /healthz turns 503 when the drain was unreachable, or the buffer full, this long. */
   unhealthyAfterMs: number;
   logFormat: 'auto' | 'json' | 'pretty';
+  /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
+  bufferDir: string | undefined;
+  bufferMaxBytes: number;
+  whenFull: 'block' | 'drop-oldest' | 'drop-newest';
+  spillFsyncIntervalMs: number;
+  exitTimeoutMs: number;
 }
 
 export const DEFAULTS = {
@@ -54,6 +60,11 @@ export const DEFAULTS = {
   shutdownTimeout: '5s',
   unhealthyAfter: '60s',
   logFormat: 'auto',
+  /** Hours of a busy API server's audit log (~100-300 KB/s); small next to a node's disk. */
+  bufferMaxBytes: '1GiB',
+  whenFull: 'block',
+  spillFsyncInterval: '1s',
+  exitTimeout: '30s',
 } as const;
 
 export const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024;
@@ -89,6 +100,11 @@ export interface RawSettings {
   metricsListen?: string;
   unhealthyAfter?: string | number;
   logFormat?: string;
+  bufferDir?: string;
+  bufferMaxBytes?: string | number;
+  whenFull?: string;
+  spillFsyncInterval?: string | number;
+  exitTimeout?: string | number;
 }
 
 function oneOf<T extends string>(flag: string, value: string, choices: readonly T[]): T {
@@ -137,10 +153,14 @@ export function resolveConfig(raw: RawSettings): Config {
     throw new ConfigError(`--to: ${(err as Error).message}`);
   }
   if (to.transport !== 'stdout' && to.transport !== 'tcp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
+  const stateDir = raw.stateDir ?? defaultStateDir();
+  // A pipe has no home of its own: stdin alone spills only where it was told to.
+  const spills = raw.bufferDir !== undefined || raw.stateDir !== undefined || files.some((f) => f !== '-');
   return {
-    files: (raw.file ?? []).filter((f) => f !== undefined).map(String),
+    files,
     to,
-    stateDir: raw.stateDir ?? defaultStateDir(),
+    stateDir,
     startAt: oneOf('start-at', String(d.startAt), ['beginning', 'end'] as const),
     framing: oneOf('framing', String(d.framing), ['octet-counting', 'lf'] as const),
     facility: code('facility', d.facility, FACILITIES, 23),
@@ -159,6 +179,11 @@ export function resolveConfig(raw: RawSettings): Config {
     metricsListen: raw.metricsListen === undefined ? undefined : listenAddress('metrics-listen', raw.metricsListen),
     unhealthyAfterMs: duration('unhealthy-after', d.unhealthyAfter, 0),
     logFormat: oneOf('log-format', String(d.logFormat), ['auto', 'json', 'pretty'] as const),
+    bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
+    bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),
+    whenFull: oneOf('when-full', String(d.whenFull), ['block', 'drop-oldest', 'drop-newest'] as const),
+    spillFsyncIntervalMs: duration('spill-fsync-interval', d.spillFsyncInterval, 10),
+    exitTimeoutMs: duration('exit-timeout', d.exitTimeout, 0),
   };
 }
 

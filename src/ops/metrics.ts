@@ -4,7 +4,7 @@ import type { Stats } from './stats.js';
 /** What the metrics read; the Pipeline provides it. */
 export interface MetricsSource {
   readonly stats: Stats;
-  readonly bufferState: { bytes: number };
+  readonly bufferState: { bytes: number; spillBytes?: number };
   lags(): Promise<Map<string, number>>;
 }
 
@@ -52,7 +52,7 @@ export function createMetrics(p: MetricsSource): Registry {
   byLabel('auditfwd_messages_dropped_total', 'Messages dropped, by reason', 'reason', () => s.dropped);
   counter('auditfwd_lines_truncated_total', 'Lines longer than --max-message-bytes, sent truncated', () => s.linesTruncated);
   counter('auditfwd_reconnects_total', 'Connections to the drain after the first', () => s.reconnects);
-  gauge('auditfwd_spill_bytes', 'Bytes held in the on-disk spill', () => s.spillBytes);
+  gauge('auditfwd_spill_bytes', 'Bytes held in the on-disk spill', () => p.bufferState.spillBytes ?? 0);
   gauge('auditfwd_buffer_bytes', 'Bytes held in memory between reading and the drain', () => p.bufferState.bytes);
   gauge('auditfwd_drain_connected', '1 while connected to the drain', () => (s.drainConnected ? 1 : 0));
   gauge('auditfwd_last_send_timestamp_seconds', 'When data was last handed on to the drain (Unix time; 0: never)', () => s.lastSendMs / 1000);

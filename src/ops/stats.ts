@@ -7,8 +7,8 @@ export class Stats {
   dropped = new Map<string, number>();
   reconnects = 0;
   lastSendMs = 0;
-  /** Bytes held in the on-disk spill (set by the spill buffer, when there is one). */
-  spillBytes = 0;
+  /** Damaged records found in the disk spill. */
+  spillCorrupt = 0;
   /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
   drainChangedMs = Date.now();
   private connected = false;

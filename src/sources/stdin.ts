@@ -9,6 +9,9 @@ import type { Source } from './source.js';
 export class StreamSource implements Source {
   private readonly batcher: LineBatcher;
   private stopped = false;
+  /** Where the lines of the next batch start in the stream, and how much of it was read. */
+  private offset = 0;
+  private readBytes = 0;
 
   constructor(
     readonly name: string,
@@ -24,6 +27,7 @@ export class StreamSource implements Source {
   async run(): Promise<void> {
     try {
       for await (const data of this.input) {
+        this.readBytes += (data as Buffer).length;
         await this.emit(this.batcher.process(data as Buffer));
         if (this.stopped) return;
       }
@@ -41,6 +45,11 @@ export class StreamSource implements Source {
 
   private async emit(chunk: Chunk): Promise<void> {
     if (chunk.lines > 0) this.stats.addLines(this.name, chunk.lines);
-    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count });
+    // A line split across reads is consumed with the read that ends it: the end is what was read
+    // less what waits for its LF.
+    const end = this.readBytes - this.batcher.pending;
+    const origin = { source: this.name, start: this.offset, end };
+    this.offset = end;
+    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count, origin });
   }
 }

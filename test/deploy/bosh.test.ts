@@ -22,7 +22,7 @@ function render(dir: string, template: string, properties: Record<string, unknow
 
 t.test('the BOSH job renders into a config auditfwd --check-config accepts', { skip: !hasRuby && 'ruby (Debian package ruby) is not installed' }, async (t) => {
   const dir = t.testdir({});
-  const properties = { auditfwd: { drain: { address: 'logs.example.com', port: 6514 }, metrics_listen: '127.0.0.1:9100', director_name: 'bosh-1' } };
+  const properties = { auditfwd: { drain: { address: 'logs.example.com', port: 6514 }, metrics_listen: '127.0.0.1:9100', director_name: 'bosh-1', buffer: { dir: '/var/vcap/data/auditfwd/spill', max_bytes: '2GiB', when_full: 'drop-oldest' } } };
   const config = render(dir, 'config.yml.erb', properties);
   t.equal(config.status, 0, config.err);
   writeFileSync(join(dir, 'config.yml'), config.out);
@@ -34,6 +34,7 @@ t.test('the BOSH job renders into a config auditfwd --check-config accepts', { s
   t.equal(eff.hostname, SPEC.ip, 'HOSTNAME is the instance IP, as syslog-release sends');
   t.equal(eff.state_dir, '/var/vcap/data/auditfwd/state');
   t.equal(eff.metrics_listen, '127.0.0.1:9100');
+  t.match(eff, { buffer_dir: '/var/vcap/data/auditfwd/spill', buffer_max_bytes: '2GiB', when_full: 'drop-oldest' }, 'the spill settings');
   t.strictSame(eff.sd_element, [`instance@47450 director="bosh-1" deployment="${SPEC.deployment}" group="${SPEC.name}" az="${SPEC.az}" id="${SPEC.id}"`]);
 
   const bpm = render(dir, 'bpm.yml.erb', { auditfwd: { files: ['/var/vcap/sys/log/kube-apiserver/audit.log', '/var/vcap/sys/log/etcd/audit.log'] } });

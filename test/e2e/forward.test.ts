@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { TestDrain } from '../helpers/drain.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
+import { k8sAuditPath } from '../helpers/shared-data.js';
 
-const SAMPLE = new URL('../../../shared/data/k8s-audit/falcosecurity-falco.jsonl', import.meta.url);
+const SAMPLE = k8sAuditPath('falcosecurity-falco.jsonl');
 const sampleLines = () => readFileSync(SAMPLE, 'utf8').split('\n').filter(Boolean);
 
 async function startDrain(t: Tap.Test, opts = {}) {

@@ -36,6 +36,8 @@ export class FileTailer implements Source {
   private id: FileIdentity | undefined;
   /** Next byte to read. */
   private readPos = 0;
+  /** Where the lines of the next batch start (the end of the last one pushed). */
+  private batchStart = 0;
   private readonly batcher: LineBatcher;
   private readonly waker: Waker;
   private readonly readBuf: Buffer;
@@ -109,6 +111,7 @@ export class FileTailer implements Source {
     this.id = await identify(fh);
     this.readPos = await this.startOffset(fh, this.id, firstOpen && !this.warnedMissing);
     this.committed = this.readPos;
+    this.batchStart = this.readPos;
     this.opts.log.info({ file: this.name, ino: this.id.ino, offset: this.readPos }, 'following file');
     return true;
   }
@@ -152,6 +155,8 @@ export class FileTailer implements Source {
     const { checkpoints } = this.opts;
     const id = this.id!;
     const path = this.name;
+    const origin = { source: path, start: this.batchStart, end: position };
+    this.batchStart = position;
     // Even a batch whose lines were all filtered out travels through the buffer, so that its
     // position is committed in order with the batches before it.
     await this.opts.buffer.push({
@@ -161,6 +166,7 @@ export class FileTailer implements Source {
         if (this.id?.ino === id.ino && this.id.dev === id.dev) this.committed = position;
         checkpoints?.commit(path, id, position);
       },
+      origin,
     });
   }
 
@@ -192,6 +198,7 @@ export class FileTailer implements Source {
     this.batcher.reset();
     this.readPos = 0;
     this.committed = 0;
+    this.batchStart = 0;
     this.id = await identify(this.fh!);
   }
 

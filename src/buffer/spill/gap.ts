@@ -1,0 +1,61 @@
+import { FrameWriter } from '../../framing/frame-writer.js';
+import { sdElement, type Rfc5424Framer } from '../../framing/rfc5424.js';
+import type { Origin } from './record.js';
+
+/** SD-ID of gap records; 32473 is the private enterprise number RFC 5612 reserves for documentation. */
+export const GAP_SD_ID = 'gap@32473';
+
+/** A contiguous run of dropped bytes of one source. */
+export interface GapRange {
+  source: string;
+  start: number;
+  end: number;
+  lines: number;
+  bytes: number;
+}
+
+/**
+ * Adds up what was dropped, one range per contiguous stretch of a source, so that the gap records
+ * account for every dropped line and byte exactly.
+ */
+export class GapLedger {
+  private ranges: GapRange[] = [];
+
+  get empty(): boolean {
+    return this.ranges.length === 0;
+  }
+
+  /** `bytes` counts the frames when the source offsets are not known. */
+  add(origin: Origin | undefined, lines: number, frameBytes: number): void {
+    const source = origin?.source ?? 'unknown';
+    const bytes = origin ? origin.end - origin.start : frameBytes;
+    let last: GapRange | undefined;
+    for (let i = this.ranges.length - 1; i >= 0 && !last; i--) if (this.ranges[i].source === source) last = this.ranges[i];
+    if (last && origin && last.end === origin.start) {
+      last.end = origin.end;
+      last.lines += lines;
+      last.bytes += bytes;
+      return;
+    }
+    this.ranges.push({ source, start: origin?.start ?? -1, end: origin?.end ?? -1, lines, bytes });
+  }
+
+  take(): GapRange[] {
+    return this.ranges.splice(0);
+  }
+}
+
+/** One RFC 5424 message per range: MSGID "gap", the numbers in structured data and in the text. */
+export function gapFrames(framer: Rfc5424Framer, ranges: GapRange[], reason: string): { frames: Buffer; count: number } {
+  const out = new FrameWriter(1024);
+  framer.beginBatch();
+  for (const r of ranges) {
+    const where = r.start >= 0 ? ` at offsets ${r.start}-${r.end}` : '';
+    const text = `auditfwd dropped ${r.lines} lines (${r.bytes} bytes) of ${r.source}${where}: ${reason}`;
+    const params: Array<[string, string]> = [['source', r.source], ['lines', String(r.lines)], ['bytes', String(r.bytes)]];
+    if (r.start >= 0) params.push(['from', String(r.start)], ['to', String(r.end)]);
+    params.push(['reason', reason]);
+    framer.append(out, Buffer.from(text), undefined, { msgId: 'gap', structuredData: sdElement(GAP_SD_ID, params) });
+  }
+  return { frames: out.take(), count: ranges.length };
+}

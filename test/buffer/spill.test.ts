@@ -1,0 +1,284 @@
+import t from 'tap';
+import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
+import { Stats } from '../../src/ops/stats.js';
+import { crc32, crc32Table } from '../../src/buffer/spill/crc32.js';
+import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/record.js';
+import { SpillBuffer, type SpillOptions } from '../../src/buffer/spill/spill-buffer.js';
+import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
+
+/** One octet-counted frame per message, as the encoder makes them. */
+const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
+const msgOf = (frames: Buffer) => splitOctetCounted(frames).frames.map((f) => f.toString());
+
+function logCapture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const dest = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  return { log: pino({ level: 'info' }, dest), lines };
+}
+
+async function openSpill(t: Tap.Test, dir: string, opts: Partial<SpillOptions> = {}) {
+  const { log, lines } = logCapture();
+  const spill = await SpillBuffer.open({
+    dir,
+    maxBytes: 1024 * 1024,
+    memoryMaxBytes: 64 * 1024,
+    segmentBytes: 64 * 1024,
+    fsyncIntervalMs: 20,
+    whenFull: 'block',
+    log,
+    stats: new Stats(),
+    gapFramer: new Rfc5424Framer({ facility: 1, severity: 4, hostname: 'h', appName: 'auditfwd', maxMessageBytes: 65536 }),
+    ...opts,
+  });
+  // The spill's timer does not hold the process open (a real sink does): the test must.
+  const alive = setInterval(() => {}, 1000);
+  t.teardown(() => clearInterval(alive));
+  let shut = false;
+  const shutdown = () => {
+    shut = true;
+    return spill.shutdown();
+  };
+  // On a failed assertion: the lock and the timer must go, though the folder may be gone already.
+  t.teardown(async () => {
+    if (!shut) await spill.shutdown().catch(() => {});
+  });
+  return { spill, lines, shutdown };
+}
+
+/** What a sink does: takes `n` batches, reports each handed on, returns their messages. */
+async function drainAll(spill: SpillBuffer, n: number): Promise<string[]> {
+  const got: string[] = [];
+  for (let i = 0; i < n; ) {
+    const b = spill.take();
+    if (!b) {
+      await spill.waitForData();
+      continue;
+    }
+    got.push(...msgOf(b.frames));
+    spill.handedOn(b);
+    i += b.count;
+  }
+  return got;
+}
+
+const big = (i: number) => `line ${i} ${'x'.repeat(8000)}`;
+
+t.test('record: encode/decode round trip, short and damaged input', async (t) => {
+  t.equal(crc32(Buffer.from('123456789')), 0xcbf43926, 'CRC-32 check value');
+  t.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926, 'table fallback agrees');
+  const origin = { source: '/var/log/a.log', start: 10, end: 42 };
+  const rec = encodeRecord(frame('hello'), 1, origin);
+  const p = parseRecord(rec, 0);
+  t.equal(p.kind, 'record');
+  if (p.kind !== 'record') return;
+  t.same(p.record.origin, origin);
+  t.equal(p.record.count, 1);
+  t.same(msgOf(p.record.frames), ['hello']);
+  t.equal(p.next, rec.length);
+  t.same(parseRecord(rec.subarray(0, rec.length - 1), 0), { kind: 'short', need: rec.length }, 'a cut body is short, not bad');
+  t.same(parseRecord(rec.subarray(0, 5), 0), { kind: 'short', need: HEADER_BYTES }, 'a cut header is short');
+  const flipped = Buffer.from(rec);
+  flipped[rec.length - 2] ^= 0x40;
+  t.same(parseRecord(flipped, 0), { kind: 'bad', reason: 'checksum mismatch' });
+  const noMagic = Buffer.from(rec);
+  noMagic[0] = 0;
+  t.same(parseRecord(noMagic, 0), { kind: 'bad', reason: 'bad magic' });
+  t.same(parseRecord(noMagic.subarray(0, 3), 0), { kind: 'bad', reason: 'bad magic' }, 'a short header that is not a magic prefix is damage');
+  const noOrigin = parseRecord(encodeRecord(frame('x'), 1, undefined), 0);
+  t.equal(noOrigin.kind === 'record' && noOrigin.record.origin, undefined);
+});
+
+t.test('order across memory and spill; commits once durable; files 0600, folder 0700', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const { spill, shutdown } = await openSpill(t, dir);
+  const commits: number[] = [];
+  let allCommitted!: () => void;
+  const committed = new Promise<void>((r) => (allCommitted = r));
+  const N = 60; // ~480 KB: far past the 64 KiB of memory, so most of it goes to disk
+  for (let i = 0; i < N; i++) {
+    await spill.push({
+      frames: frame(big(i)),
+      count: 1,
+      origin: { source: 'f', start: i, end: i + 1 },
+      onHandedOn: () => {
+        commits.push(i);
+        if (i === N - 1) allCommitted();
+      },
+    });
+  }
+  // Nothing was taken: positions advance because the lines are durable in the spill.
+  await committed;
+  t.same(commits, [...Array(N).keys()], 'commits run once each, in order, without any sink');
+  t.ok(spill.counters.spilledBatches > 0, 'batches went to disk');
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'folder 0700');
+  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg'));
+  t.ok(segs.length >= 2, 'several segments');
+  for (const n of segs) t.equal(statSync(join(dir, n)).mode & 0o777, 0o600, `${n} is 0600`);
+  // Newer lines pushed while the spill holds older ones go after them.
+  await spill.push({ frames: frame('newest'), count: 1 });
+  const got = await drainAll(spill, N + 1);
+  t.same(got, [...[...Array(N).keys()].map(big), 'newest'], 'spilled lines first, in order, then the newer one');
+  spill.close();
+  await spill.waitForData();
+  t.ok(spill.finished, 'finished once all is handed on');
+  const left = await shutdown();
+  t.equal(left.bytes, 0, 'nothing left');
+  t.same(readdirSync(dir).filter((n) => n.endsWith('.seg')), [], 'sent segments are deleted');
+});
+
+t.test('what was spilled and not sent is sent first by the next run', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir);
+  for (let i = 0; i < 30; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  t.same(await drainAll(a.spill, 5), [0, 1, 2, 3, 4].map(big));
+  a.spill.close();
+  const left = await a.shutdown();
+  t.ok(left.bytes > 0, 'the rest stays in the spill');
+  const b = await openSpill(t, dir);
+  t.match(b.lines.map((l) => l.msg), ['spill from an earlier run found; it is sent first']);
+  await b.spill.push({ frames: frame('new'), count: 1 });
+  t.same(await drainAll(b.spill, 26), [...[...Array(25).keys()].map((i) => big(i + 5)), 'new'], 'no loss, no duplicate, the new line last');
+  await b.shutdown();
+});
+
+t.test('a torn record at the end of the last segment is cut off at start', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir);
+  for (let i = 0; i < 12; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+  const last = join(dir, segs[segs.length - 1]);
+  const sizeBefore = statSync(last).size;
+  const torn = encodeRecord(frame('torn'), 1, undefined);
+  appendFileSync(last, torn.subarray(0, torn.length - 3));
+  const b = await openSpill(t, dir);
+  t.equal(b.spill.counters.tornTails, 1, 'counted');
+  t.ok(b.lines.some((l) => /torn record/.test(String(l.msg))), 'logged');
+  t.equal(statSync(last).size, sizeBefore, 'cut back to the last whole record');
+  t.same(await drainAll(b.spill, 12), [...Array(12).keys()].map(big), 'every whole record is sent');
+  await b.shutdown();
+});
+
+t.test('flipped bytes: the damaged record is skipped, the rest sent, the segment moved aside', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir, { segmentBytes: 1024 * 1024 });
+  for (let i = 0; i < 12; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+  const file = join(dir, segs[segs.length - 1]);
+  const data = readFileSync(file);
+  // Flip bytes inside the second record of the segment.
+  const first = parseRecord(data, 0);
+  if (first.kind !== 'record') throw new Error('expected a record');
+  data[first.next + 100] ^= 0xff;
+  data[first.next + 101] ^= 0xff;
+  writeFileSync(file, data);
+  const firstInSeg = Number(/^line (\d+)/.exec(msgOf(first.record.frames)[0])![1]);
+  const b = await openSpill(t, dir);
+  const got = await drainAll(b.spill, 11);
+  const want = [...Array(12).keys()].filter((i) => i !== firstInSeg + 1).map(big);
+  t.same(got, want, 'every intact record, in order');
+  t.equal(b.spill.counters.corruptSegments, 1, 'counted');
+  t.ok(b.lines.some((l) => l.level === 50 && /damaged record/.test(String(l.msg))), 'logged as an error');
+  b.spill.close();
+  await b.shutdown();
+  const aside = readdirSync(dir).filter((n) => n.endsWith('.corrupt'));
+  t.equal(aside.length, 1, 'the segment is kept aside for inspection');
+  t.same(readdirSync(dir).filter((n) => n.endsWith('.seg')), [], 'and no longer read');
+});
+
+t.test('a segment that is garbage from its first byte does not stop the others', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir);
+  for (let i = 0; i < 10; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  writeFileSync(join(dir, '0000000000000001.seg'), Buffer.alloc(5000, 0x41), { mode: 0o600 });
+  const b = await openSpill(t, dir);
+  t.same(await drainAll(b.spill, 10), [...Array(10).keys()].map(big));
+  t.equal(b.spill.counters.corruptSegments, 1);
+  await b.shutdown();
+});
+
+t.test('drop-newest: dropped lines are counted and replaced by one gap record', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const { spill, shutdown } = await openSpill(t, dir, { maxBytes: 100 * 1024, memoryMaxBytes: 16 * 1024, segmentBytes: 32 * 1024, whenFull: 'drop-newest' });
+  const N = 40;
+  for (let i = 0; i < N; i++) await spill.push({ frames: frame(big(i)), count: 1, origin: { source: '/a.log', start: i * 8010, end: (i + 1) * 8010 } });
+  const dropped = spill.counters.droppedLines;
+  t.ok(dropped > 0 && dropped < N, `${dropped} dropped`);
+  spill.close();
+  const got: string[] = [];
+  for (;;) {
+    const b = spill.take();
+    if (!b) {
+      if (spill.finished) break;
+      await spill.waitForData();
+      continue;
+    }
+    got.push(...msgOf(b.frames));
+    spill.handedOn(b);
+  }
+  const kept = got.filter((m) => m.startsWith('line'));
+  t.same(kept, [...Array(N - dropped).keys()].map(big), 'the oldest kept, in order');
+  const gaps = got.filter((m) => !m.startsWith('line')).map((m) => parseRfc5424(Buffer.from(m)));
+  t.equal(gaps.length, 1, 'one gap record for one contiguous hole');
+  t.equal(gaps[0].msgId, 'gap');
+  const sd = gaps[0].sd[0];
+  t.equal(sd.id, 'gap@32473');
+  t.same(Object.fromEntries(sd.params), {
+    source: '/a.log',
+    lines: String(dropped),
+    bytes: String(dropped * 8010),
+    from: String((N - dropped) * 8010),
+    to: String(N * 8010),
+    reason: 'buffer full (--when-full drop-newest)',
+  });
+  await shutdown();
+});
+
+t.test('drop-oldest: the oldest unread segments give way, gap records stand where they were', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const { spill, shutdown } = await openSpill(t, dir, { maxBytes: 1024 * 1024, memoryMaxBytes: 16 * 1024, segmentBytes: 128 * 1024, whenFull: 'drop-oldest' });
+  const N = 300; // ~2.4 MB into 1 MiB
+  const len = 8010;
+  for (let i = 0; i < N; i++) await spill.push({ frames: frame(big(i)), count: 1, origin: { source: '/a.log', start: i * len, end: (i + 1) * len } });
+  t.ok(spill.counters.droppedLines > 0, `${spill.counters.droppedLines} dropped`);
+  spill.close();
+  const got: string[] = [];
+  for (;;) {
+    const b = spill.take();
+    if (!b) {
+      if (spill.finished) break;
+      await spill.waitForData();
+      continue;
+    }
+    got.push(...msgOf(b.frames));
+    spill.handedOn(b);
+  }
+  const seqs = got.filter((m) => m.startsWith('line')).map((m) => Number(/^line (\d+)/.exec(m)![1]));
+  t.same(seqs, [...seqs].sort((a, b) => a - b), 'what is kept stays in order');
+  t.equal(seqs[seqs.length - 1], N - 1, 'the newest line is kept');
+  const gaps = got.filter((m) => !m.startsWith('line')).flatMap((m) => {
+    const p = parseRfc5424(Buffer.from(m));
+    return p.sd.map((e) => Object.fromEntries(e.params));
+  });
+  let lines = 0;
+  const holes = new Set<number>();
+  for (const g of gaps) {
+    lines += Number(g.lines);
+    t.equal(Number(g.bytes), Number(g.to) - Number(g.from), 'bytes match the offsets');
+    for (let o = Number(g.from); o < Number(g.to); o += len) holes.add(o / len);
+  }
+  t.equal(lines, spill.counters.droppedLines, 'gap records account for every dropped line');
+  t.same([...Array(N).keys()].filter((i) => !seqs.includes(i)), [...holes].sort((a, b) => a - b), 'exactly the missing lines');
+  await shutdown();
+});

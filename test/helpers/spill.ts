@@ -1,0 +1,113 @@
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { TestDrain } from './drain.js';
+import { parseRfc5424, splitOctetCounted, type SyslogMessage } from './rfc5424.js';
+import { seqOf } from './shared-data.js';
+
+interface TestLike {
+  teardown(fn: () => unknown): void;
+}
+
+/**
+ * A drain that is down until `up()`, on a port taken from a server that is closed at once and
+ * listened on again each time it comes back. `down()` is a drain restart that reads what is already
+ * on its sockets before it goes (as rsyslog does on a restart): over plain TCP, what a drain's kernel
+ * holds when the drain is killed outright is lost to any sender, so that case is RELP's, not this.
+ */
+export class FlakyDrain {
+  private server: Server | undefined;
+  private sockets = new Set<Socket>();
+  private waiters: Array<{ n: number; resolve: () => void }> = [];
+  /** Every message received, over every incarnation, in arrival order. */
+  readonly messages: Buffer[] = [];
+
+  private constructor(readonly port: number) {}
+
+  static async reserve(t: TestLike): Promise<FlakyDrain> {
+    const probe = await TestDrain.start();
+    const flaky = new FlakyDrain(probe.port);
+    await probe.close();
+    t.teardown(() => flaky.down());
+    return flaky;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async up(): Promise<void> {
+    const server = createServer((sock) => this.accept(sock));
+    server.listen(this.port, '127.0.0.1');
+    await once(server, 'listening');
+    this.server = server;
+  }
+
+  private accept(sock: Socket): void {
+    this.sockets.add(sock);
+    let pending = Buffer.alloc(0);
+    sock.on('data', (data: Buffer) => {
+      const { frames, rest } = splitOctetCounted(pending.length ? Buffer.concat([pending, data]) : data);
+      this.messages.push(...frames);
+      pending = rest;
+      this.waiters = this.waiters.filter((w) => (this.messages.length >= w.n ? (w.resolve(), false) : true));
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => this.sockets.delete(sock));
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    const closed = once(server, 'close');
+    server.close();
+    for (const s of this.sockets) s.end();
+    await closed;
+  }
+
+  /** Resolves once `n` messages in total have arrived. */
+  waitFor(n: number): Promise<void> {
+    if (this.messages.length >= n) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
+}
+
+export interface Received {
+  lines: string[];
+  gaps: SyslogMessage[];
+}
+
+export function received(messages: Buffer[]): Received {
+  const lines: string[] = [];
+  const gaps: SyslogMessage[] = [];
+  for (const m of messages) {
+    const p = parseRfc5424(m);
+    if (p.msgId === 'gap') gaps.push(p);
+    else lines.push(p.msg.toString());
+  }
+  return { lines, gaps };
+}
+
+/**
+ * Sequence numbers as received, with repeats (a resend after a lost connection or a crash) removed;
+ * a repeat is allowed, a new number lower than one seen before is not.
+ */
+export function firstSeen(lines: string[]): { seqs: number[]; repeats: number; outOfOrder: number } {
+  const seen = new Set<number>();
+  const seqs: number[] = [];
+  let repeats = 0;
+  let outOfOrder = 0;
+  for (const l of lines) {
+    const s = seqOf(l);
+    if (seen.has(s)) {
+      repeats++;
+      continue;
+    }
+    if (seqs.length > 0 && s < seqs[seqs.length - 1]) outOfOrder++;
+    seen.add(s);
+    seqs.push(s);
+  }
+  return { seqs, repeats, outOfOrder };
+}
+
+export const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
