@@ -3,6 +3,8 @@ import yargs from 'yargs';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
 import { effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { startOpsServer } from './ops/http.js';
+import { K8S_DEFAULTS } from './config/k8s-config.js';
+import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './ops/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
@@ -57,6 +59,29 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('metrics-listen', { type: 'string', description: 'HOST:PORT serving /metrics (Prometheus), /healthz and /readyz (default: off)' })
     .option('unhealthy-after', { type: 'string', description: `/healthz turns 503 once the drain is unreachable or the buffer full this long (default ${DEFAULTS.unhealthyAfter})` })
     .option('log-format', { type: 'string', description: `auto (readable on a terminal, else JSON) | json | pretty (default ${DEFAULTS.logFormat})` })
+    .option('format', { type: 'string', description: `raw | k8s-audit (event time, stage and identity in the header) | auto (k8s-audit for Event lines, raw otherwise) (default ${K8S_DEFAULTS.format})` })
+    .option('sd-id', { type: 'string', description: `SD-ID of the audit structured data, name@<private enterprise number> (default ${K8S_DEFAULTS.sdId})` })
+    .option('select', { type: 'string', array: true, description: "Forward only events matching, kubectl -l syntax: 'verb in (create,delete),objectRef.resource=secrets' (repeatable: OR)" })
+    .option('exclude', { type: 'string', array: true, description: "Drop events matching, e.g. 'user.username=system:kube-proxy' (repeatable: OR)" })
+    .option('dedupe', { type: 'boolean', description: 'Drop an event whose (auditID, stage) was forwarded within the dedupe window' })
+    .option('dedupe-max-entries', { type: 'string', description: `(auditID, stage) pairs remembered (default ${K8S_DEFAULTS.dedupeMaxEntries})` })
+    .option('dedupe-window', { type: 'string', description: `How long a pair is remembered (default ${K8S_DEFAULTS.dedupeWindow})` })
+    .option('listen-webhook', { type: 'string', description: 'Serve kube-apiserver\'s audit webhook on HOST:PORT (POST /k8s-audit or /k8s_audit)' })
+    .option('webhook-tls-cert', { type: 'string', description: 'PEM certificate (chain) for the webhook listener; with --webhook-tls-key' })
+    .option('webhook-tls-key', { type: 'string', description: 'PEM private key for the webhook listener' })
+    .option('webhook-token-file', { type: 'string', description: 'File holding the bearer token webhook requests must carry' })
+    .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
+    .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
+    .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
+    .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
+    .option('tls', { type: 'boolean', description: 'TLS to the drain (RFC 5425), as --to tls://host:port does' })
+    .option('ca', { type: 'string', description: 'PEM bundle of CAs the drain\'s certificate must chain to (default: the system trust store)' })
+    .option('cert', { type: 'string', description: 'PEM client certificate for mutual TLS (re-read on SIGHUP)' })
+    .option('key', { type: 'string', description: 'PEM private key of --cert (re-read on SIGHUP)' })
+    .option('key-passphrase-file', { type: 'string', description: `File holding --key's passphrase (or set ${PASSPHRASE_ENV})` })
+    .option('servername', { type: 'string', description: 'Name sent as SNI and checked against the drain certificate (default: the --to host)' })
+    .option('fingerprint', { type: 'string', array: true, description: 'Accept only a drain certificate with this SHA-256 fingerprint (sha256:AB:CD:…; repeatable) instead of CA verification' })
+    .option('tls-insecure-skip-verify', { type: 'boolean', description: 'DANGEROUS: do not verify the drain\'s certificate (warned at every connect)' })
     .option('buffer-dir', { type: 'string', description: 'Where lines wait on disk while the drain is slow or away (default: <state-dir>/spill; stdin alone spills only with --state-dir or --buffer-dir)' })
     .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
     .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
@@ -96,6 +121,29 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     metricsListen: pick(parsed.metricsListen),
     unhealthyAfter: pick(parsed.unhealthyAfter),
     logFormat: pick(parsed.logFormat),
+    format: pick(parsed.format),
+    sdId: pick(parsed.sdId),
+    select: parsed.select as string[] | undefined,
+    exclude: parsed.exclude as string[] | undefined,
+    dedupe: parsed.dedupe,
+    dedupeMaxEntries: pick(parsed.dedupeMaxEntries),
+    dedupeWindow: pick(parsed.dedupeWindow),
+    listenWebhook: pick(parsed.listenWebhook),
+    webhookTlsCert: pick(parsed.webhookTlsCert),
+    webhookTlsKey: pick(parsed.webhookTlsKey),
+    webhookTokenFile: pick(parsed.webhookTokenFile),
+    webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
+    webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
+    maxFiles: pick(parsed.maxFiles),
+    rotateWait: pick(parsed.rotateWait),
+    tls: parsed.tls,
+    ca: pick(parsed.ca),
+    cert: pick(parsed.cert),
+    key: pick(parsed.key),
+    keyPassphraseFile: pick(parsed.keyPassphraseFile),
+    servername: pick(parsed.servername),
+    fingerprint: parsed.fingerprint as string[] | undefined,
+    tlsInsecureSkipVerify: parsed.tlsInsecureSkipVerify,
     bufferDir: pick(parsed.bufferDir),
     bufferMaxBytes: pick(parsed.bufferMaxBytes),
     whenFull: pick(parsed.whenFull),
@@ -145,6 +193,8 @@ export function resolveSettings(s: Settings): { cfg?: Config; errors: string[] }
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // State, spill and temp files are the audit trail's positions and contents: never for other users.
+  process.umask(0o077);
   const settings = loadSettings(argv);
   const { cfg, errors } = resolveSettings(settings);
   if (!cfg) usageError(...errors);

@@ -1,4 +1,4 @@
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { MemoryBuffer } from './buffer/memory.js';
 import { SpillBuffer } from './buffer/spill/spill-buffer.js';
@@ -11,14 +11,25 @@ import { describeDestination } from './sinks/destination.js';
 import type { Sink } from './sinks/sink.js';
 import { StreamSink } from './sinks/stdout.js';
 import { TcpSink } from './sinks/tcp.js';
-import { FileTailer } from './sources/file/tailer.js';
+import { FileSources } from './sources/file/sources.js';
+import { tlsOpener } from './sinks/tls.js';
+import { TlsMaterial } from './sinks/tls-material.js';
 import type { Source } from './sources/source.js';
 import { StreamSource } from './sources/stdin.js';
 import type { BatchBuffer } from './record.js';
 import { CheckpointStore } from './state/checkpoints.js';
 import { RawEncoder, type EncoderFactory } from './transforms/encoder.js';
 import { SwappableEncoder } from './transforms/swappable.js';
+import { RateLimitedLog } from './ops/log.js';
+import { WebhookSource } from './sources/webhook.js';
+import { Deduper } from './transforms/dedupe.js';
+import { K8sAuditEncoder } from './transforms/k8s-audit.js';
+import { EventFilter } from './transforms/selector.js';
 
+/** How often globs are expanded again; a new match is followed within this long. */
+const RESCAN_MS = 1000;
+/** A glob match gone this long (deleted, not recreated) stops being followed. */
+const RETIRE_WHEN_GONE_MS = 5 * 60_000;
 /** EX_TEMPFAIL: input ended but the drain stayed away; what is left waits in the spill for the next run. */
 export const EXIT_LEFT_IN_SPILL = 75;
 
@@ -39,6 +50,7 @@ export class Pipeline {
   private stopping = false;
   private started = false;
   private encoders: Array<{ appName: string; encoder: SwappableEncoder }> = [];
+  private tlsMaterial: TlsMaterial | undefined;
 
   constructor(
     private cfg: Config,
@@ -48,24 +60,34 @@ export class Pipeline {
 
   private encoderFactory(): EncoderFactory {
     const { cfg, stats } = this;
-    return (appName) =>
-      new RawEncoder(
-        new Rfc5424Framer({
-          facility: cfg.facility,
-          severity: cfg.severity,
-          hostname: cfg.hostname,
-          appName,
-          maxMessageBytes: cfg.maxMessageBytes,
-          structuredData: cfg.structuredData,
-        }),
-        stats,
-      );
+    const framer = (appName: string) =>
+      new Rfc5424Framer({
+        facility: cfg.facility,
+        severity: cfg.severity,
+        hostname: cfg.hostname,
+        appName,
+        maxMessageBytes: cfg.maxMessageBytes,
+        structuredData: cfg.structuredData,
+      });
+    const { k8s } = cfg;
+    if (k8s.format === 'raw') return (appName) => new RawEncoder(framer(appName), stats);
+    // One filter, one dedupe memory and one warning limiter for every source: the same event
+    // arriving by file and by webhook must meet the same memory.
+    const shared = {
+      format: k8s.format,
+      sdId: k8s.sdId,
+      filter: k8s.select.length + k8s.exclude.length > 0 ? new EventFilter(k8s.select, k8s.exclude) : undefined,
+      dedupe: k8s.dedupe ? new Deduper(k8s.dedupe.maxEntries, k8s.dedupe.windowMs) : undefined,
+      warn: new RateLimitedLog(this.log),
+    };
+    return (appName) => new K8sAuditEncoder(framer(appName), stats, shared);
   }
 
   private createSink(): Sink {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
+    if (to.transport === 'tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
     return new TcpSink({
       host: to.host,
       port: to.port,
@@ -73,7 +95,20 @@ export class Pipeline {
       stats,
       log,
       backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+      open: this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined,
     });
+  }
+
+  /**
+   * SIGHUP: re-reads what may change on disk while running (today: TLS certificates and keys; the next
+   * connection uses them). A config-file reload can call this too. Returns false if something failed to load.
+   */
+  reload(): boolean {
+    if (!this.tlsMaterial) {
+      this.log.info('reload: nothing to re-read');
+      return true;
+    }
+    return this.tlsMaterial.reload();
   }
 
   async run(): Promise<void> {
@@ -98,11 +133,10 @@ export class Pipeline {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
       this.checkpoints.startAutosave(cfg.checkpointIntervalMs);
     }
-    for (const file of files) {
-      const path = resolve(file);
+    if (files.length > 0) {
       this.sources.push(
-        new FileTailer(path, {
-          encoder: encoderFor(cfg.appName ?? basename(dirname(path))),
+        new FileSources(files, {
+          encoderFor: (path) => encoderFor(cfg.appName ?? basename(dirname(path))),
           buffer: this.buffer,
           stats: this.stats,
           checkpoints: this.checkpoints,
@@ -111,10 +145,26 @@ export class Pipeline {
           once: cfg.once,
           pollMs: cfg.pollMs,
           maxLineBytes: cfg.maxMessageBytes,
+          maxFiles: cfg.maxFiles,
+          rotateWaitMs: cfg.rotateWaitMs,
+          rescanMs: RESCAN_MS,
+          retireWhenGoneMs: RETIRE_WHEN_GONE_MS,
         }),
       );
     }
-    if (files.length === 0 || cfg.files.includes('-')) {
+    const webhook = cfg.k8s.webhook;
+    if (webhook) {
+      this.sources.push(
+        new WebhookSource({
+          ...webhook,
+          encoder: encoderFor(cfg.appName ?? 'kube-apiserver'),
+          buffer: this.buffer,
+          stats: this.stats,
+          log,
+        }),
+      );
+    }
+    if ((files.length === 0 && !webhook) || cfg.files.includes('-')) {
       this.sources.push(new StreamSource('stdin', this.io.stdin, encoderFor(cfg.appName ?? 'auditfwd'), this.buffer, this.stats, cfg.maxMessageBytes));
     }
     log.info({ to: describeDestination(cfg.to), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
@@ -136,7 +186,14 @@ export class Pipeline {
       await this.checkpoints?.close();
     }
     log.info(
-      { messages: this.stats.messagesSent, bytes: this.stats.bytesSent, truncated: this.stats.linesTruncated },
+      {
+        messages: this.stats.messagesSent,
+        bytes: this.stats.bytesSent,
+        truncated: this.stats.linesTruncated,
+        ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
+        ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
+        ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),
+      },
       this.stopping ? 'stopped' : this.exitCode === EXIT_LEFT_IN_SPILL ? 'input ended; the rest waits in the spill' : 'all input delivered',
     );
   }

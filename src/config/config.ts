@@ -6,7 +6,10 @@ import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
 import { parseSdElements } from './sd-element.js';
+import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
+import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
+import { loadK8sFiles, resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
 export class ConfigError extends Error {}
@@ -37,6 +40,12 @@ export interface Config {
   /** /healthz turns 503 when the drain was unreachable, or the buffer full, this long. */
   unhealthyAfterMs: number;
   logFormat: 'auto' | 'json' | 'pretty';
+  /** --format, selectors, dedupe, webhook: src/config/k8s-config.ts. */
+  k8s: K8sConfig;
+  maxFiles: number;
+  rotateWaitMs: number;
+  /** Set when the drain is TLS (tls://, tcp+tls:// or --tls). */
+  tls: TlsSettings | undefined;
   /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
   bufferDir: string | undefined;
   bufferMaxBytes: number;
@@ -60,6 +69,8 @@ export const DEFAULTS = {
   shutdownTimeout: '5s',
   unhealthyAfter: '60s',
   logFormat: 'auto',
+  maxFiles: 1024,
+  rotateWait: '5s',
   /** Hours of a busy API server's audit log (~100-300 KB/s); small next to a node's disk. */
   bufferMaxBytes: '1GiB',
   whenFull: 'block',
@@ -78,7 +89,7 @@ export function defaultStateDir(): string {
 }
 
 /** The settings as given (flags today, a config file later), all still unparsed. */
-export interface RawSettings {
+export interface RawSettings extends K8sRawSettings, RawTlsSettings {
   file?: string[];
   to?: string;
   stateDir?: string;
@@ -100,6 +111,8 @@ export interface RawSettings {
   metricsListen?: string;
   unhealthyAfter?: string | number;
   logFormat?: string;
+  maxFiles?: string | number;
+  rotateWait?: string | number;
   bufferDir?: string;
   bufferMaxBytes?: string | number;
   whenFull?: string;
@@ -137,6 +150,12 @@ function duration(flag: string, value: string | number, minMs: number): number {
   return n;
 }
 
+function count(flag: string, value: string | number, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(String(value)) || n < min || n > max) throw new ConfigError(`--${flag}: "${value}" is not a whole number from ${min} to ${max}`);
+  return n;
+}
+
 const toKebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 /** Turns raw settings into a Config, or throws a ConfigError naming the first bad one. */
@@ -152,7 +171,11 @@ export function resolveConfig(raw: RawSettings): Config {
   } catch (err) {
     throw new ConfigError(`--to: ${(err as Error).message}`);
   }
-  if (to.transport !== 'stdout' && to.transport !== 'tcp') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  let tls: TlsSettings | undefined;
+  ({ to, tls } = resolveTls(raw, to, String(d.framing), (message) => {
+    throw new ConfigError(message);
+  }));
+  if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'tls') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
   const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
   const stateDir = raw.stateDir ?? defaultStateDir();
   // A pipe has no home of its own: stdin alone spills only where it was told to.
@@ -179,6 +202,10 @@ export function resolveConfig(raw: RawSettings): Config {
     metricsListen: raw.metricsListen === undefined ? undefined : listenAddress('metrics-listen', raw.metricsListen),
     unhealthyAfterMs: duration('unhealthy-after', d.unhealthyAfter, 0),
     logFormat: oneOf('log-format', String(d.logFormat), ['auto', 'json', 'pretty'] as const),
+    k8s: resolveK8sConfig(raw, Boolean(raw.once)),
+    maxFiles: count('max-files', d.maxFiles, 1, 1_000_000),
+    rotateWaitMs: duration('rotate-wait', d.rotateWait, 0),
+    tls,
     bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
     bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),
     whenFull: oneOf('when-full', String(d.whenFull), ['block', 'drop-oldest', 'drop-newest'] as const),
@@ -198,6 +225,14 @@ function listenAddress(flag: string, value: string): { host: string; port: numbe
 
 /** Checks what can only be checked on this machine: the state folder and the files' readability. */
 export async function checkEnvironment(cfg: Config): Promise<void> {
+  if (cfg.tls) {
+    try {
+      loadTls(cfg.tls);
+    } catch (err) {
+      if (err instanceof TlsMaterialError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
   const fileSources = cfg.files.filter((f) => f !== '-');
   if (fileSources.length > 0) {
     const st = await stat(cfg.stateDir).catch(() => undefined);
@@ -215,6 +250,7 @@ export async function checkEnvironment(cfg: Config): Promise<void> {
       throw new ConfigError(`--state-dir: ${cfg.stateDir} is not writable`);
     }
   }
+  await loadK8sFiles(cfg.k8s);
   for (const file of fileSources) {
     const st = await stat(file).catch(() => undefined);
     if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts

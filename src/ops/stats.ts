@@ -7,6 +7,11 @@ export class Stats {
   dropped = new Map<string, number>();
   reconnects = 0;
   lastSendMs = 0;
+  /** k8s-audit/auto: lines read as audit Events, and lines that were not (forwarded as raw). */
+  auditEvents = 0;
+  nonEventLines = 0;
+  /** Webhook requests answered, by HTTP status. */
+  webhookResponses = new Map<number, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
   /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
@@ -23,6 +28,9 @@ export class Stats {
 
   addLines(source: string, n: number): void {
     this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);
+  }
+  addWebhookResponse(status: number): void {
+    this.webhookResponses.set(status, (this.webhookResponses.get(status) ?? 0) + 1);
   }
   addDropped(reason: string, n: number): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + n);

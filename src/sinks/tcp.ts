@@ -53,6 +53,8 @@ export class TcpSink implements Sink {
   private socket: Socket | undefined;
   private wakeAbort: (() => void) | undefined;
   private readonly abortedP: Promise<void>;
+  /** Each distinct reason a connect failed for is logged on its own (a TLS cause must not hide behind a refusal). */
+  private readonly connectFailures = new Set<string>();
 
   constructor(protected readonly opts: TcpSinkOptions) {
     this.backoff = opts.backoff ?? new Backoff();
@@ -73,7 +75,8 @@ export class TcpSink implements Sink {
       this.opts.stats.drainConnected = true;
       if (connectedOnce) this.opts.stats.reconnects++;
       connectedOnce = true;
-      this.limited.clear('connect');
+      for (const key of this.connectFailures) this.limited.clear(key);
+      this.connectFailures.clear();
       this.opts.log.info({ drain: this.target }, 'connected to drain');
       const since = Date.now();
       const outcome = await this.pump(sock, buffer);
@@ -102,8 +105,11 @@ export class TcpSink implements Sink {
         }
         return sock;
       } catch (err) {
-        const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        this.limited.warn('connect', { drain: this.target, reason, attempt: this.backoff.attempts + 1 }, 'cannot connect to drain; retrying');
+        const { code, message } = err as NodeJS.ErrnoException;
+        const reason = code ?? message;
+        this.connectFailures.add(`connect:${reason}`);
+        const detail = code && !message.includes(code) ? { detail: message } : {};
+        this.limited.warn(`connect:${reason}`, { drain: this.target, reason, ...detail, attempt: this.backoff.attempts + 1 }, 'cannot connect to drain; retrying');
         await this.delay(this.backoff.next());
       }
     }

@@ -70,8 +70,12 @@ export class CheckpointStore {
   }
 
   commit(path: string, id: FileIdentity, offset: number): void {
+    const isNew = !this.entries.has(inodeKey(id));
     this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
     this.dirty = true;
+    // A file followed for the first time is saved at once, not at the next interval: after a kill -9
+    // followed by a rotation, the next run finds the rotated file only by an inode it knows.
+    if (isNew) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
   }
 
   forget(id: { dev: number; ino: number }): void {

@@ -12,10 +12,12 @@ const INPUT = LINES.join('\n') + '\n';
 const START = [0];
 for (const l of LINES) START.push(START[START.length - 1] + Buffer.byteLength(l) + 1);
 
-function args(stateDir: string, drain: FlakyDrain, whenFull: string): string[] {
+// exitTimeout: how long the end of input waits for the drain; short where the drain stays away on purpose,
+// generous where it is up, so that a loaded machine does not turn a slow delivery into exit 75.
+function args(stateDir: string, drain: FlakyDrain, whenFull: string, exitTimeout = '300ms'): string[] {
   return [
     '--to', drain.address, '--state-dir', stateDir, '--buffer-max-bytes', '1MiB', '--memory-max-bytes', '64KiB',
-    '--when-full', whenFull, '--spill-fsync-interval', '50ms', '--reconnect-max-delay', '200ms', '--exit-timeout', '300ms',
+    '--when-full', whenFull, '--spill-fsync-interval', '50ms', '--reconnect-max-delay', '200ms', '--exit-timeout', exitTimeout,
   ];
 }
 
@@ -29,7 +31,7 @@ for (const policy of ['drop-newest', 'drop-oldest'] as const) {
     t.equal(await first.exited, 75, 'exit 75: input ended, the drain stayed away');
     t.match(first.stderr(), /spill full/);
     await drain.up();
-    const second = runAuditfwd(t, a);
+    const second = runAuditfwd(t, args(join(dir, 'state'), drain, policy, '60s'));
     t.equal(await second.exited, 0, 'the second run delivers the spill');
 
     const { lines, gaps } = received(drain.messages);
@@ -69,7 +71,7 @@ for (const policy of ['drop-newest', 'drop-oldest'] as const) {
 t.test('--when-full block: reading waits, nothing is lost', async (t) => {
   const dir = t.testdir();
   const drain = await FlakyDrain.reserve(t);
-  const run = runAuditfwd(t, args(join(dir, 'state'), drain, 'block'), { stdin: INPUT });
+  const run = runAuditfwd(t, args(join(dir, 'state'), drain, 'block', '60s'), { stdin: INPUT });
   await run.waitForLog(/spill full: reading waits/);
   await drain.up();
   t.equal(await run.exited, 0, run.stderr());

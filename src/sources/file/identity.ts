@@ -19,18 +19,29 @@ export function inodeKey(id: { dev: number; ino: number }): string {
   return `${id.dev}:${id.ino}`;
 }
 
+export function fingerprintOf(head: Buffer): string {
+  return head.length === 0 ? '' : createHash('sha256').update(head).digest('hex').slice(0, 32);
+}
+
 export async function fingerprint(fh: FileHandle, length: number): Promise<string> {
   if (length === 0) return '';
   const buf = Buffer.alloc(length);
   const { bytesRead } = await fh.read(buf, 0, length, 0);
   if (bytesRead < length) return '!short';
-  return createHash('sha256').update(buf).digest('hex').slice(0, 32);
+  return fingerprintOf(buf);
+}
+
+/** The identity and the bytes it was fingerprinted on (a reader extends them as it reads on). */
+export async function identifyWithHead(fh: FileHandle): Promise<{ id: FileIdentity; head: Buffer }> {
+  const st = await fh.stat();
+  const buf = Buffer.alloc(Math.min(st.size, FINGERPRINT_BYTES));
+  const { bytesRead } = buf.length > 0 ? await fh.read(buf, 0, buf.length, 0) : { bytesRead: 0 };
+  const head = buf.subarray(0, bytesRead);
+  return { id: { dev: st.dev, ino: st.ino, fpLen: head.length, fp: fingerprintOf(head) }, head };
 }
 
 export async function identify(fh: FileHandle): Promise<FileIdentity> {
-  const st = await fh.stat();
-  const fpLen = Math.min(st.size, FINGERPRINT_BYTES);
-  return { dev: st.dev, ino: st.ino, fpLen, fp: await fingerprint(fh, fpLen) };
+  return (await identifyWithHead(fh)).id;
 }
 
 /** Whether the open file still begins with the bytes it was identified by (copytruncate changes that). */

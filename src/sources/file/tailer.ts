@@ -2,11 +2,12 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import type { BatchBuffer } from '../../record.js';
-import type { CheckpointStore } from '../../state/checkpoints.js';
+import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
-import { FINGERPRINT_BYTES, fingerprint, identify, sameContent, type FileIdentity } from './identity.js';
+import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
+import { findCopy, findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
 import { Waker } from './watch.js';
 
 export interface TailerOptions {
@@ -22,38 +23,68 @@ export interface TailerOptions {
   pollMs: number;
   maxLineBytes: number;
   readChunkBytes?: number;
+  /** How long a rotated file is still read after its last growth (writers that have not reopened yet). */
+  rotateWaitMs?: number;
+  /** Finish when the path has been missing this long (a glob match that went away). */
+  retireWhenGoneMs?: number;
 }
 
 type Change = 'none' | 'grown' | 'truncated' | 'replaced' | 'missing';
 
+/** One open file: what it is, how far it was read, and the partial line read from it. */
+interface Reader {
+  fh: FileHandle;
+  id: FileIdentity;
+  /** The bytes `id` is fingerprinted on; grows with what is read until FINGERPRINT_BYTES. */
+  head: Buffer;
+  path: string;
+  /** Next byte to read. */
+  pos: number;
+  /** Where the lines of the next batch start (the end of the last one pushed). */
+  batchStart: number;
+  batcher: LineBatcher;
+  /** A rotated file (found at start, or renamed away): read to its end, then finished. */
+  rotated: boolean;
+  lastGrowth: number;
+}
+
+/** Carries only a position commit through the buffer, in order with the batches before it. */
+const EMPTY_CHUNK: Chunk = { frames: Buffer.alloc(0), count: 0, lines: 0, consumed: 0 };
+
+export const DEFAULT_ROTATE_WAIT_MS = 5000;
+
 /**
- * Follows one path across rotations. The open file is known by its identity (device, inode and a
- * fingerprint of its first bytes); positions are committed per identity, and only from the
- * batch's hand-on callback, never on read.
+ * Follows one path across rotations. A file is known by its identity (device, inode and a fingerprint
+ * of its first bytes); positions are committed per identity, and only from the batch's hand-on
+ * callback, never on read. After a rename, the old file is read to its end before the new one, and
+ * is still read for `rotateWaitMs` after its last growth for writers that have not reopened yet.
  */
 export class FileTailer implements Source {
-  private fh: FileHandle | undefined;
-  private id: FileIdentity | undefined;
-  /** Next byte to read. */
-  private readPos = 0;
-  /** Where the lines of the next batch start (the end of the last one pushed). */
-  private batchStart = 0;
-  private readonly batcher: LineBatcher;
+  private cur: Reader | undefined;
+  /** Rotated files with unread lines found at start: read, oldest first, before the live file. */
+  private backlog: Unfinished[] = [];
+  private lingering: Reader[] = [];
+  /** Per open file, the position handed on: what lag() counts from. */
+  private committed = new WeakMap<Reader, number>();
   private readonly waker: Waker;
   private readonly readBuf: Buffer;
+  private readonly rotateWaitMs: number;
   private stopped = false;
   private opened = false;
+  /** We followed this path in an earlier run: a file there we do not know is new, read from its start. */
+  private hasHistory = false;
   private warnedMissing = false;
-  /** Handed-on position in the open file: what lag() counts from. */
-  private committed = 0;
+  /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
+  private truncatedWhileAway: string | undefined;
+  private missingSince = 0;
 
   constructor(
     readonly name: string,
     private readonly opts: TailerOptions,
   ) {
-    this.batcher = new LineBatcher(opts.encoder, opts.maxLineBytes);
     this.waker = new Waker(name, opts.pollMs);
     this.readBuf = Buffer.allocUnsafe(opts.readChunkBytes ?? 256 * 1024);
+    this.rotateWaitMs = opts.rotateWaitMs ?? DEFAULT_ROTATE_WAIT_MS;
   }
 
   stop(): void {
@@ -63,31 +94,123 @@ export class FileTailer implements Source {
 
   async run(): Promise<void> {
     try {
+      await this.planResume();
       while (!this.stopped) {
-        if (!this.fh) {
-          if (await this.openPath()) continue;
-          if (this.opts.once) return;
+        const r = this.cur;
+        if (!r) {
+          const next = this.backlog.shift();
+          if (next ? await this.openRotated(next) : await this.openPath()) continue;
+          if (await this.serviceLingering()) continue;
+          if (this.opts.once || this.gone()) return;
           await this.waker.wait();
           continue;
         }
-        if (await this.readMore()) continue;
+        if (await this.readMore(r)) continue;
+        if (r.rotated) {
+          this.cur = undefined;
+          this.linger(r);
+          continue;
+        }
+        if (await this.serviceLingering()) continue;
         if (this.opts.once) {
-          if (this.batcher.pending > 0) {
-            this.opts.log.warn({ file: this.name, bytes: this.batcher.pending, offset: this.readPos - this.batcher.pending }, 'last line has no LF yet; left for a later run');
-          }
+          const pending = r.batcher.pending;
+          if (pending > 0) this.opts.log.warn({ file: this.name, bytes: pending, offset: r.pos - pending }, 'last line has no LF yet; left for a later run');
           return;
         }
-        const change = await this.detectChange();
+        const change = await this.detectChange(r);
         if (change === 'grown') continue;
         if (change === 'none' || change === 'missing') await this.waker.wait();
-        else if (change === 'truncated') await this.restartTruncated();
-        else await this.switchToNewFile();
+        else if (change === 'truncated') await this.restartTruncated(r);
+        else await this.switchToNewFile(r);
       }
+      await this.finishDeleted();
     } finally {
       this.waker.close();
-      await this.fh?.close();
-      this.fh = undefined;
+      for (const r of [this.cur, ...this.lingering]) await r?.fh.close().catch(() => {});
+      this.cur = undefined;
+      this.lingering = [];
     }
+  }
+
+  /**
+   * At stop: a rotated file that is deleted cannot be found by the next run, so its last line
+   * (unterminated, or written late) is handed on now; rotated files still there wait for that run.
+   */
+  private async finishDeleted(): Promise<void> {
+    const readers = [...this.lingering, ...(this.cur?.rotated ? [this.cur] : [])];
+    for (const r of readers) {
+      const st = await r.fh.stat().catch(() => undefined);
+      if (!st || st.nlink > 0) continue;
+      while (await this.readMore(r));
+      this.lingering = this.lingering.filter((x) => x !== r);
+      if (this.cur === r) this.cur = undefined;
+      await this.finish(r);
+    }
+  }
+
+  /** Before the first open: unread rotated files of this path, from an earlier run. */
+  private async planResume(): Promise<void> {
+    const store = this.opts.checkpoints;
+    if (!store) return;
+    const mine = store.all().filter((c) => c.path === this.name);
+    this.hasHistory = mine.length > 0;
+    if (!this.hasHistory) return;
+    let live: { dev: number; ino: number; knownFp: boolean } | undefined;
+    let liveCp: Checkpoint | undefined;
+    const fh = await open(this.name, 'r').catch(() => undefined);
+    if (fh) {
+      try {
+        const st = await fh.stat();
+        const cp = mine.find((c) => c.dev === st.dev && c.ino === st.ino);
+        const knownFp = cp !== undefined && cp.fpLen <= st.size && cp.offset <= st.size && (await fingerprint(fh, cp.fpLen)) === cp.fp;
+        live = { dev: st.dev, ino: st.ino, knownFp };
+        if (knownFp) liveCp = cp;
+      } finally {
+        await fh.close();
+      }
+    }
+    const found = await findUnfinished(this.name, mine, live);
+    this.backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
+    // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
+    // newer than its last commit, could take one for a copy it has not read.
+    for (const u of found) if (u.size !== undefined && u.size <= u.offset) await this.recordRead(u);
+    const copies = liveCp ? await findCopiesMadeWhileAway(this.name, liveCp, mine) : [];
+    if (liveCp && copies.length > 0) {
+      for (const c of copies) if (!this.backlog.some((u) => u.path === c.path)) this.backlog.push(c);
+      this.backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
+      this.truncatedWhileAway = inodeKey(liveCp);
+      this.opts.log.info({ file: this.name, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
+    }
+    if (this.backlog.length > 0) this.opts.log.info({ file: this.name, rotated: this.backlog.map((u) => u.path) }, 'finishing rotated files first');
+  }
+
+  private async recordRead(u: Unfinished): Promise<void> {
+    const fh = await open(u.path, 'r').catch(() => undefined);
+    if (!fh) return;
+    try {
+      const { id } = await identifyWithHead(fh);
+      this.opts.checkpoints?.commit(this.name, id, u.size ?? u.offset);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
+    const r: Reader = { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
+    this.committed.set(r, pos);
+    return r;
+  }
+
+  private async openRotated(u: Unfinished): Promise<boolean> {
+    const fh = await open(u.path, 'r').catch(() => undefined);
+    if (!fh) return false; // deleted since (kube-apiserver's maxbackup): nothing to do about it
+    const ident = await identifyWithHead(fh);
+    const id = ident.id;
+    this.cur = this.newReader(fh, ident, u.path, u.offset, true);
+    // Known as ours from now on, even if we stop before its (unterminated) last line is handed on.
+    await this.push(this.cur, EMPTY_CHUNK, u.offset);
+    this.opts.log.info({ file: this.name, rotated: u.path, ino: id.ino, offset: u.offset }, 'following rotated file');
+    return true;
   }
 
   /** Opens what the path names now; false when there is nothing there yet. */
@@ -100,28 +223,38 @@ export class FileTailer implements Source {
       if (code === 'ENOENT') {
         if (!this.warnedMissing) this.opts.log.warn({ file: this.name }, 'file does not exist yet; waiting for it');
         this.warnedMissing = true;
+        if (this.missingSince === 0) this.missingSince = Date.now();
       } else {
         this.opts.log.error({ file: this.name, code }, 'cannot open file; retrying');
       }
       return false;
     }
+    this.missingSince = 0;
     const firstOpen = !this.opened;
     this.opened = true;
-    this.fh = fh;
-    this.id = await identify(fh);
-    this.readPos = await this.startOffset(fh, this.id, firstOpen && !this.warnedMissing);
-    this.committed = this.readPos;
-    this.batchStart = this.readPos;
-    this.opts.log.info({ file: this.name, ino: this.id.ino, offset: this.readPos }, 'following file');
+    const ident = await identifyWithHead(fh);
+    const id = ident.id;
+    const pos = await this.startOffset(fh, id, firstOpen && !this.warnedMissing);
+    this.cur = this.newReader(fh, ident, this.name, pos, false);
+    // Record that this file is followed, even before it has a line: if it is renamed away while we
+    // are stopped, the next run finds it by its inode and reads what it got.
+    await this.push(this.cur, EMPTY_CHUNK, pos);
+    this.opts.log.info({ file: this.name, ino: id.ino, offset: pos }, 'following file');
     return true;
+  }
+
+  private gone(): boolean {
+    const limit = this.opts.retireWhenGoneMs;
+    return limit !== undefined && this.missingSince > 0 && this.lingering.length === 0 && Date.now() - this.missingSince >= limit;
   }
 
   private async startOffset(fh: FileHandle, id: FileIdentity, existedAtStart: boolean): Promise<number> {
     const size = (await fh.stat()).size;
     const cp = this.opts.checkpoints?.get(id);
+    if (cp && inodeKey(id) === this.truncatedWhileAway) return 0;
     if (cp && cp.fpLen <= size && cp.offset <= size && (await fingerprint(fh, cp.fpLen)) === cp.fp) return cp.offset;
     if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
-    if (this.opts.startAt === 'end' && existedAtStart) return this.lastLineEnd(fh, size);
+    if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return this.lastLineEnd(fh, size);
     return 0;
   }
 
@@ -139,77 +272,148 @@ export class FileTailer implements Source {
   }
 
   /** Reads one chunk and pushes its lines; false at the end of the file. */
-  private async readMore(): Promise<boolean> {
-    const fh = this.fh!;
-    const { bytesRead } = await fh.read(this.readBuf, 0, this.readBuf.length, this.readPos);
+  private async readMore(r: Reader): Promise<boolean> {
+    const { bytesRead } = await r.fh.read(this.readBuf, 0, this.readBuf.length, r.pos);
     if (bytesRead === 0) return false;
-    const start = this.readPos;
-    this.readPos += bytesRead;
-    const chunk = this.batcher.process(this.readBuf.subarray(0, bytesRead));
-    if (chunk.consumed > 0) await this.push(chunk, start + chunk.consumed);
+    // copytruncate can empty and refill the live file past our position between two reads: then
+    // these bytes are the middle of new content. The file still beginning with the bytes we know,
+    // checked after the read, proves they are not; otherwise detectChange sees the truncation
+    // (what this read saw of the old content is in the copy).
+    if (!r.rotated && r.id.fpLen > 0 && !(await sameContent(r.fh, r.id))) return false;
+    const start = r.pos;
+    r.pos += bytesRead;
+    r.lastGrowth = Date.now();
+    this.extendIdentity(r, start, bytesRead);
+    const chunk = r.batcher.process(this.readBuf.subarray(0, bytesRead));
+    if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
     return true;
   }
 
-  private async push(chunk: Chunk, position: number): Promise<void> {
+  /**
+   * A file opened short is fingerprinted on more of its bytes as they are read, from the bytes just
+   * read (not read again: by then a copytruncate may have put other bytes there). So a committed
+   * offset is always covered by the fingerprint up to FINGERPRINT_BYTES, and a file truncated and
+   * refilled while we were away is not taken for the one we knew.
+   */
+  private extendIdentity(r: Reader, start: number, bytesRead: number): void {
+    const have = r.head.length;
+    if (have >= FINGERPRINT_BYTES || start > have || start + bytesRead <= have) return;
+    const more = this.readBuf.subarray(have - start, Math.min(bytesRead, FINGERPRINT_BYTES - start));
+    r.head = Buffer.concat([r.head, more]);
+    r.id = { ...r.id, fpLen: r.head.length, fp: fingerprintOf(r.head) };
+  }
+
+  /** Bytes in the files being read (the live one and rotated ones) not yet handed on. */
+  async lag(): Promise<number> {
+    let n = 0;
+    for (const r of [this.cur, ...this.lingering]) {
+      if (!r) continue;
+      const size = await r.fh.stat().then((st) => st.size, () => 0);
+      n += Math.max(0, size - (this.committed.get(r) ?? r.pos));
+    }
+    return n;
+  }
+
+  private async push(r: Reader, chunk: Chunk, position: number): Promise<void> {
     this.opts.stats.addLines(this.name, chunk.lines);
     const { checkpoints } = this.opts;
-    const id = this.id!;
+    const id = r.id;
     const path = this.name;
-    const origin = { source: path, start: this.batchStart, end: position };
-    this.batchStart = position;
+    const origin = { source: r.path, start: r.batchStart, end: position };
+    r.batchStart = position;
     // Even a batch whose lines were all filtered out travels through the buffer, so that its
     // position is committed in order with the batches before it.
     await this.opts.buffer.push({
       frames: chunk.frames,
       count: chunk.count,
       onHandedOn: () => {
-        if (this.id?.ino === id.ino && this.id.dev === id.dev) this.committed = position;
+        this.committed.set(r, position);
         checkpoints?.commit(path, id, position);
       },
       origin,
     });
   }
 
-  async lag(): Promise<number> {
-    const size = await this.fh?.stat().then((st) => st.size, () => 0);
-    return Math.max(0, (size ?? 0) - this.committed);
+  /** A rotated file is done: its last line needs no LF (nobody will complete it). */
+  private async finish(r: Reader): Promise<void> {
+    const rest = r.batcher.flush();
+    // Committed even when empty: a finished file (a copytruncate copy too) is then known as ours and
+    // read to its end, so the next run does not take it for a backup it has not seen.
+    await this.push(r, rest.lines > 0 ? rest : EMPTY_CHUNK, r.pos);
+    const deleted = (await r.fh.stat().catch(() => undefined))?.nlink === 0;
+    const store = this.opts.checkpoints;
+    if (deleted && store) {
+      // Deleted and read to its end: its inode number is free for another file, which must not
+      // inherit this position. Forgotten in order, after the commit above.
+      const id = r.id;
+      await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.forget(id) });
+    }
+    await r.fh.close().catch(() => {});
+    this.opts.log.info({ file: this.name, rotated: r.path, ino: r.id.ino, offset: r.pos }, 'finished rotated file');
   }
 
-  private async detectChange(): Promise<Change> {
-    const fh = this.fh!;
-    const size = (await fh.stat()).size;
-    if (size < this.readPos || !(await sameContent(fh, this.id!))) return 'truncated';
-    let onPath;
-    try {
-      onPath = await stat(this.name);
-    } catch {
-      onPath = undefined;
+  private linger(r: Reader): void {
+    r.rotated = true;
+    r.lastGrowth = Date.now();
+    this.lingering.push(r);
+  }
+
+  /** Reads what late writers appended to rotated files; finishes those quiet for rotateWaitMs. */
+  private async serviceLingering(): Promise<boolean> {
+    let progressed = false;
+    for (const r of [...this.lingering]) {
+      while (!this.stopped && (await this.readMore(r))) progressed = true;
+      if (this.stopped) return false;
+      if (this.opts.once || Date.now() - r.lastGrowth >= this.rotateWaitMs) {
+        this.lingering.splice(this.lingering.indexOf(r), 1);
+        await this.finish(r);
+      }
     }
-    if (size > this.readPos) return 'grown';
-    if (!onPath) return 'missing';
-    if (onPath.ino !== this.id!.ino || onPath.dev !== this.id!.dev) return 'replaced';
-    if (this.id!.fpLen < FINGERPRINT_BYTES && size > this.id!.fpLen) this.id = await identify(fh);
+    return progressed;
+  }
+
+  private async detectChange(r: Reader): Promise<Change> {
+    const st = await r.fh.stat();
+    if (st.size < r.pos || !(await sameContent(r.fh, r.id))) return 'truncated';
+    if (st.size > r.pos) return 'grown';
+    const onPath = await stat(this.name).catch(() => undefined);
+    // Deleted (no name left): nothing more will come, but a file renamed away may still grow.
+    if (!onPath) return st.nlink === 0 ? 'replaced' : 'missing';
+    if (onPath.ino !== r.id.ino || onPath.dev !== r.id.dev) return 'replaced';
     return 'none';
   }
 
-  /** copytruncate: the file was emptied under us; what it holds now is new. */
-  private async restartTruncated(): Promise<void> {
-    this.opts.log.info({ file: this.name, offset: this.readPos }, 'file truncated; reading it from the start');
-    this.batcher.reset();
-    this.readPos = 0;
-    this.committed = 0;
-    this.batchStart = 0;
-    this.id = await identify(this.fh!);
+  /**
+   * copytruncate: the file was emptied under us and what it holds now is new. What we had not read
+   * yet is in the copy: if the copy is next to it, it is read from our position to its end first.
+   */
+  private async restartTruncated(r: Reader): Promise<void> {
+    const copy = await findCopy(this.name, r.id, r.pos);
+    const fh = copy && (await open(copy.path, 'r').catch(() => undefined));
+    if (copy && fh) {
+      const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, r.pos, true), batcher: r.batcher };
+      while (await this.readMore(c));
+      await this.finish(c);
+      this.opts.log.info({ file: this.name, copy: copy.path, offset: r.pos }, 'file truncated (copytruncate); finished its copy, reading it from the start');
+      r.batcher = new LineBatcher(this.opts.encoder, this.opts.maxLineBytes);
+    } else {
+      this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated; reading it from the start');
+      r.batcher.reset();
+    }
+    r.pos = 0;
+    r.batchStart = 0;
+    r.head = Buffer.alloc(0);
+    r.id = { ...r.id, fpLen: 0, fp: '' };
+    // Commit "start of this inode" in order with what came before, so that a restart before the
+    // file's next line does not resume at the old offset inside the new content.
+    await this.push(r, EMPTY_CHUNK, 0);
   }
 
   /** Rotation: finish the old file (it is still open), then follow the new one from its start. */
-  private async switchToNewFile(): Promise<void> {
-    while (await this.readMore());
-    const rest = this.batcher.flush();
-    if (rest.lines > 0) await this.push(rest, this.readPos);
-    this.opts.log.info({ file: this.name, ino: this.id!.ino, offset: this.readPos }, 'file rotated; finished the old one');
-    await this.fh!.close();
-    this.fh = undefined;
-    this.id = undefined;
+  private async switchToNewFile(r: Reader): Promise<void> {
+    while (await this.readMore(r));
+    this.opts.log.info({ file: this.name, ino: r.id.ino, offset: r.pos }, 'file rotated; reading the new one');
+    this.cur = undefined;
+    this.linger(r);
   }
 }

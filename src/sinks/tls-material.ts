@@ -1,0 +1,171 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { PASSPHRASE_ENV, type TlsSettings } from '../config/tls-settings.js';
+import type { Logger } from '../ops/log.js';
+
+/** Material that cannot be used; the message names the flag and never contains a secret. */
+export class TlsMaterialError extends Error {}
+
+/**
+ * Where Linux distributions keep the system trust store as one PEM bundle. Node 20 ships its own copy
+ * of Mozilla's roots and ignores these; an operator who added a corporate CA to the system store
+ * expects it to count, so the system bundle is preferred.
+ */
+const SYSTEM_BUNDLES = [
+  '/etc/ssl/certs/ca-certificates.crt', // Debian, Ubuntu, Alpine
+  '/etc/pki/tls/certs/ca-bundle.crt', // RHEL, Fedora
+  '/etc/ssl/ca-bundle.pem', // SUSE
+  '/etc/ssl/cert.pem', // Alpine, BSDs
+];
+
+export interface LoadedTls {
+  context: SecureContext;
+  /** Where the trusted CAs came from, for the log. */
+  trust: string;
+  /** The client certificate's public facts, for the log. */
+  client: { subject: string; validTo: string; fingerprint256: string } | undefined;
+  warnings: string[];
+}
+
+function readOrFail(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new TlsMaterialError(`--${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** Node accepts a CA file without a single certificate in it and then trusts nothing; say so at once. */
+function certificates(flag: string, path: string, pem: Buffer): X509Certificate[] {
+  const blocks = pem.toString('latin1').match(PEM_CERT) ?? [];
+  if (blocks.length === 0) throw new TlsMaterialError(`--${flag}: ${path} holds no PEM certificate`);
+  return blocks.map((b, i) => {
+    try {
+      return new X509Certificate(b);
+    } catch {
+      throw new TlsMaterialError(`--${flag}: certificate ${i + 1} in ${path} cannot be parsed`);
+    }
+  });
+}
+
+function passphrase(s: TlsSettings): string | undefined {
+  if (s.keyPassphraseFile) return readOrFail('key-passphrase-file', s.keyPassphraseFile).toString('utf8').replace(/\r?\n$/, '');
+  return process.env[PASSPHRASE_ENV];
+}
+
+function systemTrust(): { ca: Buffer | string[]; trust: string } {
+  const env = process.env.SSL_CERT_FILE;
+  for (const path of env ? [env, ...SYSTEM_BUNDLES] : SYSTEM_BUNDLES) {
+    try {
+      const pem = readFileSync(path);
+      if (pem.includes('-----BEGIN CERTIFICATE-----')) return { ca: pem, trust: path };
+    } catch {
+      // not this distribution's place
+    }
+  }
+  return { ca: [...rootCertificates], trust: 'Node.js bundled Mozilla roots' };
+}
+
+/** A key anyone on the machine can read is no longer a secret; worth a warning, not a refusal. */
+function exposure(flag: string, path: string): string | undefined {
+  try {
+    const mode = statSync(path).mode;
+    if (mode & 0o004) return `--${flag}: ${path} is readable by every user (mode ${(mode & 0o777).toString(8)}); use 0600 or 0640`;
+  } catch {
+    // read already succeeded; a race with a rotation is not worth a warning
+  }
+  return undefined;
+}
+
+/** Reads every file the settings name and builds the context; throws TlsMaterialError naming the flag. */
+export function loadTls(s: TlsSettings): LoadedTls {
+  const warnings: string[] = [];
+  let ca: Buffer | string[] | undefined;
+  let trust: string;
+  if (s.ca) {
+    ca = readOrFail('ca', s.ca);
+    const now = Date.now();
+    const cas = certificates('ca', s.ca, ca);
+    if (cas.every((c) => Date.parse(c.validTo) < now)) warnings.push(`--ca: every certificate in ${s.ca} has expired`);
+    trust = `${s.ca} (${cas.length} certificate${cas.length === 1 ? '' : 's'})`;
+  } else if (s.fingerprints.length) {
+    trust = `pinned sha256 fingerprint${s.fingerprints.length === 1 ? '' : 's'}`;
+  } else if (s.insecureSkipVerify) {
+    trust = 'none (--tls-insecure-skip-verify)';
+  } else {
+    ({ ca, trust } = systemTrust());
+  }
+  let cert: Buffer | undefined;
+  let key: Buffer | undefined;
+  let client: LoadedTls['client'];
+  if (s.cert && s.key) {
+    cert = readOrFail('cert', s.cert);
+    const leaf = certificates('cert', s.cert, cert)[0];
+    if (Date.parse(leaf.validTo) < Date.now()) warnings.push(`--cert: ${s.cert} expired on ${leaf.validTo}`);
+    client = { subject: leaf.subject.replace(/\n/g, ', '), validTo: leaf.validTo, fingerprint256: leaf.fingerprint256 };
+    key = readOrFail('key', s.key);
+    const exposed = exposure('key', s.key);
+    if (exposed) warnings.push(exposed);
+  }
+  const pass = key ? passphrase(s) : undefined;
+  let context: SecureContext;
+  try {
+    context = createSecureContext({ ca, cert, key, passphrase: pass, minVersion: 'TLSv1.2' });
+  } catch (err) {
+    throw new TlsMaterialError(explainContextError(err as Error, s));
+  }
+  return { context, trust, client, warnings };
+}
+
+/** OpenSSL's reasons, made actionable; the passphrase never appears in them, and is not added here. */
+function explainContextError(err: Error, s: TlsSettings): string {
+  const m = err.message;
+  if (/bad decrypt|bad password|interrupted or cancelled|PEM_read_bio_PrivateKey/i.test(m)) {
+    const source = s.keyPassphraseFile ? '--key-passphrase-file' : s.keyPassphraseEnv ? PASSPHRASE_ENV : `no passphrase given (--key-passphrase-file or ${PASSPHRASE_ENV})`;
+    return `--key: ${s.key} cannot be decrypted or parsed (passphrase from ${source})`;
+  }
+  if (/key values mismatch/i.test(m)) return `--key: ${s.key} is not the private key of --cert ${s.cert}`;
+  if (/no start line|unsupported|ASN1|DECODER/i.test(m)) return `--key: ${s.key} is not a PEM private key`;
+  return `--cert/--key: cannot be used (${m.replace(/^error:[0-9A-F]+:/, '')})`;
+}
+
+/**
+ * The TLS material in use. Connections take it when they open, so after reload() (SIGHUP) the next
+ * connection uses rotated certificates; a reload that fails keeps the material that worked.
+ */
+export class TlsMaterial {
+  private loaded: LoadedTls;
+
+  constructor(
+    readonly settings: TlsSettings,
+    private readonly log: Logger,
+  ) {
+    this.loaded = loadTls(settings);
+    this.report('TLS material loaded');
+  }
+
+  get current(): LoadedTls {
+    return this.loaded;
+  }
+
+  /** Re-reads every file. Returns whether the new material is in use. */
+  reload(): boolean {
+    try {
+      this.loaded = loadTls(this.settings);
+    } catch (err) {
+      this.log.error({ reason: (err as Error).message }, 'TLS material reload failed; the previous certificates stay in use');
+      return false;
+    }
+    this.report('TLS material reloaded; new connections use it');
+    return true;
+  }
+
+  private report(msg: string): void {
+    const { trust, client, warnings } = this.loaded;
+    for (const w of warnings) this.log.warn(w);
+    this.log.info({ trust, clientCertificate: client }, msg);
+  }
+}

@@ -1,0 +1,166 @@
+import { open, readdir, stat } from 'node:fs/promises';
+import type { Stats as FsStats } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import type { Checkpoint } from '../../state/checkpoints.js';
+import { fingerprint } from './identity.js';
+
+/** Compressed backups cannot be read as text; they are never a continuation. */
+const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|zip|Z)$/;
+/** lumberjack (kube-apiserver): audit-2026-11-22T10-00-00.000.log */
+const LUMBERJACK = /-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(\.\d+)?(\.[^.]*)?$/;
+/** logrotate: audit.log.1, audit.log-20261122, audit.log-2026112210 */
+const LOGROTATE = /(\.\d+|-\d{8}(\d{2})?)$/;
+
+/** Whether a name looks like a rotated backup; a glob does not follow these as files of their own. */
+export function looksRotated(name: string): boolean {
+  return COMPRESSED.test(name) || LUMBERJACK.test(name) || LOGROTATE.test(name);
+}
+
+/** Whether `name` is a backup of `base` as kube-apiserver or logrotate names them. */
+export function isBackupOf(base: string, name: string): boolean {
+  if (name === base || COMPRESSED.test(name)) return false;
+  const ext = extname(base);
+  const stem = base.slice(0, base.length - ext.length);
+  if (name.startsWith(stem + '-') && name.endsWith(ext) && LUMBERJACK.test(name)) return true;
+  return name.startsWith(base) && LOGROTATE.test(name.slice(base.length)) && /^[-.]/.test(name.slice(base.length));
+}
+
+export interface Sibling {
+  path: string;
+  st: FsStats;
+}
+
+/**
+ * Files next to `path` whose names share its stem: where a rotated copy of it can be. Broader than
+ * `isBackupOf` on purpose; callers match content (identity, fingerprint), not names.
+ */
+export async function siblings(path: string): Promise<Sibling[]> {
+  const dir = dirname(path);
+  const base = basename(path);
+  const stem = base.slice(0, base.length - extname(base).length) || base;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: Sibling[] = [];
+  for (const name of names) {
+    if (name === base || !name.startsWith(stem) || COMPRESSED.test(name)) continue;
+    const p = join(dir, name);
+    const st = await stat(p).catch(() => undefined);
+    if (st?.isFile()) out.push({ path: p, st });
+  }
+  return out;
+}
+
+/** Whether the file at `path` begins with the bytes a checkpoint was fingerprinted on. */
+export async function beginsWith(path: string, fpLen: number, fp: string): Promise<boolean> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return false;
+  try {
+    return (await fingerprint(fh, fpLen)) === fp;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * File times come from the kernel's coarse clock (one tick, up to 10 ms, behind Date.now()), and a
+ * rotation can follow our last commit by less than that: "after our last commit" allows this much.
+ * A backup this close before our last commit that we had not read is still unread, so it is safe.
+ */
+const FS_CLOCK_SLACK_MS = 1000;
+
+/** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
+const MIN_CONTENT_MATCH = 64;
+
+export interface Unfinished {
+  path: string;
+  offset: number;
+  mtimeMs: number;
+  /** Size when found: at or below `offset`, the file is ours and already read to its end. */
+  size?: number;
+}
+
+/**
+ * Where the lines of `path` that were not yet handed on can be after a restart: a file we had
+ * checkpointed, now under a rotated name (same device and inode), with data past its saved offset; a
+ * copytruncate copy (another inode beginning with the bytes of a file we had not finished); and, when
+ * the live file is not the one we knew, backups that appeared after our last commit. Oldest first.
+ */
+export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<Unfinished[]> {
+  if (mine.length === 0) return [];
+  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const base = basename(path);
+  const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
+  const found: Unfinished[] = [];
+  const all = await siblings(path);
+  // A checkpoint whose file is still here (same inode, same first bytes) accounts for that file; its few first
+  // bytes must not be matched against other backups (audit lines all begin alike).
+  const here = new Set<string>();
+  for (const s of all) {
+    const c = mine.find((m) => m.dev === s.st.dev && m.ino === s.st.ino);
+    if (c && c.fpLen <= s.st.size && c.offset <= s.st.size && (await beginsWith(s.path, c.fpLen, c.fp))) here.add(`${c.dev}:${c.ino}`);
+  }
+  for (const s of all) {
+    let offset: number | undefined;
+    const own = mine.find((c) => c.dev === s.st.dev && c.ino === s.st.ino);
+    if (own && own.fpLen <= s.st.size && (await beginsWith(s.path, own.fpLen, own.fp))) {
+      offset = own.offset;
+    } else {
+      // A rename changes ctime, not mtime: a backup made while we were away has a ctime past our last commit.
+      const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
+      // The longest fingerprint first: a short one (a few bytes of an unterminated line) can match by chance.
+      for (const c of [...mine].sort((x, y) => y.fpLen - x.fpLen)) {
+        if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size || here.has(`${c.dev}:${c.ino}`)) continue;
+        // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
+        if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
+        if (await beginsWith(s.path, c.fpLen, c.fp)) {
+          offset = c.offset;
+          break;
+        }
+      }
+      if (offset === undefined && newBackup) offset = 0;
+    }
+    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size });
+  }
+  return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+}
+
+/** For copytruncate: the copy of a file we were reading, if it is next to it and longer than what we read. */
+export async function findCopy(path: string, id: { dev: number; ino: number; fpLen: number; fp: string }, readPos: number): Promise<Sibling | undefined> {
+  if (id.fpLen === 0) return undefined;
+  // The newest match: an older backup may begin with the same few bytes as a short file.
+  const candidates = (await siblings(path)).sort((a, b) => b.st.mtimeMs - a.st.mtimeMs);
+  for (const s of candidates) {
+    if (s.st.ino === id.ino && s.st.dev === id.dev) continue;
+    if (s.st.size < readPos) continue;
+    if (await beginsWith(s.path, id.fpLen, id.fp)) return s;
+  }
+  return undefined;
+}
+
+/**
+ * copytruncate while we were stopped: the live file is still the inode we knew, but a backup of it
+ * appeared after our last commit (a new inode, named as a backup, beginning with the bytes we knew,
+ * longer than our offset). A rename keeps the inode, so a new backup next to an unchanged live inode
+ * is a copy: its unread part is finished from our offset, and the live file is read from its start.
+ * (logrotate's `copy` without truncate looks the same and is read as copytruncate: duplicates, not loss.)
+ */
+export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mine: Checkpoint[]): Promise<Unfinished[]> {
+  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const base = basename(path);
+  const fresh = (await siblings(path))
+    .filter((s) => !mine.some((c) => c.dev === s.st.dev && c.ino === s.st.ino))
+    .filter((s) => Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path)))
+    .sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
+  // The oldest fresh backup beginning with our bytes holds our unread rest; any newer one was copied
+  // from what the file got after that truncation (copytruncate more than once while we were away).
+  for (let i = 0; i < fresh.length; i++) {
+    const s = fresh[i];
+    if (s.st.size <= live.offset || s.st.size < live.fpLen || !(await beginsWith(s.path, live.fpLen, live.fp))) continue;
+    return [{ path: s.path, offset: live.offset, mtimeMs: s.st.mtimeMs, size: s.st.size }, ...fresh.slice(i + 1).map((n) => ({ path: n.path, offset: 0, mtimeMs: n.st.mtimeMs, size: n.st.size }))];
+  }
+  return [];
+}
