@@ -206,8 +206,10 @@ export class Pipeline {
 
   /** Encoders that a reload can replace between two batches. */
   private reloadableEncoders(): EncoderFactory {
+    // One factory for every source: it holds what they share (the dedupe memory, the filter).
+    const factory = this.encoderFactory();
     return (appName) => {
-      const encoder = new SwappableEncoder(this.encoderFactory()(appName));
+      const encoder = new SwappableEncoder(factory(appName));
       this.encoders.push({ appName, encoder });
       return encoder;
     };
@@ -230,7 +232,8 @@ export class Pipeline {
   reconfigure(cfg: Config, what: { sink: boolean; encoders: boolean }): void {
     this.cfg = cfg;
     if (what.encoders) {
-      for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => this.encoderFactory()(appName));
+      const factory = this.encoderFactory();
+      for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => factory(appName));
     }
     if (what.sink && this.sink && !this.stopping) {
       const old = this.sink;
@@ -242,7 +245,10 @@ export class Pipeline {
   /** Per source, bytes not yet handed on. */
   async lags(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const s of this.sources) if (s.lag) out.set(s.name, await s.lag());
+    for (const s of this.sources) {
+      if (s.lags) for (const [name, lag] of await s.lags()) out.set(name, lag);
+      else if (s.lag) out.set(s.name, await s.lag());
+    }
     return out;
   }
 

@@ -219,7 +219,9 @@ export function effectiveYaml(options: OptionTable, raw: Record<string, unknown>
     const resolved = cfg[key] ?? cfg[key === 'file' ? 'files' : key];
     const value = raw[key] ?? defaults[key] ?? (isPlain(resolved) ? resolved : undefined);
     if (value === undefined) continue;
-    out[fileKey(flag)] = redact(flag, value);
+    // A numeric default of a string flag prints as the file would give it back, so the output reads back the same.
+    const typed = typeof value === 'number' && !options.number.includes(flag) ? String(value) : value;
+    out[fileKey(flag)] = redact(flag, typed);
   }
   return `# auditfwd: effective configuration (${sources}); secrets redacted\n` + stringify(out, { lineWidth: 0 });
 }

@@ -6,4 +6,6 @@ export interface Source {
   stop(): void;
   /** Bytes in the source not yet handed on (file size minus committed position), for metrics. */
   lag?(): Promise<number>;
+  /** A source made of several (every --file): the lag of each, by name. */
+  lags?(): Promise<Map<string, number>>;
 }
