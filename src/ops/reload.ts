@@ -8,6 +8,8 @@ interface SettingsLike {
 }
 interface Reconfigurable {
   reconfigure(cfg: Config, what: { sink: boolean; encoders: boolean }): void;
+  /** Re-reads files that may change on disk (TLS material), in place; a failure keeps what worked. */
+  reload?(): boolean;
 }
 
 type Rule = string | RegExp;
@@ -21,9 +23,9 @@ export const RELOAD_RULES = {
   /** Applied at once (the health threshold is read at each request). */
   immediate: ['logLevel', 'unhealthyAfter'] as Rule[],
   /** Applied by reconnecting: the old connection's unwritten batches go to the new one. */
-  sink: ['to', 'framing', 'reconnectMaxDelay', /^tls/, 'ca', 'cert', 'key', /^relp/] as Rule[],
+  sink: ['to', 'framing', 'reconnectMaxDelay', /^tls/, 'ca', 'cert', 'key', 'keyPassphraseFile', 'servername', 'fingerprint', /^relp/] as Rule[],
   /** Applied from the next batch read: the encoders are rebuilt between batches. */
-  encoders: ['facility', 'severity', 'hostname', 'appName', 'sdElement', 'format', 'select', 'exclude', /^dedupe/] as Rule[],
+  encoders: ['facility', 'severity', 'hostname', 'appName', 'sdElement', 'format', 'sdId', 'select', 'exclude', /^dedupe/] as Rule[],
 };
 
 export interface ReloadOutcome {
@@ -56,6 +58,8 @@ export class Reloader<S extends SettingsLike> {
   }
 
   private reloadNow(): ReloadOutcome {
+    // Certificates first: a rotated certificate is picked up even when the config file has an error.
+    this.pipeline.reload?.();
     const fresh = this.load();
     const { cfg: checked, errors } = this.resolve(fresh);
     if (!checked) {
@@ -80,14 +84,12 @@ export class Reloader<S extends SettingsLike> {
       this.log.error({ error: (err as Error).message }, 'reload refused; still running the previous configuration');
       return { applied: [], requiresRestart, errors: [(err as Error).message] };
     }
-    const tls = cfg.to.transport !== 'stdout' && cfg.to.transport.includes('tls');
     // The summary below is logged at the more verbose of the two levels, so either way it is seen.
     const levels = this.log.levels.values;
     const louder = (levels[cfg.logLevel] ?? Infinity) < (levels[this.log.level] ?? Infinity);
     if (louder) this.log.level = cfg.logLevel;
     this.pipeline.reconfigure(cfg, {
-      // TLS: certificates are read when the sink is built, so a reload always rebuilds it.
-      sink: tls || applied.some((k) => matches(RELOAD_RULES.sink, k)),
+      sink: applied.some((k) => matches(RELOAD_RULES.sink, k)),
       encoders: applied.some((k) => matches(RELOAD_RULES.encoders, k)),
     });
     const show = (keys: string[], from: Record<string, unknown>, to: Record<string, unknown>) =>
@@ -95,7 +97,7 @@ export class Reloader<S extends SettingsLike> {
     if (requiresRestart.length) {
       this.log.warn({ changed: show(requiresRestart, before, after) }, 'reload: these settings changed but take effect only after a restart');
     }
-    this.log.info({ changed: show(applied, before, after), reconnect: tls || undefined }, applied.length ? 'configuration reloaded' : 'configuration reloaded; nothing to change');
+    this.log.info({ changed: show(applied, before, after) }, applied.length ? 'configuration reloaded' : 'configuration reloaded; nothing to change');
     this.log.level = cfg.logLevel;
     this.current = { raw: effective as RawSettings };
     this.cfg = cfg;

@@ -30,7 +30,9 @@ t.test('Reloader: applies what can change live, names what needs a restart, refu
       return { errors: [(err as Error).message] };
     }
   };
-  const reloader = new Reloader({ raw: start }, resolveConfig(start), () => next, check, { reconfigure: (cfg, what) => calls.push({ cfg, what }) }, log);
+  let rereads = 0;
+  const pipeline = { reconfigure: (cfg: Config, what: { sink: boolean; encoders: boolean }) => calls.push({ cfg, what }), reload: () => ++rereads > 0 };
+  const reloader = new Reloader({ raw: start }, resolveConfig(start), () => next, check, pipeline, log);
 
   next = { raw: { ...start, to: 'b:2', logLevel: 'info', memoryMaxBytes: '2MiB', facility: 'local0' } };
   const [one, two] = await Promise.all([reloader.reload(), reloader.reload()]);
@@ -48,7 +50,8 @@ t.test('Reloader: applies what can change live, names what needs a restart, refu
   const refused = await reloader.reload();
   t.match(refused, { applied: [], errors: [/--framing/] });
   t.match(lines.at(-1), { level: 50, msg: /reload refused/ });
-  t.equal(calls.length, 2, 'the pipeline was not touched');
+  t.equal(calls.length, 2, 'the pipeline was not reconfigured');
+  t.equal(rereads, 3, 'certificates are re-read at every SIGHUP, even when the file has errors');
 });
 
 t.test('ops server: /metrics, /healthz, /readyz, 404, 405', async (t) => {
