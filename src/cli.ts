@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
-import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config/config.js';
+import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
+import { effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
+import { startOpsServer } from './ops/http.js';
 import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './ops/log.js';
+import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
 
 const EXIT_USAGE = 2;
@@ -13,8 +16,8 @@ function version(): string {
   return pkg.version;
 }
 
-function usageError(message: string): never {
-  process.stderr.write(`auditfwd: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+function usageError(...messages: string[]): never {
+  for (const message of messages) process.stderr.write(`auditfwd: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(EXIT_USAGE);
 }
 
@@ -28,8 +31,8 @@ function joinDashValues(argv: string[]): string[] {
   return out;
 }
 
-function parseArgs(argv: string[]): RawSettings {
-  const parsed = yargs(joinDashValues(argv))
+function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
+  const parser = yargs(joinDashValues(argv))
     .scriptName('auditfwd')
     .usage('auditfwd --file PATH --to HOST:PORT [options]\ncat audit.log | auditfwd --to HOST:PORT')
     .parserConfiguration({ 'strip-aliased': true, 'strip-dashed': true })
@@ -53,6 +56,12 @@ function parseArgs(argv: string[]): RawSettings {
     .option('relp-window', { type: 'string', description: `relp://: messages sent and not yet acknowledged, at most (default ${DEFAULTS.relpWindow})` })
     .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
     .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
+    .option('config', { alias: 'c', type: 'string', description: 'YAML (or JSON) file with any of these settings (state-dir → state_dir); flags override it; SIGHUP re-reads it' })
+    .option('check-config', { type: 'boolean', description: 'Validate the settings, print the effective configuration (secrets redacted), exit' })
+    .option('sd-element', { type: 'string', array: true, description: 'Structured data added to every message, e.g. \'instance@47450 az=z1 id="a b"\' (repeatable)' })
+    .option('metrics-listen', { type: 'string', description: 'HOST:PORT serving /metrics (Prometheus), /healthz and /readyz (default: off)' })
+    .option('unhealthy-after', { type: 'string', description: `/healthz turns 503 once the drain is unreachable or the buffer full this long (default ${DEFAULTS.unhealthyAfter})` })
+    .option('log-format', { type: 'string', description: `auto (readable on a terminal, else JSON) | json | pretty (default ${DEFAULTS.logFormat})` })
     .option('format', { type: 'string', description: `raw | k8s-audit (event time, stage and identity in the header) | auto (k8s-audit for Event lines, raw otherwise) (default ${K8S_DEFAULTS.format})` })
     .option('sd-id', { type: 'string', description: `SD-ID of the audit structured data, name@<private enterprise number> (default ${K8S_DEFAULTS.sdId})` })
     .option('select', { type: 'string', array: true, description: "Forward only events matching, kubectl -l syntax: 'verb in (create,delete),objectRef.resource=secrets' (repeatable: OR)" })
@@ -90,8 +99,8 @@ function parseArgs(argv: string[]): RawSettings {
       if (err) throw err;
       const unknown = /^Unknown arguments?: (.*)$/.exec(msg);
       usageError(unknown ? `unknown flag ${unknown[1].split(', ').map((a) => (a.length > 1 ? `--${a}` : `-${a}`)).join(', ')}` : msg);
-    })
-    .parseSync();
+    });
+  const parsed = withConfigFile(parser.parseSync(), (parser as unknown as { getOptions(): OptionTable }).getOptions(), ctx);
   const pick = (v: unknown) => (Array.isArray(v) ? v[v.length - 1] : v);
   return {
     file: parsed.file as string[] | undefined,
@@ -114,6 +123,10 @@ function parseArgs(argv: string[]): RawSettings {
     relpWindow: pick(parsed.relpWindow),
     relpAckTimeout: pick(parsed.relpAckTimeout),
     relpMaxRefusals: pick(parsed.relpMaxRefusals),
+    sdElement: parsed.sdElement as string[] | undefined,
+    metricsListen: pick(parsed.metricsListen),
+    unhealthyAfter: pick(parsed.unhealthyAfter),
+    logFormat: pick(parsed.logFormat),
     format: pick(parsed.format),
     sdId: pick(parsed.sdId),
     select: parsed.select as string[] | undefined,
@@ -145,28 +158,84 @@ function parseArgs(argv: string[]): RawSettings {
   };
 }
 
+/** What the command line and the config file said, and what was wrong with the file. */
+export interface Settings {
+  raw: RawSettings;
+  options: OptionTable;
+  file?: FileSettings;
+  checkConfig: boolean;
+}
+
+function withConfigFile<T extends { config?: unknown; checkConfig?: unknown }>(parsed: T, options: OptionTable, ctx: Partial<Settings>): T {
+  ctx.options = options;
+  ctx.checkConfig = Boolean(parsed.checkConfig);
+  const path = Array.isArray(parsed.config) ? parsed.config[parsed.config.length - 1] : parsed.config;
+  if (typeof path === 'string') ctx.file = loadConfigFile(path, options);
+  return mergeUnderFlags(parsed, ctx.file);
+}
+
+export function loadSettings(argv: string[]): Settings {
+  const ctx: Partial<Settings> = {};
+  const raw = parseArgs(argv, ctx);
+  return { raw, options: ctx.options!, file: ctx.file, checkConfig: ctx.checkConfig ?? false };
+}
+
+/** Flags alone stop at the first error; with a config file every error is reported, each with its place. */
+export function resolveSettings(s: Settings): { cfg?: Config; errors: string[] } {
+  if (!s.file) {
+    try {
+      return { cfg: resolveConfig(s.raw), errors: [] };
+    } catch (err) {
+      if (err instanceof ConfigError) return { errors: [err.message] };
+      throw err;
+    }
+  }
+  if (s.file.unreadable) return { errors: s.file.errors };
+  const r = resolveCollecting(s.raw as Record<string, unknown>, (raw) => resolveConfig(raw as RawSettings), s.file.where);
+  // In file order: flags' errors first, then the file's by line.
+  const line = (e: string) => (e.startsWith(`${s.file!.path}:`) ? Number(/^[^:]*:(\d+):/.exec(e.slice(s.file!.path.length))?.[1] ?? 0) : -1);
+  const errors = [...s.file.errors, ...r.errors].map((e, i) => ({ e, i, n: line(e) })).sort((a, b) => a.n - b.n || a.i - b.i).map((x) => x.e);
+  return errors.length ? { errors } : { cfg: r.cfg, errors };
+}
+
 export async function main(argv: string[]): Promise<void> {
   // State, spill and temp files are the audit trail's positions and contents: never for other users.
   process.umask(0o077);
-  let cfg;
+  const settings = loadSettings(argv);
+  const { cfg, errors } = resolveSettings(settings);
+  if (!cfg) usageError(...errors);
+  if (settings.checkConfig) {
+    const from = settings.file ? `${settings.file.path} and flags` : 'flags';
+    process.stdout.write(effectiveYaml(settings.options, settings.raw as Record<string, unknown>, cfg as unknown as Record<string, unknown>, from));
+    process.exit(0);
+  }
   try {
-    cfg = resolveConfig(parseArgs(argv));
     await checkEnvironment(cfg);
   } catch (err) {
     if (err instanceof ConfigError) usageError(err.message);
     throw err;
   }
-  const log = createLogger(cfg.logLevel);
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
   const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });
+  let ops;
+  if (cfg.metricsListen) {
+    try {
+      ops = await startOpsServer(cfg.metricsListen, pipeline, log);
+    } catch (err) {
+      usageError(`--metrics-listen: cannot listen on ${cfg.metricsListen.host}:${cfg.metricsListen.port} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  const reloader = new Reloader(settings, cfg, () => loadSettings(argv), resolveSettings, pipeline, log);
+  process.on('SIGHUP', () => void reloader.reload());
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());
-  process.on('SIGHUP', () => pipeline.reload());
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     log.error({ code: err.code }, 'stdout closed');
     process.exit(1);
   });
   try {
     await pipeline.run();
+    await ops?.close();
   } catch (err) {
     if (err instanceof ConfigError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');

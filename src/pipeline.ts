@@ -20,6 +20,7 @@ import { StreamSource } from './sources/stdin.js';
 import type { BatchBuffer } from './record.js';
 import { CheckpointStore } from './state/checkpoints.js';
 import { RawEncoder, type EncoderFactory } from './transforms/encoder.js';
+import { SwappableEncoder } from './transforms/swappable.js';
 import { RateLimitedLog } from './ops/log.js';
 import { WebhookSource } from './sources/webhook.js';
 import { Deduper } from './transforms/dedupe.js';
@@ -48,10 +49,12 @@ export class Pipeline {
   exitCode = 0;
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
+  private started = false;
+  private encoders: Array<{ appName: string; encoder: SwappableEncoder }> = [];
   private tlsMaterial: TlsMaterial | undefined;
 
   constructor(
-    private readonly cfg: Config,
+    private cfg: Config,
     private readonly log: Logger,
     private readonly io: Io,
   ) {}
@@ -65,6 +68,7 @@ export class Pipeline {
         hostname: cfg.hostname,
         appName,
         maxMessageBytes: cfg.maxMessageBytes,
+        structuredData: cfg.structuredData,
       });
     const { k8s } = cfg;
     if (k8s.format === 'raw') return (appName) => new RawEncoder(framer(appName), stats);
@@ -123,7 +127,7 @@ export class Pipeline {
 
   async run(): Promise<void> {
     const { cfg, log } = this;
-    const encoderFor = this.encoderFactory();
+    const encoderFor = this.reloadableEncoders();
     if (cfg.bufferDir) {
       this.spill = await SpillBuffer.open({
         dir: cfg.bufferDir,
@@ -179,7 +183,8 @@ export class Pipeline {
     }
     log.info({ to: describeDestination(cfg.to), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
 
-    const sinkDone = this.sink.run(this.buffer);
+    this.started = true;
+    const sinkDone = this.runSinks();
     let exitTimer: NodeJS.Timeout | undefined;
     const sourcesDone = Promise.all(this.sources.map((s) => s.run())).finally(() => {
       this.buffer.close();
@@ -212,6 +217,70 @@ export class Pipeline {
     this.exitCode = EXIT_LEFT_IN_SPILL;
     this.log.warn({ waitedMs: this.cfg.exitTimeoutMs, unsentBytes: this.buffer.bytes }, 'input ended but the drain is unreachable; leaving the rest in the spill');
     this.sink.abort();
+  }
+
+  /** Encoders that a reload can replace between two batches. */
+  private reloadableEncoders(): EncoderFactory {
+    // One factory for every source: it holds what they share (the dedupe memory, the filter).
+    const factory = this.encoderFactory();
+    return (appName) => {
+      const encoder = new SwappableEncoder(factory(appName));
+      this.encoders.push({ appName, encoder });
+      return encoder;
+    };
+  }
+
+  /** Runs the sink; when a reload replaced it, runs the new one on the same buffer. */
+  private async runSinks(): Promise<void> {
+    for (;;) {
+      const sink = this.sink;
+      await sink.run(this.buffer);
+      if (sink === this.sink) return;
+    }
+  }
+
+  /**
+   * Applies a reloaded configuration. `sink`: reconnect with the new destination or TLS material;
+   * batches not yet written to the old connection are requeued for the new one. `encoders`:
+   * messages read from now on are encoded with the new settings.
+   */
+  reconfigure(cfg: Config, what: { sink: boolean; encoders: boolean }): void {
+    this.cfg = cfg;
+    if (what.encoders) {
+      const factory = this.encoderFactory();
+      for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => factory(appName));
+    }
+    if (what.sink && this.sink && !this.stopping) {
+      const old = this.sink;
+      this.sink = this.createSink();
+      old.abort();
+    }
+  }
+
+  /** Per source, bytes not yet handed on. */
+  async lags(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const s of this.sources) {
+      if (s.lags) for (const [name, lag] of await s.lags()) out.set(name, lag);
+      else if (s.lag) out.set(s.name, await s.lag());
+    }
+    return out;
+  }
+
+  get phase(): 'starting' | 'running' | 'stopping' {
+    return this.stopping ? 'stopping' : this.started ? 'running' : 'starting';
+  }
+
+  get bufferState(): { bytes: number; fullSinceMs?: number; spillBytes: number } {
+    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs, spillBytes: this.spill?.spilledBytes ?? 0 };
+  }
+
+  get destination(): Config['to'] {
+    return this.cfg.to;
+  }
+
+  get settings(): Readonly<Config> {
+    return this.cfg;
   }
 
   /**

@@ -12,6 +12,7 @@ export class MemoryBuffer implements BatchBuffer {
   private isClosed = false;
   private roomWaiters: Array<() => void> = [];
   private dataWaiters: Array<() => void> = [];
+  fullSinceMs: number | undefined;
 
   constructor(readonly maxBytes: number) {}
 
@@ -32,8 +33,10 @@ export class MemoryBuffer implements BatchBuffer {
     // A batch larger than the whole budget is still let in when nothing else is held, or it
     // could never pass.
     while (this.used > 0 && this.used + batch.frames.length > this.maxBytes) {
+      this.fullSinceMs ??= Date.now();
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
+    this.fullSinceMs = undefined;
     this.used += batch.frames.length;
     this.queue.push(batch);
     this.wake(this.dataWaiters);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
+import { parseSdElements } from './sd-element.js';
 import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
@@ -35,6 +36,13 @@ export interface Config {
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
+  /** Encoded SD-ELEMENTs added to every message ('' for none). */
+  structuredData: string;
+  /** Where /metrics, /healthz and /readyz are served; undefined: not served. */
+  metricsListen: { host: string; port: number } | undefined;
+  /** /healthz turns 503 when the drain was unreachable, or the buffer full, this long. */
+  unhealthyAfterMs: number;
+  logFormat: 'auto' | 'json' | 'pretty';
   /** --format, selectors, dedupe, webhook: src/config/k8s-config.ts. */
   k8s: K8sConfig;
   maxFiles: number;
@@ -66,6 +74,8 @@ export const DEFAULTS = {
   relpWindow: 1024,
   relpAckTimeout: '90s',
   relpMaxRefusals: 3,
+  unhealthyAfter: '60s',
+  logFormat: 'auto',
   maxFiles: 1024,
   rotateWait: '5s',
   /** Hours of a busy API server's audit log (~100-300 KB/s); small next to a node's disk. */
@@ -109,6 +119,10 @@ export interface RawSettings extends K8sRawSettings, RawTlsSettings {
   relpWindow?: string | number;
   relpAckTimeout?: string | number;
   relpMaxRefusals?: string | number;
+  sdElement?: string[];
+  metricsListen?: string;
+  unhealthyAfter?: string | number;
+  logFormat?: string;
   maxFiles?: string | number;
   rotateWait?: string | number;
   bufferDir?: string;
@@ -206,6 +220,10 @@ export function resolveConfig(raw: RawSettings): Config {
     relpWindow: integer('relp-window', d.relpWindow, 1, RELP_WINDOW_LIMIT),
     relpAckTimeoutMs: duration('relp-ack-timeout', d.relpAckTimeout, 100),
     relpMaxRefusals: integer('relp-max-refusals', d.relpMaxRefusals, 1, 1000),
+    structuredData: parseSdElements('sd-element', (raw.sdElement ?? []).map(String)),
+    metricsListen: raw.metricsListen === undefined ? undefined : listenAddress('metrics-listen', raw.metricsListen),
+    unhealthyAfterMs: duration('unhealthy-after', d.unhealthyAfter, 0),
+    logFormat: oneOf('log-format', String(d.logFormat), ['auto', 'json', 'pretty'] as const),
     k8s: resolveK8sConfig(raw, Boolean(raw.once)),
     maxFiles: count('max-files', d.maxFiles, 1, 1_000_000),
     rotateWaitMs: duration('rotate-wait', d.rotateWait, 0),
@@ -216,6 +234,15 @@ export function resolveConfig(raw: RawSettings): Config {
     spillFsyncIntervalMs: duration('spill-fsync-interval', d.spillFsyncInterval, 10),
     exitTimeoutMs: duration('exit-timeout', d.exitTimeout, 0),
   };
+}
+
+/** HOST:PORT or [v6]:PORT to listen on; port 0 picks a free one (it is logged). */
+function listenAddress(flag: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/\s]+)):(\d+)$/.exec(value);
+  if (!m) throw new ConfigError(`--${flag}: "${value}" is not HOST:PORT (e.g. 127.0.0.1:9100, 0.0.0.0:9100)`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`--${flag}: port ${m[3]} is out of range (0-65535)`);
+  return { host: m[1] ?? m[2], port };
 }
 
 /** Checks what can only be checked on this machine: the state folder and the files' readability. */

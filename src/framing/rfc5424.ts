@@ -74,6 +74,8 @@ export interface HeaderOptions {
   procId?: string;
   /** Largest syslog message (header + MSG), framing excluded; longer lines are truncated. */
   maxMessageBytes: number;
+  /** Encoded SD-ELEMENTs every message carries (e.g. BOSH's instance@47450), before any per-message ones. */
+  structuredData?: string;
 }
 
 /** What a transform may set per message; anything left out comes from the defaults. */
@@ -99,6 +101,7 @@ export class Rfc5424Framer {
   private readonly appName: string;
   private readonly procId: string;
   private readonly max: number;
+  private readonly sd: string;
   private batchTimestamp = '';
   private defaultHeader: Buffer = Buffer.alloc(0);
 
@@ -108,13 +111,14 @@ export class Rfc5424Framer {
     this.appName = headerField(opts.appName, MAX_APP_NAME);
     this.procId = headerField(opts.procId, MAX_PROCID);
     this.max = opts.maxMessageBytes;
+    this.sd = opts.structuredData ?? '';
     this.beginBatch();
   }
 
   /** Lines read together share one reception timestamp; the header is built once for them. */
   beginBatch(epochMicros = nowMicros()): void {
     this.batchTimestamp = timestampMicros(epochMicros);
-    this.defaultHeader = Buffer.from(this.header(this.batchTimestamp, '-', '-'), 'latin1');
+    this.defaultHeader = Buffer.from(this.header(this.batchTimestamp, '-', this.sd || '-'));
   }
 
   private header(timestamp: string, msgId: string, sd: string): string {
@@ -131,7 +135,7 @@ export class Rfc5424Framer {
           this.header(
             meta.timestamp ?? this.batchTimestamp,
             headerField(meta.msgId, MAX_MSGID),
-            meta.structuredData || '-',
+            this.sd + (meta.structuredData ?? '') || '-',
           ),
         )
       : this.defaultHeader;

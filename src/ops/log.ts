@@ -1,12 +1,17 @@
 import pino, { type Logger } from 'pino';
+import { prettyStream } from './pretty.js';
 
 export type { Logger };
 
-/** JSON on stderr, synchronously, never on stdout (which may carry the framed stream). */
-export function createLogger(level: string): Logger {
+/**
+ * JSON on stderr, synchronously, never on stdout (which may carry the framed stream). `auto` is
+ * readable text when stderr is a terminal (someone is watching), JSON otherwise (journald, bpm, docker).
+ */
+export function createLogger(level: string, format: 'auto' | 'json' | 'pretty' = 'json'): Logger {
+  const pretty = format === 'pretty' || (format === 'auto' && process.stderr.isTTY);
   return pino(
     { name: 'auditfwd', level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: 2, sync: true }),
+    pretty ? prettyStream(2, Boolean(process.stderr.isTTY)) : pino.destination({ dest: 2, sync: true }),
   );
 }
 
@@ -20,10 +25,11 @@ export class RateLimitedLog {
   constructor(
     private readonly log: Logger,
     private readonly intervalMs = 60_000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   warn(key: string, obj: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
+    const now = this.now();
     const seen = this.last.get(key);
     if (seen && now - seen.at < this.intervalMs) {
       seen.suppressed++;

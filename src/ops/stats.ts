@@ -10,7 +10,6 @@ export class Stats {
   linesTruncated = 0;
   dropped = new Map<string, number>();
   reconnects = 0;
-  drainConnected = false;
   lastSendMs = 0;
   /** k8s-audit/auto: lines read as audit Events, and lines that were not (forwarded as raw). */
   auditEvents = 0;
@@ -19,6 +18,17 @@ export class Stats {
   webhookResponses = new Map<number, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
+  /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
+  drainChangedMs = Date.now();
+  private connected = false;
+
+  get drainConnected(): boolean {
+    return this.connected;
+  }
+  set drainConnected(up: boolean) {
+    if (up !== this.connected) this.drainChangedMs = Date.now();
+    this.connected = up;
+  }
 
   addLines(source: string, n: number): void {
     this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);

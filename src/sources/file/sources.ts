@@ -41,6 +41,13 @@ export class FileSources implements Source {
     return [...this.tailers.keys()];
   }
 
+  /** Per followed file, bytes not yet handed on (for auditfwd_lag_bytes). */
+  async lags(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const [path, { tailer }] of this.tailers) out.set(path, await tailer.lag());
+    return out;
+  }
+
   async run(): Promise<void> {
     await this.scan(true);
     const globs = this.patterns.some(hasGlob);

@@ -65,6 +65,8 @@ export class FileTailer implements Source {
   /** Rotated files with unread lines found at start: read, oldest first, before the live file. */
   private backlog: Unfinished[] = [];
   private lingering: Reader[] = [];
+  /** Per open file, the position handed on: what lag() counts from. */
+  private committed = new WeakMap<Reader, number>();
   private readonly waker: Waker;
   private readonly readBuf: Buffer;
   private readonly reads: ReadAhead;
@@ -198,7 +200,9 @@ export class FileTailer implements Source {
   }
 
   private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
-    return { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
+    const r: Reader = { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
+    this.committed.set(r, pos);
+    return r;
   }
 
   private async openRotated(u: Unfinished): Promise<boolean> {
@@ -305,6 +309,17 @@ export class FileTailer implements Source {
     r.id = { ...r.id, fpLen: r.head.length, fp: fingerprintOf(r.head) };
   }
 
+  /** Bytes in the files being read (the live one and rotated ones) not yet handed on. */
+  async lag(): Promise<number> {
+    let n = 0;
+    for (const r of [this.cur, ...this.lingering]) {
+      if (!r) continue;
+      const size = await r.fh.stat().then((st) => st.size, () => 0);
+      n += Math.max(0, size - (this.committed.get(r) ?? r.pos));
+    }
+    return n;
+  }
+
   private async push(r: Reader, chunk: Chunk, position: number): Promise<void> {
     this.opts.stats.addLines(this.name, chunk.lines);
     const { checkpoints } = this.opts;
@@ -317,7 +332,10 @@ export class FileTailer implements Source {
     await this.opts.buffer.push({
       frames: chunk.frames,
       count: chunk.count,
-      onHandedOn: checkpoints ? () => checkpoints.commit(path, id, position) : undefined,
+      onHandedOn: () => {
+        this.committed.set(r, position);
+        checkpoints?.commit(path, id, position);
+      },
       origin,
       release: chunk.release,
     });

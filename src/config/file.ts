@@ -1,0 +1,232 @@
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node, type Pair } from 'yaml';
+import { ConfigError, DEFAULTS } from './config.js';
+import { sdSpecsFromObject } from './sd-element.js';
+
+/**
+ * The config file: every flag is a key (`--state-dir` → `state_dir`), so a flag added to cli.ts is
+ * accepted in the file with no further work. The set of keys and their types come from yargs' own
+ * option table.
+ */
+
+/** What yargs' getOptions() reports about the declared flags. */
+export interface OptionTable {
+  key: Record<string, unknown>;
+  boolean: string[];
+  array: string[];
+  number: string[];
+  alias: Record<string, string[]>;
+}
+
+/** Flags that mean nothing inside a file. */
+const NOT_IN_FILE = new Set(['help', 'version', 'config', 'check-config']);
+/** File keys spelled differently from their flag. */
+const FILE_KEY_FOR: Record<string, string> = { file: 'files' };
+/** Flags whose file form may also be a structure; each turns it into the flag's values. */
+const STRUCTURED: Record<string, (value: Record<string, unknown>) => string[]> = { 'sd-element': sdSpecsFromObject };
+
+/**
+ * Keys whose values are secrets: never printed nor logged. A key matches when its name contains
+ * one of these; a value that holds PEM private-key material is redacted whatever its key.
+ */
+export const SECRET_KEYS = [/pass(word|phrase)/i, /token/i, /secret/i, /credential/i, /private/i];
+const SECRET_VALUES = [/-----BEGIN [A-Z ]*PRIVATE KEY-----/];
+export const REDACTED = '<redacted>';
+
+export function redact(key: string, value: unknown): unknown {
+  if (value === undefined || value === null) return value;
+  // `--webhook-token-file`, `--key-passphrase-file`: where the secret is, which an operator needs to see.
+  const namesAPath = /[-_]?file$/i.test(key);
+  if (!namesAPath && SECRET_KEYS.some((re) => re.test(key))) return REDACTED;
+  const text = Array.isArray(value) ? value.join('\n') : String(value);
+  return SECRET_VALUES.some((re) => re.test(text)) ? REDACTED : value;
+}
+
+export const camel = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+export const fileKey = (flag: string) => FILE_KEY_FOR[flag] ?? flag.replace(/-/g, '_');
+
+/** The flags (long names, no aliases) a file may set, in declaration order. */
+export function fileFlags(options: OptionTable): string[] {
+  const aliases = new Set(Object.values(options.alias).flat());
+  return Object.keys(options.key).filter((k) => !aliases.has(k) && !NOT_IN_FILE.has(k) && !/[A-Z]/.test(k));
+}
+
+export interface FileSettings {
+  path: string;
+  /** Settings by RawSettings key (camelCase), converted to what the flag would give. */
+  values: Record<string, unknown>;
+  /** Where each setting was written: "FILE:LINE: key". */
+  where: Map<string, string>;
+  errors: string[];
+  /** The file could not be read as settings at all: its errors are the only ones worth showing. */
+  unreadable?: boolean;
+}
+
+/** Reads a YAML (or JSON: YAML's subset) config file; every problem is collected, none thrown. */
+export function loadConfigFile(path: string, options: OptionTable): FileSettings {
+  const out: FileSettings = { path, values: {}, where: new Map(), errors: [] };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    out.errors.push(`--config: cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+    out.unreadable = true;
+    return out;
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const at = (node: Node | null | undefined) => `${path}:${node?.range ? lines.linePos(node.range[0]).line : 1}`;
+  for (const e of doc.errors) out.errors.push(`${path}:${e.linePos?.[0].line ?? 1}: ${e.message.split('\n')[0]}`);
+  if (out.errors.length) return { ...out, unreadable: true };
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return out;
+  if (!isMap(doc.contents)) {
+    out.errors.push(`${at(doc.contents)}: the file must be a mapping of settings (key: value)`);
+    return { ...out, unreadable: true };
+  }
+  const known = new Map<string, string>();
+  for (const flag of fileFlags(options)) {
+    known.set(fileKey(flag), flag);
+    known.set(flag.replace(/-/g, '_'), flag);
+  }
+  const types = { boolean: new Set(options.boolean), array: new Set(options.array), number: new Set(options.number) };
+  for (const pair of doc.contents.items as Pair<Node, Node>[]) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+    const loc = `${at(pair.key)}: ${key}`;
+    const flag = known.get(key.replace(/-/g, '_'));
+    if (!flag) {
+      out.errors.push(`${loc}: unknown key${suggest(key, [...known.keys()])}`);
+      continue;
+    }
+    const value = pair.value?.toJSON() as unknown;
+    if (value === null || value === undefined) continue; // "key:" with nothing: not set
+    const converted = convert(value, flag, types, pair.value, loc, at, out.errors);
+    if (converted === undefined) continue;
+    out.values[camel(flag)] = converted;
+    out.where.set(camel(flag), loc);
+  }
+  return out;
+}
+
+function convert(
+  value: unknown,
+  flag: string,
+  types: { boolean: Set<string>; array: Set<string>; number: Set<string> },
+  node: Node | null | undefined,
+  loc: string,
+  at: (n: Node | null | undefined) => string,
+  errors: string[],
+): unknown {
+  const scalar = (v: unknown, where: string): string | number | undefined => {
+    if (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))) return v;
+    errors.push(`${where}: must be a ${types.number.has(flag) ? 'number' : 'string'}, not ${describe(v)}`);
+    return undefined;
+  };
+  if (STRUCTURED[flag] && value && typeof value === 'object' && !Array.isArray(value)) return STRUCTURED[flag](value as Record<string, unknown>);
+  if (types.boolean.has(flag)) {
+    if (typeof value === 'boolean') return value;
+    errors.push(`${loc}: must be true or false, not ${describe(value)}`);
+    return undefined;
+  }
+  if (types.array.has(flag)) {
+    const items = Array.isArray(value) ? value : [value];
+    const itemNodes = isSeq(node) ? (node.items as Node[]) : [];
+    const result: string[] = [];
+    items.forEach((item, i) => {
+      const where = Array.isArray(value) ? `${at(itemNodes[i] ?? node)}: ${loc.slice(loc.lastIndexOf(': ') + 2)}[${i}]` : loc;
+      if (STRUCTURED[flag] && item && typeof item === 'object' && !Array.isArray(item)) result.push(...STRUCTURED[flag](item as Record<string, unknown>));
+      else {
+        const s = scalar(item, where);
+        if (s !== undefined) result.push(String(s));
+      }
+    });
+    return result.length === items.length ? result : undefined;
+  }
+  const s = scalar(value, loc);
+  return s === undefined ? undefined : types.number.has(flag) ? Number(s) : String(s);
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return 'a list';
+  if (v === null) return 'null';
+  return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function suggest(key: string, known: string[]): string {
+  const near = known.filter((k) => distance(k, key) <= 2);
+  return near.length ? ` (did you mean ${near[0]}?)` : '';
+}
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+/** Flags win: a file setting is used only where no flag was given. */
+export function mergeUnderFlags<T extends Record<string, unknown>>(parsed: T, file: FileSettings | undefined): T {
+  if (!file) return parsed;
+  const merged: Record<string, unknown> = { ...parsed };
+  for (const [k, v] of Object.entries(file.values)) {
+    if (merged[k] === undefined) merged[k] = v;
+    else file.where.delete(k);
+  }
+  return merged as T;
+}
+
+/** Settings resolveConfig needs to go on looking for more errors after one in them. */
+const PLACEHOLDERS: Record<string, unknown> = { to: '-' };
+
+/**
+ * Runs `resolve` and gathers every error instead of the first: after each ConfigError the setting
+ * it names is set back to its default (or a placeholder) and `resolve` runs again. Errors about a
+ * setting from the file name the file, line and key instead of the flag.
+ */
+export function resolveCollecting<C>(raw: Record<string, unknown>, resolve: (raw: Record<string, unknown>) => C, where: Map<string, string>): { cfg?: C; errors: string[] } {
+  const work = { ...raw };
+  const errors: string[] = [];
+  for (let round = 0; round <= Object.keys(work).length + 1; round++) {
+    try {
+      const cfg = resolve(work);
+      return errors.length ? { errors } : { cfg, errors };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const m = /^--([a-z0-9-]+)(:?)\s*(.*)$/s.exec(err.message);
+      const key = m ? camel(m[1]) : undefined;
+      const loc = key && where.get(key);
+      const message = loc && m ? `${loc}: ${m[3]}` : err.message;
+      if (errors.includes(message)) break;
+      errors.push(message);
+      if (!key) break;
+      const placeholder = PLACEHOLDERS[key];
+      if (placeholder !== undefined ? work[key] === placeholder : work[key] === undefined) break;
+      work[key] = placeholder;
+    }
+  }
+  return { errors };
+}
+
+/**
+ * The configuration in effect, in the file's own form (so it can be saved as a config file): each
+ * setting as given, else its default, else the value resolved for this machine; secrets redacted.
+ */
+export function effectiveYaml(options: OptionTable, raw: Record<string, unknown>, cfg: Record<string, unknown>, sources: string): string {
+  const out: Record<string, unknown> = {};
+  const defaults = DEFAULTS as Record<string, unknown>;
+  for (const flag of fileFlags(options)) {
+    const key = camel(flag);
+    const resolved = cfg[key] ?? cfg[key === 'file' ? 'files' : key];
+    const value = raw[key] ?? defaults[key] ?? (isPlain(resolved) ? resolved : undefined);
+    if (value === undefined) continue;
+    // A numeric default of a string flag prints as the file would give it back, so the output reads back the same.
+    const typed = typeof value === 'number' && !options.number.includes(flag) ? String(value) : value;
+    out[fileKey(flag)] = redact(flag, typed);
+  }
+  return `# auditfwd: effective configuration (${sources}); secrets redacted\n` + stringify(out, { lineWidth: 0 });
+}
+
+function isPlain(v: unknown): boolean {
+  if (Array.isArray(v)) return v.every((x) => ['string', 'number', 'boolean'].includes(typeof x));
+  return ['string', 'number', 'boolean'].includes(typeof v);
+}

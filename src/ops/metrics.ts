@@ -1,0 +1,71 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Stats } from './stats.js';
+
+/** What the metrics read; the Pipeline provides it. */
+export interface MetricsSource {
+  readonly stats: Stats;
+  readonly bufferState: { bytes: number; spillBytes?: number };
+  lags(): Promise<Map<string, number>>;
+}
+
+/**
+ * Prometheus metrics, read from the pipeline's plain counters at scrape time: the hot path only
+ * ever increments numbers, never touches prom-client.
+ */
+export function createMetrics(p: MetricsSource): Registry {
+  const registry = new Registry();
+  const s = p.stats;
+  const counter = (name: string, help: string, value: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(value());
+      },
+    });
+  const gauge = (name: string, help: string, value: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(value());
+      },
+    });
+  const byLabel = (name: string, help: string, label: string, values: () => Map<string, number>) =>
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [k, v] of values()) this.inc({ [label]: k }, v);
+      },
+    });
+
+  byLabel('auditfwd_lines_read_total', 'Complete lines read, per file (stdin: "stdin")', 'file', () => s.linesRead);
+  counter('auditfwd_messages_sent_total', 'Messages handed on to the drain', () => s.messagesSent);
+  counter('auditfwd_bytes_sent_total', 'Bytes handed on to the drain, framing included', () => s.bytesSent);
+  byLabel('auditfwd_messages_dropped_total', 'Messages dropped, by reason', 'reason', () => s.dropped);
+  counter('auditfwd_lines_truncated_total', 'Lines longer than --max-message-bytes, sent truncated', () => s.linesTruncated);
+  counter('auditfwd_reconnects_total', 'Connections to the drain after the first', () => s.reconnects);
+  gauge('auditfwd_spill_bytes', 'Bytes held in the on-disk spill', () => p.bufferState.spillBytes ?? 0);
+  gauge('auditfwd_buffer_bytes', 'Bytes held in memory between reading and the drain', () => p.bufferState.bytes);
+  gauge('auditfwd_drain_connected', '1 while connected to the drain', () => (s.drainConnected ? 1 : 0));
+  gauge('auditfwd_last_send_timestamp_seconds', 'When data was last handed on to the drain (Unix time; 0: never)', () => s.lastSendMs / 1000);
+  new Gauge({
+    name: 'auditfwd_lag_bytes',
+    help: 'Bytes in the file not yet handed on (file size minus committed position)',
+    labelNames: ['file'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [file, lag] of await p.lags()) this.set({ file }, lag);
+    },
+  });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}

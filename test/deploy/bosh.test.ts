@@ -1,0 +1,70 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { runAuditfwd } from '../helpers/proc.js';
+
+const JOB = fileURLToPath(new URL('../../bosh/jobs/auditfwd/', import.meta.url));
+const RENDER = fileURLToPath(new URL('../helpers/render-bosh.rb', import.meta.url));
+const hasRuby = spawnSync('ruby', ['-e', 'require "erb"'], { stdio: 'ignore' }).status === 0;
+
+/** The instance spec the director passes to templates. */
+const SPEC = { deployment: 'pks-cluster-1', name: 'master', az: 'z1', id: '6f1c2a3e-5d8b-4b8e-9c1a-2b3c4d5e6f70', ip: '10.0.1.11' };
+
+function render(dir: string, template: string, properties: Record<string, unknown>): { out: string; err: string; status: number | null } {
+  const ctx = join(dir, 'ctx.json');
+  writeFileSync(ctx, JSON.stringify({ properties, spec: SPEC }));
+  const r = spawnSync('ruby', [RENDER, join(JOB, 'spec'), join(JOB, 'templates', template), ctx], { encoding: 'utf8' });
+  return { out: r.stdout, err: r.stderr, status: r.status };
+}
+
+t.test('the BOSH job renders into a config auditfwd --check-config accepts', { skip: !hasRuby && 'ruby (Debian package ruby) is not installed' }, async (t) => {
+  const dir = t.testdir({});
+  const properties = { auditfwd: { drain: { address: 'logs.example.com', port: 6514 }, metrics_listen: '127.0.0.1:9100', director_name: 'bosh-1', buffer: { dir: '/var/vcap/data/auditfwd/spill', max_bytes: '2GiB', when_full: 'drop-oldest' } } };
+  const config = render(dir, 'config.yml.erb', properties);
+  t.equal(config.status, 0, config.err);
+  writeFileSync(join(dir, 'config.yml'), config.out);
+  const check = runAuditfwd(t, ['--config', join(dir, 'config.yml'), '--check-config']);
+  t.equal(await check.exited, 0, check.stderr());
+  const eff = parse(check.stdout().toString()) as Record<string, unknown>;
+  t.strictSame(eff.files, ['/var/vcap/sys/log/kube-apiserver/audit.log'], 'the spec default');
+  t.equal(eff.to, 'tcp://logs.example.com:6514');
+  t.equal(eff.hostname, SPEC.ip, 'HOSTNAME is the instance IP, as syslog-release sends');
+  t.equal(eff.state_dir, '/var/vcap/data/auditfwd/state');
+  t.equal(eff.metrics_listen, '127.0.0.1:9100');
+  t.match(eff, { buffer_dir: '/var/vcap/data/auditfwd/spill', buffer_max_bytes: '2GiB', when_full: 'drop-oldest' }, 'the spill settings');
+  t.strictSame(eff.sd_element, [`instance@47450 director="bosh-1" deployment="${SPEC.deployment}" group="${SPEC.name}" az="${SPEC.az}" id="${SPEC.id}"`]);
+
+  const bpm = render(dir, 'bpm.yml.erb', { auditfwd: { files: ['/var/vcap/sys/log/kube-apiserver/audit.log', '/var/vcap/sys/log/etcd/audit.log'] } });
+  t.equal(bpm.status, 0, bpm.err);
+  const proc = (parse(bpm.out) as { processes: Array<Record<string, any>> }).processes[0];
+  t.equal(proc.args.at(-1), '/var/vcap/jobs/auditfwd/config/config.yml');
+  t.strictSame(proc.capabilities, ['DAC_READ_SEARCH']);
+  t.strictSame(
+    proc.unsafe.unrestricted_volumes,
+    ['/var/vcap/sys/log/kube-apiserver', '/var/vcap/sys/log/etcd'].map((path) => ({ path, writable: false, mount_only: true })),
+    'each log folder, read-only',
+  );
+});
+
+t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail the deploy', { skip: !hasRuby && 'ruby (Debian package ruby) is not installed' }, async (t) => {
+  const dir = t.testdir({});
+  const odd = render(dir, 'config.yml.erb', { auditfwd: { drain: { address: '::1', port: 514 }, app_name: 'a: b # c', files: ['/x/y z.log'] } });
+  t.equal(odd.status, 0, odd.err);
+  writeFileSync(join(dir, 'config.yml'), odd.out);
+  const check = runAuditfwd(t, ['--config', join(dir, 'config.yml'), '--check-config']);
+  t.equal(await check.exited, 0, check.stderr());
+  const eff = parse(check.stdout().toString()) as Record<string, unknown>;
+  t.equal(eff.to, 'tcp://[::1]:514');
+  t.equal(eff.app_name, 'a: b # c');
+  t.strictSame(eff.files, ['/x/y z.log']);
+
+  const bad = render(dir, 'config.yml.erb', { auditfwd: { drain: { address: 'd', transport: 'udp' } } });
+  t.not(bad.status, 0);
+  t.match(bad.err, /auditfwd.drain.transport must be tcp, tls, relp or relp\+tls, not "udp"/);
+  const missing = render(dir, 'config.yml.erb', {});
+  t.not(missing.status, 0, 'the drain address is required');
+  t.match(missing.err, /Can't find property 'auditfwd.drain.address'/);
+});
