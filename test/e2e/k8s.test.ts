@@ -3,18 +3,10 @@ import { join } from 'node:path';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { TestDrain } from '../helpers/drain.js';
 import { post, webhookPort } from '../helpers/http.js';
-import { runAuditfwd } from '../helpers/proc.js';
+import { runAuditfwd, usageError } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 import { k8sAuditLines } from '../helpers/shared-data.js';
 import { eventTime, expectedParams } from '../helpers/audit-expect.js';
-
-async function usageError(t: Tap.Test, args: string[], re: RegExp) {
-  const run = runAuditfwd(t, args);
-  t.equal(await run.exited, 2, `exit 2 for ${args.join(' ')}`);
-  const lines = run.stderr().trimEnd().split('\n');
-  t.equal(lines.length, 1, 'one line');
-  t.match(lines[0], re);
-}
 
 t.test('bad k8s settings exit 2 with one line naming the flag (the rest: test/config/k8s-config.test.ts)', async (t) => {
   const dir = t.testdir({});

@@ -1,13 +1,5 @@
 import t from 'tap';
-import { runAuditfwd } from '../helpers/proc.js';
-
-async function usageError(t: Tap.Test, args: string[], re: RegExp) {
-  const run = runAuditfwd(t, args);
-  t.equal(await run.exited, 2, `exit 2 for ${args.join(' ')}`);
-  const lines = run.stderr().trimEnd().split('\n');
-  t.equal(lines.length, 1, 'one line');
-  t.match(lines[0], re);
-}
+import { runAuditfwd, usageError } from '../helpers/proc.js';
 
 t.test('bad RELP settings exit 2 with one line naming the flag', async (t) => {
   const relp = ['--to', 'relp://127.0.0.1:2514'];

@@ -1,18 +1,7 @@
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { parseRfc5424 } from './rfc5424.js';
 import { seqOf } from './shared-data.js';
 
-/** A port nothing listens on (yet): bound, then released. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
+export { freePort } from './net.js';
 
 /** Polls `probe` until it returns a value (not undefined), or fails after `timeoutMs`. */
 export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {

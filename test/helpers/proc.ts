@@ -65,3 +65,12 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   for (const k of Object.keys(env)) if (k.startsWith('TAP') || k.startsWith('_TAPJS') || k === 'NODE_V8_COVERAGE') delete env[k];
   return env;
 }
+
+/** A bad invocation: exit 2 and one line on stderr matching `re`. */
+export async function usageError(t: Tap.Test, args: string[], re: RegExp): Promise<void> {
+  const run = runAuditfwd(t, args);
+  t.equal(await run.exited, 2, `exit 2 for ${args.join(' ')}`);
+  const lines = run.stderr().trimEnd().split('\n');
+  t.equal(lines.length, 1, 'one line');
+  t.match(lines[0], re);
+}
