@@ -39,6 +39,6 @@ export interface BatchBuffer {
   /** Closed, nothing queued and nothing out with the sink. */
   readonly finished: boolean;
   readonly bytes: number;
-  /** Since when a push has been waiting for room (undefined: not full). */
+  /** Since when a push has been waiting for room, or lines dropped (undefined: not full). /healthz and metrics read it. */
   readonly fullSinceMs?: number;
 }

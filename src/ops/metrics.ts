@@ -4,7 +4,7 @@ import type { Stats } from './stats.js';
 /** What the metrics read; the Pipeline provides it. */
 export interface MetricsSource {
   readonly stats: Stats;
-  readonly bufferState: { bytes: number; spillBytes?: number };
+  readonly bufferState: { bytes: number; spillBytes?: number; fullSinceMs?: number };
   lags(): Promise<Map<string, number>>;
 }
 
@@ -54,6 +54,9 @@ export function createMetrics(p: MetricsSource): Registry {
   counter('auditfwd_reconnects_total', 'Connections to the drain after the first', () => s.reconnects);
   gauge('auditfwd_spill_bytes', 'Bytes held in the on-disk spill', () => p.bufferState.spillBytes ?? 0);
   gauge('auditfwd_buffer_bytes', 'Bytes held in memory between reading and the drain', () => p.bufferState.bytes);
+  gauge('auditfwd_buffer_full', '1 while reading waits for room or lines are dropped (with a spill: the spill at --buffer-max-bytes)', () =>
+    p.bufferState.fullSinceMs === undefined ? 0 : 1,
+  );
   gauge('auditfwd_drain_connected', '1 while connected to the drain', () => (s.drainConnected ? 1 : 0));
   gauge('auditfwd_last_send_timestamp_seconds', 'When data was last handed on to the drain (Unix time; 0: never)', () => s.lastSendMs / 1000);
   new Gauge({

@@ -215,6 +215,7 @@ t.test('drop-newest: dropped lines are counted and replaced by one gap record', 
   for (let i = 0; i < N; i++) await spill.push({ frames: frame(big(i)), count: 1, origin: { source: '/a.log', start: i * 8010, end: (i + 1) * 8010 } });
   const dropped = spill.counters.droppedLines;
   t.ok(dropped > 0 && dropped < N, `${dropped} dropped`);
+  t.type(spill.fullSinceMs, 'number', 'full while lines are dropped');
   spill.close();
   const got: string[] = [];
   for (;;) {
@@ -229,6 +230,7 @@ t.test('drop-newest: dropped lines are counted and replaced by one gap record', 
   }
   const kept = got.filter((m) => m.startsWith('line'));
   t.same(kept, [...Array(N - dropped).keys()].map(big), 'the oldest kept, in order');
+  t.equal(spill.fullSinceMs, undefined, 'not full once sent');
   const gaps = got.filter((m) => !m.startsWith('line')).map((m) => parseRfc5424(Buffer.from(m)));
   t.equal(gaps.length, 1, 'one gap record for one contiguous hole');
   t.equal(gaps[0].msgId, 'gap');
@@ -252,6 +254,7 @@ t.test('drop-oldest: the oldest unread segments give way, gap records stand wher
   const len = 8010;
   for (let i = 0; i < N; i++) await spill.push({ frames: frame(big(i)), count: 1, origin: { source: '/a.log', start: i * len, end: (i + 1) * len } });
   t.ok(spill.counters.droppedLines > 0, `${spill.counters.droppedLines} dropped`);
+  t.type(spill.fullSinceMs, 'number', 'dropping the oldest keeps the spill full: only sending frees room');
   spill.close();
   const got: string[] = [];
   for (;;) {
@@ -267,6 +270,7 @@ t.test('drop-oldest: the oldest unread segments give way, gap records stand wher
   const seqs = got.filter((m) => m.startsWith('line')).map((m) => Number(/^line (\d+)/.exec(m)![1]));
   t.same(seqs, [...seqs].sort((a, b) => a - b), 'what is kept stays in order');
   t.equal(seqs[seqs.length - 1], N - 1, 'the newest line is kept');
+  t.equal(spill.fullSinceMs, undefined, 'not full once sent');
   const gaps = got.filter((m) => !m.startsWith('line')).flatMap((m) => {
     const p = parseRfc5424(Buffer.from(m));
     return p.sd.map((e) => Object.fromEntries(e.params));

@@ -117,6 +117,11 @@ export class SpillBuffer implements BatchBuffer {
   private readonly order = new InOrder();
   private readonly gaps = new GapLedger();
   private gapTickets: Ticket[] = [];
+  /**
+   * When a push first found the spill at --buffer-max-bytes. Only sending frees room (dropping
+   * keeps the spill at its bound), so only a sent segment's removal clears it.
+   */
+  private fullAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly limited: RateLimitedLog;
   private readonly segmentBytes: number;
@@ -150,6 +155,10 @@ export class SpillBuffer implements BatchBuffer {
 
   get bytes(): number {
     return this.memBytes + this.unread + this.pendingBytes;
+  }
+  /** Since when the spill has been at its bound (memory filling up is normal: it spills). */
+  get fullSinceMs(): number | undefined {
+    return this.fullAt;
   }
   /** Bytes in the segment files not yet handed on. */
   get spilledBytes(): number {
@@ -186,6 +195,7 @@ export class SpillBuffer implements BatchBuffer {
         return;
       }
       if (this.hasRoom(size)) return this.toDisk(item);
+      this.fullAt ??= Date.now();
       if (this.opts.whenFull === 'block') {
         this.limited.warn('full', { dir: this.opts.dir, maxBytes: this.opts.maxBytes }, 'spill full: reading waits (--when-full block)');
         await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
@@ -322,6 +332,7 @@ export class SpillBuffer implements BatchBuffer {
     this.cursorDirty = true;
     // Until the file is gone, the cursor says it was all sent: a crash in between costs no resend.
     this.deleting.set(seg.seq, seg.size);
+    this.fullAt = undefined;
     void this.serial(async () => {
       await seg.reader?.close();
       if (seg.corrupt) {
