@@ -136,7 +136,9 @@ export class SpillBuffer implements BatchBuffer {
     this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
     // Windows alive at once: those the read-ahead's batches are sliced from (the first and last
     // partly sent), the one being parsed, and those of batches the socket has not finished yet.
-    this.slabs = new ReadSlabs(READ_WINDOW, Math.ceil(this.readAhead / READ_WINDOW) + 4);
+    // Spare ones kept stay within --memory-max-bytes.
+    const keep = Math.min(Math.ceil(this.readAhead / READ_WINDOW) + 4, Math.floor(opts.memoryMaxBytes / READ_WINDOW));
+    this.slabs = new ReadSlabs(READ_WINDOW, Math.max(1, keep));
   }
 
   /** Locks the folder, finds what an earlier run left, and starts the fsync timer. */
