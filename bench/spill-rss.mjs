@@ -51,9 +51,11 @@ let next = 0;
 let disorder = 0;
 let pending = Buffer.alloc(0);
 let slowSocket;
+let slowBytes = 0;
 const server = createServer((sock) => {
   if (mode === 'slow') slowSocket = sock;
   sock.on('data', (d) => {
+    if (mode === 'slow' && (slowBytes += d.length) >= 100 * 1024) sock.pause();
     pending = pending.length ? Buffer.concat([pending, d]) : d;
     let i = 0;
     for (;;) {
@@ -77,11 +79,12 @@ await once(server, 'listening');
 const port = server.address().port;
 if (mode === 'dead') server.close();
 else {
-  // 1 MB/s: far slower than the file is read.
+  // ~1 MB/s: 100 KiB every 100 ms, far slower than the file is read. (Pausing after a fixed time
+  // instead let loopback deliver the whole file in the 10 ms windows: nothing backed up.)
   setInterval(() => {
     if (!slowSocket) return;
+    slowBytes = 0;
     slowSocket.resume();
-    setTimeout(() => slowSocket.pause(), 10);
   }, 100).unref();
 }
 

@@ -1,5 +1,6 @@
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SLAB_BYTES } from '../../framing/frame-writer.js';
 import type { Rfc5424Framer } from '../../framing/rfc5424.js';
 import { RateLimitedLog, type Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
@@ -7,6 +8,7 @@ import type { Batch, BatchBuffer } from '../../record.js';
 import { FIRST_SEQ, listSegments, lockDir, moveAside, readCursor, segName, syncDir, writeCursor, writeFileDurably } from './files.js';
 import { GapLedger, gapFrames } from './gap.js';
 import { Deque, InOrder, type Ticket } from './order.js';
+import { ReadSlabs } from './read-slabs.js';
 import { encodeRecord, encodeRecordParts, findMagic, HEADER_BYTES, MAGIC, MAX_BODY_BYTES, parseRecord, type Origin, type Parsed } from './record.js';
 
 export type WhenFull = 'block' | 'drop-oldest' | 'drop-newest';
@@ -69,7 +71,8 @@ class Item implements Batch {
   ) {}
 }
 
-const READ_WINDOW = 512 * 1024;
+/** A source's batch is at most a frame-writer slab: with its record header it fits one window. */
+const READ_WINDOW = SLAB_BYTES + 64 * 1024;
 const RETRY_MS = 1000;
 
 /**
@@ -126,6 +129,7 @@ export class SpillBuffer implements BatchBuffer {
   private readonly limited: RateLimitedLog;
   private readonly segmentBytes: number;
   private readonly readAhead: number;
+  private readonly slabs: ReadSlabs;
   readonly counters = { spilledBatches: 0, droppedLines: 0, droppedBytes: 0, gapRecords: 0, corruptSegments: 0, tornTails: 0, skippedBytes: 0 };
 
   private constructor(
@@ -135,6 +139,11 @@ export class SpillBuffer implements BatchBuffer {
     this.limited = new RateLimitedLog(opts.log);
     this.segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 8)));
     this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
+    // Windows alive at once: those the read-ahead's batches are sliced from (the first and last
+    // partly sent), the one being parsed, and those of batches the socket has not finished yet.
+    // Spare ones kept stay within --memory-max-bytes.
+    const keep = Math.min(Math.ceil(this.readAhead / READ_WINDOW) + 4, Math.floor(opts.memoryMaxBytes / READ_WINDOW));
+    this.slabs = new ReadSlabs(READ_WINDOW, Math.max(1, keep));
   }
 
   /** Locks the folder, finds what an earlier run left, and starts the fsync timer. */
@@ -550,31 +559,43 @@ export class SpillBuffer implements BatchBuffer {
     const seg = this.segs.find((s) => s.readOff < s.size);
     if (!seg) return false;
     seg.reader ??= await open(this.segPath(seg), 'r');
-    let window = await this.readAt(seg, seg.readOff, Math.min(READ_WINDOW, seg.size - seg.readOff));
+    // The window read into; the batches sliced from it hold it too, until they are released.
+    let slab = this.slabs.lease(Math.min(READ_WINDOW, seg.size - seg.readOff));
+    const reread = (length: number): Promise<Buffer> => {
+      slab.unref();
+      slab = this.slabs.lease(length);
+      return this.readInto(seg, seg.readOff, slab.buf, length);
+    };
     let at = 0;
     let loaded = 0;
-    while (at < window.length && this.memBytes < this.readAhead) {
-      const p = parseRecord(window, at);
-      if (p.kind === 'record') {
-        const item = new Item(p.record.frames, p.record.count, p.record.origin);
-        item.place = { seg, end: seg.readOff + p.next, done: false };
-        seg.places.push(item.place);
-        this.queue.push(item);
-        this.memBytes += item.frames.length;
-        at = p.next;
-        loaded++;
-        continue;
+    try {
+      let window = await this.readInto(seg, seg.readOff, slab.buf, Math.min(READ_WINDOW, seg.size - seg.readOff));
+      while (at < window.length && this.memBytes < this.readAhead) {
+        const p = parseRecord(window, at);
+        if (p.kind === 'record') {
+          const item = new Item(p.record.frames, p.record.count, p.record.origin);
+          item.release = slab.hold();
+          item.place = { seg, end: seg.readOff + p.next, done: false };
+          seg.places.push(item.place);
+          this.queue.push(item);
+          this.memBytes += item.frames.length;
+          at = p.next;
+          loaded++;
+          continue;
+        }
+        if (p.kind === 'short' && seg.readOff + at + p.need <= seg.size) {
+          if (at > 0) break; // the next call reads from this record's start
+          window = await reread(p.need);
+          continue;
+        }
+        this.advance(seg, at);
+        at = 0;
+        await this.skipDamage(seg, p);
+        if (seg.readOff >= seg.size) break;
+        window = await reread(Math.min(READ_WINDOW, seg.size - seg.readOff));
       }
-      if (p.kind === 'short' && seg.readOff + at + p.need <= seg.size) {
-        if (at > 0) break; // the next call reads from this record's start
-        window = await this.readAt(seg, seg.readOff, p.need);
-        continue;
-      }
-      this.advance(seg, at);
-      at = 0;
-      await this.skipDamage(seg, p);
-      if (seg.readOff >= seg.size) break;
-      window = await this.readAt(seg, seg.readOff, Math.min(READ_WINDOW, seg.size - seg.readOff));
+    } finally {
+      slab.unref();
     }
     this.advance(seg, at);
     if (loaded > 0) this.wake(this.dataWaiters);
@@ -598,8 +619,11 @@ export class SpillBuffer implements BatchBuffer {
     this.unread -= by;
   }
 
-  private async readAt(seg: Segment, pos: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
+  private readAt(seg: Segment, pos: number, length: number): Promise<Buffer> {
+    return this.readInto(seg, pos, Buffer.allocUnsafe(length), length);
+  }
+
+  private async readInto(seg: Segment, pos: number, buf: Buffer, length: number): Promise<Buffer> {
     let got = 0;
     while (got < length) {
       const { bytesRead } = await seg.reader!.read(buf, got, length - got, pos + got);
