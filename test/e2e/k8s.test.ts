@@ -175,6 +175,22 @@ t.test('webhook, drain down, spill: 200 only once the batch is in a segment file
   t.equal(await second.exited, 0);
 });
 
+t.test('webhook, drain down, no spill: no 200 (503 after --webhook-timeout), then the drain gets it', async (t) => {
+  const drain = await FlakyDrain.reserve(t);
+  const run = runAuditfwd(t, ['--to', drain.address, '--format', 'k8s-audit', '--listen-webhook', '127.0.0.1:0', '--webhook-timeout', '300ms', '--reconnect-max-delay', '200ms']);
+  await run.waitForLog(/webhook listening/);
+  const events = freshEvents('late', 2);
+  const r = await post(webhookPort(run.stderr()), listOf(events));
+  t.equal(r.status, 503, 'only in memory is not safe');
+  t.equal(r.headers['retry-after'], '5');
+  // Queued already: it goes out once the drain is there (hence: a retry may duplicate it).
+  await drain.up();
+  await drain.waitFor(events.length);
+  t.same(drain.messages.map((m) => parseRfc5424(m).sd[0].params[0][1]), events.map((e) => e.auditID));
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0);
+});
+
 t.test('webhook, drain up, no spill: 200 once the batch is on the socket', async (t) => {
   const drain = await TestDrain.start();
   t.teardown(() => drain.close());
