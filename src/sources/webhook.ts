@@ -13,7 +13,7 @@ import type { Source } from './source.js';
 
 /** Falco's k8s_audit plugin serves both spellings; kube-apiserver posts to whatever the kubeconfig names. */
 export const WEBHOOK_PATHS = ['/k8s-audit', '/k8s_audit'];
-/** Requests being read or waiting for buffer room at once; more get 503 and kube-apiserver retries. */
+/** Requests being read, or waiting for buffer room or to be safe, at once; more get 503 and kube-apiserver retries. */
 export const MAX_INFLIGHT_REQUESTS = 16;
 /**
  * How long a request waits for its batch to be safe (on the drain's socket, acknowledged, or fsynced
