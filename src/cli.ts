@@ -75,6 +75,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('webhook-token-file', { type: 'string', description: 'File holding the bearer token webhook requests must carry' })
     .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
     .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
+    .option('webhook-timeout', { type: 'string', description: `How long a request waits for its events to be on the drain's socket or fsynced in the spill before 503 (default ${K8S_DEFAULTS.webhookTimeout})` })
     .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
     .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
     .option('tls', { type: 'boolean', description: 'TLS to the drain (RFC 5425), as --to tls://host:port does' })
@@ -140,6 +141,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     webhookTokenFile: pick(parsed.webhookTokenFile),
     webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
     webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
+    webhookTimeout: pick(parsed.webhookTimeout),
     maxFiles: pick(parsed.maxFiles),
     rotateWait: pick(parsed.rotateWait),
     tls: parsed.tls,

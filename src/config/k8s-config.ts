@@ -19,6 +19,7 @@ export interface K8sRawSettings {
   webhookTokenFile?: string;
   webhookMaxRequestBytes?: string | number;
   webhookMaxEventBytes?: string | number;
+  webhookTimeout?: string | number;
 }
 
 export interface K8sConfig {
@@ -36,6 +37,8 @@ export interface K8sConfig {
         tokenFile?: string;
         maxRequestBytes: number;
         maxEventBytes: number;
+        /** How long a request waits for its events to be handed on or durable before 503. */
+        safeTimeoutMs: number;
         /** Loaded by loadK8sFiles at startup. */
         tls?: { cert: Buffer; key: Buffer };
         token?: string;
@@ -52,6 +55,8 @@ export const K8S_DEFAULTS = {
   /** Falco's limits for the same endpoint. */
   webhookMaxRequestBytes: '12MiB',
   webhookMaxEventBytes: '256KiB',
+  /** Below kube-apiserver's own wait for an answer, so that the 503 is seen and retried. */
+  webhookTimeout: '30s',
 } as const;
 
 const SD_ID = /^[^@=\]" ]+@\d+(\.\d+)*$/;
@@ -112,7 +117,7 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
   }
 
   let webhook: K8sConfig['webhook'];
-  const webhookFlags = ['webhookTlsCert', 'webhookTlsKey', 'webhookTokenFile', 'webhookMaxRequestBytes', 'webhookMaxEventBytes'] as const;
+  const webhookFlags = ['webhookTlsCert', 'webhookTlsKey', 'webhookTokenFile', 'webhookMaxRequestBytes', 'webhookMaxEventBytes', 'webhookTimeout'] as const;
   if (raw.listenWebhook !== undefined) {
     if (once) throw new ConfigError('--listen-webhook: cannot be used with --once (a listener has no end to read to)');
     if (Boolean(raw.webhookTlsCert) !== Boolean(raw.webhookTlsKey)) {
@@ -120,6 +125,10 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
     }
     const maxRequestBytes = size('webhook-max-request-bytes', raw.webhookMaxRequestBytes ?? K8S_DEFAULTS.webhookMaxRequestBytes, 1024, 1024 ** 3);
     const maxEventBytes = size('webhook-max-event-bytes', raw.webhookMaxEventBytes ?? K8S_DEFAULTS.webhookMaxEventBytes, 1024, maxRequestBytes);
+    const safeTimeoutMs = parseDuration(raw.webhookTimeout ?? K8S_DEFAULTS.webhookTimeout);
+    if (safeTimeoutMs === undefined || safeTimeoutMs < 100 || safeTimeoutMs > 600_000) {
+      throw new ConfigError(`--webhook-timeout: "${raw.webhookTimeout}" is not a duration from 100ms to 10m (e.g. 30s)`);
+    }
     webhook = {
       ...listenAddress(raw.listenWebhook),
       tlsCertFile: raw.webhookTlsCert,
@@ -127,6 +136,7 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
       tokenFile: raw.webhookTokenFile,
       maxRequestBytes,
       maxEventBytes,
+      safeTimeoutMs,
     };
   } else {
     const given = webhookFlags.find((k) => raw[k] !== undefined);

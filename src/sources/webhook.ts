@@ -13,8 +13,13 @@ import type { Source } from './source.js';
 
 /** Falco's k8s_audit plugin serves both spellings; kube-apiserver posts to whatever the kubeconfig names. */
 export const WEBHOOK_PATHS = ['/k8s-audit', '/k8s_audit'];
-/** Requests being read or waiting for buffer room at once; more get 503 and kube-apiserver retries. */
+/** Requests being read, or waiting for buffer room or to be safe, at once; more get 503 and kube-apiserver retries. */
 export const MAX_INFLIGHT_REQUESTS = 16;
+/**
+ * How long a request waits for its batch to be safe (on the drain's socket, acknowledged, or fsynced
+ * in the spill) before 503: kube-apiserver then retries instead of holding a connection for ever.
+ */
+export const SAFE_TIMEOUT_MS = 30_000;
 
 export interface WebhookOptions {
   host: string;
@@ -28,6 +33,8 @@ export interface WebhookOptions {
   token?: string;
   maxRequestBytes: number;
   maxEventBytes: number;
+  /** Default SAFE_TIMEOUT_MS. */
+  safeTimeoutMs?: number;
 }
 
 class HttpError extends Error {
@@ -44,8 +51,9 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * kube-apiserver's audit webhook backend as a source: each POST carries an EventList (or an Event,
- * or an array of either). The answer is 200 only once the whole request is in auditfwd's buffer, so
- * that kube-apiserver's retries cover everything that failed before; a request is all or nothing.
+ * or an array of either). The answer is 200 only once the whole request is safe: handed on to the
+ * drain, or durable in the spill. So kube-apiserver's retries cover everything that failed before;
+ * a request is all or nothing.
  */
 export class WebhookSource implements Source {
   readonly name = 'webhook';
@@ -194,7 +202,7 @@ export class WebhookSource implements Source {
     return items;
   }
 
-  /** Encodes every event of the request into one batch and waits until the buffer holds it. */
+  /** Encodes every event of the request into one batch and waits until it is handed on or durable. */
   private async forward(items: object[]): Promise<number> {
     const lines = items.map((item) => Buffer.from(JSON.stringify(item)));
     const tooBig = lines.findIndex((l) => l.length > this.opts.maxEventBytes);
@@ -215,7 +223,22 @@ export class WebhookSource implements Source {
     });
     const frames = out.take();
     stats.addLines(this.name, items.length);
-    if (count > 0) await buffer.push({ frames, count });
+    if (count === 0) return 0;
+    let safe!: () => void;
+    const handedOn = new Promise<void>((resolve) => (safe = resolve));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      const ms = this.opts.safeTimeoutMs ?? SAFE_TIMEOUT_MS;
+      timer = setTimeout(() => reject(new HttpError(503, `not handed on to the drain nor durable within ${ms} ms`, { 'retry-after': '5' })), ms);
+    });
+    try {
+      // The buffer calls onHandedOn in order, so this also waits for everything queued before.
+      const queued = buffer.push({ frames, count, onHandedOn: safe }).then(() => handedOn);
+      queued.catch(() => {}); // after a 503 for the deadline, nobody awaits it
+      await Promise.race([queued, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
     return count;
   }
 

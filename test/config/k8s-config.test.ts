@@ -56,6 +56,8 @@ t.test('bad k8s settings name the flag', async (t) => {
   bad(t, { ...k, listenWebhook: ':0', webhookTlsKey: 'k.pem' }, /^--webhook-tls-cert: needed with --webhook-tls-key/);
   bad(t, { ...k, listenWebhook: ':0', webhookMaxEventBytes: '13MiB' }, /^--webhook-max-event-bytes: 13MiB is out of range/);
   bad(t, { ...k, listenWebhook: ':0', webhookMaxRequestBytes: 'big' }, /^--webhook-max-request-bytes: "big" is not a size/);
+  bad(t, { ...k, listenWebhook: ':0', webhookTimeout: '50ms' }, /^--webhook-timeout: "50ms" is not a duration from 100ms to 10m/);
+  bad(t, { ...k, webhookTimeout: '5s' }, /^--webhook-timeout needs --listen-webhook/);
 });
 
 t.test('webhook files are read at startup', async (t) => {

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { join } from 'node:path';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { TestDrain } from '../helpers/drain.js';
+import { FlakyDrain } from '../helpers/spill.js';
 import { post, webhookPort } from '../helpers/http.js';
 import { runAuditfwd, usageError } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
@@ -142,4 +143,64 @@ t.test('file and webhook at once with --dedupe: each (auditID, stage) forwarded 
   run.child.kill('SIGTERM');
   t.equal(await run.exited, 0);
   t.match(run.stderr(), new RegExp(`"dropped":\\{"duplicate":${2 * lines.length - unique.size}\\}`));
+});
+
+const freshEvents = (tag: string, n: number) =>
+  k8sAuditLines().slice(0, n).map((l, i) => ({ ...JSON.parse(l), auditID: `${tag}-${process.pid}-${i}` }));
+const listOf = (items: object[]) => JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items });
+
+t.test('webhook, drain down, spill: 200 only once the batch is in a segment file; survives kill -9', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const drain = await FlakyDrain.reserve(t);
+  const args = [
+    '--to', drain.address, '--state-dir', join(dir, 'state'), '--spill-fsync-interval', '50ms', '--reconnect-max-delay', '200ms',
+    '--format', 'k8s-audit', '--listen-webhook', '127.0.0.1:0',
+  ];
+  const first = runAuditfwd(t, args);
+  await first.waitForLog(/webhook listening/);
+  const events = freshEvents('spilled', 3);
+  const r = await post(webhookPort(first.stderr()), listOf(events));
+  t.equal(r.status, 200, r.body);
+  // Read at the moment of the 200: the events are in a segment already (the 200 waited for its fsync).
+  const spill = join(dir, 'state', 'spill');
+  const onDisk = readdirSync(spill).filter((f) => f.endsWith('.seg')).map((f) => readFileSync(join(spill, f)).toString()).join('');
+  for (const e of events) t.ok(onDisk.includes(e.auditID), `${e.auditID} in a segment file when the 200 arrived`);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  await drain.up();
+  const second = runAuditfwd(t, args);
+  await drain.waitFor(events.length);
+  t.same(drain.messages.map((m) => parseRfc5424(m).sd[0].params[0][1]), events.map((e) => e.auditID), 'sent after the restart, in order');
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0);
+});
+
+t.test('webhook, drain down, no spill: no 200 (503 after --webhook-timeout), then the drain gets it', async (t) => {
+  const drain = await FlakyDrain.reserve(t);
+  const run = runAuditfwd(t, ['--to', drain.address, '--format', 'k8s-audit', '--listen-webhook', '127.0.0.1:0', '--webhook-timeout', '300ms', '--reconnect-max-delay', '200ms']);
+  await run.waitForLog(/webhook listening/);
+  const events = freshEvents('late', 2);
+  const r = await post(webhookPort(run.stderr()), listOf(events));
+  t.equal(r.status, 503, 'only in memory is not safe');
+  t.equal(r.headers['retry-after'], '5');
+  // Queued already: it goes out once the drain is there (hence: a retry may duplicate it).
+  await drain.up();
+  await drain.waitFor(events.length);
+  t.same(drain.messages.map((m) => parseRfc5424(m).sd[0].params[0][1]), events.map((e) => e.auditID));
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0);
+});
+
+t.test('webhook, drain up, no spill: 200 once the batch is on the socket', async (t) => {
+  const drain = await TestDrain.start();
+  t.teardown(() => drain.close());
+  const run = runAuditfwd(t, ['--to', drain.address, '--format', 'k8s-audit', '--listen-webhook', '127.0.0.1:0']);
+  await run.waitForLog(/webhook listening/);
+  t.notMatch(run.stderr(), /spill/, 'no --state-dir nor --buffer-dir: no spill');
+  const events = freshEvents('direct', 2);
+  t.equal((await post(webhookPort(run.stderr()), listOf(events))).status, 200);
+  await drain.waitFor(events.length);
+  t.same(drain.messages.map((m) => parseRfc5424(m).sd[0].params[0][1]), events.map((e) => e.auditID));
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0);
 });

@@ -145,7 +145,8 @@ t.test('TLS listener', async (t) => {
   await t.rejects(post(port, eventList(events)), 'plain HTTP to the TLS port fails');
 });
 
-t.test('200 only once the batch is in the buffer', async (t) => {
+/** A WebhookSource on a stand-in buffer whose push waits for `accept`, and that hands on nothing by itself. */
+async function parkedSource(t: Tap.Test, safeTimeoutMs?: number) {
   const pushed: Array<{ batch: Batch; accept: () => void }> = [];
   let pushCalled!: () => void;
   const pushCall = new Promise<void>((r) => (pushCalled = r));
@@ -161,10 +162,16 @@ t.test('200 only once the batch is in the buffer', async (t) => {
   const framer = new Rfc5424Framer({ facility: 1, severity: 6, hostname: 'h', appName: 'a', maxMessageBytes: 65536 });
   const source = new WebhookSource({
     host: '127.0.0.1', port: 0, encoder: new RawEncoder(framer, stats), buffer, stats,
-    log: pino({ level: 'silent' }), maxRequestBytes: 1 << 20, maxEventBytes: 1 << 16,
+    log: pino({ level: 'silent' }), maxRequestBytes: 1 << 20, maxEventBytes: 1 << 16, safeTimeoutMs,
   });
   const running = source.run();
+  t.teardown(() => source.stop());
   const { port } = await source.address();
+  return { pushed, pushCall, stats, source, running, port };
+}
+
+t.test('200 only once the batch is handed on (or durable), not when the buffer took it', async (t) => {
+  const { pushed, pushCall, stats, source, running, port } = await parkedSource(t);
   let answered = false;
   const reply = post(port, eventList(fresh(2))).then((r) => ((answered = true), r));
   await pushCall;
@@ -174,11 +181,26 @@ t.test('200 only once the batch is in the buffer', async (t) => {
   t.equal(pushed[0].batch.count, 2);
   t.equal(splitOctetCounted(pushed[0].batch.frames).frames.length, 2);
   pushed[0].accept();
+  await new Promise((r) => setImmediate(r));
+  t.notOk(answered, 'no answer while the batch is only in memory');
+  pushed[0].batch.onHandedOn!();
   t.equal((await reply).status, 200);
   source.stop();
   await running;
   t.same(Object.fromEntries(stats.webhookResponses), { 200: 1 });
   t.equal(stats.linesRead.get('webhook'), 2);
+});
+
+t.test('a batch neither handed on nor durable within the timeout: 503 with Retry-After', async (t) => {
+  const { pushed, pushCall, stats, port } = await parkedSource(t, 300);
+  const reply = post(port, eventList(fresh(1)));
+  await pushCall;
+  pushed[0].accept();
+  const r = await reply;
+  t.equal(r.status, 503);
+  t.match(r.body, /not handed on to the drain nor durable within 300 ms/);
+  t.equal(r.headers['retry-after'], '5');
+  t.same(Object.fromEntries(stats.webhookResponses), { 503: 1 });
 });
 
 t.test('stop: no new connections, a request in flight is still answered', async (t) => {
@@ -187,9 +209,9 @@ t.test('stop: no new connections, a request in flight is still answered', async 
   const pushCall = new Promise<void>((r) => (pushCalled = r));
   const buffer = {
     closed: false,
-    push: () =>
+    push: (batch: Batch) =>
       new Promise<void>((r) => {
-        accept = r;
+        accept = () => (r(), batch.onHandedOn?.());
         pushCalled();
       }),
   } as unknown as BatchBuffer;
