@@ -78,6 +78,8 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('webhook-timeout', { type: 'string', description: `How long a request waits for its events to be on the drain's socket or fsynced in the spill before 503 (default ${K8S_DEFAULTS.webhookTimeout})` })
     .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
     .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
+    .option('glob-rescan-interval', { type: 'string', description: `How often --file globs are expanded again to find new matches (default ${DEFAULTS.globRescanInterval})` })
+    .option('forget-after', { type: 'string', description: `A glob match gone (deleted, not recreated) this long stops being followed (default ${DEFAULTS.forgetAfter})` })
     .option('tls', { type: 'boolean', description: 'TLS to the drain (RFC 5425), as --to tls://host:port does' })
     .option('ca', { type: 'string', description: 'PEM bundle of CAs the drain\'s certificate must chain to (default: the system trust store)' })
     .option('cert', { type: 'string', description: 'PEM client certificate for mutual TLS (re-read on SIGHUP)' })
@@ -144,6 +146,8 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     webhookTimeout: pick(parsed.webhookTimeout),
     maxFiles: pick(parsed.maxFiles),
     rotateWait: pick(parsed.rotateWait),
+    globRescanInterval: pick(parsed.globRescanInterval),
+    forgetAfter: pick(parsed.forgetAfter),
     tls: parsed.tls,
     ca: pick(parsed.ca),
     cert: pick(parsed.cert),

@@ -27,10 +27,6 @@ import { Deduper } from './transforms/dedupe.js';
 import { K8sAuditEncoder } from './transforms/k8s-audit.js';
 import { EventFilter } from './transforms/selector.js';
 
-/** How often globs are expanded again; a new match is followed within this long. */
-const RESCAN_MS = 1000;
-/** A glob match gone this long (deleted, not recreated) stops being followed. */
-const RETIRE_WHEN_GONE_MS = 5 * 60_000;
 /** EX_TEMPFAIL: input ended but the drain stayed away; what is left waits in the spill for the next run. */
 export const EXIT_LEFT_IN_SPILL = 75;
 
@@ -146,8 +142,6 @@ export class Pipeline {
     if (files.length > 0) {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
       this.checkpoints.startAutosave(cfg.checkpointIntervalMs);
-    }
-    if (files.length > 0) {
       this.sources.push(
         new FileSources(files, {
           encoderFor: (path) => encoderFor(cfg.appName ?? basename(dirname(path))),
@@ -161,8 +155,8 @@ export class Pipeline {
           maxLineBytes: cfg.maxMessageBytes,
           maxFiles: cfg.maxFiles,
           rotateWaitMs: cfg.rotateWaitMs,
-          rescanMs: RESCAN_MS,
-          retireWhenGoneMs: RETIRE_WHEN_GONE_MS,
+          rescanMs: cfg.globRescanIntervalMs,
+          retireWhenGoneMs: cfg.forgetAfterMs,
         }),
       );
     }

@@ -47,6 +47,8 @@ export interface Config {
   k8s: K8sConfig;
   maxFiles: number;
   rotateWaitMs: number;
+  globRescanIntervalMs: number;
+  forgetAfterMs: number;
   /** Set when the drain is TLS (tls://, tcp+tls:// or --tls). */
   tls: TlsSettings | undefined;
   /** The disk spill's folder; undefined: memory only (stdin without --state-dir or --buffer-dir). */
@@ -78,6 +80,8 @@ export const DEFAULTS = {
   logFormat: 'auto',
   maxFiles: 1024,
   rotateWait: '5s',
+  globRescanInterval: '1s',
+  forgetAfter: '5m',
   /** Hours of a busy API server's audit log (~100-300 KB/s); small next to a node's disk. */
   bufferMaxBytes: '1GiB',
   whenFull: 'block',
@@ -125,6 +129,8 @@ export interface RawSettings extends K8sRawSettings, RawTlsSettings {
   logFormat?: string;
   maxFiles?: string | number;
   rotateWait?: string | number;
+  globRescanInterval?: string | number;
+  forgetAfter?: string | number;
   bufferDir?: string;
   bufferMaxBytes?: string | number;
   whenFull?: string;
@@ -166,12 +172,6 @@ function integer(flag: string, value: string | number, min: number, max: number)
   const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n)) throw new ConfigError(`--${flag}: "${value}" is not a whole number`);
   if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max})`);
-  return n;
-}
-
-function count(flag: string, value: string | number, min: number, max: number): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(String(value)) || n < min || n > max) throw new ConfigError(`--${flag}: "${value}" is not a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -225,8 +225,10 @@ export function resolveConfig(raw: RawSettings): Config {
     unhealthyAfterMs: duration('unhealthy-after', d.unhealthyAfter, 0),
     logFormat: oneOf('log-format', String(d.logFormat), ['auto', 'json', 'pretty'] as const),
     k8s: resolveK8sConfig(raw, Boolean(raw.once)),
-    maxFiles: count('max-files', d.maxFiles, 1, 1_000_000),
+    maxFiles: integer('max-files', d.maxFiles, 1, 1_000_000),
     rotateWaitMs: duration('rotate-wait', d.rotateWait, 0),
+    globRescanIntervalMs: duration('glob-rescan-interval', d.globRescanInterval, 10),
+    forgetAfterMs: duration('forget-after', d.forgetAfter, 0),
     tls,
     bufferDir: spills ? (raw.bufferDir ?? join(stateDir, 'spill')) : undefined,
     bufferMaxBytes: size('buffer-max-bytes', d.bufferMaxBytes, 1024 * 1024),

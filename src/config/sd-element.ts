@@ -11,7 +11,6 @@ const IANA_IDS = new Set(['timeQuality', 'origin', 'meta']);
  * quotes): the form `--sd-element` and the config file's list form take.
  */
 export function parseSdSpec(text: string): { id: string; params: Array<[string, string]> } {
-  const tokens: string[] = [];
   const re = /\s*([^\s=]+)(?:=(?:"((?:[^"\\]|\\.)*)"|(\S*)))?/gy;
   let m: RegExpExecArray | null;
   const params: Array<[string, string]> = [];
@@ -26,7 +25,6 @@ export function parseSdSpec(text: string): { id: string; params: Array<[string, 
     if (m[2] === undefined && m[3] === undefined) throw new Error(`parameter "${m[1]}" has no "=value"`);
     if (m[3]?.startsWith('"')) throw new Error(`parameter "${m[1]}": unterminated quote`);
     params.push([m[1], m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]]);
-    tokens.push(m[1]);
   }
   if (re.lastIndex < text.length && text.slice(re.lastIndex).trim()) throw new Error(`cannot parse "${text.slice(re.lastIndex).trim()}"`);
   if (!id) throw new Error('empty element (expected e.g. instance@47450 az=z1 id=uuid)');

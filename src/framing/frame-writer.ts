@@ -59,8 +59,9 @@ export class FrameWriter {
   private start = 0;
   private len = 0;
 
+  /** A size below SLAB_BYTES gets memory of its own, not a pooled slab (that writer uses take()). */
   constructor(initialSize = SLAB_BYTES) {
-    this.slab = Slab.get(initialSize);
+    this.slab = initialSize < SLAB_BYTES ? new Slab(Buffer.allocUnsafe(initialSize)) : Slab.get(initialSize);
     this.buf = this.slab.buf;
   }
 
@@ -145,16 +146,18 @@ export class FrameWriter {
     };
   }
 
-  /** Hands out the batch written so far without a release (its memory goes to the GC). */
+  /**
+   * Hands out a copy of the batch written so far, sized to fit, for rare small batches (gap records)
+   * that have no release: a slice would hold a whole slab until the GC finds it.
+   */
   take(): Buffer {
-    const frames = this.len === this.start ? Buffer.alloc(0) : this.buf.subarray(this.start, this.len);
-    // Never reused: start over in a slab of our own.
-    if (frames.length > 0) this.fresh(true);
+    const frames = Buffer.from(this.buf.subarray(this.start, this.len));
+    this.len = this.start;
     return frames;
   }
 
-  private fresh(abandon = false): void {
-    if (!abandon) this.slab.seal();
+  private fresh(): void {
+    this.slab.seal();
     this.slab = Slab.get(SLAB_BYTES);
     this.buf = this.slab.buf;
     this.start = 0;

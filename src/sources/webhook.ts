@@ -3,12 +3,11 @@ import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { FrameWriter } from '../framing/frame-writer.js';
+import { sharedFrameWriter } from '../framing/frame-writer.js';
 import type { Logger } from '../ops/log.js';
 import type { Stats } from '../ops/stats.js';
 import type { BatchBuffer } from '../record.js';
 import type { Encoder } from '../transforms/encoder.js';
-import { isAuditEvent, K8sAuditEncoder } from '../transforms/k8s-audit.js';
 import type { Source } from './source.js';
 
 /** Falco's k8s_audit plugin serves both spellings; kube-apiserver posts to whatever the kubeconfig names. */
@@ -210,20 +209,20 @@ export class WebhookSource implements Source {
     const { encoder, buffer, stats } = this.opts;
     // Before encoding, which records events for --dedupe: a refused request must not count as seen.
     if (buffer.closed) throw new HttpError(503, 'shutting down', { 'retry-after': '1' });
-    const out = new FrameWriter(Math.min(4 * 1024 * 1024, lines.reduce((n, l) => n + l.length + 256, 1024)));
+    const out = sharedFrameWriter();
     let count = 0;
-    // Synchronous from beginBatch to take: concurrent requests never interleave in the encoder.
+    // Synchronous from beginBatch to takeBatch: concurrent requests (and other sources) never
+    // interleave in the encoder or in the shared frame writer.
     encoder.beginBatch();
     lines.forEach((line, i) => {
-      const item = items[i];
-      count +=
-        encoder instanceof K8sAuditEncoder && isAuditEvent(item)
-          ? encoder.encodeEvent(out, item, line)
-          : encoder.encode(out, line, line.length);
+      count += encoder.encodeParsed ? encoder.encodeParsed(out, items[i], line) : encoder.encode(out, line, line.length);
     });
-    const frames = out.take();
+    const { frames, release } = out.takeBatch();
     stats.addLines(this.name, items.length);
-    if (count === 0) return 0;
+    if (count === 0) {
+      release();
+      return 0;
+    }
     let safe!: () => void;
     const handedOn = new Promise<void>((resolve) => (safe = resolve));
     let timer: NodeJS.Timeout | undefined;
@@ -233,7 +232,7 @@ export class WebhookSource implements Source {
     });
     try {
       // The buffer calls onHandedOn in order, so this also waits for everything queued before.
-      const queued = buffer.push({ frames, count, onHandedOn: safe }).then(() => handedOn);
+      const queued = buffer.push({ frames, count, onHandedOn: safe, release }).then(() => handedOn);
       queued.catch(() => {}); // after a 503 for the deadline, nobody awaits it
       await Promise.race([queued, deadline]);
     } finally {

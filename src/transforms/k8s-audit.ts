@@ -163,6 +163,10 @@ export class K8sAuditEncoder implements Encoder {
     return this.encodeOther(out, line, originalLength);
   }
 
+  encodeParsed(out: FrameWriter, value: object, line: Buffer): number {
+    return isAuditEvent(value) ? this.encodeEvent(out, value, line) : this.encodeOther(out, line, line.length);
+  }
+
   /** For sources that already hold the parsed event (the webhook): `line` is its serialised form. */
   encodeEvent(out: FrameWriter, event: AuditEvent, line: Buffer, originalLength = line.length): number {
     const { filter, dedupe } = this.opts;

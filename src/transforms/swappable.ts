@@ -34,4 +34,8 @@ export class SwappableEncoder implements Encoder {
   encode(out: FrameWriter, line: Buffer, originalLength: number): number {
     return this.inner.encode(out, line, originalLength);
   }
+
+  encodeParsed(out: FrameWriter, value: object, line: Buffer): number {
+    return this.inner.encodeParsed ? this.inner.encodeParsed(out, value, line) : this.inner.encode(out, line, line.length);
+  }
 }

@@ -2,22 +2,13 @@ import t from 'tap';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { BIN, runAuditfwd } from '../helpers/proc.js';
+import { BIN, runAuditfwd, usageError } from '../helpers/proc.js';
 
 /** Why the unprivileged checks cannot run here, or false when they can. */
 function cannotRunAsNobody(): string | false {
   if (process.getuid?.() !== 0) return 'needs root to switch to an unprivileged user';
   const probe = spawnSync('test', ['-r', BIN], { uid: 65534, gid: 65534 });
   return probe.status === 0 ? false : `user nobody cannot reach ${BIN} (a parent folder is not world-readable)`;
-}
-
-async function usageError(t: Tap.Test, args: string[], re: RegExp, opts = {}) {
-  const run = runAuditfwd(t, args, opts);
-  t.equal(await run.exited, 2, `exit 2 for ${args.join(' ')}`);
-  const lines = run.stderr().trimEnd().split('\n');
-  t.equal(lines.length, 1, 'one line');
-  t.match(lines[0], re);
-  t.notMatch(run.stderr(), /\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
 }
 
 t.test('bad invocations exit 2 with one line naming the flag', async (t) => {

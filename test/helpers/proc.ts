@@ -66,11 +66,12 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** A bad invocation: exit 2 and one line on stderr matching `re`. */
-export async function usageError(t: Tap.Test, args: string[], re: RegExp): Promise<void> {
-  const run = runAuditfwd(t, args);
+/** A bad invocation: exit 2 and one line on stderr matching `re`, never a stack trace. */
+export async function usageError(t: Tap.Test, args: string[], re: RegExp, opts: Parameters<typeof runAuditfwd>[2] = {}): Promise<void> {
+  const run = runAuditfwd(t, args, opts);
   t.equal(await run.exited, 2, `exit 2 for ${args.join(' ')}`);
   const lines = run.stderr().trimEnd().split('\n');
   t.equal(lines.length, 1, 'one line');
   t.match(lines[0], re);
+  t.notMatch(run.stderr(), /\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
 }

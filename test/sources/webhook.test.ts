@@ -178,11 +178,13 @@ t.test('200 only once the batch is handed on (or durable), not when the buffer t
   // The handler is parked in push(): let every pending I/O callback run, then check.
   await new Promise((r) => setImmediate(r));
   t.notOk(answered, 'no answer while the buffer has not taken the batch');
+  t.equal(stats.webhookResponses.size, 0, 'the server has not replied (it counts a reply before sending it)');
   t.equal(pushed[0].batch.count, 2);
   t.equal(splitOctetCounted(pushed[0].batch.frames).frames.length, 2);
   pushed[0].accept();
   await new Promise((r) => setImmediate(r));
   t.notOk(answered, 'no answer while the batch is only in memory');
+  t.equal(stats.webhookResponses.size, 0, 'the server has not replied while the batch is only in memory');
   pushed[0].batch.onHandedOn!();
   t.equal((await reply).status, 200);
   source.stop();
@@ -204,25 +206,11 @@ t.test('a batch neither handed on nor durable within the timeout: 503 with Retry
 });
 
 t.test('stop: no new connections, a request in flight is still answered', async (t) => {
-  let accept!: () => void;
-  let pushCalled!: () => void;
-  const pushCall = new Promise<void>((r) => (pushCalled = r));
-  const buffer = {
-    closed: false,
-    push: (batch: Batch) =>
-      new Promise<void>((r) => {
-        accept = () => (r(), batch.onHandedOn?.());
-        pushCalled();
-      }),
-  } as unknown as BatchBuffer;
-  const stats = new Stats();
-  const framer = new Rfc5424Framer({ facility: 1, severity: 6, hostname: 'h', appName: 'a', maxMessageBytes: 65536 });
-  const source = new WebhookSource({
-    host: '127.0.0.1', port: 0, encoder: new RawEncoder(framer, stats), buffer, stats,
-    log: pino({ level: 'silent' }), maxRequestBytes: 1 << 20, maxEventBytes: 1 << 16,
-  });
-  const running = source.run();
-  const { port } = await source.address();
+  const { pushed, pushCall, source, running, port } = await parkedSource(t);
+  const accept = () => {
+    pushed[0].accept();
+    pushed[0].batch.onHandedOn!();
+  };
   const inflight = post(port, eventList(fresh(1)));
   await pushCall;
   source.stop();

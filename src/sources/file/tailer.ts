@@ -68,7 +68,6 @@ export class FileTailer implements Source {
   /** Per open file, the position handed on: what lag() counts from. */
   private committed = new WeakMap<Reader, number>();
   private readonly waker: Waker;
-  private readonly readBuf: Buffer;
   private readonly reads: ReadAhead;
   private readonly rotateWaitMs: number;
   private stopped = false;
@@ -85,7 +84,6 @@ export class FileTailer implements Source {
     private readonly opts: TailerOptions,
   ) {
     this.waker = new Waker(name, opts.pollMs);
-    this.readBuf = Buffer.allocUnsafe(opts.readChunkBytes ?? 256 * 1024);
     this.reads = new ReadAhead(opts.readChunkBytes ?? 512 * 1024);
     this.rotateWaitMs = opts.rotateWaitMs ?? DEFAULT_ROTATE_WAIT_MS;
   }
@@ -264,11 +262,13 @@ export class FileTailer implements Source {
 
   /** Where the last complete line ends, so that starting "at the end" never starts mid-line. */
   private async lastLineEnd(fh: FileHandle, size: number): Promise<number> {
+    // Only at a first start with --start-at end: a small buffer of its own, not one per followed file.
+    const buf = Buffer.allocUnsafe(64 * 1024);
     let end = size;
     while (end > 0) {
-      const len = Math.min(this.readBuf.length, end);
-      const { bytesRead } = await fh.read(this.readBuf, 0, len, end - len);
-      const lf = this.readBuf.subarray(0, bytesRead).lastIndexOf(0x0a);
+      const len = Math.min(buf.length, end);
+      const { bytesRead } = await fh.read(buf, 0, len, end - len);
+      const lf = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
       if (lf !== -1) return end - len + lf + 1;
       end -= len;
     }
