@@ -40,11 +40,13 @@ export async function identifyWithHead(fh: FileHandle): Promise<{ id: FileIdenti
   return { id: { dev: st.dev, ino: st.ino, fpLen: head.length, fp: fingerprintOf(head) }, head };
 }
 
-export async function identify(fh: FileHandle): Promise<FileIdentity> {
-  return (await identifyWithHead(fh)).id;
-}
-
-/** Whether the open file still begins with the bytes it was identified by (copytruncate changes that). */
-export async function sameContent(fh: FileHandle, id: FileIdentity): Promise<boolean> {
-  return id.fpLen === 0 || (await fingerprint(fh, id.fpLen)) === id.fp;
+/**
+ * Whether the open file still begins with `head`, the bytes it was identified by (copytruncate
+ * changes that). Compared byte for byte in `scratch` (at least FINGERPRINT_BYTES): this runs after
+ * every read, so it neither allocates nor hashes.
+ */
+export async function sameContent(fh: FileHandle, head: Buffer, scratch: Buffer): Promise<boolean> {
+  if (head.length === 0) return true;
+  const { bytesRead } = await fh.read(scratch, 0, head.length, 0);
+  return bytesRead === head.length && scratch.subarray(0, bytesRead).equals(head);
 }

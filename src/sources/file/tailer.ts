@@ -69,6 +69,8 @@ export class FileTailer implements Source {
   private committed = new WeakMap<Reader, number>();
   private readonly waker: Waker;
   private readonly reads: ReadAhead;
+  /** Where sameContent reads a file's first bytes back. */
+  private readonly scratch = Buffer.allocUnsafe(FINGERPRINT_BYTES);
   private readonly rotateWaitMs: number;
   private stopped = false;
   private opened = false;
@@ -284,7 +286,7 @@ export class FileTailer implements Source {
     // these bytes are the middle of new content. The file still beginning with the bytes we know,
     // checked after the read, proves they are not; otherwise detectChange sees the truncation
     // (what this read saw of the old content is in the copy).
-    if (!r.rotated && r.id.fpLen > 0 && !(await sameContent(r.fh, r.id))) return false;
+    if (!r.rotated && r.head.length > 0 && !(await sameContent(r.fh, r.head, this.scratch))) return false;
     const start = r.pos;
     r.pos += bytesRead;
     r.lastGrowth = Date.now();
@@ -381,7 +383,7 @@ export class FileTailer implements Source {
 
   private async detectChange(r: Reader): Promise<Change> {
     const st = await r.fh.stat();
-    if (st.size < r.pos || !(await sameContent(r.fh, r.id))) return 'truncated';
+    if (st.size < r.pos || !(await sameContent(r.fh, r.head, this.scratch))) return 'truncated';
     if (st.size > r.pos) return 'grown';
     const onPath = await stat(this.name).catch(() => undefined);
     // Deleted (no name left): nothing more will come, but a file renamed away may still grow.
