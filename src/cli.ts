@@ -231,7 +231,7 @@ export async function main(argv: string[]): Promise<void> {
       usageError(`--metrics-listen: cannot listen on ${cfg.metricsListen.host}:${cfg.metricsListen.port} (${(err as NodeJS.ErrnoException).code})`);
     }
   }
-  const reloader = new Reloader(settings, cfg, () => loadSettings(argv), resolveSettings, pipeline, log);
+  const reloader = new Reloader(settings, () => loadSettings(argv), resolveSettings, pipeline, log);
   process.on('SIGHUP', () => void reloader.reload());
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());

@@ -43,7 +43,6 @@ export class Reloader<S extends SettingsLike> {
 
   constructor(
     private current: SettingsLike,
-    private cfg: Config,
     private readonly load: () => S,
     private readonly resolve: (s: S) => { cfg?: Config; errors: string[] },
     private readonly pipeline: Reconfigurable,
@@ -100,7 +99,6 @@ export class Reloader<S extends SettingsLike> {
     this.log.info({ changed: show(applied, before, after) }, applied.length ? 'configuration reloaded' : 'configuration reloaded; nothing to change');
     this.log.level = cfg.logLevel;
     this.current = { raw: effective as RawSettings };
-    this.cfg = cfg;
     return { applied, requiresRestart, errors: [] };
   }
 }

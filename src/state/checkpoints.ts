@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../ops/log.js';
+import { writeFileDurably } from './durable.js';
 import { inodeKey, type FileIdentity } from '../sources/file/identity.js';
 
 export interface Checkpoint extends FileIdentity {
@@ -104,23 +105,8 @@ export class CheckpointStore {
     const cutoff = Date.now() - RETAIN_MS;
     for (const [k, c] of this.entries) if (c.updatedAt < cutoff) this.entries.delete(k);
     const body = JSON.stringify({ version: 1, files: [...this.entries.values()] });
-    const tmp = `${this.path}.tmp`;
     try {
-      const fh = await open(tmp, 'w', 0o600);
-      try {
-        await fh.chmod(0o600);
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.path);
-      const dir = await open(this.dir, 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      await writeFileDurably(this.dir, FILE, body);
     } catch (err) {
       this.dirty = true;
       throw err;

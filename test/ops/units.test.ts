@@ -32,7 +32,7 @@ t.test('Reloader: applies what can change live, names what needs a restart, refu
   };
   let rereads = 0;
   const pipeline = { reconfigure: (cfg: Config, what: { sink: boolean; encoders: boolean }) => calls.push({ cfg, what }), reload: () => ++rereads > 0 };
-  const reloader = new Reloader({ raw: start }, resolveConfig(start), () => next, check, pipeline, log);
+  const reloader = new Reloader({ raw: start }, () => next, check, pipeline, log);
 
   next = { raw: { ...start, to: 'b:2', logLevel: 'info', memoryMaxBytes: '2MiB', facility: 'local0' } };
   const [one, two] = await Promise.all([reloader.reload(), reloader.reload()]);

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../../config/config.js';
 
@@ -21,28 +21,9 @@ export async function listSegments(dir: string): Promise<number[]> {
   return names.flatMap((n) => SEG_RE.exec(n)?.[1] ?? []).map(Number).sort((a, b) => a - b);
 }
 
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+import { writeFileDurably } from '../../state/durable.js';
 
-/** Writes a whole file durably under `name` (temp, fsync, rename, folder fsync), mode 0600. */
-export async function writeFileDurably(dir: string, name: string, data: Buffer | string): Promise<void> {
-  const tmp = join(dir, `${name}.tmp`);
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, name));
-  await syncDir(dir);
-}
+export { syncDir, writeFileDurably } from '../../state/durable.js';
 
 export type Cursor = Map<number, number>;
 

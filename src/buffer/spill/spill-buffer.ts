@@ -475,11 +475,20 @@ export class SpillBuffer implements BatchBuffer {
       for (const item of items) await this.append(item);
       return;
     }
-    this.minSeq = Math.min(this.minSeq, ...this.segs.map((s) => s.seq));
     const seq = --this.minSeq;
     const data = Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin)));
     for (const item of items) this.free(item);
-    await writeFileDurably(this.opts.dir, segName(seq), data);
+    // These batches are now only in `data`: retried like append() until written, never dropped.
+    for (;;) {
+      try {
+        await writeFileDurably(this.opts.dir, segName(seq), data);
+        break;
+      } catch (err) {
+        this.limited.warn('write', { err: String(err), dir: this.opts.dir }, 'cannot write to the spill; retrying (reading waits)');
+        if (this.stopped) throw err;
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+      }
+    }
     const seg = this.newSegment(seq, data.length);
     this.segs.unshift(seg);
     this.diskBytes += data.length;

@@ -1,5 +1,4 @@
 import { stat } from 'node:fs/promises';
-import type { Logger } from '../../ops/log.js';
 import type { CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import type { Source } from '../source.js';
