@@ -36,7 +36,8 @@ export class MemoryBuffer implements BatchBuffer {
       this.fullSinceMs ??= Date.now();
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
-    this.fullSinceMs = undefined;
+    // Still full while other sources wait for room: /healthz must not flap between them.
+    if (this.roomWaiters.length === 0) this.fullSinceMs = undefined;
     this.used += batch.frames.length;
     this.queue.push(batch);
     this.wake(this.dataWaiters);
