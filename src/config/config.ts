@@ -154,28 +154,30 @@ function code(flag: string, value: string | number, table: Record<string, number
   return n;
 }
 
-function size(flag: string, value: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+// The validators every settings module uses (k8s-config.ts, tls-settings.ts): one wording per kind of error.
+export function size(flag: string, value: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = parseSize(value);
   if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a size (e.g. 65536, 64KiB, 16MiB)`);
   if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max} bytes)`);
   return n;
 }
 
-function duration(flag: string, value: string | number, minMs: number): number {
+export function duration(flag: string, value: string | number, minMs: number, maxMs = Number.MAX_SAFE_INTEGER): number {
   const n = parseDuration(value);
   if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 250ms, 5s, 1m)`);
   if (n < minMs) throw new ConfigError(`--${flag}: ${value} is below the minimum of ${minMs} ms`);
+  if (n > maxMs) throw new ConfigError(`--${flag}: ${value} is above the maximum of ${maxMs} ms`);
   return n;
 }
 
-function integer(flag: string, value: string | number, min: number, max: number): number {
+export function integer(flag: string, value: string | number, min: number, max: number): number {
   const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n)) throw new ConfigError(`--${flag}: "${value}" is not a whole number`);
   if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max})`);
   return n;
 }
 
-const toKebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+export const toKebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 /** Turns raw settings into a Config, or throws a ConfigError naming the first bad one. */
 export function resolveConfig(raw: RawSettings): Config {
@@ -239,12 +241,13 @@ export function resolveConfig(raw: RawSettings): Config {
 }
 
 /** HOST:PORT or [v6]:PORT to listen on; port 0 picks a free one (it is logged). */
-function listenAddress(flag: string, value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/\s]+)):(\d+)$/.exec(value);
-  if (!m) throw new ConfigError(`--${flag}: "${value}" is not HOST:PORT (e.g. 127.0.0.1:9100, 0.0.0.0:9100)`);
+/** HOST:PORT, [IPv6]:PORT or :PORT (every address) for a listener; port 0 picks a free one. */
+export function listenAddress(flag: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/\s]*)):(\d+)$/.exec(value);
+  if (!m) throw new ConfigError(`--${flag}: "${value}" is not HOST:PORT (e.g. 127.0.0.1:9100, [::]:9100, :9100)`);
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`--${flag}: port ${m[3]} is out of range (0-65535)`);
-  return { host: m[1] ?? m[2], port };
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
 /** Checks what can only be checked on this machine: the state folder and the files' readability. */

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_SD_ID, type Format } from '../transforms/k8s-audit.js';
 import { parseSelector, SelectorError, type Selector } from '../transforms/selector.js';
-import { ConfigError } from './config.js';
-import { parseDuration, parseSize } from './units.js';
+import { ConfigError, duration, integer, listenAddress, size, toKebab } from './config.js';
 
 /** Settings of the Kubernetes audit features: --format, selectors, dedupe, the webhook listener. */
 export interface K8sRawSettings {
@@ -61,21 +60,6 @@ export const K8S_DEFAULTS = {
 
 const SD_ID = /^[^@=\]" ]+@\d+(\.\d+)*$/;
 
-function listenAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
-  if (!m) throw new ConfigError(`--listen-webhook: "${text}" is not HOST:PORT (e.g. 127.0.0.1:9443, [::]:9443, :9443)`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new ConfigError(`--listen-webhook: port ${port} is out of range`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-function size(flag: string, value: string | number, min: number, max: number): number {
-  const n = parseSize(value);
-  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a size (e.g. 256KiB, 12MiB)`);
-  if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max} bytes)`);
-  return n;
-}
-
 /** Validates the k8s settings; a bad selector names the offending character's column. */
 export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig {
   const format = (raw.format ?? K8S_DEFAULTS.format) as Format;
@@ -107,11 +91,10 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
   let dedupe: K8sConfig['dedupe'];
   if (raw.dedupe) {
     needsParsing('dedupe');
-    const n = Number(raw.dedupeMaxEntries ?? K8S_DEFAULTS.dedupeMaxEntries);
-    if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new ConfigError(`--dedupe-max-entries: ${raw.dedupeMaxEntries} is not an integer from 1 to 10000000`);
-    const w = parseDuration(raw.dedupeWindow ?? K8S_DEFAULTS.dedupeWindow);
-    if (w === undefined || w < 1) throw new ConfigError(`--dedupe-window: "${raw.dedupeWindow}" is not a duration of at least 1ms (e.g. 30s, 5m)`);
-    dedupe = { maxEntries: n, windowMs: w };
+    dedupe = {
+      maxEntries: integer('dedupe-max-entries', raw.dedupeMaxEntries ?? K8S_DEFAULTS.dedupeMaxEntries, 1, 10_000_000),
+      windowMs: duration('dedupe-window', raw.dedupeWindow ?? K8S_DEFAULTS.dedupeWindow, 1),
+    };
   } else if (raw.dedupeMaxEntries !== undefined || raw.dedupeWindow !== undefined) {
     throw new ConfigError(`--${raw.dedupeWindow !== undefined ? 'dedupe-window' : 'dedupe-max-entries'} needs --dedupe`);
   }
@@ -125,12 +108,9 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
     }
     const maxRequestBytes = size('webhook-max-request-bytes', raw.webhookMaxRequestBytes ?? K8S_DEFAULTS.webhookMaxRequestBytes, 1024, 1024 ** 3);
     const maxEventBytes = size('webhook-max-event-bytes', raw.webhookMaxEventBytes ?? K8S_DEFAULTS.webhookMaxEventBytes, 1024, maxRequestBytes);
-    const safeTimeoutMs = parseDuration(raw.webhookTimeout ?? K8S_DEFAULTS.webhookTimeout);
-    if (safeTimeoutMs === undefined || safeTimeoutMs < 100 || safeTimeoutMs > 600_000) {
-      throw new ConfigError(`--webhook-timeout: "${raw.webhookTimeout}" is not a duration from 100ms to 10m (e.g. 30s)`);
-    }
+    const safeTimeoutMs = duration('webhook-timeout', raw.webhookTimeout ?? K8S_DEFAULTS.webhookTimeout, 100, 600_000);
     webhook = {
-      ...listenAddress(raw.listenWebhook),
+      ...listenAddress('listen-webhook', raw.listenWebhook),
       tlsCertFile: raw.webhookTlsCert,
       tlsKeyFile: raw.webhookTlsKey,
       tokenFile: raw.webhookTokenFile,
@@ -140,7 +120,7 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
     };
   } else {
     const given = webhookFlags.find((k) => raw[k] !== undefined);
-    if (given) throw new ConfigError(`--${given.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --listen-webhook`);
+    if (given) throw new ConfigError(`--${toKebab(given)} needs --listen-webhook`);
   }
   return { format, sdId: raw.sdId ?? K8S_DEFAULTS.sdId, select, exclude, dedupe, webhook };
 }
