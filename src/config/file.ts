@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node, type Pair } from 'yaml';
 import { ConfigError, DEFAULTS } from './config.js';
+import { K8S_DEFAULTS } from './k8s-config.js';
 import { sdSpecsFromObject } from './sd-element.js';
 
 /**
@@ -213,7 +214,8 @@ export function resolveCollecting<C>(raw: Record<string, unknown>, resolve: (raw
  */
 export function effectiveYaml(options: OptionTable, raw: Record<string, unknown>, cfg: Record<string, unknown>, sources: string): string {
   const out: Record<string, unknown> = {};
-  const defaults = DEFAULTS as Record<string, unknown>;
+  // The k8s defaults that are valid on their own (the others need --dedupe or --listen-webhook).
+  const defaults = { ...DEFAULTS, format: K8S_DEFAULTS.format } as Record<string, unknown>;
   for (const flag of fileFlags(options)) {
     const key = camel(flag);
     const resolved = cfg[key] ?? cfg[key === 'file' ? 'files' : key];
