@@ -40,9 +40,19 @@ export function sdName(value: string): string {
   return out || '_';
 }
 
-/** PARAM-VALUE: '"', '\' and ']' must be escaped with a backslash (RFC 5424 section 6.3.3). */
+const CONTROL = /[\u0000-\u001f\u007f]/; // eslint-disable-line no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f]/g; // eslint-disable-line no-control-regex
+const SD_SPECIAL = /["\\\]]/;
+const SD_SPECIALS = /["\\\]]/g;
+
+/**
+ * PARAM-VALUE: '"', '\' and ']' escaped with a backslash (RFC 5424 section 6.3.3), control characters
+ * made spaces (they would break LF framing downstream). Tests before replacing: most values need
+ * nothing, and k8s-audit mode runs this nine times per event.
+ */
 export function sdValue(value: string): string {
-  return value.replace(/["\\\]]/g, '\\$&');
+  const out = CONTROL.test(value) ? value.replace(CONTROLS, ' ') : value;
+  return SD_SPECIAL.test(out) ? out.replace(SD_SPECIALS, '\\$&') : out;
 }
 
 export type SdParams = ReadonlyArray<readonly [name: string, value: string]>;

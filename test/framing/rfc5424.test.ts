@@ -66,12 +66,12 @@ t.test('a BOM before bytes that are not UTF-8 is removed, so the message stays v
 t.test('structured data is escaped', async (t) => {
   const framer = new Rfc5424Framer(base);
   const out = new FrameWriter();
-  const sd = sdElement('k8s@32473', [['user', 'a"b\\c]d'], ['bad name=x', 'ünï']]);
+  const sd = sdElement('k8s@32473', [['user', 'a"b\\c]d'], ['bad name=x', 'ünï'], ['ctl', 'a\nb\u0000c']]);
   framer.append(out, Buffer.from('{}'), 2, { msgId: 'ResponseComplete', structuredData: sd, timestamp: '2026-01-02T03:04:05.678901Z' });
   const [m] = splitOctetCounted(out.take()).frames.map((f) => parseRfc5424(f));
   t.equal(m.msgId, 'ResponseComplete');
   t.equal(m.timestamp, '2026-01-02T03:04:05.678901Z');
-  t.same(m.sd, [{ id: 'k8s@32473', params: [['user', 'a"b\\c]d'], ['bad_name_x', 'ünï']] }]);
+  t.same(m.sd, [{ id: 'k8s@32473', params: [['user', 'a"b\\c]d'], ['bad_name_x', 'ünï'], ['ctl', 'a b c']] }], 'control characters become spaces');
 });
 
 t.test('a long line is truncated with a visible marker and stays within the limit', async (t) => {
