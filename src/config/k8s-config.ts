@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { DEFAULT_SD_ID, type Format } from '../transforms/k8s-audit.js';
 import { parseSelector, SelectorError, type Selector } from '../transforms/selector.js';
 import { ConfigError, duration, integer, listenAddress, size, toKebab } from './config.js';
+import { checkSdId } from './sd-element.js';
 
 /** Settings of the Kubernetes audit features: --format, selectors, dedupe, the webhook listener. */
 export interface K8sRawSettings {
@@ -58,8 +59,6 @@ export const K8S_DEFAULTS = {
   webhookTimeout: '30s',
 } as const;
 
-const SD_ID = /^[^@=\]" ]+@\d+(\.\d+)*$/;
-
 /** Validates the k8s settings; a bad selector names the offending character's column. */
 export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig {
   const format = (raw.format ?? K8S_DEFAULTS.format) as Format;
@@ -83,8 +82,12 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
 
   if (raw.sdId !== undefined) {
     needsParsing('sd-id');
-    if (raw.sdId.length > 32 || !/^[!-~]+$/.test(raw.sdId) || !SD_ID.test(raw.sdId)) {
-      throw new ConfigError(`--sd-id: "${raw.sdId}" is not name@<private enterprise number> of at most 32 printable ASCII characters without = ] " or space`);
+    // Our own element carries an enterprise number: the IANA-registered names mean something else.
+    if (!raw.sdId.includes('@')) throw new ConfigError(`--sd-id: "${raw.sdId}" must be name@<private enterprise number>`);
+    try {
+      checkSdId(raw.sdId);
+    } catch (err) {
+      throw new ConfigError(`--sd-id: ${(err as Error).message}`);
     }
   }
 

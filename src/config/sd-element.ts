@@ -35,6 +35,14 @@ function checkName(what: string, name: string): void {
   if (!SD_NAME.test(name)) throw new Error(`${what} "${name}" is not a valid SD-NAME (1-32 printable ASCII characters, none of = ] " or space)`);
 }
 
+/** Throws unless `id` is a valid SD-ID: name@<enterprise number>, or one registered with IANA. */
+export function checkSdId(id: string): void {
+  const [name, pen, extra] = id.split('@');
+  checkName('SD-ID', id);
+  if (extra !== undefined || (pen !== undefined && !/^\d+(\.\d+)*$/.test(pen)) || name === '') throw new Error(`SD-ID "${id}" must be name@<enterprise number>`);
+  if (pen === undefined && !IANA_IDS.has(id)) throw new Error(`SD-ID "${id}" has no "@<enterprise number>" and is not registered with IANA`);
+}
+
 /** The elements, validated and encoded once, ready to go into every header ('' for none). */
 export function parseSdElements(flag: string, specs: string[]): string {
   const seen = new Set<string>();
@@ -42,10 +50,7 @@ export function parseSdElements(flag: string, specs: string[]): string {
   for (const spec of specs) {
     try {
       const { id, params } = parseSdSpec(spec);
-      const [name, pen, extra] = id.split('@');
-      checkName('SD-ID', id);
-      if (extra !== undefined || (pen !== undefined && !/^\d+(\.\d+)*$/.test(pen)) || name === '') throw new Error(`SD-ID "${id}" must be name@<enterprise number>`);
-      if (pen === undefined && !IANA_IDS.has(id)) throw new Error(`SD-ID "${id}" has no "@<enterprise number>" and is not registered with IANA`);
+      checkSdId(id);
       if (seen.has(id)) throw new Error(`SD-ID "${id}" is given twice (RFC 5424 allows it once per message)`);
       seen.add(id);
       for (const [p] of params) checkName('parameter name', p);

@@ -41,7 +41,7 @@ t.test('bad k8s settings name the flag', async (t) => {
   bad(t, { to: '-', dedupe: true }, /^--dedupe needs --format k8s-audit or auto/);
   bad(t, { to: '-', sdId: 'a@1' }, /^--sd-id needs --format/);
   bad(t, { ...k, format: 'yaml' }, /^--format: "yaml" is not one of raw, k8s-audit, auto/);
-  bad(t, { ...k, sdId: 'k8saudit' }, /^--sd-id: "k8saudit" is not name@<private enterprise number>/);
+  bad(t, { ...k, sdId: 'k8saudit' }, /^--sd-id: "k8saudit" must be name@<private enterprise number>/);
   bad(t, { ...k, sdId: 'a=b@123' }, /^--sd-id/);
   bad(t, { ...k, sdId: 'a@b' }, /^--sd-id/);
   bad(t, { ...k, sdId: 'x'.repeat(30) + '@123' }, /^--sd-id/);
