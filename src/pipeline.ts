@@ -70,10 +70,11 @@ export class Pipeline {
     if (k8s.format === 'raw') return (appName) => new RawEncoder(framer(appName), stats);
     // One filter, one dedupe memory and one warning limiter for every source: the same event
     // arriving by file and by webhook must meet the same memory.
+    const filter = new EventFilter(k8s.select, k8s.exclude);
     const shared = {
       format: k8s.format,
       sdId: k8s.sdId,
-      filter: k8s.select.length + k8s.exclude.length > 0 ? new EventFilter(k8s.select, k8s.exclude) : undefined,
+      filter: filter.active ? filter : undefined,
       dedupe: k8s.dedupe ? new Deduper(k8s.dedupe.maxEntries, k8s.dedupe.windowMs) : undefined,
       warn: new RateLimitedLog(this.log),
     };

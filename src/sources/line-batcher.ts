@@ -32,29 +32,29 @@ export class LineBatcher {
   }
 
   process(input: Buffer): Chunk {
-    this.out.discard();
-    this.encoder.beginBatch();
-    let count = 0;
-    let lines = 0;
-    const consumed = this.splitter.push(input, (line, originalLength) => {
-      lines++;
-      count += this.encoder.encode(this.out, line, originalLength);
-    });
-    return { ...this.out.takeBatch(), count, lines, consumed };
+    return this.batch((onLine) => this.splitter.push(input, onLine));
   }
 
   /** At the end of a stream: the last line, even without its LF. */
   flush(): Chunk {
+    const before = this.splitter.pending;
+    return this.batch((onLine) => {
+      this.splitter.flush(onLine);
+      return before;
+    });
+  }
+
+  /** Encodes the lines `split` yields into one batch; `split` returns the bytes it consumed. */
+  private batch(split: (onLine: (line: Buffer, originalLength: number) => void) => number): Chunk {
     this.out.discard();
     this.encoder.beginBatch();
     let count = 0;
     let lines = 0;
-    const before = this.splitter.pending;
-    this.splitter.flush((line, originalLength) => {
+    const consumed = split((line, originalLength) => {
       lines++;
       count += this.encoder.encode(this.out, line, originalLength);
     });
-    return { ...this.out.takeBatch(), count, lines, consumed: before };
+    return { ...this.out.takeBatch(), count, lines, consumed };
   }
 
   /** Forget a partial line (the file it came from was truncated). */
