@@ -70,6 +70,21 @@ async function drainAll(spill: SpillBuffer, n: number): Promise<string[]> {
   return got;
 }
 
+/** drainAll for a closed spill: takes batches until it is finished, returns their messages. */
+async function drainToEnd(spill: SpillBuffer): Promise<string[]> {
+  const got: string[] = [];
+  for (;;) {
+    const b = spill.take();
+    if (!b) {
+      if (spill.finished) return got;
+      await spill.waitForData();
+      continue;
+    }
+    got.push(...msgOf(b.frames));
+    spill.handedOn(b);
+  }
+}
+
 const big = (i: number) => `line ${i} ${'x'.repeat(8000)}`;
 
 t.test('record: encode/decode round trip, short and damaged input', async (t) => {
@@ -217,17 +232,7 @@ t.test('drop-newest: dropped lines are counted and replaced by one gap record', 
   t.ok(dropped > 0 && dropped < N, `${dropped} dropped`);
   t.type(spill.fullSinceMs, 'number', 'full while lines are dropped');
   spill.close();
-  const got: string[] = [];
-  for (;;) {
-    const b = spill.take();
-    if (!b) {
-      if (spill.finished) break;
-      await spill.waitForData();
-      continue;
-    }
-    got.push(...msgOf(b.frames));
-    spill.handedOn(b);
-  }
+  const got = await drainToEnd(spill);
   const kept = got.filter((m) => m.startsWith('line'));
   t.same(kept, [...Array(N - dropped).keys()].map(big), 'the oldest kept, in order');
   t.equal(spill.fullSinceMs, undefined, 'not full once sent');
@@ -256,17 +261,7 @@ t.test('drop-oldest: the oldest unread segments give way, gap records stand wher
   t.ok(spill.counters.droppedLines > 0, `${spill.counters.droppedLines} dropped`);
   t.type(spill.fullSinceMs, 'number', 'dropping the oldest keeps the spill full: only sending frees room');
   spill.close();
-  const got: string[] = [];
-  for (;;) {
-    const b = spill.take();
-    if (!b) {
-      if (spill.finished) break;
-      await spill.waitForData();
-      continue;
-    }
-    got.push(...msgOf(b.frames));
-    spill.handedOn(b);
-  }
+  const got = await drainToEnd(spill);
   const seqs = got.filter((m) => m.startsWith('line')).map((m) => Number(/^line (\d+)/.exec(m)![1]));
   t.same(seqs, [...seqs].sort((a, b) => a - b), 'what is kept stays in order');
   t.equal(seqs[seqs.length - 1], N - 1, 'the newest line is kept');

@@ -2,6 +2,7 @@ import t from 'tap';
 import { appendFileSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestDrain } from '../helpers/drain.js';
+import { freePort } from '../helpers/net.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 import { k8sAuditPath } from '../helpers/shared-data.js';
@@ -92,9 +93,7 @@ t.test('follows a file as it grows; a file that appears later is waited for', as
 });
 
 t.test('a drain that starts late gets everything', async (t) => {
-  const probe = await TestDrain.start();
-  const port = probe.port;
-  await probe.close();
+  const port = await freePort();
   const run = runAuditfwd(t, ['--to', `127.0.0.1:${port}`, '--reconnect-max-delay', '500ms'], { stdin: 'early1\nearly2\n' });
   await run.waitForLog(/cannot connect to drain/);
   const drain = await startDrain(t, { port });

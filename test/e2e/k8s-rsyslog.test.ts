@@ -1,18 +1,10 @@
 import t from 'tap';
 import { join } from 'node:path';
+import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
 import { k8sAuditLines } from '../helpers/shared-data.js';
 import { eventTime, expectedParams } from '../helpers/audit-expect.js';
-
-/** Resolves once `cond` holds; rsyslogd has no "written" signal, so its output file is checked as it grows. */
-async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** rsyslog's own rendering of one structured-data element back into params, to compare with the JSON. */
 function sdParams(sd: string): Array<[string, string]> {
@@ -39,7 +31,8 @@ t.test('rsyslog (pmrfc5424) reads the k8s-audit header: time, MSGID, SD element,
     '--to', `127.0.0.1:${rsyslog.port}`, '--format', 'k8s-audit',
   ]);
   t.equal(await run.exited, 0, run.stderr());
-  await until(() => rsyslog.lines().length >= lines.length, `${lines.length} lines from rsyslog`);
+  // rsyslogd has no "written" signal, so its output file is checked as it grows.
+  await untilTrue(() => rsyslog.lines().length >= lines.length, () => `timed out waiting for ${lines.length} lines from rsyslog`, 15_000);
   const got = rsyslog.lines();
   t.equal(got.length, lines.length);
   got.forEach((row, i) => {

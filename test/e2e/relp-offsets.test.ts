@@ -1,6 +1,7 @@
 import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { TestRelpServer } from '../helpers/relp-server.js';
 import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
@@ -35,7 +36,7 @@ t.test('what the drain did not acknowledge survives a restart (as file offset or
   // Its checkpoint file (saved every 10 ms) is the only outside sign of progress, so it is polled.
   // With the disk spill a position is committed once the lines are durable there; the spill then
   // keeps them until the drain acknowledges them.
-  await until(() => committedOffset(state) > 0, () => `nothing committed\n${run1.stderr()}`);
+  await untilTrue(() => committedOffset(state) > 0, () => `nothing committed\n${run1.stderr()}`, 20_000);
   run1.child.kill('SIGTERM');
   await run1.exited;
 
@@ -50,11 +51,3 @@ t.test('what the drain did not acknowledge survives a restart (as file offset or
   t.same(got, lines.slice(first), 'from there, every line once and in order');
   t.equal(committedOffset(state), endOf(lines.length - 1), 'after run 2 the whole file is committed');
 });
-
-async function until(cond: () => boolean, why: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(why());
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

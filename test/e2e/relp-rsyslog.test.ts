@@ -1,6 +1,7 @@
 import t from 'tap';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
 import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
@@ -35,7 +36,7 @@ t.test('kill -9 of rsyslog mid-stream, again and again: every line arrives, repe
   for (let k = 1; k <= kills; k++) {
     // Kill when the output has reached k/(kills+1) of the input: mid-stream, with messages in flight.
     const target = (text.length * k) / (kills + 1);
-    await until(() => outputBytes(rs.outFile) >= target, () => `output stuck below ${target} bytes before kill ${k}\n${run.stderr()}`);
+    await untilTrue(() => outputBytes(rs.outFile) >= target, () => `output stuck below ${target} bytes before kill ${k}\n${run.stderr()}`, 30_000);
     await rs.kill9();
     await rs.launch();
   }
@@ -86,7 +87,7 @@ t.test('rsyslog stopped gracefully mid-stream (serverclose): reconnect, every li
   const dir = t.testdir({ app: {}, state: {} });
   writeFileSync(join(dir, 'app', 'audit.log'), text);
   const run = runAuditfwd(t, ['--file', join(dir, 'app', 'audit.log'), '--to', `relp://127.0.0.1:${rs.port}`, '--once', '--state-dir', join(dir, 'state'), '--reconnect-max-delay', '200ms']);
-  await until(() => outputBytes(rs.outFile) >= text.length / 2, () => `output stuck below half\n${run.stderr()}`);
+  await untilTrue(() => outputBytes(rs.outFile) >= text.length / 2, () => `output stuck below half\n${run.stderr()}`, 30_000);
   await rs.stop();
   await rs.launch();
   t.equal(await run.exited, 0, 'auditfwd delivered everything and exited 0');
@@ -102,14 +103,5 @@ function outputBytes(file: string): number {
     return statSync(file).size;
   } catch {
     return 0;
-  }
-}
-
-/** Polls a condition every 10 ms (rsyslog's output file gives no event to wait for), failing after 30 s. */
-async function until(cond: () => boolean, why: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(why());
-    await new Promise((r) => setTimeout(r, 10));
   }
 }

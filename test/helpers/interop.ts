@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { untilTrue } from './ops.js';
 import { BIN, cleanEnv, runAuditfwd } from './proc.js';
 import { parseRfc5424, splitOctetCounted, type SyslogMessage } from './rfc5424.js';
 import { auditLines, numberedAuditLines } from './shared-data.js';
@@ -106,13 +107,9 @@ export function readJsonLines(file: string): ReceivedFields[] {
  * has no signal for "written"); fails after `timeoutMs` with what arrived so far.
  */
 export async function waitForMessages(read: () => ReceivedFields[], n: number, timeoutMs: number, log: () => string): Promise<ReceivedFields[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = read();
-    if (got.length >= n) return got;
-    if (Date.now() > deadline) throw new Error(`only ${got.length} of ${n} messages arrived within ${timeoutMs} ms; server log: ${log()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  let got = read();
+  await untilTrue(() => (got = read()).length >= n, () => `only ${got.length} of ${n} messages arrived within ${timeoutMs} ms; server log: ${log()}`, timeoutMs);
+  return got;
 }
 
 /** An RFC 3339 timestamp as microseconds since the epoch, so two renderings of one instant compare equal. */

@@ -14,6 +14,15 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
   }
 }
 
+/** Polls a synchronous `cond` every 20 ms (e.g. a server's output file, which gives no event) until it holds; fails after `timeoutMs` with `why()`. */
+export async function untilTrue(cond: () => boolean, why: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(why());
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export async function get(url: string): Promise<{ status: number; text: string }> {
   const res = await fetch(url);
   return { status: res.status, text: await res.text() };

@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { freePort } from './net.js';
 import { join } from 'node:path';
+import { accepts, freePort } from './net.js';
 
 export const RSYSLOGD = '/usr/sbin/rsyslogd';
 export const RSYSLOG_MODULES = '/usr/lib/x86_64-linux-gnu/rsyslog';
@@ -139,14 +138,3 @@ export class Rsyslog {
 }
 
 export { freePort } from './net.js';
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}

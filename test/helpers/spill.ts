@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { TestDrain } from './drain.js';
+import { freePort } from './net.js';
 import { parseRfc5424, splitOctetCounted, type SyslogMessage } from './rfc5424.js';
 import { seqOf } from './shared-data.js';
 
@@ -24,9 +24,7 @@ export class FlakyDrain {
   private constructor(readonly port: number) {}
 
   static async reserve(t: TestLike): Promise<FlakyDrain> {
-    const probe = await TestDrain.start();
-    const flaky = new FlakyDrain(probe.port);
-    await probe.close();
+    const flaky = new FlakyDrain(await freePort());
     t.teardown(() => flaky.down());
     return flaky;
   }

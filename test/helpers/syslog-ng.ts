@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './rsyslog.js';
+import { accepts, freePort } from './net.js';
 
 /** Where .ci/install-syslog-ng unpacks syslog-ng-core (it conflicts with rsyslog as a package). */
 export const SYSLOG_NG_ROOT = process.env.SYSLOG_NG_ROOT ?? '/opt/auditfwd-syslog-ng';
@@ -98,15 +97,4 @@ export class SyslogNg {
   log(): string {
     return this.stderr;
   }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }

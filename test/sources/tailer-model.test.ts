@@ -187,9 +187,9 @@ t.test('model: appends, rotations of every style and restarts; nothing lost, not
       writeFileSync(path, '');
       w.append(initialLines, 20);
       let mark = h.log.events.length;
-      await h.start();
-      w.observed = h.log.waitFor(mark, (e) => e.msg === 'following file');
       try {
+        await h.start();
+        w.observed = h.log.waitFor(mark, (e) => e.msg === 'following file');
         for (const a of actions) {
           if (a.t === 'append') w.append(a.k, a.len);
           else if (a.t === 'partial') w.partial(a.cut);

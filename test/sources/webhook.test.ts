@@ -1,6 +1,4 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
@@ -8,6 +6,7 @@ import { Stats } from '../../src/ops/stats.js';
 import type { Batch, BatchBuffer } from '../../src/record.js';
 import { WebhookSource } from '../../src/sources/webhook.js';
 import { RawEncoder } from '../../src/transforms/encoder.js';
+import { hasOpenssl, TestPki } from '../helpers/certs.js';
 import { TestDrain } from '../helpers/drain.js';
 import { post, webhookPort } from '../helpers/http.js';
 import { runAuditfwd } from '../helpers/proc.js';
@@ -128,16 +127,13 @@ t.test('concurrent posts: every event once, each request in order', async (t) =>
 });
 
 t.test('TLS listener', async (t) => {
-  const dir = t.testdir({});
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-  } catch {
+  if (!hasOpenssl()) {
     t.skip('openssl is needed to make a test certificate (apt-get install openssl)');
     return;
   }
-  const { drain, port } = await start(t, ['--webhook-tls-cert', join(dir, 'cert.pem'), '--webhook-tls-key', join(dir, 'key.pem')]);
-  const ca = readFileSync(join(dir, 'cert.pem'));
+  const cert = new TestPki(t.testdir({})).selfSigned('webhook', { cn: 'localhost', san: ['DNS:localhost'] });
+  const { drain, port } = await start(t, ['--webhook-tls-cert', cert.cert, '--webhook-tls-key', cert.key]);
+  const ca = cert.certPem;
   const events = fresh(2);
   t.equal((await post(port, eventList(events), { ca })).status, 200);
   await drain.waitFor(2);

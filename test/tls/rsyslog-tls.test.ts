@@ -2,6 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { hasOpenssl, TestPki } from '../helpers/certs.js';
+import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
 import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
@@ -10,12 +11,8 @@ const missing = rsyslogMissing({ imtcp: 'rsyslog', lmnsd_gtls: 'rsyslog-gnutls' 
 
 /** rsyslog signals nothing when it has written a line: its output file is watched until it has `n` lines. */
 async function waitForLines(r: Rsyslog, n: number, ms = 20_000): Promise<string[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const lines = r.lines();
-    if (lines.length >= n || Date.now() > deadline) return lines;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await untilTrue(() => r.lines().length >= n, () => 'too few lines', ms).catch(() => {}); // the caller reports the shortfall
+  return r.lines();
 }
 
 if (missing) {
@@ -27,14 +24,17 @@ if (missing) {
   const client = pki.issue(ca, 'client', { usage: 'client', passphrase: 'rsyslog-test-pass' });
   const passFile = join(pki.dir, 'pass');
   writeFileSync(passFile, 'rsyslog-test-pass', { mode: 0o600 });
+  // x509/certvalid: rsyslog requires a client certificate signed by its CA (mutual TLS).
+  const gtlsInput = {
+    global: `defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="${ca.cert}" defaultNetstreamDriverCertFile="${server.cert}" defaultNetstreamDriverKeyFile="${server.key}"`,
+    modules: ['imtcp'],
+    inputs: (port: number) =>
+      `input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="out" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid")`,
+  };
 
   t.test('real rsyslog (imtcp, gtls, mutual TLS): every message received and parsed', async (t) => {
-    // x509/certvalid: rsyslog requires a client certificate signed by its CA (mutual TLS).
     const r = await Rsyslog.start(t, {
-      global: `defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="${ca.cert}" defaultNetstreamDriverCertFile="${server.cert}" defaultNetstreamDriverKeyFile="${server.key}"`,
-      modules: ['imtcp'],
-      inputs: (port) =>
-        `input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="out" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid")`,
+      ...gtlsInput,
       // Fields rsyslog parsed out of each RFC 5424 message, so a framing or header error shows.
       template: '%protocol-version%|%hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\\n',
     });
@@ -63,10 +63,7 @@ if (missing) {
 
   t.test('real rsyslog refuses auditfwd without a client certificate: nothing delivered', async (t) => {
     const r = await Rsyslog.start(t, {
-      global: `defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="${ca.cert}" defaultNetstreamDriverCertFile="${server.cert}" defaultNetstreamDriverKeyFile="${server.key}"`,
-      modules: ['imtcp'],
-      inputs: (port) =>
-        `input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="out" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid")`,
+      ...gtlsInput,
     });
     const run = runAuditfwd(t, ['--to', `tls://localhost:${r.port}`, '--ca', ca.cert, '--reconnect-max-delay', '300ms', '--shutdown-timeout', '500ms'], { stdin: 'pipe' });
     run.child.stdin!.write('secret\n');
