@@ -11,10 +11,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const total = Number(process.argv[2] ?? 200_000);
 const otherDist = process.argv[3];
 
-const sharedSibling = join(root, '..', 'shared');
-const shared = existsSync(join(sharedSibling, 'data')) ? sharedSibling : '/work/shared';
+const fixtures = join(root, 'test/fixtures/k8s-audit');
 const files = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'];
-const sample = files.flatMap((f) => readFileSync(join(shared, 'data', 'k8s-audit', f), 'utf8').split('\n').filter(Boolean));
+const sample = files.flatMap((f) => readFileSync(join(fixtures, f), 'utf8').split('\n').filter(Boolean));
 const lines = Array.from({ length: total }, (_, i) => Buffer.from(sample[i % sample.length]));
 const bytes = lines.reduce((n, l) => n + l.length, 0);
 

@@ -10,10 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const total = Number(process.argv[2] ?? 200_000);
-const sharedSibling = join(root, '..', 'shared');
-const shared = existsSync(join(sharedSibling, 'data')) ? sharedSibling : '/work/shared';
+const fixtures = join(root, 'test/fixtures/k8s-audit');
 const sample = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'].flatMap((f) =>
-  readFileSync(join(shared, 'data', 'k8s-audit', f), 'utf8').split('\n').filter(Boolean),
+  readFileSync(join(fixtures, f), 'utf8').split('\n').filter(Boolean),
 );
 const dir = mkdtempSync(join(tmpdir(), 'auditfwd-bench-'));
 try {

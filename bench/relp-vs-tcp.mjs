@@ -34,13 +34,8 @@ const RECEIVERS = opt('receivers', 'node,rsyslog').split(',');
 /** --cpu-prof DIR: each auditfwd run writes a V8 CPU profile there. */
 const PROF = opt('cpu-prof', undefined);
 
-function sharedDir() {
-  const sibling = join(ROOT, '..', 'shared');
-  return existsSync(join(sibling, 'data')) ? sibling : '/work/shared';
-}
-
 function numberedAuditLines(n) {
-  const dir = join(sharedDir(), 'data', 'k8s-audit');
+  const dir = join(ROOT, 'test/fixtures/k8s-audit');
   const sample = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'].flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean));
   const out = new Array(n);
   for (let k = 0; k < n; k++) out[k] = `{"seq":${k},` + sample[k % sample.length].slice(1);

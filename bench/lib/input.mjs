@@ -4,17 +4,14 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** The shared sample data sits next to the repository in CI, and at /work/shared on the dev machine. */
-export function sharedAuditDir() {
-  for (const dir of [join(REPO, '../shared/data/k8s-audit'), '/work/shared/data/k8s-audit']) {
-    if (existsSync(dir)) return dir;
-  }
-  throw new Error('k8s audit samples not found (../shared/data/k8s-audit next to the repository)');
+/** The real audit events kept in the repository (sources in test/fixtures/k8s-audit/SOURCES.md). */
+export function sampleAuditDir() {
+  return join(REPO, 'test/fixtures/k8s-audit');
 }
 
 /** The real audit lines, each with its auditID found (every sample line has one). */
 export function sampleLines() {
-  const dir = sharedAuditDir();
+  const dir = sampleAuditDir();
   const lines = [];
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()) {
     for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {

@@ -5,7 +5,7 @@ import { TestDrain } from '../helpers/drain.js';
 import { freePort } from '../helpers/net.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
-import { k8sAuditPath } from '../helpers/shared-data.js';
+import { k8sAuditPath } from '../helpers/fixtures.js';
 
 const SAMPLE = k8sAuditPath('falcosecurity-falco.jsonl');
 const sampleLines = () => readFileSync(SAMPLE, 'utf8').split('\n').filter(Boolean);

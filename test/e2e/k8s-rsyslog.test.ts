@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
-import { k8sAuditLines } from '../helpers/shared-data.js';
+import { k8sAuditLines } from '../helpers/fixtures.js';
 import { eventTime, expectedParams } from '../helpers/audit-expect.js';
 
 /** rsyslog's own rendering of one structured-data element back into params, to compare with the JSON. */

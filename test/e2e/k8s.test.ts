@@ -6,7 +6,7 @@ import { FlakyDrain } from '../helpers/spill.js';
 import { post, webhookPort } from '../helpers/http.js';
 import { runAuditfwd, usageError } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
-import { k8sAuditLines } from '../helpers/shared-data.js';
+import { k8sAuditLines } from '../helpers/fixtures.js';
 import { eventTime, expectedParams } from '../helpers/audit-expect.js';
 
 t.test('bad k8s settings exit 2 with one line naming the flag (the rest: test/config/k8s-config.test.ts)', async (t) => {

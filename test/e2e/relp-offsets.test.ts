@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { TestRelpServer } from '../helpers/relp-server.js';
-import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
+import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
 
 function committedOffset(stateDir: string): number {
   try {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
-import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
+import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
 
 const missing = rsyslogMissing({ imrelp: 'rsyslog-relp' });
 if (missing) t.skip(`RELP interoperability with rsyslog: ${missing}`);

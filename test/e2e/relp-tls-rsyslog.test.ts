@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { hasOpenssl, TestPki } from '../helpers/certs.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
-import { numberedAuditLines } from '../helpers/shared-data.js';
+import { numberedAuditLines } from '../helpers/fixtures.js';
 
 const missing = rsyslogMissing({ imrelp: 'rsyslog-relp' }) ?? (hasOpenssl() ? undefined : 'openssl not found (Debian package openssl)');
 if (missing) t.skip(`RELP over TLS with rsyslog: ${missing}`);

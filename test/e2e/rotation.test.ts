@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { TestDrain } from '../helpers/drain.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { parseRfc5424 } from '../helpers/rfc5424.js';
-import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
+import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
 
 /**
  * The real process against real rotations: every line is a real audit event numbered by `"seq"`, so

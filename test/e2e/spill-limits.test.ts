@@ -1,7 +1,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { runAuditfwd } from '../helpers/proc.js';
-import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
+import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
 import { FlakyDrain, firstSeen, range, received } from '../helpers/spill.js';
 
 // ~3.2 MB of real audit events into a 1 MiB spill.

@@ -2,7 +2,7 @@ import t from 'tap';
 import { appendFileSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAuditfwd, type Run } from '../helpers/proc.js';
-import { numberedAuditLines } from '../helpers/shared-data.js';
+import { numberedAuditLines } from '../helpers/fixtures.js';
 import { FlakyDrain, firstSeen, range, received } from '../helpers/spill.js';
 
 const LINES = numberedAuditLines(3000);

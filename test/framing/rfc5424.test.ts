@@ -4,7 +4,7 @@ import { FrameWriter } from '../../src/framing/frame-writer.js';
 import { Rfc5424Framer, sdElement, timestampMicros } from '../../src/framing/rfc5424.js';
 import { octetToLf } from '../../src/framing/octet.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
-import { k8sAuditPath } from '../helpers/shared-data.js';
+import { k8sAuditPath } from '../helpers/fixtures.js';
 
 const base = { facility: 1, severity: 6, hostname: 'master-0', appName: 'kube-apiserver', maxMessageBytes: 4096 };
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { untilTrue } from './ops.js';
 import { BIN, cleanEnv, runAuditfwd } from './proc.js';
 import { parseRfc5424, splitOctetCounted, type SyslogMessage } from './rfc5424.js';
-import { auditLines, numberedAuditLines } from './shared-data.js';
+import { auditLines, numberedAuditLines } from './fixtures.js';
 
 interface TestLike {
   teardown(fn: () => unknown): void;

@@ -1,5 +1,5 @@
 import { parseRfc5424 } from './rfc5424.js';
-import { seqOf } from './shared-data.js';
+import { seqOf } from './fixtures.js';
 
 export { freePort } from './net.js';
 

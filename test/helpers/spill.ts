@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { freePort } from './net.js';
 import { parseRfc5424, splitOctetCounted, type SyslogMessage } from './rfc5424.js';
-import { seqOf } from './shared-data.js';
+import { seqOf } from './fixtures.js';
 
 interface TestLike {
   teardown(fn: () => unknown): void;

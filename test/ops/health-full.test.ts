@@ -2,7 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { get, opsPort, parseMetrics, until } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
-import { numberedAuditLines } from '../helpers/shared-data.js';
+import { numberedAuditLines } from '../helpers/fixtures.js';
 import { FlakyDrain } from '../helpers/spill.js';
 
 // ~2.5 MB of real audit events: more than a 1 MiB spill holds.

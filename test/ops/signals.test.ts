@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { TestDrain } from '../helpers/drain.js';
 import { logEntries, seqsOf, until } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
-import { numberedAuditLines } from '../helpers/shared-data.js';
+import { numberedAuditLines } from '../helpers/fixtures.js';
 
 async function startDrain(t: Tap.Test): Promise<TestDrain> {
   const drain = await TestDrain.start();

@@ -11,7 +11,7 @@ import { TestDrain } from '../helpers/drain.js';
 import { post, webhookPort } from '../helpers/http.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
-import { k8sAuditLines } from '../helpers/shared-data.js';
+import { k8sAuditLines } from '../helpers/fixtures.js';
 
 type Ev = Record<string, unknown>;
 const real: Ev[] = k8sAuditLines().map((l) => JSON.parse(l));

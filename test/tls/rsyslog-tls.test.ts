@@ -5,7 +5,7 @@ import { hasOpenssl, TestPki } from '../helpers/certs.js';
 import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
-import { numberedAuditLines, seqOf } from '../helpers/shared-data.js';
+import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
 
 const missing = rsyslogMissing({ imtcp: 'rsyslog', lmnsd_gtls: 'rsyslog-gnutls' }) ?? (hasOpenssl() ? undefined : 'openssl not found (Debian package openssl)');
 

@@ -13,7 +13,7 @@ import {
 } from '../../src/transforms/k8s-audit.js';
 import { EventFilter, parseSelector } from '../../src/transforms/selector.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
-import { k8sAuditLines } from '../helpers/shared-data.js';
+import { k8sAuditLines } from '../helpers/fixtures.js';
 import { expectedParams } from '../helpers/audit-expect.js';
 
 const RECEIVED = Date.UTC(2026, 10, 23, 10, 0, 0) * 1000;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { EventFilter, lookup, parseSelector, SelectorError } from '../../src/transforms/selector.js';
-import { k8sAuditLines } from '../helpers/shared-data.js';
+import { k8sAuditLines } from '../helpers/fixtures.js';
 
 const event = {
   kind: 'Event',

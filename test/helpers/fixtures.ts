@@ -1,21 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/**
- * The shared sample data: CI clones the repo with `shared/` as a sibling; a worktree elsewhere falls
- * back to /work/shared.
- */
-export function sharedDir(): string {
-  const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-  const sibling = join(repoRoot, '..', 'shared');
-  return existsSync(join(sibling, 'data')) ? sibling : '/work/shared';
-}
+/** Real audit events kept in the repository (sources and licences in test/fixtures/k8s-audit/SOURCES.md). */
+const FIXTURES = fileURLToPath(new URL('../fixtures/k8s-audit', import.meta.url));
 
 export const K8S_AUDIT_FILES = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'];
 
 export function k8sAuditPath(name: string): string {
-  return join(sharedDir(), 'data', 'k8s-audit', name);
+  return join(FIXTURES, name);
 }
 
 /** Every real audit line, as it is in the file (no LF). */
@@ -23,7 +16,7 @@ export function k8sAuditLines(): string[] {
   return K8S_AUDIT_FILES.flatMap((f) => readFileSync(k8sAuditPath(f), 'utf8').split('\n').filter(Boolean));
 }
 
-/** The real Kubernetes audit events of the shared sample data, one JSON object per entry. */
+/** The real Kubernetes audit events of the fixtures, one JSON object per entry. */
 export const auditLines = k8sAuditLines;
 
 /**
