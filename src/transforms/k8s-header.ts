@@ -86,7 +86,8 @@ export class EventHeaderWriter {
   }
 
   private put(bytes: Buffer): void {
-    for (let k = 0; k < bytes.length; k++) this.buf[this.len + k] = bytes[k];
+    if (bytes.length > 32) this.buf.set(bytes, this.len);
+    else for (let k = 0; k < bytes.length; k++) this.buf[this.len + k] = bytes[k];
     this.len += bytes.length;
   }
 

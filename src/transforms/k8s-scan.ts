@@ -73,34 +73,41 @@ const IN_USER: Names = [['username', F_USERNAME]];
 const IN_OBJECT_REF: Names = [['resource', F_RESOURCE], ['namespace', F_NAMESPACE], ['name', F_NAME]];
 const IN_RESPONSE_STATUS: Names = [['code', F_CODE]];
 
-/** Key lookup by length, then bytes: no string is made for the keys auditfwd does not want. */
+/**
+ * Key lookup on bytes, no string made: a slot from the key's length and its first and last byte,
+ * then one comparison. Most keys of an event are not wanted and find their slot empty.
+ */
 class KeyTable {
-  private readonly byLength: Array<Array<[Buffer, number]>> = [];
+  private readonly keys: Array<Buffer | undefined> = new Array(KEY_SLOTS).fill(undefined);
+  private readonly ids = new Uint8Array(KEY_SLOTS);
   private readonly byName = new Map<string, number>();
 
   constructor(names: Names) {
     for (const [name, id] of names) {
-      (this.byLength[name.length] ??= []).push([Buffer.from(name, 'latin1'), id]);
+      const k = Buffer.from(name, 'latin1');
+      const slot = keySlot(k, 0, k.length);
+      if (this.keys[slot] !== undefined) throw new Error(`key slot taken: ${name}`); // a new key needs another hash
+      this.keys[slot] = k;
+      this.ids[slot] = id;
       this.byName.set(name, id);
     }
   }
 
   find(b: Buffer, start: number, end: number): number {
-    const candidates = this.byLength[end - start];
-    if (candidates === undefined) return F_OTHER;
-    for (let c = 0; c < candidates.length; c++) {
-      const [k, id] = candidates[c];
-      let i = 0;
-      while (i < k.length && k[i] === b[start + i]) i++;
-      if (i === k.length) return id;
-    }
-    return F_OTHER;
+    const slot = keySlot(b, start, end);
+    const k = this.keys[slot];
+    if (k === undefined || k.length !== end - start) return F_OTHER;
+    for (let i = 0; i < k.length; i++) if (k[i] !== b[start + i]) return F_OTHER;
+    return this.ids[slot];
   }
 
   findName(name: string): number {
     return this.byName.get(name) ?? F_OTHER;
   }
 }
+
+const KEY_SLOTS = 64;
+const keySlot = (b: Buffer, start: number, end: number) => ((end - start) * 5 + b[start] + b[end - 1] * 3) & (KEY_SLOTS - 1);
 
 const TOP_KEYS = new KeyTable(TOP);
 const USER_KEYS = new KeyTable(IN_USER);
