@@ -65,9 +65,11 @@ export class EventHeaderWriter {
       this.value(sc, id);
       this.buf[this.len++] = 0x22;
     }
-    if (sc.code !== undefined) {
+    const code = sc.code;
+    if (code !== undefined) {
       this.put(CODE);
-      this.ascii(sdText(String(sc.code))); // digits, '-', '.', 'e', '+', 'Infinity' is not finite
+      if (Number.isInteger(code) && code >= 0 && code < 1e15) this.digits(code);
+      else this.ascii(sdText(String(code))); // '-', '.', 'e', '+': ASCII that needs no escaping
       this.buf[this.len++] = 0x22;
     }
     if (sc.from[Field.sourceIP] >= 0 && sc.to[Field.sourceIP] > sc.from[Field.sourceIP]) {
@@ -80,15 +82,35 @@ export class EventHeaderWriter {
     return this.len;
   }
 
+  /** A non-negative integer as String() writes it. */
+  private digits(n: number): void {
+    let width = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) width++;
+    let at = this.len + width;
+    this.len = at;
+    do {
+      this.buf[--at] = 0x30 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+  }
+
   /** A short ASCII string, without a call into the runtime. */
   private ascii(s: string): void {
-    for (let k = 0; k < s.length; k++) this.buf[this.len++] = s.charCodeAt(k);
+    const buf = this.buf;
+    const at = this.len;
+    for (let k = 0; k < s.length; k++) buf[at + k] = s.charCodeAt(k);
+    this.len += s.length;
   }
 
   private put(bytes: Buffer): void {
-    if (bytes.length > 32) this.buf.set(bytes, this.len);
-    else for (let k = 0; k < bytes.length; k++) this.buf[this.len + k] = bytes[k];
-    this.len += bytes.length;
+    const n = bytes.length;
+    if (n > 32) this.buf.set(bytes, this.len);
+    else {
+      const buf = this.buf;
+      const at = this.len;
+      for (let k = 0; k < n; k++) buf[at + k] = bytes[k];
+    }
+    this.len += n;
   }
 
   /** A PARAM-VALUE: copied when no byte needs a change, else as sdText makes it of the decoded text. */
@@ -124,7 +146,10 @@ export class EventHeaderWriter {
       let k = s;
       while (k < end && sc.bytes[k] >= 33 && sc.bytes[k] <= 126) k++;
       if (k === end) {
-        for (k = s; k < end; k++) this.buf[this.len++] = sc.bytes[k];
+        const buf = this.buf;
+        let at = this.len;
+        for (k = s; k < end; k++) buf[at++] = sc.bytes[k];
+        this.len = at;
         return;
       }
     }
@@ -170,8 +195,11 @@ export class EventHeaderWriter {
       for (let k = end + 1; k < e - 1; k++) if (d(k - s) < 0) return false;
       end = Math.min(e - 1, end + 7);
     } else if (n !== 20) return false;
-    for (let k = s; k < end; k++) this.buf[this.len++] = b[k];
-    this.buf[this.len++] = 0x5a;
+    const buf = this.buf;
+    let at = this.len;
+    for (let k = s; k < end; k++) buf[at++] = b[k];
+    buf[at++] = 0x5a;
+    this.len = at;
     return true;
   }
 }

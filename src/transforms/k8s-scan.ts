@@ -334,25 +334,34 @@ export class EventScanner {
     };
   }
 
-  /** Index of the quote that ends the string whose content starts at `i`, or -1. */
+  /** Index of the quote that ends the string whose content starts at `i`, or -1. Small, to be inlined. */
   private stringEnd(b: Buffer, i: number): number {
     const words = this.words;
-    let escaped = false;
+    // Four bytes at a time up to the word holding a quote, a backslash or a control character
+    // (SWAR: a byte's top bit is set in `hits` for each such byte; never missed, rarely a false one).
+    // XOR 0x02 maps '"' to 0x20 and keeps controls below 0x20, so one "less than 0x21" test finds both.
+    let k = i >> 2;
+    let x = words[k];
+    let y = x ^ 0x02020202;
+    let e = x ^ 0x5c5c5c5c;
+    let hits = (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080 & (-1 << ((i & 3) << 3));
+    while (hits === 0) {
+      x = words[++k];
+      y = x ^ 0x02020202;
+      e = x ^ 0x5c5c5c5c;
+      hits = (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080;
+    }
+    if (k << 2 > i) i = k << 2;
+    let c = b[i];
+    while (c !== QUOTE && c !== BACKSLASH && c >= 0x20) c = b[++i];
+    if (c !== QUOTE) return this.escapedStringEnd(b, i);
+    this.escaped = false;
+    return i;
+  }
+
+  /** stringEnd from a backslash (or a control character) at `i` on. */
+  private escapedStringEnd(b: Buffer, i: number): number {
     for (;;) {
-      // Four bytes at a time up to the word holding a quote, a backslash or a control character
-      // (SWAR: a byte's top bit is set in `hits` for each such byte; never missed, rarely a false one).
-      let k = i >> 2;
-      let x = words[k];
-      let q = x ^ 0x22222222;
-      let e = x ^ 0x5c5c5c5c;
-      let hits = (((q - 0x01010101) & ~q) | ((e - 0x01010101) & ~e) | ((x - 0x20202020) & ~x)) & 0x80808080 & (-1 << ((i & 3) << 3));
-      while (hits === 0) {
-        x = words[++k];
-        q = x ^ 0x22222222;
-        e = x ^ 0x5c5c5c5c;
-        hits = (((q - 0x01010101) & ~q) | ((e - 0x01010101) & ~e) | ((x - 0x20202020) & ~x)) & 0x80808080;
-      }
-      if (k << 2 > i) i = k << 2;
       let c = b[i];
       while (c !== QUOTE && c !== BACKSLASH && c >= 0x20) c = b[++i];
       if (c === QUOTE) break;
@@ -363,9 +372,8 @@ export class EventScanner {
         i += 6;
       } else if (SIMPLE_ESCAPE[after] === 1) i += 2;
       else return -1;
-      escaped = true;
     }
-    this.escaped = escaped;
+    this.escaped = true;
     return i;
   }
 
