@@ -4,7 +4,7 @@
  * every batch cost page faults and let garbage pile up far beyond the memory budget before the GC
  * noticed it (profiled: a third of the CPU time and 340 MB RSS for a 16 MiB budget).
  */
-export const SLAB_BYTES = 1024 * 1024;
+export const SLAB_BYTES = 2048 * 1024;
 /** Free slabs kept for reuse across all writers; beyond that they are left to the GC. */
 const POOL_MAX_SLABS = 8;
 const pool: Buffer[] = [];

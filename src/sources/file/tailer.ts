@@ -86,7 +86,7 @@ export class FileTailer implements Source {
     private readonly opts: TailerOptions,
   ) {
     this.waker = new Waker(name, opts.pollMs);
-    this.reads = new ReadAhead(opts.readChunkBytes ?? 256 * 1024);
+    this.reads = new ReadAhead(opts.readChunkBytes ?? 512 * 1024);
     this.rotateWaitMs = opts.rotateWaitMs ?? DEFAULT_ROTATE_WAIT_MS;
   }
 
