@@ -1,6 +1,6 @@
 /**
  * Reads the fields auditfwd needs from an audit event's bytes without building the event: the top
- * level is walked, the picked values are decoded, every other value is skipped in place. Skipped
+ * level is walked, where the wanted values are is recorded, every other value is skipped in place. Skipped
  * values are still checked against the JSON grammar, byte by byte, because a line JSON.parse would
  * reject must go out raw: the scanner accepts exactly the lines JSON.parse accepts (JSON.parse sees
  * the line decoded as UTF-8; bytes of 0x80 and above can only be valid inside strings, where any
@@ -8,15 +8,14 @@
  * as in JSON.parse.
  */
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
+import { BACKSLASH, F_OTHER, HEX, KeyTable, literalEnd, MINUS, numberEnd, numberValue, QUOTE, SIMPLE_ESCAPE, skipWs, unescape, type Names } from './json-bytes.js';
+
 const LBRACE = 0x7b;
 const RBRACE = 0x7d;
 const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
-const MINUS = 0x2d;
 
 /** What the header and the SD element are made of: strings are non-empty, `code` finite. */
 export interface AuditFields {
@@ -35,7 +34,6 @@ export interface AuditFields {
 }
 
 // Field ids. A key is matched on its bytes; one written with escapes is decoded first.
-const F_OTHER = 0;
 const F_KIND = 1;
 const F_API_VERSION = 2;
 const F_AUDIT_ID = 3;
@@ -63,7 +61,6 @@ export const Field = {
   name: F_NAME, sourceIP: F_SOURCE_IP, stageTimestamp: F_STAGE_TS, requestReceivedTimestamp: F_RECEIVED_TS, timestamp: F_TS,
 } as const;
 
-type Names = ReadonlyArray<readonly [string, number]>;
 const TOP: Names = [
   ['kind', F_KIND], ['apiVersion', F_API_VERSION], ['auditID', F_AUDIT_ID], ['stage', F_STAGE], ['verb', F_VERB],
   ['user', F_USER], ['objectRef', F_OBJECT_REF], ['responseStatus', F_RESPONSE_STATUS], ['sourceIPs', F_SOURCE_IPS],
@@ -73,140 +70,10 @@ const IN_USER: Names = [['username', F_USERNAME]];
 const IN_OBJECT_REF: Names = [['resource', F_RESOURCE], ['namespace', F_NAMESPACE], ['name', F_NAME]];
 const IN_RESPONSE_STATUS: Names = [['code', F_CODE]];
 
-/**
- * Key lookup on bytes, no string made: a slot from the key's length and its first and last byte,
- * then one comparison. Most keys of an event are not wanted and find their slot empty.
- */
-class KeyTable {
-  private readonly keys: Array<Buffer | undefined> = new Array(KEY_SLOTS).fill(undefined);
-  private readonly ids = new Uint8Array(KEY_SLOTS);
-  private readonly byName = new Map<string, number>();
-
-  constructor(names: Names) {
-    for (const [name, id] of names) {
-      const k = Buffer.from(name, 'latin1');
-      const slot = keySlot(k, 0, k.length);
-      if (this.keys[slot] !== undefined) throw new Error(`key slot taken: ${name}`); // a new key needs another hash
-      this.keys[slot] = k;
-      this.ids[slot] = id;
-      this.byName.set(name, id);
-    }
-  }
-
-  find(b: Buffer, start: number, end: number): number {
-    const slot = keySlot(b, start, end);
-    const k = this.keys[slot];
-    if (k === undefined || k.length !== end - start) return F_OTHER;
-    for (let i = 0; i < k.length; i++) if (k[i] !== b[start + i]) return F_OTHER;
-    return this.ids[slot];
-  }
-
-  findName(name: string): number {
-    return this.byName.get(name) ?? F_OTHER;
-  }
-}
-
-const KEY_SLOTS = 64;
-const keySlot = (b: Buffer, start: number, end: number) => ((end - start) * 5 + b[start] + b[end - 1] * 3) & (KEY_SLOTS - 1);
-
 const TOP_KEYS = new KeyTable(TOP);
 const USER_KEYS = new KeyTable(IN_USER);
 const OBJECT_REF_KEYS = new KeyTable(IN_OBJECT_REF);
 const RESPONSE_STATUS_KEYS = new KeyTable(IN_RESPONSE_STATUS);
-
-const HEX = new Int8Array(256).fill(-1);
-for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
-for (let c = 0; c < 6; c++) HEX[0x41 + c] = HEX[0x61 + c] = 10 + c;
-
-/** The byte after a backslash that JSON allows, and the character it stands for ('u' handled apart). */
-const ESCAPES: Record<number, string> = { 0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t' };
-const SIMPLE_ESCAPE = new Uint8Array(256);
-for (const k of Object.keys(ESCAPES)) SIMPLE_ESCAPE[Number(k)] = 1;
-
-const skipWs = (b: Buffer, i: number): number => {
-  for (;;) {
-    const c = b[i];
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
-    i++;
-  }
-};
-
-/** Index after a JSON number starting at `i`, or -1. */
-function numberEnd(b: Buffer, i: number): number {
-  if (b[i] === MINUS) i++;
-  let c = b[i];
-  if (c === 0x30) i++;
-  else if (c >= 0x31 && c <= 0x39) {
-    do c = b[++i];
-    while (c >= 0x30 && c <= 0x39);
-  } else return -1;
-  if (b[i] === 0x2e) {
-    c = b[++i];
-    if (!(c >= 0x30 && c <= 0x39)) return -1;
-    do c = b[++i];
-    while (c >= 0x30 && c <= 0x39);
-  }
-  c = b[i];
-  if (c === 0x65 || c === 0x45) {
-    c = b[++i];
-    if (c === 0x2b || c === MINUS) c = b[++i];
-    if (!(c >= 0x30 && c <= 0x39)) return -1;
-    do c = b[++i];
-    while (c >= 0x30 && c <= 0x39);
-  }
-  return i;
-}
-
-/** The value of the valid JSON number in `b[start, end)`, as JSON.parse gives it. */
-function numberValue(b: Buffer, start: number, end: number): number {
-  // Up to 15 digits, no fraction or exponent: exact in a double, no string needed (HTTP codes).
-  if (end - start <= 15) {
-    let n = 0;
-    let k = b[start] === MINUS ? start + 1 : start;
-    for (; k < end; k++) {
-      const d = b[k] - 0x30;
-      if (d < 0 || d > 9) break;
-      n = n * 10 + d;
-    }
-    if (k === end) return b[start] === MINUS ? -n : n;
-  }
-  return Number(b.toString('latin1', start, end));
-}
-
-/** Index after `true`, `false` or `null` at `i`, or -1. */
-function literalEnd(b: Buffer, i: number): number {
-  const c = b[i];
-  if (c === 0x74) return b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65 ? i + 4 : -1;
-  if (c === 0x66) return b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65 ? i + 5 : -1;
-  if (c === 0x6e) return b[i + 1] === 0x75 && b[i + 2] === 0x6c && b[i + 3] === 0x6c ? i + 4 : -1;
-  return -1;
-}
-
-/** The text of a string whose content (quotes excluded) has escapes, as JSON.parse decodes it. */
-function unescape(b: Buffer, start: number, end: number): string {
-  let out = '';
-  let from = start;
-  let i = start;
-  while (i < end) {
-    if (b[i] !== BACKSLASH) {
-      i++;
-      continue;
-    }
-    if (i > from) out += b.toString('utf8', from, i);
-    const e = b[i + 1];
-    if (e === 0x75) {
-      // A lone surrogate stays as it is, as JSON.parse keeps it; a pair joins up in the string.
-      out += String.fromCharCode((HEX[b[i + 2]] << 12) | (HEX[b[i + 3]] << 8) | (HEX[b[i + 4]] << 4) | HEX[b[i + 5]]);
-      i += 6;
-    } else {
-      out += ESCAPES[e];
-      i += 2;
-    }
-    from = i;
-  }
-  if (end > from) out += b.toString('utf8', from, end);
-  return out;
-}
 
 /** Zero bytes after the copy of the line: more than the longest read ahead (a \\u escape), and a whole word. */
 const PADDING = 12;
