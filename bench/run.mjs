@@ -25,6 +25,7 @@ const REPO = resolve(HERE, '..');
 const BIN = join(REPO, 'bin/auditfwd');
 const FULL_MB = 500;
 const DEAD_MB = 1000;
+const STALL_MS = 10_000;
 
 /** `--name value` / `--name=value` flags over BENCH_* variables over defaults. */
 function options(argv, env) {
@@ -110,7 +111,19 @@ async function runOnce(c, input, scratch, tls) {
       return withTimeout(done, 10_000, `${c.name} exited, receiver still short (${receiver.frames} frames, ${receiver.bytes} bytes)`);
     });
     exited.catch(() => {}); // settled after the race, when we stop a contender that does not exit itself
-    const lastAt = await withTimeout(Promise.race([done, exited]), Math.max(120_000, MB * 600), c.name);
+    // A contender whose output stops for STALL_MS fails the run rather than hold the bench for minutes
+    // (seen with syslog-ng 3.38: now and then its file source stops part way through the file).
+    let seen = -1;
+    let stalled;
+    const stall = new Promise((_, reject) => {
+      let since = now();
+      stalled = setInterval(() => {
+        const n = receiver.frames + receiver.bytes;
+        if (n !== seen) [seen, since] = [n, now()];
+        else if (now() - since > STALL_MS) reject(new Error(`${c.name}: stalled at ${receiver.frames} frames of ${target} (nothing for ${STALL_MS / 1000} s)`));
+      }, 500);
+    });
+    const lastAt = await withTimeout(Promise.race([done, exited, stall]), Math.max(120_000, MB * 600), c.name).finally(() => clearInterval(stalled));
     if (!spec.selfExits) m.stop();
     const r = await withTimeout(m.exited, 30_000, `${c.name} exit`);
     const seconds = (lastAt - t0) / 1000;
