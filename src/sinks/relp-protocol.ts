@@ -1,4 +1,3 @@
-import type { FrameWriter } from '../framing/frame-writer.js';
 /**
  * RELP wire format (rsyslog's Reliable Event Logging Protocol, as librelp implements it):
  * `TXNR SP COMMAND SP DATALEN [SP DATA] LF`. TXNR and DATALEN have at most 9 digits, COMMAND is
@@ -95,16 +94,12 @@ export function encodeFrame(txnr: number, command: string, data: Buffer | string
   return Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('\n')]);
 }
 
-const SYSLOG_COMMAND = ' syslog ';
-
-/** Writes `TXNR syslog LEN MSG LF` for src[start, end) to `out`. */
-export function writeSyslogFrame(out: FrameWriter, txnr: number, src: Buffer, start: number, end: number): void {
-  out.decimal(txnr);
-  out.ascii(SYSLOG_COMMAND);
-  out.decimal(end - start);
-  out.byte(0x20);
-  out.bytes(src, start, end);
-  out.byte(0x0a);
+/** Writes `TXNR syslog LEN MSG LF` for src[start, end) into out at o; returns the new offset. */
+export function writeSyslogFrame(out: Buffer, o: number, txnr: number, src: Buffer, start: number, end: number): number {
+  o += out.write(`${txnr} syslog ${end - start} `, o, 'latin1');
+  o += src.copy(out, o, start, end);
+  out[o++] = 0x0a;
+  return o;
 }
 
 export interface RelpResponse {

@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import { FrameWriter, type TakenFrames } from '../framing/frame-writer.js';
 import { forEachFrame } from '../framing/octet.js';
 import { RateLimitedLog } from '../ops/log.js';
 import type { Batch, BatchBuffer } from '../record.js';
@@ -30,8 +29,13 @@ const SENT = 1;
 const DONE = 2;
 /** One write gathers frames up to about this many bytes. */
 const CHUNK_BYTES = 256 * 1024;
+/** Room for CHUNK_BYTES plus the one message that crosses it, when that message is not huge. */
+const POOLED_BYTES = 2 * CHUNK_BYTES;
+const POOL_FROM_BYTES = 64 * 1024;
 /** Batches given back after failed sessions whose progress is remembered, at most. */
 const RETURNED_MAX = 256;
+/** Write buffers kept for reuse: fresh large buffers cost page faults on every first touch. */
+const POOL_MAX = 8;
 
 /**
  * A batch's delivery state, kept across sessions so a resend skips what the drain already
@@ -96,9 +100,7 @@ export class RelpSink extends TcpSink {
   private session: RelpSession | undefined;
   private stopped = false;
   private readonly wakeup = new Signal();
-  /** RELP frames are built in frame-writer slabs (the shared pool), not in buffers of their own: fresh
-   * buffers for small writes piled up as garbage (20 MB) before V8 noticed their memory. */
-  private readonly writer = new FrameWriter();
+  private readonly pool: Buffer[] = [];
   /**
    * Progress of batches given back after a failed session, by size: a spill may write a batch to
    * disk and hand it out again as a new object, which must not lose what the drain acknowledged.
@@ -227,9 +229,9 @@ export class RelpSink extends TcpSink {
         }
         if (inFlight.size === 0) waitingSince = Date.now();
         const chunk = this.frames(session, p, this.window - inFlight.size, (txnr, i) => inFlight.set(txnr, { p, i }));
-        if (chunk.frames.length === 0) continue;
-        stats.bytesSent += chunk.frames.length;
-        if (!session.write(chunk.frames, chunk.release)) await Promise.race([drained(), session.ended, refusedP]);
+        if (chunk.length === 0) continue;
+        stats.bytesSent += chunk.length;
+        if (!this.writePooled(session, chunk)) await Promise.race([drained(), session.ended, refusedP]);
       }
       // A refusal ends the session gracefully: `close` is answered after every earlier message, so
       // what the drain took is known and only refused (and unanswered) messages go out again.
@@ -252,7 +254,7 @@ export class RelpSink extends TcpSink {
   }
 
   /** Frames for the next unacknowledged messages of `p`, at most `room` of them. */
-  private frames(session: RelpSession, p: Progress, room: number, track: (txnr: number, i: number) => void): TakenFrames {
+  private frames(session: RelpSession, p: Progress, room: number, track: (txnr: number, i: number) => void): Buffer {
     const src = p.batch.frames;
     let bytes = 0;
     let n = 0;
@@ -263,17 +265,20 @@ export class RelpSink extends TcpSink {
       n++;
     }
     const end = i;
-    const out = this.writer;
+    // Small pieces (a window refilled by a few answers) come cheaply from the allocator; only large ones are worth a pooled buffer.
+    const pooled = bytes >= POOL_FROM_BYTES && bytes <= POOLED_BYTES;
+    const out = pooled ? (this.pool.pop() ?? Buffer.allocUnsafe(POOLED_BYTES)) : Buffer.allocUnsafe(bytes);
+    let o = 0;
     for (i = p.next; i < end; i++) {
       if (p.state[i] === DONE) continue;
       if (p.state[i] === SENT) this.opts.stats.messagesResent++;
       p.state[i] = SENT;
       const txnr = session.takeTxnr();
       track(txnr, i);
-      writeSyslogFrame(out, txnr, src, p.starts[i], p.ends[i]);
+      o = writeSyslogFrame(out, o, txnr, src, p.starts[i], p.ends[i]);
     }
     p.next = end;
-    return this.writer.takeBatch();
+    return out.subarray(0, o);
   }
 
   private remember(p: Progress): void {
@@ -304,6 +309,14 @@ export class RelpSink extends TcpSink {
     this.returnedCount--;
     p.batch = batch;
     return p;
+  }
+
+  /** Writes a chunk made by frames(); its backing buffer goes back to the pool once the socket is done with it. */
+  private writePooled(session: RelpSession, chunk: Buffer): boolean {
+    const backing = chunk.byteOffset === 0 && chunk.buffer.byteLength === POOLED_BYTES ? Buffer.from(chunk.buffer, 0, POOLED_BYTES) : undefined;
+    return session.write(chunk, () => {
+      if (backing && this.pool.length < POOL_MAX) this.pool.push(backing);
+    });
   }
 
   /** Returns true when the refused message is given up on. */
