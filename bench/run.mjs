@@ -316,7 +316,7 @@ async function main() {
 
     const dead = [];
     const deadOnes = OPTS.skip.has('dead') ? [] : active.filter((c) => c.deadDrain);
-    // A full run backs up 1 GB (issue 9); smaller runs use their own input.
+    // A full run backs up 1 GB; smaller runs use their own input.
     const deadInput = deadOnes.length > 0 && MB < DEAD_MB && OPTS.full ? buildInput(scratch, DEAD_MB) : input;
     for (const c of deadOnes) {
       try {
