@@ -204,9 +204,26 @@ export function resolveSettings(s: Settings): { cfg?: Config; errors: string[] }
   return errors.length ? { errors } : { cfg: r.cfg, errors };
 }
 
+/**
+ * A fault nothing handled: one line (what, its code, where) and exit 70 (EX_SOFTWARE), never a
+ * stack trace and never a half-working process; the service manager restarts it, and everything
+ * not yet committed is read again.
+ */
+function onFatal(report: (fields: Record<string, unknown>, msg: string) => void): (err: unknown) => void {
+  return (err) => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    const at = e.stack?.split('\n').find((l) => /^\s+at /.test(l))?.trim();
+    report({ err: e.message, code: (e as NodeJS.ErrnoException).code, at }, 'internal error; exiting');
+    process.exit(70);
+  };
+}
+
 export async function main(argv: string[]): Promise<void> {
   // State, spill and temp files are the audit trail's positions and contents: never for other users.
   process.umask(0o077);
+  const early = onFatal((f, msg) => process.stderr.write(`auditfwd: ${msg}: ${f.err}${f.code ? ` (${f.code})` : ''}\n`));
+  process.on('uncaughtException', early);
+  process.on('unhandledRejection', early);
   const settings = loadSettings(argv);
   const { cfg, errors } = resolveSettings(settings);
   if (!cfg) usageError(...errors);
@@ -222,6 +239,10 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(cfg.logLevel, cfg.logFormat);
+  process.off('uncaughtException', early).off('unhandledRejection', early);
+  const fatal = onFatal((f, msg) => log.fatal(f, msg));
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });
   let ops;
   if (cfg.metricsListen) {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, open, stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
@@ -9,6 +9,7 @@ import { parseSdElements } from './sd-element.js';
 import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
+import { NotRegularFileError, openRegular } from '../sources/file/open-regular.js';
 import { ensurePrivateDir, UnsafeDirError } from '../state/private-dir.js';
 import { loadK8sFiles, resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
@@ -281,8 +282,9 @@ export async function checkEnvironment(cfg: Config): Promise<void> {
     if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
     if (st.isDirectory()) throw new ConfigError(`--file: ${file} is a directory`);
     try {
-      await (await open(file, 'r')).close();
+      await (await openRegular(file)).close();
     } catch (err) {
+      if (err instanceof NotRegularFileError) throw new ConfigError(`--file: ${err.message} (only regular files are followed; pipe a FIFO to stdin)`);
       throw new ConfigError(`--file: ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`);
     }
   }
