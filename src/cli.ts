@@ -76,6 +76,13 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
     .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
     .option('webhook-timeout', { type: 'string', description: `How long a request waits for its events to be on the drain's socket or fsynced in the spill before 503 (default ${K8S_DEFAULTS.webhookTimeout})` })
+    .option('webhook-max-inflight-bytes', { type: 'string', description: `Bytes all webhook requests in flight may hold together; beyond, 429 + Retry-After (default ${K8S_DEFAULTS.webhookMaxInflightBytes}, at least --webhook-max-request-bytes)` })
+    .option('webhook-max-inflight-events', { type: 'string', description: `Events all webhook requests in flight may hold together; beyond, 429 + Retry-After (default ${K8S_DEFAULTS.webhookMaxInflightEvents})` })
+    .option('webhook-max-depth', { type: 'string', description: `A request nesting JSON deeper gets 400 (default ${K8S_DEFAULTS.webhookMaxDepth})` })
+    .option('webhook-body-timeout', { type: 'string', description: `Longest wait for a request body's first byte, and longest pause in it; then 408 (default ${K8S_DEFAULTS.webhookBodyTimeout})` })
+    .option('webhook-min-body-rate', { type: 'string', description: `Bytes per second a request body must keep up on average after --webhook-body-timeout; then 408 (default ${K8S_DEFAULTS.webhookMinBodyRate})` })
+    .option('webhook-max-connections-per-client', { type: 'string', description: `Open webhook connections per client address; more are closed at once (default ${K8S_DEFAULTS.webhookMaxConnectionsPerClient})` })
+    .option('webhook-max-requests-per-client', { type: 'string', description: `Webhook requests in flight per client address; more get 429 + Retry-After (default ${K8S_DEFAULTS.webhookMaxRequestsPerClient})` })
     .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
     .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
     .option('glob-rescan-interval', { type: 'string', description: `How often --file globs are expanded again to find new matches (default ${DEFAULTS.globRescanInterval})` })
@@ -144,6 +151,13 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
     webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
     webhookTimeout: pick(parsed.webhookTimeout),
+    webhookMaxInflightBytes: pick(parsed.webhookMaxInflightBytes),
+    webhookMaxInflightEvents: pick(parsed.webhookMaxInflightEvents),
+    webhookMaxDepth: pick(parsed.webhookMaxDepth),
+    webhookBodyTimeout: pick(parsed.webhookBodyTimeout),
+    webhookMinBodyRate: pick(parsed.webhookMinBodyRate),
+    webhookMaxConnectionsPerClient: pick(parsed.webhookMaxConnectionsPerClient),
+    webhookMaxRequestsPerClient: pick(parsed.webhookMaxRequestsPerClient),
     maxFiles: pick(parsed.maxFiles),
     rotateWait: pick(parsed.rotateWait),
     globRescanInterval: pick(parsed.globRescanInterval),
