@@ -10,7 +10,7 @@ import type { BatchBuffer } from '../record.js';
 import type { Encoder } from '../transforms/encoder.js';
 import type { Source } from './source.js';
 import { InflightBudget, PerClient, type Reservation } from './webhook-budget.js';
-import { EventSplitter, SplitError } from './webhook-splitter.js';
+import { EventSplitter, SplitError, type SplitEvents } from './webhook-splitter.js';
 
 /** Falco's k8s_audit plugin serves both spellings; kube-apiserver posts to whatever the kubeconfig names. */
 export const WEBHOOK_PATHS = ['/k8s-audit', '/k8s_audit'];
@@ -214,7 +214,7 @@ export class WebhookSource implements Source {
    * deadline starts at --webhook-body-timeout and each chunk buys chunk/--webhook-min-body-rate
    * seconds, never more than the timeout ahead (so a pause longer than it, or a trickle, ends it).
    */
-  private readEvents(req: IncomingMessage, reservation: Reservation): Promise<{ lines: Buffer[]; parsed: object[] | undefined }> {
+  private readEvents(req: IncomingMessage, reservation: Reservation): Promise<SplitEvents> {
     const { maxRequestBytes, maxEventBytes } = this.opts;
     const { bodyTimeoutMs, minBodyRate, maxDepth, maxInflightEvents } = this.limits;
     const splitter = new EventSplitter({
@@ -271,7 +271,7 @@ export class WebhookSource implements Source {
   }
 
   /** Encodes every event of the request into one batch and waits until it is handed on or durable. */
-  private async forward({ lines, parsed }: { lines: Buffer[]; parsed: object[] | undefined }): Promise<number> {
+  private async forward({ count: events, line, parsed }: SplitEvents): Promise<number> {
     const { encoder, buffer, stats } = this.opts;
     // Before encoding, which records events for --dedupe: a refused request must not count as seen.
     if (buffer.closed) throw new HttpError(503, 'shutting down', { 'retry-after': '1' });
@@ -280,11 +280,12 @@ export class WebhookSource implements Source {
     // Synchronous from beginBatch to takeBatch: concurrent requests (and other sources) never
     // interleave in the encoder or in the shared frame writer.
     encoder.beginBatch();
-    lines.forEach((line, i) => {
-      count += parsed && encoder.encodeParsed ? encoder.encodeParsed(out, parsed[i], line) : encoder.encode(out, line, line.length);
-    });
+    for (let i = 0; i < events; i++) {
+      const l = line(i);
+      count += parsed && encoder.encodeParsed ? encoder.encodeParsed(out, parsed[i], l) : encoder.encode(out, l, l.length);
+    }
     const { frames, release } = out.takeBatch();
-    stats.addLines(this.name, lines.length);
+    stats.addLines(this.name, events);
     if (count === 0) {
       release();
       return 0;
