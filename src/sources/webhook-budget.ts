@@ -19,11 +19,16 @@ export class PerClient {
   }
 }
 
+/** Requests up to this size are "small": kube-apiserver's usual batches (400 events). */
+export const SMALL_REQUEST_BYTES = 1024 * 1024;
+/** The part of the budget only small requests may use: a flood of large ones never starves them. */
+const SMALL_SHARE = 1 / 4;
+
 /**
  * Bytes and events held by every webhook request in flight together. A request reserves bytes as
  * they are declared (Content-Length) or arrive (chunked), and events as they are split out; what
  * does not fit is refused (429, Retry-After) instead of growing the heap. All is given back when
- * the request is answered.
+ * the request is answered. Large requests fill at most three quarters of it (all of it when alone).
  */
 export class InflightBudget {
   bytes = 0;
@@ -49,7 +54,7 @@ export class Reservation {
   growBytes(total: number): boolean {
     const more = total - this.bytes;
     if (more <= 0) return true;
-    if (this.budget.bytes + more > this.budget.maxBytes) return false;
+    if (!this.fits(this.budget.bytes + more, this.budget.maxBytes, total > SMALL_REQUEST_BYTES, this.budget.bytes === this.bytes)) return false;
     this.budget.bytes += more;
     this.bytes = total;
     return true;
@@ -58,10 +63,15 @@ export class Reservation {
   growEvents(total: number): boolean {
     const more = total - this.events;
     if (more <= 0) return true;
-    if (this.budget.events + more > this.budget.maxEvents) return false;
+    if (!this.fits(this.budget.events + more, this.budget.maxEvents, this.bytes > SMALL_REQUEST_BYTES, this.budget.events === this.events)) return false;
     this.budget.events += more;
     this.events = total;
     return true;
+  }
+
+  private fits(after: number, max: number, large: boolean, alone: boolean): boolean {
+    if (after > max) return false;
+    return !large || alone || after <= max * (1 - SMALL_SHARE);
   }
 
   release(): void {
