@@ -3,6 +3,8 @@ import { DEFAULT_SD_ID, type Format } from '../transforms/k8s-audit.js';
 import { parseSelector, SelectorError, type Selector } from '../transforms/selector.js';
 import { ConfigError, duration, integer, listenAddress, size, toKebab } from './config.js';
 import { checkSdId } from './sd-element.js';
+import { exposure } from '../sinks/tls-material.js';
+import { shownPath } from './secret-path.js';
 import { MAX_INFLIGHT_REQUESTS, type WebhookLimits } from '../sources/webhook.js';
 
 /** Settings of the Kubernetes audit features: --format, selectors, dedupe, the webhook listener. */
@@ -52,6 +54,8 @@ export interface K8sConfig {
         /** Loaded by loadK8sFiles at startup. */
         tls?: { cert: Buffer; key: Buffer };
         token?: string;
+        /** Secret files others can read: logged once the logger is up. */
+        warnings?: string[];
       }
     | undefined;
 }
@@ -181,11 +185,12 @@ export async function loadK8sFiles(k8s: K8sConfig): Promise<void> {
     try {
       return await readFile(path);
     } catch (err) {
-      throw new ConfigError(`--${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+      throw new ConfigError(`--${flag}: cannot read ${shownPath(flag, path)} (${(err as NodeJS.ErrnoException).code})`);
     }
   };
   if (w.tlsCertFile && w.tlsKeyFile) {
     w.tls = { cert: await read('webhook-tls-cert', w.tlsCertFile), key: await read('webhook-tls-key', w.tlsKeyFile) };
+    warnIfExposed(w, 'webhook-tls-key', w.tlsKeyFile);
     const { createSecureContext } = await import('node:tls');
     try {
       createSecureContext(w.tls);
@@ -195,7 +200,13 @@ export async function loadK8sFiles(k8s: K8sConfig): Promise<void> {
   }
   if (w.tokenFile) {
     const token = (await read('webhook-token-file', w.tokenFile)).toString('utf8').trim();
-    if (!token || /\s/.test(token)) throw new ConfigError(`--webhook-token-file: ${w.tokenFile} must hold one token (no spaces)`);
+    if (!token || /\s/.test(token)) throw new ConfigError(`--webhook-token-file: ${shownPath('webhook-token-file', w.tokenFile)} must hold one token (no spaces)`);
     w.token = token;
+    warnIfExposed(w, 'webhook-token-file', w.tokenFile);
   }
+}
+
+function warnIfExposed(w: NonNullable<K8sConfig['webhook']>, flag: string, path: string): void {
+  const exposed = exposure(flag, path);
+  if (exposed) (w.warnings ??= []).push(exposed);
 }

@@ -54,6 +54,8 @@ export interface WebhookOptions {
   safeTimeoutMs?: number;
   /** Each default from WEBHOOK_LIMITS. */
   limits?: Partial<WebhookLimits>;
+  /** Logged at start (a token or key file others can read). */
+  warnings?: string[];
 }
 
 class HttpError extends Error {
@@ -127,6 +129,7 @@ export class WebhookSource implements Source {
     this.server.listen(this.opts.port, this.opts.host);
     await Promise.race([once(this.server, 'listening'), once(this.server, 'error').then(([err]) => Promise.reject(err))]);
     const a = this.server.address() as AddressInfo;
+    for (const w of this.opts.warnings ?? []) this.opts.log.warn(w);
     this.opts.log.info({ address: a.address, port: a.port, tls: Boolean(this.opts.tls), paths: WEBHOOK_PATHS }, 'webhook listening');
     this.started();
     if (this.stopping) this.server.close();
