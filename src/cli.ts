@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
-import { effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
+import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { startOpsServer } from './ops/http.js';
 import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
@@ -214,7 +214,10 @@ export function resolveSettings(s: Settings): { cfg?: Config; errors: string[] }
   const r = resolveCollecting(s.raw as Record<string, unknown>, (raw) => resolveConfig(raw as RawSettings), s.file.where);
   // In file order: flags' errors first, then the file's by line.
   const line = (e: string) => (e.startsWith(`${s.file!.path}:`) ? Number(/^[^:]*:(\d+):/.exec(e.slice(s.file!.path.length))?.[1] ?? 0) : -1);
-  const errors = [...s.file.errors, ...r.errors].map((e, i) => ({ e, i, n: line(e) })).sort((a, b) => a.n - b.n || a.i - b.i).map((x) => x.e);
+  const errors = capErrors(
+    [...s.file.errors, ...r.errors].map((e, i) => ({ e, i, n: line(e) })).sort((a, b) => a.n - b.n || a.i - b.i).map((x) => x.e),
+    s.file.path,
+  );
   return errors.length ? { errors } : { cfg: r.cfg, errors };
 }
 

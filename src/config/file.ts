@@ -98,13 +98,15 @@ export function loadConfigFile(path: string, options: OptionTable): FileSettings
     known.set(fileKey(flag), flag);
     known.set(flag.replace(/-/g, '_'), flag);
   }
+  const knownKeys = [...known.keys()];
   const types = { boolean: new Set(options.boolean), array: new Set(options.array), number: new Set(options.number) };
   for (const pair of doc.contents.items as Pair<Node, Node>[]) {
     const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
     const loc = `${at(pair.key)}: ${key}`;
     const flag = known.get(key.replace(/-/g, '_'));
     if (!flag) {
-      out.errors.push(`${loc}: unknown key${suggest(key, [...known.keys()])}`);
+      // Suggestions only for what will be shown: each costs a distance to every known key.
+      out.errors.push(`${loc}: unknown key${out.errors.length < MAX_ERRORS ? suggest(key, knownKeys) : ''}`);
       continue;
     }
     const value = pair.value?.toJSON() as unknown;
@@ -114,8 +116,12 @@ export function loadConfigFile(path: string, options: OptionTable): FileSettings
     out.values[camel(flag)] = converted;
     out.where.set(camel(flag), loc);
   }
-  if (out.errors.length > MAX_ERRORS) out.errors.splice(MAX_ERRORS, Infinity, `${path}: ${out.errors.length - MAX_ERRORS} more problems not shown`);
   return out;
+}
+
+/** At most MAX_ERRORS problems, then one line saying how many more (a file of 40,000 typos is one mistake). */
+export function capErrors(errors: string[], path: string): string[] {
+  return errors.length <= MAX_ERRORS ? errors : [...errors.slice(0, MAX_ERRORS), `${path}: ${errors.length - MAX_ERRORS} more problems not shown`];
 }
 
 /** The file's text; a FIFO, a device or a huge file is refused before anything is read. */
