@@ -81,7 +81,7 @@ export class FileTailer implements Source {
   /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
   private truncatedWhileAway: string | undefined;
   private missingSince = 0;
-  /** The last reason the path could not be opened, logged once. */
+  /** The last reason the path could not be opened or read, logged once. */
   private openProblem: string | undefined;
 
   constructor(
@@ -99,75 +99,69 @@ export class FileTailer implements Source {
   }
 
   async run(): Promise<void> {
-    try {
-      await this.planResume();
-      while (!this.stopped) {
-        try {
-          await this.follow();
-          break;
-        } catch (err) {
-          if (this.stopped) break;
-          await this.recover(err as NodeJS.ErrnoException);
-        }
+    for (;;) {
+      try {
+        return await this.follow();
+      } catch (err) {
+        if (this.stopped) return;
+        await this.recover(err as NodeJS.ErrnoException);
       }
-      await this.finishDeleted();
-    } finally {
-      this.waker.close();
-      await this.closeReaders();
     }
-  }
-
-  private async follow(): Promise<void> {
-    while (!this.stopped) {
-      const r = this.cur;
-      if (!r) {
-        const next = this.backlog.shift();
-        if (next ? await this.openRotated(next) : await this.openPath()) continue;
-        if (await this.serviceLingering()) continue;
-        if (this.opts.once || this.gone()) return;
-        await this.waker.wait();
-        continue;
-      }
-      if (await this.readMore(r)) continue;
-      if (r.rotated) {
-        this.cur = undefined;
-        this.linger(r);
-        continue;
-      }
-      if (await this.serviceLingering()) continue;
-      if (this.opts.once) {
-        const pending = r.batcher.pending;
-        if (pending > 0) this.opts.log.warn({ file: this.name, bytes: pending, offset: r.pos - pending }, 'last line has no LF yet; left for a later run');
-        return;
-      }
-      const change = await this.detectChange(r);
-      if (change === 'grown') continue;
-      if (change === 'none' || change === 'missing') await this.waker.wait();
-      else if (change === 'truncated') await this.restartTruncated(r);
-      else await this.switchToNewFile(r);
-    }
-  }
-
-  private async closeReaders(): Promise<void> {
-    await this.reads.settle();
-    for (const r of [this.cur, ...this.lingering]) await r?.fh.close().catch(() => {});
-    this.cur = undefined;
-    this.lingering = [];
   }
 
   /**
-   * A read failed (EIO, a file swapped for something unreadable): only this path is affected. Its
-   * open files are dropped and it resumes from the committed positions, as a restart would: what
-   * was read and not yet handed on is read again (sent twice at worst, never lost).
+   * A read failed (EIO, a file swapped for something unreadable): only this path is affected. It
+   * starts over from the committed positions, as a restart would: what was read and not yet handed
+   * on is read again (sent twice at worst, never lost).
    */
   private async recover(err: NodeJS.ErrnoException): Promise<void> {
     this.opts.stats.addSourceError(this.name);
     // Once per kind of failure: one that persists is retried at every poll, not logged at every poll.
     if (this.openProblem !== err.message) this.opts.log.error({ file: this.name, code: err.code, err: err.message }, 'reading failed; reopening from the last committed position');
     this.openProblem = err.message;
-    await this.closeReaders();
-    await this.waker.wait();
-    await this.planResume().catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, this.opts.pollMs));
+  }
+
+  /** Follows the path until stopped (or, with --once, to its end); closes everything it opened. */
+  private async follow(): Promise<void> {
+    try {
+      await this.planResume();
+      while (!this.stopped) {
+        const r = this.cur;
+        if (!r) {
+          const next = this.backlog.shift();
+          if (next ? await this.openRotated(next) : await this.openPath()) continue;
+          if (await this.serviceLingering()) continue;
+          if (this.opts.once || this.gone()) return;
+          await this.waker.wait();
+          continue;
+        }
+        if (await this.readMore(r)) continue;
+        if (r.rotated) {
+          this.cur = undefined;
+          this.linger(r);
+          continue;
+        }
+        if (await this.serviceLingering()) continue;
+        if (this.opts.once) {
+          const pending = r.batcher.pending;
+          if (pending > 0) this.opts.log.warn({ file: this.name, bytes: pending, offset: r.pos - pending }, 'last line has no LF yet; left for a later run');
+          return;
+        }
+        const change = await this.detectChange(r);
+        if (change === 'grown') continue;
+        if (change === 'none' || change === 'missing') await this.waker.wait();
+        else if (change === 'truncated') await this.restartTruncated(r);
+        else await this.switchToNewFile(r);
+      }
+      await this.finishDeleted();
+    } finally {
+      this.waker.close();
+      await this.reads.settle();
+      for (const r of [this.cur, ...this.lingering]) await r?.fh.close().catch(() => {});
+      this.cur = undefined;
+      this.lingering = [];
+    }
   }
 
   /**
