@@ -18,6 +18,8 @@ export class Stats {
   webhookResponses = new Map<number, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
+  /** Times the disk spill could not be written and stopped growing (ENOSPC, EIO, ...). */
+  spillUnwritable = 0;
   /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
   drainChangedMs = Date.now();
   private connected = false;

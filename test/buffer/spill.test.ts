@@ -91,12 +91,13 @@ t.test('record: encode/decode round trip, short and damaged input', async (t) =>
   t.equal(crc32(Buffer.from('123456789')), 0xcbf43926, 'CRC-32 check value');
   t.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926, 'table fallback agrees');
   const origin = { source: '/var/log/a.log', start: 10, end: 42 };
-  const rec = encodeRecord(frame('hello'), 1, origin);
+  const rec = encodeRecord(frame('hello'), 1, origin, 2 ** 52 + 7);
   const p = parseRecord(rec, 0);
   t.equal(p.kind, 'record');
   if (p.kind !== 'record') return;
   t.same(p.record.origin, origin);
   t.equal(p.record.count, 1);
+  t.equal(p.record.id, 2 ** 52 + 7, 'the batch id survives');
   t.same(msgOf(p.record.frames), ['hello']);
   t.equal(p.next, rec.length);
   t.same(parseRecord(rec.subarray(0, rec.length - 1), 0), { kind: 'short', need: rec.length }, 'a cut body is short, not bad');
@@ -108,8 +109,10 @@ t.test('record: encode/decode round trip, short and damaged input', async (t) =>
   noMagic[0] = 0;
   t.same(parseRecord(noMagic, 0), { kind: 'bad', reason: 'bad magic' });
   t.same(parseRecord(noMagic.subarray(0, 3), 0), { kind: 'bad', reason: 'bad magic' }, 'a short header that is not a magic prefix is damage');
-  const noOrigin = parseRecord(encodeRecord(frame('x'), 1, undefined), 0);
+  const noOrigin = parseRecord(encodeRecord(frame('x'), 1, undefined, undefined), 0);
   t.equal(noOrigin.kind === 'record' && noOrigin.record.origin, undefined);
+  t.equal(noOrigin.kind === 'record' && noOrigin.record.id, undefined, 'a record of an older version has no id');
+  t.same(noOrigin.kind === 'record' && msgOf(noOrigin.record.frames), ['x'], 'and reads as before');
 });
 
 t.test('order across memory and spill; commits once durable; files 0600, folder 0700', async (t) => {
@@ -173,7 +176,7 @@ t.test('a torn record at the end of the last segment is cut off at start', async
   const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
   const last = join(dir, segs[segs.length - 1]);
   const sizeBefore = statSync(last).size;
-  const torn = encodeRecord(frame('torn'), 1, undefined);
+  const torn = encodeRecord(frame('torn'), 1, undefined, 1);
   appendFileSync(last, torn.subarray(0, torn.length - 3));
   const b = await openSpill(t, dir);
   t.equal(b.spill.counters.tornTails, 1, 'counted');
