@@ -38,6 +38,8 @@ export class Item implements Batch {
   tickets: Ticket[] = [];
   /** Set when the batch was read back from the spill: it is durable there. */
   place: Place | undefined;
+  /** A gap item's: the places of what it names, released only once the gap record is safe. */
+  covers: Place[] | undefined;
   readonly at = Date.now();
   /** The source's Batch.release: the frames' memory, given back once they are sent or on disk. */
   release: (() => void) | undefined;

@@ -100,12 +100,17 @@ export class SegmentReader {
     return pos;
   }
 
-  /** The bytes from readOff on count as read and handed on (dropped, or lost). */
+  /** The bytes from readOff on count as read and handed on (lost). */
   skip(seg: Segment, bytes: number): void {
-    const place = { seg, end: seg.readOff + bytes, done: true };
+    this.ledger.release(this.pass(seg, bytes));
+  }
+
+  /** The bytes from readOff on count as read; their place is released by the caller. */
+  pass(seg: Segment, bytes: number): Place {
+    const place = { seg, end: seg.readOff + bytes, done: false };
     seg.places.push(place);
     this.ledger.advance(seg, bytes);
-    this.ledger.release(place);
+    return place;
   }
 
   private readAt(seg: Segment, pos: number, length: number): Promise<Buffer> {

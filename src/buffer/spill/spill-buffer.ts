@@ -3,7 +3,7 @@ import type { Rfc5424Framer } from '../../framing/rfc5424.js';
 import { RateLimitedLog, type Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import { nextBatchId, type Batch, type BatchBuffer } from '../../record.js';
-import { FIRST_SEQ, listSegments, lockDir, readCursor, segName, writeCursor } from './files.js';
+import { FIRST_SEQ, listSegments, lockDir, readCursor, segName } from './files.js';
 import { errCode, nodeIo, type SpillIo } from './io.js';
 import { Item, Ledger, newCounters, type Segment } from './ledger.js';
 import { Deque, InOrder } from './order.js';
@@ -105,7 +105,7 @@ export class SpillBuffer implements BatchBuffer {
     const segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 8)));
     this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
     // The read-ahead and the batches out with the sink come first; the overflow gets what is left.
-    this.overflowMax = Math.max(0, opts.memoryMaxBytes - this.readAhead - READ_WINDOW);
+    this.overflowMax = Math.max(0, opts.memoryMaxBytes - this.readAhead);
     this.ledger = new Ledger(this.io, opts.dir, opts.log, (seg) => this.removed(seg));
     this.writer = new SegmentWriter(this.ledger, segmentBytes);
     // Windows alive at once: those the read-ahead's batches are sliced from (the first and last
@@ -334,9 +334,10 @@ export class SpillBuffer implements BatchBuffer {
   }
 
   /** The batch is handed on or durable: its commits may run, its place in a segment is free. */
-  private settle(item: Pick<Item, 'tickets' | 'place'>): void {
+  private settle(item: Pick<Item, 'tickets' | 'place' | 'covers'>): void {
     for (const t of item.tickets) this.order.complete(t);
     if (item.place && !item.place.done) this.ledger.release(item.place);
+    if (item.covers) for (const p of item.covers) if (!p.done) this.ledger.release(p);
   }
 
   private removed(seg: Segment): void {
@@ -357,7 +358,7 @@ export class SpillBuffer implements BatchBuffer {
   private async appendItem(item: Item): Promise<boolean> {
     if (!this.canWrite) return false;
     // Keep only what completion needs: holding the frames until the fsync would cost memory.
-    const done = { tickets: item.tickets, place: item.place };
+    const done = { tickets: item.tickets, place: item.place, covers: item.covers };
     try {
       await this.writer.append(encodeRecordParts(item.frames, item.count, item.origin, item.id), () => this.settle(done));
     } catch (err) {
@@ -605,10 +606,7 @@ export class SpillBuffer implements BatchBuffer {
           return (await this.policy.rewriteUnread(victim, this.ledger, this.reader)) > 0;
         }
         await this.writer.seal(victim).catch(() => {});
-        const kept = await this.policy.dropReadBack(victim, memory, this.reader, (item) => {
-          this.settle(item);
-          this.free(item);
-        });
+        const kept = await this.policy.dropReadBack(victim, memory, this.ledger, this.reader, (item) => this.free(item));
         memory.splice(0, memory.length, ...kept.memory);
         this.memBytes -= kept.freedMemory;
         return true;
@@ -646,7 +644,8 @@ export class SpillBuffer implements BatchBuffer {
     this.writer.minSeq = Math.min(FIRST_SEQ, ...segs.map((s) => s.seq));
     // Entries of segments that are gone must not outlive them (their names are never reused in a
     // run, but a later run starts numbering after what it finds).
-    await writeCursor(this.io, dir, new Map(segs.filter((s) => s.acked > 0).map((s) => [s.seq, s.acked])));
+    this.ledger.cursorDirty = true;
+    await this.saveCursor();
     for (const seg of [...segs]) this.ledger.maybeRemove(seg);
     if (segs.length > 0) log.info({ dir, segments: segs.length, bytes: this.ledger.unread }, 'spill from an earlier run found; it is sent first');
   }

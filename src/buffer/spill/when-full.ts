@@ -5,7 +5,7 @@ import { nextBatchId } from '../../record.js';
 import { segName } from './files.js';
 import { GapLedger, gapFrames, type GapRange } from './gap.js';
 import { writeFileDurably } from './io.js';
-import { Item, type Counters, type Ledger, type Segment } from './ledger.js';
+import { Item, type Counters, type Ledger, type Place, type Segment } from './ledger.js';
 import type { Ticket } from './order.js';
 import type { SegmentReader } from './reader.js';
 import { encodeRecord } from './record.js';
@@ -117,9 +117,11 @@ export class FullPolicy {
    * drop-oldest on the segment being read back: the batches of it waiting in memory and the rest
    * of the file are dropped, and one gap item stands where the first of them stood. `memory` is
    * what waits in memory (not out with the sink), in order; returns it without the dropped batches.
-   * The segment is deleted as soon as the batches of it out with the sink are handed on.
+   * The segment is deleted once the batches of it out with the sink are handed on and the gap
+   * record is safe (handed on, or durable in the spill): a crash before that sends them again.
    */
-  async dropReadBack(victim: Segment, memory: Item[], reader: SegmentReader, settle: (item: Item) => void): Promise<{ memory: Item[]; freedMemory: number }> {
+  async dropReadBack(victim: Segment, memory: Item[], ledger: Ledger, reader: SegmentReader, free: (item: Item) => void): Promise<{ memory: Item[]; freedMemory: number }> {
+    const covers: Place[] = [];
     const drops = new GapLedger();
     let lines = 0;
     let freedMemory = 0;
@@ -134,7 +136,8 @@ export class FullPolicy {
       drops.add(item.origin, item.count, item.frames.length);
       if (item.origin) lines += item.count;
       freedMemory += item.frames.length;
-      settle(item);
+      covers.push(item.place);
+      free(item);
     }
     const records = reader.records(victim, victim.readOff);
     let r = await records.next();
@@ -143,10 +146,14 @@ export class FullPolicy {
       if (r.value.origin) lines += r.value.count;
     }
     if (r.value < victim.size) drops.add(undefined, 0, victim.size - r.value);
-    reader.skip(victim, victim.size - victim.readOff);
+    covers.push(reader.pass(victim, victim.size - victim.readOff));
     const ranges = drops.take();
-    if (ranges.length === 0) return { memory, freedMemory };
+    if (ranges.length === 0) {
+      for (const p of covers) ledger.release(p);
+      return { memory, freedMemory: 0 };
+    }
     const gap = this.gapItem(ranges, 'drop-oldest');
+    gap.covers = covers;
     // Nothing of it waits in memory: the gap goes after what is older (batches given back by the sink).
     if (at === -1) at = kept.length;
     kept.splice(at, 0, gap);
