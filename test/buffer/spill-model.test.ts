@@ -37,10 +37,11 @@ for (const whenFull of ['block', 'drop-newest', 'drop-oldest'] as const) {
           rmSync(dir, { recursive: true, force: true });
         }
       }),
-      { numRuns: RUNS, endOnFailure: true },
+      // Bounded in time as well: a loaded CI machine runs fewer, never longer.
+      { numRuns: RUNS, endOnFailure: true, interruptAfterTimeLimit: 17_000, markInterruptAsFailure: false },
     );
     const summary = `${runs} runs: ${crashes} with a crash, ${stuck} with the spill unwritable, ${full} with it full, ${gaps} with gap records; ${lines} lines`;
     t.comment(summary);
-    t.equal(runs, RUNS, summary);
+    t.ok(runs >= Math.min(RUNS, 10), summary);
   });
 }

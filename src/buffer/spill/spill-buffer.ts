@@ -4,7 +4,7 @@ import { RateLimitedLog, type Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import { nextBatchId, type Batch, type BatchBuffer } from '../../record.js';
 import { FIRST_SEQ, listSegments, lockDir, readCursor, segName } from './files.js';
-import { errCode, nodeIo, type SpillIo } from './io.js';
+import { errCode, nodeIo, writeFileDurably, type SpillIo } from './io.js';
 import { Item, Ledger, newCounters, type Segment } from './ledger.js';
 import { Deque, InOrder } from './order.js';
 import { READ_WINDOW, SegmentReader } from './reader.js';
@@ -13,6 +13,9 @@ import { FullPolicy, type WhenFull } from './when-full.js';
 import { SegmentWriter } from './writer.js';
 
 export type { WhenFull };
+
+/** What a spill that could not be written must take again before it counts as writable. */
+const PROBE_BYTES = 64 * 1024;
 export { SpillError } from './io.js';
 
 export interface SpillOptions {
@@ -243,6 +246,7 @@ export class SpillBuffer implements BatchBuffer {
   private afterWrite(): void {
     this.catchUp();
     this.maybeLoad();
+    if (this.finished) this.wake(this.dataWaiters);
   }
 
   // ---- the sink's side ----
@@ -414,6 +418,18 @@ export class SpillBuffer implements BatchBuffer {
     this.wake(this.roomWaiters);
   }
 
+  private async probe(): Promise<void> {
+    if (!this.stuck || !this.canWrite) return;
+    try {
+      await writeFileDurably(this.io, this.opts.dir, 'probe', Buffer.alloc(PROBE_BYTES));
+      await this.io.unlink(join(this.opts.dir, 'probe'));
+    } catch (err) {
+      this.markStuck(err);
+      return;
+    }
+    this.writable();
+  }
+
   private async sync(): Promise<void> {
     if (!this.writer.dirty) return;
     try {
@@ -480,7 +496,11 @@ export class SpillBuffer implements BatchBuffer {
 
   private tick(): void {
     if (this.policy.gapPending) this.emitGap();
-    if (this.stuck && this.canWrite) this.wake(this.roomWaiters);
+    if (this.stuck && this.canWrite) {
+      this.wake(this.roomWaiters);
+      // Nothing may need writing for a long while (the drain keeps up): a small write says whether it could.
+      void this.serial(() => this.probe());
+    }
     if (this.overflow.length > 0 && this.canWrite) {
       this.pendingOps++;
       void this.serial(() => this.flushOverflow().finally(() => this.pendingOps--)).finally(() => this.afterWrite());
@@ -563,6 +583,8 @@ export class SpillBuffer implements BatchBuffer {
       this.announced = this.pendingOps > 0;
       this.catchUp();
       this.wake(this.roomWaiters);
+      // The last bytes may have been damage, skipped: nothing was loaded, and the sink waits.
+      if (this.finished) this.wake(this.dataWaiters);
     }
     return loaded > 0 || seg.readOff >= seg.size;
   }

@@ -48,6 +48,13 @@ export class FullPolicy {
     this.opts.stats.addDropped('buffer-full', lines);
   }
 
+  /** Damaged bytes in a dropped segment: named by a gap record as bytes of an unknown source, and counted. */
+  private damaged(drops: GapLedger, bytes: number): void {
+    drops.add(undefined, 0, bytes);
+    this.counters.skippedBytes += bytes;
+    this.opts.stats.spillCorrupt++;
+  }
+
   /** Drops a batch being pushed; its gap record follows with takeGap(). */
   drop(item: Item): void {
     const release = item.release;
@@ -95,7 +102,7 @@ export class FullPolicy {
         lines += rec.count;
       } else keep.push(encodeRecord(rec.frames, rec.count, undefined, rec.id ?? nextBatchId()));
     }
-    if (r.value < victim.size) ledgerOfDrops.add(undefined, 0, victim.size - r.value);
+    if (r.value < victim.size) this.damaged(ledgerOfDrops, victim.size - r.value);
     await victim.reader?.close();
     victim.reader = undefined;
     const ranges = ledgerOfDrops.take();
@@ -145,7 +152,7 @@ export class FullPolicy {
       drops.add(r.value.origin, r.value.count, r.value.frames.length);
       if (r.value.origin) lines += r.value.count;
     }
-    if (r.value < victim.size) drops.add(undefined, 0, victim.size - r.value);
+    if (r.value < victim.size) this.damaged(drops, victim.size - r.value);
     covers.push(reader.pass(victim, victim.size - victim.readOff));
     const ranges = drops.take();
     if (ranges.length === 0) {
