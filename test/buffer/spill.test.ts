@@ -284,3 +284,37 @@ t.test('drop-oldest: the oldest unread segments give way, gap records stand wher
   t.same([...Array(N).keys()].filter((i) => !seqs.includes(i)), [...holes].sort((a, b) => a - b), 'exactly the missing lines');
   await shutdown();
 });
+
+t.test('a spill folder others may write in, or owned by another user, is refused', async (t) => {
+  const { chmodSync, mkdirSync } = await import('node:fs');
+  const { SpillError } = await import('../../src/buffer/spill/io.js');
+  const dir = join(t.testdir(), 'spill');
+  mkdirSync(dir, { mode: 0o700 });
+  chmodSync(dir, 0o770);
+  await t.rejects(openSpill(t, dir), new SpillError(`--buffer-dir: ${dir} is writable by its group (mode 770); chmod go-w it`));
+  chmodSync(dir, 0o703);
+  await t.rejects(openSpill(t, dir), { name: 'SpillError', message: /writable by everyone/ });
+  chmodSync(dir, 0o700);
+  const { spill, shutdown } = await openSpill(t, dir);
+  t.ok(spill, 'opens once only its owner may write in it');
+  await shutdown();
+});
+
+t.test('a segment replaced by a symlink is not followed: its lines are given up, the rest is sent', async (t) => {
+  const { renameSync, symlinkSync } = await import('node:fs');
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir, { segmentBytes: 64 * 1024 });
+  for (let i = 0; i < 20; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+  t.ok(segs.length >= 2);
+  renameSync(join(dir, segs[0]), join(dir, 'elsewhere'));
+  symlinkSync(join(dir, 'elsewhere'), join(dir, segs[0]));
+  const b = await openSpill(t, dir);
+  b.spill.close();
+  const got = await drainToEnd(b.spill);
+  t.ok(got.length > 0 && got.length < 20, `${got.length} lines from the other segments`);
+  t.same(got, [...Array(20).keys()].slice(20 - got.length).map(big), 'the lines after it, in order');
+  t.ok(b.lines.some((l) => l.level === 50 && /not a plain file/.test(String(l.msg))), 'logged as an error');
+  await b.shutdown();
+});

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { get } from 'node:http';
 import { join } from 'node:path';
@@ -44,7 +44,9 @@ t.test('a full disk under the spill never wedges delivery: it flows again within
   }
   // ~30 MB of audit lines, already in the followed file while the drain is down.
   const N = 23_000;
-  const LINES = numberedAuditLines(N);
+  const MORE = 2_000;
+  const ALL = numberedAuditLines(N + MORE);
+  const LINES = ALL.slice(0, N);
   const file = join(dir, 'audit.log');
   writeFileSync(file, LINES.join('\n') + '\n');
   const drain = await FlakyDrain.reserve(t);
@@ -73,6 +75,16 @@ t.test('a full disk under the spill never wedges delivery: it flows again within
   t.equal(gaps.length, 0, 'nothing dropped');
   await run.waitForLog(/the spill can be written again/);
   t.equal(await metric(port, 'auditfwd_spill_unwritable'), 0, 'the spill recovered by itself');
+
+  // With room again, the next outage spills as before.
+  await drain.down();
+  const spills = (run.stderr().match(/"spilling to disk"/g) ?? []).length;
+  appendFileSync(file, ALL.slice(N).join('\n') + '\n');
+  await run.waitForLog(new RegExp(`("msg":"spilling to disk"[^]*){${spills + 1}}`));
+  await drain.up();
+  await drain.waitFor(N + MORE);
+  const again = firstSeen(received(drain.messages).lines);
+  t.same(again.seqs, range(0, N + MORE), 'and every line of the second outage arrives too');
   run.child.kill('SIGTERM');
   t.equal(await run.exited, 0, run.stderr().slice(-2000));
 });

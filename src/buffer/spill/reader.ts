@@ -37,8 +37,10 @@ export class SegmentReader {
     try {
       seg.reader ??= await this.ledger.io.open(this.ledger.path(seg), 'read');
     } catch (err) {
-      if (errCode(err) !== 'ENOENT') throw err;
-      this.log.error({ segment: this.ledger.path(seg), bytes: seg.size - seg.readOff }, 'spill segment file is gone (was the folder deleted?); its lines are lost');
+      const code = errCode(err);
+      if (code !== 'ENOENT' && code !== 'ELOOP') throw err;
+      // Gone, or replaced by a symlink (never followed: it could point at anything).
+      this.log.error({ segment: this.ledger.path(seg), bytes: seg.size - seg.readOff, code }, 'spill segment file is gone or not a plain file; its lines are lost');
       this.counters.skippedBytes += seg.size - seg.readOff;
       this.skip(seg, seg.size - seg.readOff);
       return 0;
