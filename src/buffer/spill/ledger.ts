@@ -51,7 +51,7 @@ export class Item implements Batch {
   ) {}
 }
 
-export const newCounters = () => ({ spilledBatches: 0, droppedLines: 0, droppedBytes: 0, gapRecords: 0, corruptSegments: 0, tornTails: 0, skippedBytes: 0, writeFailures: 0 });
+export const newCounters = () => ({ spilledBatches: 0, droppedLines: 0, droppedBytes: 0, gapRecords: 0, corruptSegments: 0, tornTails: 0, skippedBytes: 0 });
 export type Counters = ReturnType<typeof newCounters>;
 
 /**

@@ -1,28 +1,27 @@
-import { join } from 'node:path';
 import type { Rfc5424Framer } from '../../framing/rfc5424.js';
 import { RateLimitedLog, type Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import { nextBatchId, type Batch, type BatchBuffer } from '../../record.js';
-import { FIRST_SEQ, listSegments, lockDir, readCursor, segName } from './files.js';
-import { errCode, nodeIo, writeFileDurably, type SpillIo } from './io.js';
+import { DiskState, type SpillProblem } from './disk-state.js';
+import { lockDir } from './files.js';
+import { nodeIo, type SpillIo } from './io.js';
 import { Item, Ledger, newCounters, type Segment } from './ledger.js';
-import { Deque, InOrder } from './order.js';
+import { MemoryQueue } from './memory-queue.js';
+import { InOrder } from './order.js';
 import { READ_WINDOW, SegmentReader } from './reader.js';
 import { encodeRecord, encodeRecordParts } from './record.js';
+import { recover } from './recover.js';
 import { FullPolicy, type WhenFull } from './when-full.js';
 import { SegmentWriter } from './writer.js';
 
-export type { WhenFull };
-
-/** What a spill that could not be written must take again before it counts as writable. */
-const PROBE_BYTES = 64 * 1024;
+export type { SpillProblem, WhenFull };
 export { SpillError } from './io.js';
 
 export interface SpillOptions {
   dir: string;
   /** Bound of the segment files together. */
   maxBytes: number;
-  /** Bound of what is held in memory: queued, read back from the spill, and out with the sink. */
+  /** Bound of what is held in memory: queued, read back from the spill, out with the sink, and the overflow. */
   memoryMaxBytes: number;
   /** Default: an eighth of maxBytes, between 64 KiB and 64 MiB. */
   segmentBytes?: number;
@@ -38,12 +37,6 @@ export interface SpillOptions {
   retryMs?: number;
 }
 
-/** Why the spill cannot grow, since when: /healthz and metrics read it. */
-export interface SpillProblem {
-  code: string;
-  sinceMs: number;
-}
-
 /**
  * The buffer between sources and the sink: a bounded queue in memory, and behind it append-only
  * segment files when the drain is slower than the sources or away.
@@ -54,20 +47,14 @@ export interface SpillProblem {
  * batches stay in memory again. A batch in memory that has waited longer than the fsync interval
  * (the drain is away) is written to the spill, so a source's position never waits long for a drain.
  *
- * A spill that cannot be written (ENOSPC, EIO, EROFS, EDQUOT, its folder gone) stops growing: new
- * batches wait in the overflow in memory, --when-full applies once that is full, and the reader
- * keeps sending what the spill holds. Writing is tried again every retryMs.
+ * A spill that cannot be written stops growing, as if at --buffer-max-bytes: new batches wait in
+ * the overflow while memory allows, then --when-full applies, and the reader keeps sending what
+ * the spill holds. Writing is tried again after retryMs (DiskState).
  *
  * Every disk operation runs on one serial chain; the sink's `take` and `handedOn` stay synchronous.
  */
 export class SpillBuffer implements BatchBuffer {
-  private front: Item[] = [];
-  private queue = new Deque<Item>();
-  /** Batches after the spill that could not be written to it; their bytes count in memBytes too. */
-  private overflow: Item[] = [];
-  private overflowBytes = 0;
-  private memBytes = 0;
-  private out = 0;
+  private readonly mem = new MemoryQueue();
   private pendingOps = 0;
   private pendingBytes = 0;
   private chain: Promise<unknown> = Promise.resolve();
@@ -85,13 +72,11 @@ export class SpillBuffer implements BatchBuffer {
    * removal, or a push that gets through, clears it.
    */
   private fullAt: number | undefined;
-  private stuck: { code: string; since: number; retryAt: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly limited: RateLimitedLog;
-  private readonly io: SpillIo;
-  private readonly retryMs: number;
   private readonly readAhead: number;
   private readonly overflowMax: number;
+  private readonly disk: DiskState;
   private readonly ledger: Ledger;
   private readonly writer: SegmentWriter;
   private readonly reader: SegmentReader;
@@ -102,14 +87,14 @@ export class SpillBuffer implements BatchBuffer {
     private readonly opts: SpillOptions,
     private readonly unlock: () => Promise<void>,
   ) {
-    this.io = opts.io ?? nodeIo;
-    this.retryMs = opts.retryMs ?? 1000;
+    const io = opts.io ?? nodeIo;
     this.limited = new RateLimitedLog(opts.log);
     const segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 8)));
     this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
     // The read-ahead and the batches out with the sink come first; the overflow gets what is left.
     this.overflowMax = Math.max(0, opts.memoryMaxBytes - this.readAhead);
-    this.ledger = new Ledger(this.io, opts.dir, opts.log, (seg) => this.removed(seg));
+    this.disk = new DiskState(opts.dir, io, opts.retryMs ?? 1000, opts.log, this.limited, opts.stats, () => this.wake(this.roomWaiters));
+    this.ledger = new Ledger(io, opts.dir, opts.log, (seg) => this.removed(seg));
     this.writer = new SegmentWriter(this.ledger, segmentBytes);
     // Windows alive at once: those the read-ahead's batches are sliced from (the first and last
     // partly sent), the one being parsed, and those of batches the socket has not finished yet.
@@ -124,7 +109,8 @@ export class SpillBuffer implements BatchBuffer {
     const unlock = await lockDir(opts.io ?? nodeIo, opts.dir);
     const buf = new SpillBuffer(opts, unlock);
     try {
-      await buf.recover();
+      await recover(buf.ledger, buf.reader, buf.writer, opts.log);
+      await buf.saveCursor();
     } catch (err) {
       await unlock();
       throw err;
@@ -136,11 +122,11 @@ export class SpillBuffer implements BatchBuffer {
   }
 
   get bytes(): number {
-    return this.memBytes + this.ledger.unread + this.pendingBytes;
+    return this.mem.bytes + this.ledger.unread + this.pendingBytes;
   }
   /** Bytes held in memory: queued, read back, out with the sink, and the overflow. */
   get memoryBytes(): number {
-    return this.memBytes;
+    return this.mem.bytes;
   }
   /** Since when the spill has been at its bound (memory filling up is normal: it spills). */
   get fullSinceMs(): number | undefined {
@@ -148,7 +134,7 @@ export class SpillBuffer implements BatchBuffer {
   }
   /** Set while the spill cannot be written. */
   get problem(): SpillProblem | undefined {
-    return this.stuck && { code: this.stuck.code, sinceMs: this.stuck.since };
+    return this.disk.problem;
   }
   /** Bytes in the segment files not yet handed on. */
   get spilledBytes(): number {
@@ -158,14 +144,11 @@ export class SpillBuffer implements BatchBuffer {
     return this.isClosed;
   }
   get finished(): boolean {
-    return this.isClosed && this.front.length === 0 && this.queue.length === 0 && this.out === 0 && !this.spilling && !this.policy.gapPending;
+    return this.isClosed && this.mem.ready === 0 && this.mem.out === 0 && !this.spilling && !this.policy.gapPending;
   }
-  /** Whether something comes before anything pushed now that is not in the memory queue. */
+  /** Whether something that is not in the memory queue comes before anything pushed now. */
   private get spilling(): boolean {
-    return this.ledger.unread > 0 || this.pendingOps > 0 || this.overflow.length > 0;
-  }
-  private get canWrite(): boolean {
-    return !this.stuck || Date.now() >= this.stuck.retryAt;
+    return this.ledger.unread > 0 || this.pendingOps > 0 || this.mem.overflow.length > 0;
   }
 
   // ---- the sources' side ----
@@ -175,31 +158,31 @@ export class SpillBuffer implements BatchBuffer {
     item.release = batch.release;
     if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn));
     const size = item.frames.length;
+    const mem = this.mem;
     for (;;) {
       if (this.policy.gapPending && this.hasRoom(size + 2048)) this.emitGap();
       // With no sink sending (the drain is away), memory holds only a read-ahead's worth, unless
       // the spill cannot take the rest.
-      const idle = this.dataWaiters.length === 0 && this.out === 0;
-      const budget = idle && !this.stuck ? this.readAhead : this.opts.memoryMaxBytes;
-      if (!this.spilling && (this.memBytes + size <= budget || this.memBytes === 0)) {
-        this.queue.push(item);
-        this.memBytes += size;
+      const idle = this.dataWaiters.length === 0 && mem.out === 0;
+      const budget = idle && !this.disk.unwritable ? this.readAhead : this.opts.memoryMaxBytes;
+      if (!this.spilling && (mem.bytes + size <= budget || mem.bytes === 0)) {
+        mem.push(item);
         this.gotThrough();
         this.wake(this.dataWaiters);
         return;
       }
-      if (this.canWrite && this.hasRoom(size)) {
+      if (this.disk.canWrite && this.hasRoom(size)) {
         if (await this.toDisk(item)) return;
         continue;
       }
-      if (this.stuck && this.spilling && (this.overflowBytes + size <= this.overflowMax || this.overflow.length === 0)) {
-        this.toOverflow(item, false);
+      if (this.disk.unwritable && this.spilling && (mem.overflowBytes + size <= this.overflowMax || mem.overflow.length === 0)) {
+        mem.toOverflow(item, false);
         this.gotThrough();
         return;
       }
       this.fullAt ??= Date.now();
       if (this.opts.whenFull === 'block') {
-        this.limited.warn('full', { dir: this.opts.dir, maxBytes: this.opts.maxBytes, unwritable: this.stuck?.code }, 'spill full: reading waits (--when-full block)');
+        this.limited.warn('full', { dir: this.opts.dir, maxBytes: this.opts.maxBytes, unwritable: this.disk.problem?.code }, 'spill full: reading waits (--when-full block)');
         await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
         continue;
       }
@@ -219,13 +202,6 @@ export class SpillBuffer implements BatchBuffer {
     return used + size <= this.opts.maxBytes || used === 0;
   }
 
-  private toOverflow(item: Item, first: boolean): void {
-    if (first) this.overflow.unshift(item);
-    else this.overflow.push(item);
-    this.overflowBytes += item.frames.length;
-    this.memBytes += item.frames.length;
-  }
-
   /** Appends a batch; when memory is full, what memory holds goes first, so the order holds. False: not written. */
   private toDisk(item: Item): Promise<boolean> {
     const fromMemory = !this.spilling;
@@ -243,6 +219,7 @@ export class SpillBuffer implements BatchBuffer {
     }).finally(() => this.afterWrite());
   }
 
+  /** A disk operation that may have changed what comes next in the stream is done. */
   private afterWrite(): void {
     this.catchUp();
     this.maybeLoad();
@@ -252,15 +229,13 @@ export class SpillBuffer implements BatchBuffer {
   // ---- the sink's side ----
 
   take(): Item | undefined {
-    const item = this.front.length > 0 ? this.front.shift() : this.queue.shift();
-    if (!item) return undefined;
-    this.out++;
-    this.maybeLoad();
+    const item = this.mem.take();
+    if (item) this.maybeLoad();
     return item;
   }
 
   waitForData(): Promise<void> {
-    if (this.front.length > 0 || this.queue.length > 0 || this.finished) return Promise.resolve();
+    if (this.mem.ready > 0 || this.finished) return Promise.resolve();
     const p = new Promise<void>((resolve) => this.dataWaiters.push(resolve));
     this.maybeLoad();
     return p;
@@ -268,8 +243,7 @@ export class SpillBuffer implements BatchBuffer {
 
   handedOn(batch: Batch): void {
     const item = batch as Item;
-    this.out--;
-    this.memBytes -= item.frames.length;
+    this.mem.handedOn(item);
     this.settle(item);
     this.free(item);
     this.wake(this.roomWaiters);
@@ -279,8 +253,7 @@ export class SpillBuffer implements BatchBuffer {
 
   requeue(batches: Batch[]): void {
     if (batches.length === 0) return;
-    this.out -= batches.length;
-    this.front = (batches as Item[]).concat(this.front);
+    this.mem.requeue(batches as Item[]);
     this.wake(this.dataWaiters);
   }
 
@@ -298,13 +271,13 @@ export class SpillBuffer implements BatchBuffer {
   async shutdown(): Promise<{ bytes: number; segments: number }> {
     clearInterval(this.timer);
     this.stopped = true;
-    if (this.stuck) this.stuck.retryAt = 0; // one last try
+    this.disk.retryNow();
     if (this.policy.gapPending) this.emitGap();
-    if (this.hasUndurable()) void this.serial(() => this.writeMemory('stopping'));
+    if (this.mem.hasUndurable()) void this.serial(() => this.writeMemory('stopping'));
     void this.serial(() => this.flushOverflow());
     await this.serial(async () => {
       await this.sync();
-      if (this.writer.tail) await this.writer.seal(this.writer.tail).catch((err) => this.markStuck(err));
+      if (this.writer.tail) await this.writer.seal(this.writer.tail).catch((err) => this.disk.failed(err));
       await this.saveCursor();
     });
     // Deletions queued by the steps above, then the cursor that no longer needs their entries.
@@ -360,16 +333,16 @@ export class SpillBuffer implements BatchBuffer {
 
   /** Writes one batch at the end of the spill; false (and the spill marked unwritable) when it cannot. */
   private async appendItem(item: Item): Promise<boolean> {
-    if (!this.canWrite) return false;
+    if (!this.disk.canWrite) return false;
     // Keep only what completion needs: holding the frames until the fsync would cost memory.
     const done = { tickets: item.tickets, place: item.place, covers: item.covers };
     try {
       await this.writer.append(encodeRecordParts(item.frames, item.count, item.origin, item.id), () => this.settle(done));
     } catch (err) {
-      this.markStuck(err);
+      this.disk.failed(err);
       return false;
     }
-    this.writable();
+    this.disk.succeeded();
     this.free(item);
     this.counters.spilledBatches++;
     return true;
@@ -377,12 +350,9 @@ export class SpillBuffer implements BatchBuffer {
 
   /** Writes the overflow after the spill, in order, while it can; true when it is empty. */
   private async flushOverflow(): Promise<boolean> {
-    while (this.overflow.length > 0) {
-      const item = this.overflow[0];
-      if (!(await this.appendItem(item))) return false;
-      this.overflow.shift();
-      this.overflowBytes -= item.frames.length;
-      this.memBytes -= item.frames.length;
+    while (this.mem.overflow.length > 0) {
+      if (!(await this.appendItem(this.mem.overflow[0]))) return false;
+      this.mem.written();
       this.wake(this.roomWaiters);
     }
     return true;
@@ -390,57 +360,17 @@ export class SpillBuffer implements BatchBuffer {
 
   /** The reader caught up with the spill: the overflow is next in the stream, in memory already. */
   private catchUp(): void {
-    if (this.ledger.unread > 0 || this.pendingOps > 0 || this.overflow.length === 0) return;
-    for (const item of this.overflow) this.queue.push(item);
-    this.overflow = [];
-    this.overflowBytes = 0;
-    this.wake(this.dataWaiters);
-  }
-
-  private markStuck(err: unknown): void {
-    const code = errCode(err);
-    const now = Date.now();
-    this.counters.writeFailures++;
-    if (!this.stuck) this.opts.stats.spillUnwritable++;
-    this.stuck = { code, since: this.stuck?.since ?? now, retryAt: now + this.retryMs };
-    this.limited.warn(
-      'write',
-      { err: String(err), code, dir: this.opts.dir },
-      'cannot write to the spill: it stops growing; what it holds is still sent, new lines wait in memory and --when-full applies; retrying',
-    );
-  }
-
-  private writable(): void {
-    if (!this.stuck) return;
-    this.opts.log.info({ dir: this.opts.dir, code: this.stuck.code, forMs: Date.now() - this.stuck.since }, 'the spill can be written again; spilling resumes');
-    this.limited.clear('write');
-    this.stuck = undefined;
-    this.wake(this.roomWaiters);
-  }
-
-  private async probe(): Promise<void> {
-    if (!this.stuck || !this.canWrite) return;
-    try {
-      await writeFileDurably(this.io, this.opts.dir, 'probe', Buffer.alloc(PROBE_BYTES));
-      await this.io.unlink(join(this.opts.dir, 'probe'));
-    } catch (err) {
-      this.markStuck(err);
-      return;
-    }
-    this.writable();
+    if (this.ledger.unread > 0 || this.pendingOps > 0) return;
+    if (this.mem.overflowToQueue()) this.wake(this.dataWaiters);
   }
 
   private async sync(): Promise<void> {
     if (!this.writer.dirty) return;
-    try {
-      await this.writer.syncNow();
-    } catch (err) {
-      this.markStuck(err);
-    }
+    await this.writer.syncNow().catch((err) => this.disk.failed(err));
   }
 
   private async saveCursor(): Promise<void> {
-    await this.ledger.saveCursor().catch((err) => this.markStuck(err));
+    await this.ledger.saveCursor().catch((err) => this.disk.failed(err));
   }
 
   /**
@@ -450,44 +380,39 @@ export class SpillBuffer implements BatchBuffer {
    * What cannot be written stays in memory, where the order puts it.
    */
   private async writeMemory(why: string): Promise<void> {
-    const all = this.front.concat(this.queue.drain());
-    this.front = [];
+    const mem = this.mem;
+    const all = mem.takeAll();
     // What comes before the first batch that is durable nowhere was read back from the spill and
     // is still there: it stays in memory, in front of what is written now, so the order holds.
     const first = all.findIndex((i) => !i.place);
-    for (const item of first === -1 ? all : all.slice(0, first)) this.queue.push(item);
+    mem.putBack(first === -1 ? all : all.slice(0, first));
     if (first === -1) return;
     const items = all.slice(first);
     if (!this.announced) {
       this.announced = true;
       this.opts.log.info({ dir: this.opts.dir, why }, 'spilling to disk');
     }
-    for (const item of items) this.memBytes -= item.frames.length;
+    for (const item of items) mem.bytes -= item.frames.length;
+    const keep = (rest: Item[]) => {
+      for (const item of rest) mem.bytes += item.frames.length;
+      mem.putBack(rest);
+    };
     if (this.ledger.unread === 0) {
       let k = 0;
       while (k < items.length && (await this.appendItem(items[k]))) k++;
-      // Written ones are in the spill now: the rest follows it.
-      for (const item of items.slice(k).reverse()) {
-        if (k === 0) this.memBytes += item.frames.length;
-        else this.toOverflow(item, true);
-      }
-      if (k === 0) for (const item of items) this.queue.push(item);
+      // Those written are in the spill now: the rest comes after it.
+      if (k === 0) keep(items);
+      else for (const item of items.slice(k).reverse()) mem.toOverflow(item, true);
       return;
     }
-    const restore = () => {
-      for (const item of items) {
-        this.queue.push(item);
-        this.memBytes += item.frames.length;
-      }
-    };
-    if (!this.canWrite) return restore();
+    if (!this.disk.canWrite) return keep(items);
     try {
       await this.writer.writeFront(Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin, i.id))));
     } catch (err) {
-      this.markStuck(err);
-      return restore();
+      this.disk.failed(err);
+      return keep(items);
     }
-    this.writable();
+    this.disk.succeeded();
     for (const item of items) {
       this.free(item);
       this.settle(item);
@@ -496,19 +421,12 @@ export class SpillBuffer implements BatchBuffer {
 
   private tick(): void {
     if (this.policy.gapPending) this.emitGap();
-    if (this.stuck && this.canWrite) {
+    if (this.disk.unwritable && this.disk.canWrite) {
       this.wake(this.roomWaiters);
-      // Nothing may need writing for a long while (the drain keeps up): a small write says whether it could.
-      void this.serial(() => this.probe());
+      void this.serial(() => this.disk.probe());
     }
-    if (this.overflow.length > 0 && this.canWrite) {
-      this.pendingOps++;
-      void this.serial(() => this.flushOverflow().finally(() => this.pendingOps--)).finally(() => this.afterWrite());
-    }
-    if (this.canWrite && this.oldestWaitingMs() >= this.opts.fsyncIntervalMs) {
-      this.pendingOps++;
-      void this.serial(() => this.writeMemory('waited longer than the fsync interval').finally(() => this.pendingOps--)).finally(() => this.afterWrite());
-    }
+    if (this.mem.overflow.length > 0 && this.disk.canWrite) this.inChain(() => this.flushOverflow());
+    if (this.disk.canWrite && this.mem.oldestWaitingMs() >= this.opts.fsyncIntervalMs) this.inChain(() => this.writeMemory('waited longer than the fsync interval'));
     // Checked when the chain gets there, so that the spill written just above is synced now too.
     void this.serial(() => this.sync());
     if (this.ledger.cursorDirty) void this.serial(() => this.saveCursor());
@@ -517,37 +435,23 @@ export class SpillBuffer implements BatchBuffer {
     else if (this.writer.tail && this.pendingOps === 0) void this.serial(() => this.sealCaughtUp());
   }
 
+  /** A write that comes before anything pushed after it. */
+  private inChain(op: () => Promise<unknown>): void {
+    this.pendingOps++;
+    void this.serial(() => op().finally(() => this.pendingOps--)).finally(() => this.afterWrite());
+  }
+
   private async sealCaughtUp(): Promise<void> {
-    if (this.ledger.unread === 0 && this.pendingOps === 0 && this.writer.tail) await this.writer.seal(this.writer.tail).catch((err) => this.markStuck(err));
-  }
-
-  private hasUndurable(): boolean {
-    if (this.front.some((i) => !i.place)) return true;
-    for (let k = 0; k < this.queue.length; k++) if (!this.queue.at(k)!.place) return true;
-    return false;
-  }
-
-  /** How long the oldest batch in memory that is durable nowhere has waited. */
-  private oldestWaitingMs(): number {
-    let oldest = Infinity;
-    for (const i of this.front) if (!i.place) oldest = Math.min(oldest, i.at);
-    for (let k = 0; k < this.queue.length; k++) {
-      const i = this.queue.at(k)!;
-      if (!i.place) {
-        oldest = Math.min(oldest, i.at);
-        break;
-      }
-    }
-    return oldest === Infinity ? 0 : Date.now() - oldest;
+    if (this.ledger.unread === 0 && this.pendingOps === 0 && this.writer.tail) await this.writer.seal(this.writer.tail).catch((err) => this.disk.failed(err));
   }
 
   // ---- reading back ----
 
   private maybeLoad(): void {
     if (this.ledger.unread === 0) this.catchUp();
-    if (this.loading || this.stopped || this.ledger.unread === 0 || this.memBytes - this.overflowBytes >= this.readAhead) return;
+    if (this.loading || this.stopped || this.ledger.unread === 0 || this.mem.bytes - this.mem.overflowBytes >= this.readAhead) return;
     // Read back only for a sink that is sending: behind a dead drain it would be memory for nothing.
-    if (this.dataWaiters.length === 0 && this.out === 0) return;
+    if (this.dataWaiters.length === 0 && this.mem.out === 0) return;
     this.loading = true;
     void this.serial(() => this.load())
       .then((progress) => {
@@ -566,13 +470,12 @@ export class SpillBuffer implements BatchBuffer {
     if (!seg) return false;
     const loaded = await this.reader.load(
       seg,
-      () => this.memBytes - this.overflowBytes < this.readAhead,
+      () => this.mem.bytes - this.mem.overflowBytes < this.readAhead,
       (record, release, place) => {
         const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin);
         item.release = release;
         item.place = place;
-        this.queue.push(item);
-        this.memBytes += item.frames.length;
+        this.mem.push(item);
       },
     );
     if (loaded > 0) this.wake(this.dataWaiters);
@@ -595,19 +498,13 @@ export class SpillBuffer implements BatchBuffer {
   private emitGap(): void {
     const item = this.policy.takeGap();
     if (!this.spilling && !this.stopped) {
-      this.queue.push(item);
-      this.memBytes += item.frames.length;
+      this.mem.push(item);
       this.wake(this.dataWaiters);
       return;
     }
-    this.pendingOps++;
-    void this.serial(async () => {
-      try {
-        if (!((await this.flushOverflow()) && (await this.appendItem(item)))) this.toOverflow(item, false);
-      } finally {
-        this.pendingOps--;
-      }
-    }).finally(() => this.afterWrite());
+    this.inChain(async () => {
+      if (!((await this.flushOverflow()) && (await this.appendItem(item)))) this.mem.toOverflow(item, false);
+    });
   }
 
   /**
@@ -617,8 +514,7 @@ export class SpillBuffer implements BatchBuffer {
    */
   private dropOldest(): Promise<boolean> {
     return this.serial(async () => {
-      const memory = this.front.concat(this.queue.drain());
-      this.front = [];
+      let memory = this.mem.takeAll();
       const waiting = new Set(memory.flatMap((i) => (i.place ? [i.place.seg] : [])));
       const victim = this.ledger.segs.find((s) => !s.removed && !s.gapsOnly && (s.readOff < s.size || waiting.has(s)));
       try {
@@ -629,47 +525,17 @@ export class SpillBuffer implements BatchBuffer {
         }
         await this.writer.seal(victim).catch(() => {});
         const kept = await this.policy.dropReadBack(victim, memory, this.ledger, this.reader, (item) => this.free(item));
-        memory.splice(0, memory.length, ...kept.memory);
-        this.memBytes -= kept.freedMemory;
+        memory = kept.memory;
+        this.mem.bytes -= kept.freedMemory;
         return true;
       } catch (err) {
-        this.markStuck(err);
+        this.disk.failed(err);
         return false;
       } finally {
-        for (const item of memory) this.queue.push(item);
+        this.mem.putBack(memory);
         this.wake(this.dataWaiters);
       }
     });
-  }
-
-  // ---- start ----
-
-  private async recover(): Promise<void> {
-    const { dir, log } = this.opts;
-    const cursor = await readCursor(this.io, dir);
-    for (const seq of await listSegments(this.io, dir)) {
-      const seg = this.ledger.newSegment(seq, await this.io.size(join(dir, segName(seq))));
-      if (seg.size === 0) {
-        await this.io.unlink(this.ledger.path(seg));
-        continue;
-      }
-      const acked = cursor.get(seq) ?? 0;
-      if (acked <= seg.size) seg.readOff = seg.acked = acked;
-      this.ledger.segs.push(seg);
-      this.writer.maxSeq = Math.max(this.writer.maxSeq, seq);
-      this.ledger.diskBytes += seg.size;
-      this.ledger.unread += seg.size - seg.readOff;
-    }
-    const segs = this.ledger.segs;
-    const last = segs[segs.length - 1];
-    if (last) await this.reader.cutTornTail(last);
-    this.writer.minSeq = Math.min(FIRST_SEQ, ...segs.map((s) => s.seq));
-    // Entries of segments that are gone must not outlive them (their names are never reused in a
-    // run, but a later run starts numbering after what it finds).
-    this.ledger.cursorDirty = true;
-    await this.saveCursor();
-    for (const seg of [...segs]) this.ledger.maybeRemove(seg);
-    if (segs.length > 0) log.info({ dir, segments: segs.length, bytes: this.ledger.unread }, 'spill from an earlier run found; it is sent first');
   }
 
   private wake(waiters: Array<() => void>): void {
