@@ -9,8 +9,8 @@ import { Item, Ledger, newCounters, type Segment } from './ledger.js';
 import { MemoryQueue } from './memory-queue.js';
 import { InOrder } from './order.js';
 import { READ_WINDOW, SegmentReader } from './reader.js';
-import { encodeRecord, encodeRecordParts } from './record.js';
 import { recover } from './recover.js';
+import { Spiller } from './spiller.js';
 import { FullPolicy, type WhenFull } from './when-full.js';
 import { SegmentWriter } from './writer.js';
 
@@ -59,8 +59,6 @@ export class SpillBuffer implements BatchBuffer {
   private pendingBytes = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private loading = false;
-  /** 'spilling to disk' was logged, and 'caught up' not yet. */
-  private announced = false;
   private isClosed = false;
   private stopped = false;
   private roomWaiters: Array<() => void> = [];
@@ -81,6 +79,7 @@ export class SpillBuffer implements BatchBuffer {
   private readonly writer: SegmentWriter;
   private readonly reader: SegmentReader;
   private readonly policy: FullPolicy;
+  private readonly spiller: Spiller;
   readonly counters = newCounters();
 
   private constructor(
@@ -102,6 +101,11 @@ export class SpillBuffer implements BatchBuffer {
     const keep = Math.min(Math.ceil(this.readAhead / READ_WINDOW) + 4, Math.floor(opts.memoryMaxBytes / READ_WINDOW));
     this.reader = new SegmentReader(this.ledger, opts.log, opts.stats, this.counters, keep);
     this.policy = new FullPolicy(opts, this.counters, this.limited);
+    this.spiller = new Spiller(this.mem, this.ledger, this.writer, this.disk, this.counters, opts.log, opts.dir, {
+      settle: (item) => this.settle(item),
+      free: (item) => this.free(item),
+      room: () => this.wake(this.roomWaiters),
+    });
   }
 
   /** Locks the folder, finds what an earlier run left, and starts the fsync timer. */
@@ -210,8 +214,8 @@ export class SpillBuffer implements BatchBuffer {
     this.pendingBytes += size;
     return this.serial(async () => {
       try {
-        if (fromMemory) await this.writeMemory('memory full');
-        return (await this.flushOverflow()) && (await this.appendItem(item));
+        if (fromMemory) await this.spiller.writeMemory('memory full');
+        return (await this.spiller.flushOverflow()) && (await this.spiller.append(item));
       } finally {
         this.pendingOps--;
         this.pendingBytes -= size;
@@ -273,8 +277,8 @@ export class SpillBuffer implements BatchBuffer {
     this.stopped = true;
     this.disk.retryNow();
     if (this.policy.gapPending) this.emitGap();
-    if (this.mem.hasUndurable()) void this.serial(() => this.writeMemory('stopping'));
-    void this.serial(() => this.flushOverflow());
+    if (this.mem.hasUndurable()) void this.serial(() => this.spiller.writeMemory('stopping'));
+    void this.serial(() => this.spiller.flushOverflow());
     await this.serial(async () => {
       await this.sync();
       if (this.writer.tail) await this.writer.seal(this.writer.tail).catch((err) => this.disk.failed(err));
@@ -331,33 +335,6 @@ export class SpillBuffer implements BatchBuffer {
     return p;
   }
 
-  /** Writes one batch at the end of the spill; false (and the spill marked unwritable) when it cannot. */
-  private async appendItem(item: Item): Promise<boolean> {
-    if (!this.disk.canWrite) return false;
-    // Keep only what completion needs: holding the frames until the fsync would cost memory.
-    const done = { tickets: item.tickets, place: item.place, covers: item.covers };
-    try {
-      await this.writer.append(encodeRecordParts(item.frames, item.count, item.origin, item.id), () => this.settle(done));
-    } catch (err) {
-      this.disk.failed(err);
-      return false;
-    }
-    this.disk.succeeded();
-    this.free(item);
-    this.counters.spilledBatches++;
-    return true;
-  }
-
-  /** Writes the overflow after the spill, in order, while it can; true when it is empty. */
-  private async flushOverflow(): Promise<boolean> {
-    while (this.mem.overflow.length > 0) {
-      if (!(await this.appendItem(this.mem.overflow[0]))) return false;
-      this.mem.written();
-      this.wake(this.roomWaiters);
-    }
-    return true;
-  }
-
   /** The reader caught up with the spill: the overflow is next in the stream, in memory already. */
   private catchUp(): void {
     if (this.ledger.unread > 0 || this.pendingOps > 0) return;
@@ -373,60 +350,14 @@ export class SpillBuffer implements BatchBuffer {
     await this.ledger.saveCursor().catch((err) => this.disk.failed(err));
   }
 
-  /**
-   * Moves every batch memory holds to the spill, in order: appended when nothing is spilled ahead
-   * of them, else as a new segment that sorts before the others. Batches that were read back from
-   * the spill are rewritten too (the order must hold) and their old places released once durable.
-   * What cannot be written stays in memory, where the order puts it.
-   */
-  private async writeMemory(why: string): Promise<void> {
-    const mem = this.mem;
-    const all = mem.takeAll();
-    // What comes before the first batch that is durable nowhere was read back from the spill and
-    // is still there: it stays in memory, in front of what is written now, so the order holds.
-    const first = all.findIndex((i) => !i.place);
-    mem.putBack(first === -1 ? all : all.slice(0, first));
-    if (first === -1) return;
-    const items = all.slice(first);
-    if (!this.announced) {
-      this.announced = true;
-      this.opts.log.info({ dir: this.opts.dir, why }, 'spilling to disk');
-    }
-    for (const item of items) mem.bytes -= item.frames.length;
-    const keep = (rest: Item[]) => {
-      for (const item of rest) mem.bytes += item.frames.length;
-      mem.putBack(rest);
-    };
-    if (this.ledger.unread === 0) {
-      let k = 0;
-      while (k < items.length && (await this.appendItem(items[k]))) k++;
-      // Those written are in the spill now: the rest comes after it.
-      if (k === 0) keep(items);
-      else for (const item of items.slice(k).reverse()) mem.toOverflow(item, true);
-      return;
-    }
-    if (!this.disk.canWrite) return keep(items);
-    try {
-      await this.writer.writeFront(Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin, i.id))));
-    } catch (err) {
-      this.disk.failed(err);
-      return keep(items);
-    }
-    this.disk.succeeded();
-    for (const item of items) {
-      this.free(item);
-      this.settle(item);
-    }
-  }
-
   private tick(): void {
     if (this.policy.gapPending) this.emitGap();
     if (this.disk.unwritable && this.disk.canWrite) {
       this.wake(this.roomWaiters);
       void this.serial(() => this.disk.probe());
     }
-    if (this.mem.overflow.length > 0 && this.disk.canWrite) this.inChain(() => this.flushOverflow());
-    if (this.disk.canWrite && this.mem.oldestWaitingMs() >= this.opts.fsyncIntervalMs) this.inChain(() => this.writeMemory('waited longer than the fsync interval'));
+    if (this.mem.overflow.length > 0 && this.disk.canWrite) this.inChain(() => this.spiller.flushOverflow());
+    if (this.disk.canWrite && this.mem.oldestWaitingMs() >= this.opts.fsyncIntervalMs) this.inChain(() => this.spiller.writeMemory('waited longer than the fsync interval'));
     // Checked when the chain gets there, so that the spill written just above is synced now too.
     void this.serial(() => this.sync());
     if (this.ledger.cursorDirty) void this.serial(() => this.saveCursor());
@@ -482,8 +413,8 @@ export class SpillBuffer implements BatchBuffer {
     // Caught up: new batches may stay in memory again; the tail is sealed so it can be deleted.
     await this.sealCaughtUp();
     if (this.ledger.unread === 0) {
-      if (this.announced && this.pendingOps === 0) this.opts.log.info({ dir: this.opts.dir }, 'spill caught up; lines stay in memory again');
-      this.announced = this.pendingOps > 0;
+      if (this.spiller.announced && this.pendingOps === 0) this.opts.log.info({ dir: this.opts.dir }, 'spill caught up; lines stay in memory again');
+      this.spiller.announced = this.pendingOps > 0;
       this.catchUp();
       this.wake(this.roomWaiters);
       // The last bytes may have been damage, skipped: nothing was loaded, and the sink waits.
@@ -503,7 +434,7 @@ export class SpillBuffer implements BatchBuffer {
       return;
     }
     this.inChain(async () => {
-      if (!((await this.flushOverflow()) && (await this.appendItem(item)))) this.mem.toOverflow(item, false);
+      if (!((await this.spiller.flushOverflow()) && (await this.spiller.append(item)))) this.mem.toOverflow(item, false);
     });
   }
 
