@@ -318,3 +318,24 @@ t.test('a segment replaced by a symlink is not followed: its lines are given up,
   t.ok(b.lines.some((l) => l.level === 50 && /not a plain file/.test(String(l.msg))), 'logged as an error');
   await b.shutdown();
 });
+
+t.test('a damaged length in the last segment is damage, not a torn write: the records after it are sent', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir, { segmentBytes: 1024 * 1024 });
+  for (let i = 0; i < 6; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+  const file = join(dir, segs[segs.length - 1]);
+  const data = readFileSync(file);
+  const first = parseRecord(data, 0);
+  if (first.kind !== 'record') throw new Error('expected a record');
+  data.writeUInt32BE(0x00ffffff, first.next + 4); // the second record's length now runs past the end
+  writeFileSync(file, data);
+  const firstInSeg = Number(/^line (\d+)/.exec(msgOf(first.record.frames)[0])![1]);
+  const b = await openSpill(t, dir);
+  t.equal(b.spill.counters.tornTails, 0, 'not cut off as a torn write');
+  const got = await drainAll(b.spill, 5);
+  t.same(got, [...Array(6).keys()].filter((i) => i !== firstInSeg + 1).map(big), 'every other record, in order');
+  t.equal(b.spill.counters.corruptSegments, 1, 'the damage is counted');
+  await b.shutdown();
+});

@@ -21,7 +21,7 @@ import { parseRfc5424, splitOctetCounted } from './rfc5424.js';
 
 const MEMORY = 1024 * 1024;
 const MAX_BATCH = 48 * 1024;
-const quiet = pino({ level: 'silent' }, new Writable({ write: (_c, _e, cb) => cb() }));
+const quiet = process.env.SPILL_MODEL_LOG ? pino({ level: process.env.SPILL_MODEL_LOG }, process.stderr) : pino({ level: 'silent' }, new Writable({ write: (_c, _e, cb) => cb() }));
 const framer = new Rfc5424Framer({ facility: 1, severity: 4, hostname: 'h', appName: 'auditfwd', maxMessageBytes: 65536 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const frameOf = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
@@ -134,7 +134,7 @@ export async function run(dir: string, whenFull: WhenFull, cmds: Cmd[]): Promise
       await sleep(2); // let the dead instance's chain fail through
       out.crashed = out.again = true;
     }
-    out.skipped += spill.counters.skippedBytes + spill.counters.corruptSegments;
+    out.skipped += spill.counters.skippedBytes + spill.counters.corruptSegments + spill.counters.tornTails;
     if (corruptAt !== undefined) {
       const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
       if (segs.length > 0) {
@@ -260,7 +260,7 @@ export async function run(dir: string, whenFull: WhenFull, cmds: Cmd[]): Promise
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([sink, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`the sink did not finish: ${describe(spill)}`)), 20_000)))]);
   clearTimeout(timer);
-  out.skipped += spill.counters.skippedBytes + spill.counters.corruptSegments;
+  out.skipped += spill.counters.skippedBytes + spill.counters.corruptSegments + spill.counters.tornTails;
   await spill.shutdown();
   return out;
 }

@@ -141,36 +141,14 @@ export class SegmentReader {
   }
 
   /**
-   * The record at readOff is damaged. Looks for the next intact record: found, the bytes between
-   * are skipped (the segment is kept aside afterwards); not found and the record ran past the end
-   * of the file, it is a torn tail from a crash and is cut off.
+   * The record at readOff is damaged: the bytes up to the next intact record (or the end) are
+   * skipped, and the segment is kept aside afterwards. (A torn write, cut short by a crash, is only
+   * ever at the end of the last segment, and cut off at start by cutTornTail.)
    */
   private async skipDamage(seg: Segment, failure: Parsed): Promise<void> {
     const from = seg.readOff;
-    let next = -1;
-    for (let pos = from + 1; pos < seg.size && next === -1; ) {
-      const window = await this.readAt(seg, pos, Math.min(READ_WINDOW, seg.size - pos));
-      for (let i = findMagic(window, 0); i !== -1; i = findMagic(window, i + 1)) {
-        if ((await this.recordAt(seg, pos + i)).kind === 'record') {
-          next = pos + i;
-          break;
-        }
-      }
-      if (window.length <= 3) break;
-      pos += window.length - 3;
-    }
+    const next = await this.nextRecord(seg, from + 1);
     const file = this.ledger.path(seg);
-    if (next === -1 && failure.kind === 'short') {
-      const cut = seg.size - from;
-      this.counters.tornTails++;
-      this.log.warn({ segment: file, offset: from, bytes: cut }, 'torn record at the end of a spill segment cut off (a crash during a write)');
-      if (seg.sealed) {
-        const f = await this.ledger.io.open(file, 'update');
-        await f.truncate(from).finally(() => f.close());
-      }
-      this.ledger.grow(seg, -cut);
-      return;
-    }
     const skip = (next === -1 ? seg.size : next) - from;
     if (!seg.corrupt) this.counters.corruptSegments++;
     seg.corrupt = true;
@@ -181,6 +159,20 @@ export class SegmentReader {
       'damaged record in a spill segment skipped; the segment is kept aside once the rest is sent',
     );
     this.skip(seg, skip);
+  }
+
+  /** Where the first intact record at or after `from` starts, or -1. */
+  private async nextRecord(seg: Segment, from: number): Promise<number> {
+    seg.reader ??= await this.ledger.io.open(this.ledger.path(seg), 'read');
+    for (let pos = from; pos < seg.size; ) {
+      const window = await this.readAt(seg, pos, Math.min(READ_WINDOW, seg.size - pos));
+      for (let i = findMagic(window, 0); i !== -1; i = findMagic(window, i + 1)) {
+        if ((await this.recordAt(seg, pos + i)).kind === 'record') return pos + i;
+      }
+      if (window.length <= 3) break;
+      pos += window.length - 3;
+    }
+    return -1;
   }
 
   /**
@@ -202,6 +194,8 @@ export class SegmentReader {
         pos += HEADER_BYTES + len;
       }
       if (pos >= seg.size) return;
+      // A damaged length looks the same; but intact records after it mean damage, found when read.
+      if ((await this.nextRecord(seg, pos + 1)) !== -1) return;
       const cut = seg.size - pos;
       await f.truncate(pos);
       await f.sync();
