@@ -90,7 +90,7 @@ export class SpillBuffer implements BatchBuffer {
     this.limited = new RateLimitedLog(opts.log);
     const segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 8)));
     this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
-    // The read-ahead and the batches out with the sink come first; the overflow gets what is left.
+    // The read-ahead comes first; memory holds the overflow only up to what is left.
     this.overflowMax = Math.max(0, opts.memoryMaxBytes - this.readAhead);
     this.disk = new DiskState(opts.dir, io, opts.retryMs ?? 1000, opts.log, this.limited, opts.stats, () => this.wake(this.roomWaiters));
     this.ledger = new Ledger(io, opts.dir, opts.log, (seg) => this.removed(seg));
@@ -179,7 +179,8 @@ export class SpillBuffer implements BatchBuffer {
         if (await this.toDisk(item)) return;
         continue;
       }
-      if (this.disk.unwritable && this.spilling && (mem.overflowBytes + size <= this.overflowMax || mem.overflow.length === 0)) {
+      // The read-back may still take its read-ahead on top of what memory holds.
+      if (this.disk.unwritable && this.spilling && (mem.bytes + size <= this.overflowMax || mem.overflow.length === 0)) {
         mem.toOverflow(item, false);
         this.gotThrough();
         return;

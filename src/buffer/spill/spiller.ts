@@ -79,28 +79,29 @@ export class Spiller {
       this.announced = true;
       this.log.info({ dir: this.dir, why }, 'spilling to disk');
     }
-    for (const item of items) mem.bytes -= item.frames.length;
-    const keep = (rest: Item[]) => {
-      for (const item of rest) mem.bytes += item.frames.length;
-      mem.putBack(rest);
-    };
+    // They count in memory until they are written: pushes meanwhile must not take their room.
     if (this.ledger.unread === 0) {
       let k = 0;
-      while (k < items.length && (await this.append(items[k]))) k++;
+      while (k < items.length && (await this.append(items[k]))) mem.bytes -= items[k++].frames.length;
       // Those written are in the spill now: the rest comes after it.
-      if (k === 0) keep(items);
-      else for (const item of items.slice(k).reverse()) mem.toOverflow(item, true);
+      if (k === 0) mem.putBack(items);
+      else
+        for (const item of items.slice(k).reverse()) {
+          mem.bytes -= item.frames.length;
+          mem.toOverflow(item, true);
+        }
       return;
     }
-    if (!this.disk.canWrite) return keep(items);
+    if (!this.disk.canWrite) return mem.putBack(items);
     try {
       await this.writer.writeFront(Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin, i.id))));
     } catch (err) {
       this.disk.failed(err);
-      return keep(items);
+      return mem.putBack(items);
     }
     this.disk.succeeded();
     for (const item of items) {
+      mem.bytes -= item.frames.length;
       this.hooks.free(item);
       this.hooks.settle(item);
     }
