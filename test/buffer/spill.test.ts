@@ -87,6 +87,24 @@ async function drainToEnd(spill: SpillBuffer): Promise<string[]> {
 
 const big = (i: number) => `line ${i} ${'x'.repeat(8000)}`;
 
+/**
+ * Spills lines 0..n-1 and stops; then `damage` changes the bytes of the last segment (given the
+ * offset of its second record). Returns the number of the first line in that segment.
+ */
+async function damageLastSegment(t: Tap.Test, dir: string, n: number, damage: (data: Buffer, second: number) => void): Promise<number> {
+  const a = await openSpill(t, dir, { segmentBytes: 1024 * 1024 });
+  for (let i = 0; i < n; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  const segs = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort();
+  const file = join(dir, segs[segs.length - 1]);
+  const data = readFileSync(file);
+  const first = parseRecord(data, 0);
+  if (first.kind !== 'record') throw new Error('expected a record');
+  damage(data, first.next);
+  writeFileSync(file, data);
+  return Number(/^line (\d+)/.exec(msgOf(first.record.frames)[0])![1]);
+}
+
 t.test('record: encode/decode round trip, short and damaged input', async (t) => {
   t.equal(crc32(Buffer.from('123456789')), 0xcbf43926, 'CRC-32 check value');
   t.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926, 'table fallback agrees');
@@ -188,19 +206,11 @@ t.test('a torn record at the end of the last segment is cut off at start', async
 
 t.test('flipped bytes: the damaged record is skipped, the rest sent, the segment moved aside', async (t) => {
   const dir = join(t.testdir(), 'spill');
-  const a = await openSpill(t, dir, { segmentBytes: 1024 * 1024 });
-  for (let i = 0; i < 12; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
-  await a.shutdown();
-  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
-  const file = join(dir, segs[segs.length - 1]);
-  const data = readFileSync(file);
   // Flip bytes inside the second record of the segment.
-  const first = parseRecord(data, 0);
-  if (first.kind !== 'record') throw new Error('expected a record');
-  data[first.next + 100] ^= 0xff;
-  data[first.next + 101] ^= 0xff;
-  writeFileSync(file, data);
-  const firstInSeg = Number(/^line (\d+)/.exec(msgOf(first.record.frames)[0])![1]);
+  const firstInSeg = await damageLastSegment(t, dir, 12, (data, second) => {
+    data[second + 100] ^= 0xff;
+    data[second + 101] ^= 0xff;
+  });
   const b = await openSpill(t, dir);
   const got = await drainAll(b.spill, 11);
   const want = [...Array(12).keys()].filter((i) => i !== firstInSeg + 1).map(big);
@@ -321,17 +331,8 @@ t.test('a segment replaced by a symlink is not followed: its lines are given up,
 
 t.test('a damaged length in the last segment is damage, not a torn write: the records after it are sent', async (t) => {
   const dir = join(t.testdir(), 'spill');
-  const a = await openSpill(t, dir, { segmentBytes: 1024 * 1024 });
-  for (let i = 0; i < 6; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
-  await a.shutdown();
-  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
-  const file = join(dir, segs[segs.length - 1]);
-  const data = readFileSync(file);
-  const first = parseRecord(data, 0);
-  if (first.kind !== 'record') throw new Error('expected a record');
-  data.writeUInt32BE(0x00ffffff, first.next + 4); // the second record's length now runs past the end
-  writeFileSync(file, data);
-  const firstInSeg = Number(/^line (\d+)/.exec(msgOf(first.record.frames)[0])![1]);
+  // The second record's length now runs past the end of the file.
+  const firstInSeg = await damageLastSegment(t, dir, 6, (data, second) => data.writeUInt32BE(0x00ffffff, second + 4));
   const b = await openSpill(t, dir);
   t.equal(b.spill.counters.tornTails, 0, 'not cut off as a torn write');
   const got = await drainAll(b.spill, 5);
