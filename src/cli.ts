@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
+import { SpillError } from './buffer/spill/io.js';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { startOpsServer } from './ops/http.js';
@@ -281,7 +282,7 @@ export async function main(argv: string[]): Promise<void> {
     await pipeline.run();
     await ops?.close();
   } catch (err) {
-    if (err instanceof ConfigError) usageError(err.message);
+    if (err instanceof ConfigError || err instanceof SpillError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }

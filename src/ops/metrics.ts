@@ -4,7 +4,7 @@ import type { Stats } from './stats.js';
 /** What the metrics read; the Pipeline provides it. */
 export interface MetricsSource {
   readonly stats: Stats;
-  readonly bufferState: { bytes: number; spillBytes?: number; fullSinceMs?: number };
+  readonly bufferState: { bytes: number; spillBytes?: number; fullSinceMs?: number; spillProblem?: unknown };
   lags(): Promise<Map<string, number>>;
 }
 
@@ -59,6 +59,10 @@ export function createMetrics(p: MetricsSource): Registry {
   gauge('auditfwd_buffer_full', '1 while reading waits for room or lines are dropped (with a spill: the spill at --buffer-max-bytes)', () =>
     p.bufferState.fullSinceMs === undefined ? 0 : 1,
   );
+  gauge('auditfwd_spill_unwritable', '1 while the spill cannot be written (disk full, I/O error, read-only, quota, folder gone): it stops growing', () =>
+    p.bufferState.spillProblem === undefined ? 0 : 1,
+  );
+  counter('auditfwd_spill_unwritable_total', 'Times the spill became unwritable', () => s.spillUnwritable);
   gauge('auditfwd_drain_connected', '1 while connected to the drain', () => (s.drainConnected ? 1 : 0));
   gauge('auditfwd_last_send_timestamp_seconds', 'When data was last handed on to the drain (Unix time; 0: never)', () => s.lastSendMs / 1000);
   new Gauge({

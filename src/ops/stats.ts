@@ -20,6 +20,8 @@ export class Stats {
   sourceErrors = new Map<string, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
+  /** Times the disk spill could not be written and stopped growing (ENOSPC, EIO, ...). */
+  spillUnwritable = 0;
   /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
   drainChangedMs = Date.now();
   private connected = false;
