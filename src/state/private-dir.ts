@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 
 /** A folder other users could write to or own: its files could be swapped or read under us. */
@@ -22,13 +23,20 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
       throw new UnsafeDirError(`cannot create ${dir} (${(err as NodeJS.ErrnoException).code})`);
     }
   }
-  if (!st.isDirectory()) throw new UnsafeDirError(`${dir} is not a directory`);
+  const problem = privateDirProblem(dir, st);
+  if (problem) throw new UnsafeDirError(problem);
+}
+
+/** Why `dir` (its stat `st`) is not private to this user, or undefined when it is. */
+export function privateDirProblem(dir: string, st: Stats): string | undefined {
+  if (!st.isDirectory()) return `${dir} is not a directory`;
   const uid = process.geteuid?.();
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-    throw new UnsafeDirError(`${dir} is owned by uid ${st.uid}, not by this user (uid ${uid}); it must be private to auditfwd`);
+    return `${dir} is owned by uid ${st.uid}, not by this user (uid ${uid}); it must be private to auditfwd`;
   }
   if (st.mode & 0o022) {
     const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
-    throw new UnsafeDirError(`${dir} is writable by ${st.mode & 0o002 ? 'every user' : 'its group'} (mode ${mode}); chmod 700 it`);
+    return `${dir} is writable by ${st.mode & 0o002 ? 'every user' : 'its group'} (mode ${mode}); chmod 700 it`;
   }
+  return undefined;
 }

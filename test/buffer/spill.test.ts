@@ -301,9 +301,9 @@ t.test('a spill folder others may write in, or owned by another user, is refused
   const dir = join(t.testdir(), 'spill');
   mkdirSync(dir, { mode: 0o700 });
   chmodSync(dir, 0o770);
-  await t.rejects(openSpill(t, dir), new SpillError(`--buffer-dir: ${dir} is writable by its group (mode 770); chmod go-w it`));
+  await t.rejects(openSpill(t, dir), new SpillError(`--buffer-dir: ${dir} is writable by its group (mode 0770); chmod 700 it`));
   chmodSync(dir, 0o703);
-  await t.rejects(openSpill(t, dir), { name: 'SpillError', message: /writable by everyone/ });
+  await t.rejects(openSpill(t, dir), { name: 'SpillError', message: /writable by every user/ });
   chmodSync(dir, 0o700);
   const { spill, shutdown } = await openSpill(t, dir);
   t.ok(spill, 'opens once only its owner may write in it');

@@ -86,5 +86,5 @@ t.test('a spill folder its group or others may write in: exit 2, one line', asyn
   const dir = join(t.testdir(), 'spill');
   mkdirSync(dir);
   chmodSync(dir, 0o777);
-  await usageError(t, ['--to', '127.0.0.1:1', '--buffer-dir', dir], /--buffer-dir: .* is writable by everyone \(mode 777\); chmod go-w it/, { stdin: '' });
+  await usageError(t, ['--to', '127.0.0.1:1', '--buffer-dir', dir], /--buffer-dir: .* is writable by every user \(mode 0777\); chmod 700 it/, { stdin: '' });
 });

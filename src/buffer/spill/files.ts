@@ -1,5 +1,6 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { privateDirProblem } from '../../state/private-dir.js';
 import { errCode, readWhole, SpillError, writeAll, writeFileDurably, type SpillIo } from './io.js';
 
 /**
@@ -61,11 +62,8 @@ function alive(pid: number): boolean {
  * segments swapped for forged audit lines, so it is refused rather than used.
  */
 async function checkOwnership(dir: string): Promise<void> {
-  const st = await lstat(dir);
-  if (!st.isDirectory()) throw new SpillError(`--buffer-dir: ${dir} is not a folder`);
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) throw new SpillError(`--buffer-dir: ${dir} is owned by uid ${st.uid}, not by this user (${uid})`);
-  if (st.mode & 0o022) throw new SpillError(`--buffer-dir: ${dir} is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o777).toString(8)}); chmod go-w it`);
+  const problem = privateDirProblem(dir, await lstat(dir));
+  if (problem) throw new SpillError(`--buffer-dir: ${problem}`);
 }
 
 /** Creates the folder (0700), checks who may write in it, and takes its lock; a live owner is refused. */
