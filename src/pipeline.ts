@@ -1,7 +1,7 @@
 import { basename, dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { MemoryBuffer } from './buffer/memory.js';
-import { SpillBuffer } from './buffer/spill/spill-buffer.js';
+import { SpillBuffer, type SpillProblem } from './buffer/spill/spill-buffer.js';
 import type { Config } from './config/config.js';
 import { Rfc5424Framer } from './framing/rfc5424.js';
 import type { Logger } from './ops/log.js';
@@ -267,8 +267,8 @@ export class Pipeline {
     return this.stopping ? 'stopping' : this.started ? 'running' : 'starting';
   }
 
-  get bufferState(): { bytes: number; fullSinceMs?: number; spillBytes: number } {
-    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs, spillBytes: this.spill?.spilledBytes ?? 0 };
+  get bufferState(): { bytes: number; fullSinceMs?: number; spillBytes: number; spillProblem?: SpillProblem } {
+    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs, spillBytes: this.spill?.spilledBytes ?? 0, spillProblem: this.spill?.problem };
   }
 
   get destination(): Config['to'] {

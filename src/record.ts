@@ -3,6 +3,12 @@
  * from a run of lines, and how to tell their source that they have been handed on.
  */
 export interface Batch {
+  /**
+   * Names the batch for as long as it exists, across the spill and restarts: a sink that gets it
+   * back as another object (read back from disk) matches its acknowledgements by it, never by its
+   * bytes. The buffer gives one to every batch pushed without.
+   */
+  id?: number;
   frames: Buffer;
   count: number;
   /**
@@ -21,13 +27,25 @@ export interface Batch {
 }
 
 /**
+ * Ids from the clock in microseconds, then counting: unique in a run, and larger than those of an
+ * earlier run unless it made more than a million batches a second on average.
+ */
+let lastId = Date.now() * 1000;
+export function nextBatchId(): number {
+  return ++lastId;
+}
+
+/** A batch as a buffer hands it to the sink: with its id. */
+export type TakenBatch = Batch & { id: number };
+
+/**
  * What sits between sources and the sink. Sources `push` (which waits while the buffer is full: that
  * is the backpressure); the sink `take`s, and reports each batch as `handedOn` or gives it back with
  * `requeue` when the connection failed before it was written.
  */
 export interface BatchBuffer {
   push(batch: Batch): Promise<void>;
-  take(): Batch | undefined;
+  take(): TakenBatch | undefined;
   /** Resolves when `take` may return something, or the buffer is finished (or closed: check again). */
   waitForData(): Promise<void>;
   handedOn(batch: Batch): void;

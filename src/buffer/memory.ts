@@ -1,4 +1,4 @@
-import type { Batch, BatchBuffer } from '../record.js';
+import { nextBatchId, type Batch, type BatchBuffer, type TakenBatch } from '../record.js';
 
 /**
  * A FIFO of batches bounded in bytes. Bytes count from `push` until the sink reports the batch
@@ -38,14 +38,15 @@ export class MemoryBuffer implements BatchBuffer {
     }
     // Still full while other sources wait for room: /healthz must not flap between them.
     if (this.roomWaiters.length === 0) this.fullSinceMs = undefined;
+    batch.id ??= nextBatchId();
     this.used += batch.frames.length;
     this.queue.push(batch);
     this.wake(this.dataWaiters);
   }
 
-  take(): Batch | undefined {
+  take(): TakenBatch | undefined {
     if (this.head >= this.queue.length) return undefined;
-    const batch = this.queue[this.head++];
+    const batch = this.queue[this.head++] as TakenBatch;
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;

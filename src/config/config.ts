@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir, open, stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
@@ -9,6 +9,8 @@ import { parseSdElements } from './sd-element.js';
 import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
+import { NotRegularFileError, openRegular } from '../sources/file/open-regular.js';
+import { ensurePrivateDir, UnsafeDirError } from '../state/private-dir.js';
 import { loadK8sFiles, resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
@@ -262,14 +264,11 @@ export async function checkEnvironment(cfg: Config): Promise<void> {
   }
   const fileSources = cfg.files.filter((f) => f !== '-');
   if (fileSources.length > 0) {
-    const st = await stat(cfg.stateDir).catch(() => undefined);
-    if (st && !st.isDirectory()) throw new ConfigError(`--state-dir: ${cfg.stateDir} is not a directory`);
-    if (!st) {
-      try {
-        await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
-      } catch (err) {
-        throw new ConfigError(`--state-dir: cannot create ${cfg.stateDir} (${(err as NodeJS.ErrnoException).code})`);
-      }
+    try {
+      await ensurePrivateDir(cfg.stateDir);
+    } catch (err) {
+      if (err instanceof UnsafeDirError) throw new ConfigError(`--state-dir: ${err.message}`);
+      throw err;
     }
     try {
       await access(cfg.stateDir, constants.W_OK | constants.X_OK);
@@ -283,8 +282,9 @@ export async function checkEnvironment(cfg: Config): Promise<void> {
     if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
     if (st.isDirectory()) throw new ConfigError(`--file: ${file} is a directory`);
     try {
-      await (await open(file, 'r')).close();
+      await (await openRegular(file)).close();
     } catch (err) {
+      if (err instanceof NotRegularFileError) throw new ConfigError(`--file: ${err.message} (only regular files are followed; pipe a FIFO to stdin)`);
       throw new ConfigError(`--file: ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`);
     }
   }

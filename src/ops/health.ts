@@ -4,7 +4,7 @@ import type { Stats } from './stats.js';
 export interface HealthSource {
   readonly stats: Stats;
   readonly phase: 'starting' | 'running' | 'stopping';
-  readonly bufferState: { bytes: number; fullSinceMs?: number };
+  readonly bufferState: { bytes: number; fullSinceMs?: number; spillProblem?: { code: string; sinceMs: number } };
   readonly destination: Config['to'];
 }
 
@@ -26,6 +26,8 @@ export function health(p: HealthSource, thresholdMs: number, now = Date.now()): 
   }
   const full = p.bufferState.fullSinceMs;
   if (full !== undefined && now - full > thresholdMs) problems.push(`buffer full for ${Math.round((now - full) / 1000)}s`);
+  const spill = p.bufferState.spillProblem;
+  if (spill && now - spill.sinceMs > thresholdMs) problems.push(`spill cannot be written (${spill.code}) for ${Math.round((now - spill.sinceMs) / 1000)}s`);
   return problems.length ? { ok: false, reason: problems.join('; ') } : { ok: true, reason: p.phase };
 }
 

@@ -4,7 +4,7 @@ import type { Stats } from './stats.js';
 /** What the metrics read; the Pipeline provides it. */
 export interface MetricsSource {
   readonly stats: Stats;
-  readonly bufferState: { bytes: number; spillBytes?: number; fullSinceMs?: number };
+  readonly bufferState: { bytes: number; spillBytes?: number; fullSinceMs?: number; spillProblem?: unknown };
   lags(): Promise<Map<string, number>>;
 }
 
@@ -51,12 +51,18 @@ export function createMetrics(p: MetricsSource): Registry {
   counter('auditfwd_bytes_sent_total', 'Bytes handed on to the drain, framing included', () => s.bytesSent);
   byLabel('auditfwd_messages_dropped_total', 'Messages dropped, by reason', 'reason', () => s.dropped);
   counter('auditfwd_lines_truncated_total', 'Lines longer than --max-message-bytes, sent truncated', () => s.linesTruncated);
+  byLabel('auditfwd_source_errors_total', 'Times a followed path could not be opened or read (a FIFO, a folder, an I/O error), per file', 'file', () => s.sourceErrors);
+  byLabel('auditfwd_webhook_responses_total', 'Webhook requests answered, by HTTP status', 'code', () => new Map([...s.webhookResponses].map(([k, v]) => [String(k), v])));
   counter('auditfwd_reconnects_total', 'Connections to the drain after the first', () => s.reconnects);
   gauge('auditfwd_spill_bytes', 'Bytes held in the on-disk spill', () => p.bufferState.spillBytes ?? 0);
   gauge('auditfwd_buffer_bytes', 'Bytes held in memory between reading and the drain', () => p.bufferState.bytes);
   gauge('auditfwd_buffer_full', '1 while reading waits for room or lines are dropped (with a spill: the spill at --buffer-max-bytes)', () =>
     p.bufferState.fullSinceMs === undefined ? 0 : 1,
   );
+  gauge('auditfwd_spill_unwritable', '1 while the spill cannot be written (disk full, I/O error, read-only, quota, folder gone): it stops growing', () =>
+    p.bufferState.spillProblem === undefined ? 0 : 1,
+  );
+  counter('auditfwd_spill_unwritable_total', 'Times the spill became unwritable', () => s.spillUnwritable);
   gauge('auditfwd_drain_connected', '1 while connected to the drain', () => (s.drainConnected ? 1 : 0));
   gauge('auditfwd_last_send_timestamp_seconds', 'When data was last handed on to the drain (Unix time; 0: never)', () => s.lastSendMs / 1000);
   new Gauge({

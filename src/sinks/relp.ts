@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { forEachFrame } from '../framing/octet.js';
 import { RateLimitedLog } from '../ops/log.js';
-import type { Batch, BatchBuffer } from '../record.js';
+import type { BatchBuffer, TakenBatch } from '../record.js';
 import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
 import { RelpSession } from './relp-session.js';
 import { openTcp, TcpSink, type Outcome, type TcpSinkOptions } from './tcp.js';
@@ -32,8 +32,6 @@ const CHUNK_BYTES = 256 * 1024;
 /** Room for CHUNK_BYTES plus the one message that crosses it, when that message is not huge. */
 const POOLED_BYTES = 2 * CHUNK_BYTES;
 const POOL_FROM_BYTES = 64 * 1024;
-/** Batches given back after failed sessions whose progress is remembered, at most. */
-const RETURNED_MAX = 256;
 /** Write buffers kept for reuse: fresh large buffers cost page faults on every first touch. */
 const POOL_MAX = 8;
 
@@ -44,18 +42,26 @@ const POOL_MAX = 8;
 class Progress {
   readonly starts: number[] = [];
   readonly ends: number[] = [];
-  readonly state: Uint8Array;
+  state: Uint8Array;
   done = 0;
   /** Next message to send on the current session. */
   next = 0;
   refusals: Map<number, number> | undefined;
 
-  constructor(public batch: Batch) {
+  constructor(readonly batch: TakenBatch) {
     forEachFrame(batch.frames, (start, end) => {
       this.starts.push(start);
       this.ends.push(end);
     });
     this.state = new Uint8Array(this.starts.length);
+  }
+
+  /** What the drain already acknowledged of the same batch, given back earlier (maybe as another object). */
+  resume(from: Saved): void {
+    if (from.state.length !== this.count) return;
+    this.state = from.state;
+    this.done = from.done;
+    this.refusals = from.refusals;
   }
 
   get count(): number {
@@ -72,6 +78,9 @@ class Progress {
     this.done++;
   }
 }
+
+/** A returned batch's progress without its frames: the spill may free (or rewrite) those meanwhile. */
+type Saved = Pick<Progress, 'state' | 'done' | 'refusals'>;
 
 /** Resolves everything waiting on it when poked; each wait() gets the next poke. */
 class Signal {
@@ -95,18 +104,18 @@ export class RelpSink extends TcpSink {
   private readonly ackTimeoutMs: number;
   private readonly maxRefusals: number;
   private readonly sessions = new WeakMap<Socket, RelpSession>();
-  private readonly progress = new WeakMap<Batch, Progress>();
   private readonly relpLog: RateLimitedLog;
   private session: RelpSession | undefined;
   private stopped = false;
   private readonly wakeup = new Signal();
   private readonly pool: Buffer[] = [];
   /**
-   * Progress of batches given back after a failed session, by size: a spill may write a batch to
-   * disk and hand it out again as a new object, which must not lose what the drain acknowledged.
+   * Progress of batches given back after a failed session, by batch id: a spill may write a batch
+   * to disk and hand it out again as a new object (even after a restart), which must not lose what
+   * the drain acknowledged. Ids, not bytes: two batches of the same lines are different batches.
+   * Unbounded, and small: a few bytes per message, removed when the batch comes back.
    */
-  private readonly returned = new Map<string, Progress[]>();
-  private returnedCount = 0;
+  private readonly returned = new Map<number, Saved>();
 
   constructor(opts: RelpSinkOptions) {
     const rawOpen = opts.open ?? openTcp;
@@ -159,7 +168,6 @@ export class RelpSink extends TcpSink {
       while (held.length > 0 && held[0].complete) {
         const p = held.shift()!;
         if (cursor > 0) cursor--;
-        this.progress.delete(p.batch);
         buffer.handedOn(p.batch);
       }
     };
@@ -220,9 +228,12 @@ export class RelpSink extends TcpSink {
             await Promise.race([buffer.waitForData(), session.ended, refusedP]);
             continue;
           }
-          p = this.adopt(batch) ?? this.progress.get(batch) ?? new Progress(batch);
-          this.progress.set(batch, p);
-          p.next = 0;
+          p = new Progress(batch);
+          const saved = this.returned.get(batch.id);
+          if (saved) {
+            this.returned.delete(batch.id);
+            p.resume(saved);
+          }
           held.push(p);
           settle();
           continue;
@@ -283,32 +294,7 @@ export class RelpSink extends TcpSink {
 
   private remember(p: Progress): void {
     if (p.state.every((s) => s === UNSENT)) return;
-    // Bounded: a forgotten entry costs repeats (messages sent again), never a loss.
-    if (this.returnedCount >= RETURNED_MAX) {
-      this.returned.clear();
-      this.returnedCount = 0;
-    }
-    const key = `${p.batch.frames.length}:${p.batch.count}`;
-    const list = this.returned.get(key) ?? [];
-    if (!list.includes(p)) {
-      list.push(p);
-      this.returned.set(key, list);
-      this.returnedCount++;
-    }
-  }
-
-  /** The progress of a batch given back earlier that came back as another object with the same bytes. */
-  private adopt(batch: Batch): Progress | undefined {
-    const key = `${batch.frames.length}:${batch.count}`;
-    const list = this.returned.get(key);
-    if (!list) return undefined;
-    const i = list.findIndex((p) => p.batch === batch || p.batch.frames.equals(batch.frames));
-    if (i === -1) return undefined;
-    const [p] = list.splice(i, 1);
-    if (list.length === 0) this.returned.delete(key);
-    this.returnedCount--;
-    p.batch = batch;
-    return p;
+    this.returned.set(p.batch.id, { state: p.state, done: p.done, refusals: p.refusals });
   }
 
   /** Writes a chunk made by frames(); its backing buffer goes back to the pool once the socket is done with it. */

@@ -87,16 +87,35 @@ async function drainToEnd(spill: SpillBuffer): Promise<string[]> {
 
 const big = (i: number) => `line ${i} ${'x'.repeat(8000)}`;
 
+/**
+ * Spills lines 0..n-1 and stops; then `damage` changes the bytes of the last segment (given the
+ * offset of its second record). Returns the number of the first line in that segment.
+ */
+async function damageLastSegment(t: Tap.Test, dir: string, n: number, damage: (data: Buffer, second: number) => void): Promise<number> {
+  const a = await openSpill(t, dir, { segmentBytes: 1024 * 1024 });
+  for (let i = 0; i < n; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  const segs = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort();
+  const file = join(dir, segs[segs.length - 1]);
+  const data = readFileSync(file);
+  const first = parseRecord(data, 0);
+  if (first.kind !== 'record') throw new Error('expected a record');
+  damage(data, first.next);
+  writeFileSync(file, data);
+  return Number(/^line (\d+)/.exec(msgOf(first.record.frames)[0])![1]);
+}
+
 t.test('record: encode/decode round trip, short and damaged input', async (t) => {
   t.equal(crc32(Buffer.from('123456789')), 0xcbf43926, 'CRC-32 check value');
   t.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926, 'table fallback agrees');
   const origin = { source: '/var/log/a.log', start: 10, end: 42 };
-  const rec = encodeRecord(frame('hello'), 1, origin);
+  const rec = encodeRecord(frame('hello'), 1, origin, 2 ** 52 + 7);
   const p = parseRecord(rec, 0);
   t.equal(p.kind, 'record');
   if (p.kind !== 'record') return;
   t.same(p.record.origin, origin);
   t.equal(p.record.count, 1);
+  t.equal(p.record.id, 2 ** 52 + 7, 'the batch id survives');
   t.same(msgOf(p.record.frames), ['hello']);
   t.equal(p.next, rec.length);
   t.same(parseRecord(rec.subarray(0, rec.length - 1), 0), { kind: 'short', need: rec.length }, 'a cut body is short, not bad');
@@ -108,8 +127,10 @@ t.test('record: encode/decode round trip, short and damaged input', async (t) =>
   noMagic[0] = 0;
   t.same(parseRecord(noMagic, 0), { kind: 'bad', reason: 'bad magic' });
   t.same(parseRecord(noMagic.subarray(0, 3), 0), { kind: 'bad', reason: 'bad magic' }, 'a short header that is not a magic prefix is damage');
-  const noOrigin = parseRecord(encodeRecord(frame('x'), 1, undefined), 0);
+  const noOrigin = parseRecord(encodeRecord(frame('x'), 1, undefined, undefined), 0);
   t.equal(noOrigin.kind === 'record' && noOrigin.record.origin, undefined);
+  t.equal(noOrigin.kind === 'record' && noOrigin.record.id, undefined, 'a record of an older version has no id');
+  t.same(noOrigin.kind === 'record' && msgOf(noOrigin.record.frames), ['x'], 'and reads as before');
 });
 
 t.test('order across memory and spill; commits once durable; files 0600, folder 0700', async (t) => {
@@ -173,7 +194,7 @@ t.test('a torn record at the end of the last segment is cut off at start', async
   const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
   const last = join(dir, segs[segs.length - 1]);
   const sizeBefore = statSync(last).size;
-  const torn = encodeRecord(frame('torn'), 1, undefined);
+  const torn = encodeRecord(frame('torn'), 1, undefined, 1);
   appendFileSync(last, torn.subarray(0, torn.length - 3));
   const b = await openSpill(t, dir);
   t.equal(b.spill.counters.tornTails, 1, 'counted');
@@ -185,19 +206,11 @@ t.test('a torn record at the end of the last segment is cut off at start', async
 
 t.test('flipped bytes: the damaged record is skipped, the rest sent, the segment moved aside', async (t) => {
   const dir = join(t.testdir(), 'spill');
-  const a = await openSpill(t, dir, { segmentBytes: 1024 * 1024 });
-  for (let i = 0; i < 12; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
-  await a.shutdown();
-  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
-  const file = join(dir, segs[segs.length - 1]);
-  const data = readFileSync(file);
   // Flip bytes inside the second record of the segment.
-  const first = parseRecord(data, 0);
-  if (first.kind !== 'record') throw new Error('expected a record');
-  data[first.next + 100] ^= 0xff;
-  data[first.next + 101] ^= 0xff;
-  writeFileSync(file, data);
-  const firstInSeg = Number(/^line (\d+)/.exec(msgOf(first.record.frames)[0])![1]);
+  const firstInSeg = await damageLastSegment(t, dir, 12, (data, second) => {
+    data[second + 100] ^= 0xff;
+    data[second + 101] ^= 0xff;
+  });
   const b = await openSpill(t, dir);
   const got = await drainAll(b.spill, 11);
   const want = [...Array(12).keys()].filter((i) => i !== firstInSeg + 1).map(big);
@@ -280,4 +293,50 @@ t.test('drop-oldest: the oldest unread segments give way, gap records stand wher
   t.equal(lines, spill.counters.droppedLines, 'gap records account for every dropped line');
   t.same([...Array(N).keys()].filter((i) => !seqs.includes(i)), [...holes].sort((a, b) => a - b), 'exactly the missing lines');
   await shutdown();
+});
+
+t.test('a spill folder others may write in, or owned by another user, is refused', async (t) => {
+  const { chmodSync, mkdirSync } = await import('node:fs');
+  const { SpillError } = await import('../../src/buffer/spill/io.js');
+  const dir = join(t.testdir(), 'spill');
+  mkdirSync(dir, { mode: 0o700 });
+  chmodSync(dir, 0o770);
+  await t.rejects(openSpill(t, dir), new SpillError(`--buffer-dir: ${dir} is writable by its group (mode 0770); chmod 700 it`));
+  chmodSync(dir, 0o703);
+  await t.rejects(openSpill(t, dir), { name: 'SpillError', message: /writable by every user/ });
+  chmodSync(dir, 0o700);
+  const { spill, shutdown } = await openSpill(t, dir);
+  t.ok(spill, 'opens once only its owner may write in it');
+  await shutdown();
+});
+
+t.test('a segment replaced by a symlink is not followed: its lines are given up, the rest is sent', async (t) => {
+  const { renameSync, symlinkSync } = await import('node:fs');
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir, { segmentBytes: 64 * 1024 });
+  for (let i = 0; i < 20; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  await a.shutdown();
+  const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+  t.ok(segs.length >= 2);
+  renameSync(join(dir, segs[0]), join(dir, 'elsewhere'));
+  symlinkSync(join(dir, 'elsewhere'), join(dir, segs[0]));
+  const b = await openSpill(t, dir);
+  b.spill.close();
+  const got = await drainToEnd(b.spill);
+  t.ok(got.length > 0 && got.length < 20, `${got.length} lines from the other segments`);
+  t.same(got, [...Array(20).keys()].slice(20 - got.length).map(big), 'the lines after it, in order');
+  t.ok(b.lines.some((l) => l.level === 50 && /not a plain file/.test(String(l.msg))), 'logged as an error');
+  await b.shutdown();
+});
+
+t.test('a damaged length in the last segment is damage, not a torn write: the records after it are sent', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  // The second record's length now runs past the end of the file.
+  const firstInSeg = await damageLastSegment(t, dir, 6, (data, second) => data.writeUInt32BE(0x00ffffff, second + 4));
+  const b = await openSpill(t, dir);
+  t.equal(b.spill.counters.tornTails, 0, 'not cut off as a torn write');
+  const got = await drainAll(b.spill, 5);
+  t.same(got, [...Array(6).keys()].filter((i) => i !== firstInSeg + 1).map(big), 'every other record, in order');
+  t.equal(b.spill.counters.corruptSegments, 1, 'the damage is counted');
+  await b.shutdown();
 });

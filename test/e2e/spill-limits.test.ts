@@ -79,3 +79,12 @@ t.test('--when-full block: reading waits, nothing is lost', async (t) => {
   t.same(lines, LINES, 'every line, in order, once');
   t.equal(gaps.length, 0, 'no gap');
 });
+
+t.test('a spill folder its group or others may write in: exit 2, one line', async (t) => {
+  const { chmodSync, mkdirSync } = await import('node:fs');
+  const { usageError } = await import('../helpers/proc.js');
+  const dir = join(t.testdir(), 'spill');
+  mkdirSync(dir);
+  chmodSync(dir, 0o777);
+  await usageError(t, ['--to', '127.0.0.1:1', '--buffer-dir', dir], /--buffer-dir: .* is writable by every user \(mode 0777\); chmod 700 it/, { stdin: '' });
+});

@@ -92,4 +92,8 @@ t.test('health verdicts (buffer full, thresholds, stdout)', async (t) => {
   t.equal(health(p, 1000, now).ok, true, 'just went down');
   t.match(health(p, 1000, now + 5000), { ok: false, reason: /drain unreachable for 5s/ });
   t.equal(health({ ...p, destination: { transport: 'stdout' } }, 1000, now + 5000).ok, true, 'stdout has no drain to be down');
+  stats.drainConnected = true;
+  const unwritable = { ...p, bufferState: { bytes: 0, spillProblem: { code: 'ENOSPC', sinceMs: now - 3000 } } };
+  t.same(health(unwritable, 1000, now), { ok: false, reason: 'spill cannot be written (ENOSPC) for 3s' });
+  t.equal(health(unwritable, 5000, now).ok, true, 'a spill that cannot be written is unhealthy only past the threshold');
 });

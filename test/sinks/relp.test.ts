@@ -268,3 +268,53 @@ t.test('a batch given back as a new object (spilled and read back): acknowledged
   t.equal(s.stats.messagesSent, 10, 'each message acknowledged once');
   t.same(s.handed, ['b']);
 });
+
+/** Gives back copies, as a spill does, and only those `keep` allows (drop-oldest dropped the rest). */
+class ForgettingBuffer extends MemoryBuffer {
+  keep: (b: Batch) => boolean = () => true;
+  override requeue(batches: Batch[]): void {
+    const kept = batches.filter((b) => this.keep(b));
+    // Gone batches are handed on, as the spill's drop does with their commits.
+    for (const b of batches) if (!kept.includes(b)) super.requeue([b]), this.take(), this.handedOn(b);
+    super.requeue(kept.map((b) => ({ ...b, frames: Buffer.from(b.frames) })));
+  }
+}
+
+t.test('acknowledgements match by batch id: a batch with the same bytes never takes over another one', async (t) => {
+  const buffer = new ForgettingBuffer(16 * 1024 * 1024);
+  const s = await setup(t, {}, undefined, buffer);
+  let n = 0;
+  s.server.answer = () => (++n <= 4 ? 'ack' : 'hold');
+  await s.push('a', names('m', 10));
+  await s.push('b', names('m', 10)); // the same lines again
+  await s.server.until(() => s.server.messages.length === 20);
+  await s.acked(() => s.stats.messagesSent === 4);
+  let firstId: number | undefined;
+  buffer.keep = (b) => (firstId ??= b.id) !== b.id; // 'a' is dropped while away
+  s.server.answer = () => 'ack';
+  s.server.dropConnections();
+  await s.server.until(() => s.server.conns.length === 2 && s.server.conns[1].syslogs.length === 10);
+  s.buffer.close();
+  await s.done;
+  t.same(texts(s.server.conns[1].syslogs.map((f) => f.data)), names('m', 10), "every message of 'b' goes again: none was acknowledged");
+  t.same(s.handed, ['a', 'b']);
+});
+
+t.test('progress is remembered for any number of batches given back', async (t) => {
+  const s = await setup(t, {}, undefined, new CopyingBuffer(16 * 1024 * 1024));
+  const N = 400; // more than the 256 batches the sink once remembered, all within one window
+  let n = 0;
+  s.server.answer = () => (++n <= 4 ? 'ack' : 'hold');
+  await s.push('first', names('m', 10));
+  for (let i = 0; i < N; i++) await s.push(`b${i}`, [`b${i}`]);
+  await s.server.until(() => s.server.messages.length === 10 + N);
+  await s.acked(() => s.stats.messagesSent === 4);
+  s.server.answer = () => 'ack';
+  s.server.dropConnections();
+  s.buffer.close();
+  await s.done;
+  const again = texts(s.server.conns[1].syslogs.map((f) => f.data));
+  t.same(again, [...names('m', 10).slice(4), ...names('b', N)], 'the acknowledged messages of the first batch are not resent');
+  t.equal(s.stats.messagesSent, 10 + N, 'each message acknowledged once');
+  t.equal(s.handed.length, N + 1);
+});

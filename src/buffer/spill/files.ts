@@ -1,6 +1,7 @@
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../../config/config.js';
+import { privateDirProblem } from '../../state/private-dir.js';
+import { errCode, readWhole, SpillError, writeAll, writeFileDurably, type SpillIo } from './io.js';
 
 /**
  * The spill folder: segment files named by a sequence number (read in ascending order), a cursor
@@ -15,21 +16,17 @@ const KEEP_CORRUPT = 5;
 
 export const segName = (seq: number) => `${String(seq).padStart(16, '0')}.seg`;
 
-export async function listSegments(dir: string): Promise<number[]> {
-  const names = await readdir(dir);
-  for (const n of names) if (n.endsWith('.seg.tmp')) await unlink(join(dir, n)).catch(() => {});
+export async function listSegments(io: SpillIo, dir: string): Promise<number[]> {
+  const names = await io.readdir(dir);
+  for (const n of names) if (n.endsWith('.tmp')) await io.unlink(join(dir, n)).catch(() => {});
   return names.flatMap((n) => SEG_RE.exec(n)?.[1] ?? []).map(Number).sort((a, b) => a - b);
 }
 
-import { writeFileDurably } from '../../state/durable.js';
-
-export { syncDir, writeFileDurably } from '../../state/durable.js';
-
 export type Cursor = Map<number, number>;
 
-export async function readCursor(dir: string): Promise<Cursor> {
+export async function readCursor(io: SpillIo, dir: string): Promise<Cursor> {
   try {
-    const data = JSON.parse(await readFile(join(dir, 'cursor.json'), 'utf8')) as { version: number; acked: Record<string, number> };
+    const data = JSON.parse((await readWhole(io, join(dir, 'cursor.json'))).toString()) as { version: number; acked: Record<string, number> };
     if (data.version !== 1) return new Map();
     return new Map(Object.entries(data.acked).map(([k, v]) => [Number(k), Number(v)]));
   } catch {
@@ -38,16 +35,16 @@ export async function readCursor(dir: string): Promise<Cursor> {
   }
 }
 
-export function writeCursor(dir: string, cursor: Cursor): Promise<void> {
-  return writeFileDurably(dir, 'cursor.json', JSON.stringify({ version: 1, acked: Object.fromEntries(cursor) }));
+export function writeCursor(io: SpillIo, dir: string, cursor: Cursor): Promise<void> {
+  return writeFileDurably(io, dir, 'cursor.json', Buffer.from(JSON.stringify({ version: 1, acked: Object.fromEntries(cursor) })));
 }
 
 /** Moves a damaged segment aside as `*.corrupt`, keeping only the newest few. */
-export async function moveAside(dir: string, seq: number): Promise<string> {
+export async function moveAside(io: SpillIo, dir: string, seq: number): Promise<string> {
   const aside = `${segName(seq)}.${Date.now()}.corrupt`;
-  await rename(join(dir, segName(seq)), join(dir, aside));
-  const corrupt = (await readdir(dir)).filter((n) => n.endsWith('.corrupt')).sort();
-  for (const n of corrupt.slice(0, Math.max(0, corrupt.length - KEEP_CORRUPT))) await unlink(join(dir, n)).catch(() => {});
+  await io.rename(join(dir, segName(seq)), join(dir, aside));
+  const corrupt = (await io.readdir(dir)).filter((n) => n.endsWith('.corrupt')).sort();
+  for (const n of corrupt.slice(0, Math.max(0, corrupt.length - KEEP_CORRUPT))) await io.unlink(join(dir, n)).catch(() => {});
   return join(dir, aside);
 }
 
@@ -56,29 +53,40 @@ function alive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errCode(err) === 'EPERM';
   }
 }
 
-/** Creates the folder (0700) and takes its lock; a live owner is a configuration error. */
-export async function lockDir(dir: string): Promise<() => Promise<void>> {
+/**
+ * Like ssh with ~/.ssh: a folder others may write in (or that another user owns) could have its
+ * segments swapped for forged audit lines, so it is refused rather than used.
+ */
+async function checkOwnership(dir: string): Promise<void> {
+  const problem = privateDirProblem(dir, await lstat(dir));
+  if (problem) throw new SpillError(`--buffer-dir: ${problem}`);
+}
+
+/** Creates the folder (0700), checks who may write in it, and takes its lock; a live owner is refused. */
+export async function lockDir(io: SpillIo, dir: string): Promise<() => Promise<void>> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await io.mkdir(dir);
   } catch (err) {
-    throw new ConfigError(`--buffer-dir: cannot create ${dir} (${(err as NodeJS.ErrnoException).code})`);
+    throw new SpillError(`--buffer-dir: cannot create ${dir} (${errCode(err)})`);
   }
+  await checkOwnership(dir);
   const path = join(dir, 'lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await writeFile(path, String(process.pid), { flag: 'wx', mode: 0o600 });
-      return () => unlink(path).catch(() => {});
+      const f = await io.open(path, 'create');
+      await writeAll(f, [Buffer.from(String(process.pid))], 0).finally(() => f.close());
+      return () => io.unlink(path).catch(() => {});
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') throw new ConfigError(`--buffer-dir: cannot write in ${dir} (${code})`);
-      const pid = Number(await readFile(path, 'utf8').catch(() => ''));
-      if (pid > 0 && pid !== process.pid && alive(pid)) throw new ConfigError(`--buffer-dir: ${dir} is in use by another auditfwd (pid ${pid})`);
-      await unlink(path).catch(() => {});
+      const code = errCode(err);
+      if (code !== 'EEXIST') throw new SpillError(`--buffer-dir: cannot write in ${dir} (${code})`);
+      const pid = Number(await readWhole(io, path).catch(() => ''));
+      if (pid > 0 && pid !== process.pid && alive(pid)) throw new SpillError(`--buffer-dir: ${dir} is in use by another auditfwd (pid ${pid})`);
+      await io.unlink(path).catch(() => {});
     }
   }
-  throw new ConfigError(`--buffer-dir: cannot lock ${dir}`);
+  throw new SpillError(`--buffer-dir: cannot lock ${dir}`);
 }

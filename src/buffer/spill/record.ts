@@ -4,8 +4,10 @@ import { crc32 } from './crc32.js';
  * One spilled batch on disk:
  *
  *   u32 magic "AFSP" | u32 body length | u32 CRC-32 of the body | body
- *   body = u32 message count | u16 origin length | origin (JSON) | octet-counted frames
+ *   body = u32 message count | u16 flags and origin length | [u32 u32 batch id] | origin (JSON) | frames
  *
+ * The top bit of the u16 says a batch id follows (records of older versions have none: they get a
+ * fresh id when read).
  * The magic lets a reader find the next record after a damaged one; the length and checksum tell a
  * torn tail (the record runs past the end of the file) from flipped bytes.
  */
@@ -26,26 +28,36 @@ export interface DecodedRecord {
   frames: Buffer;
   count: number;
   origin: Origin | undefined;
+  id: number | undefined;
 }
+
+const HAS_ID = 0x8000;
+const ID_BYTES = 8;
 
 /**
  * The record as two parts, header and the frames themselves, for one vectored write: copying every
  * batch into a record-sized buffer would double the garbage the spill makes at full speed.
  */
-export function encodeRecordParts(frames: Buffer, count: number, origin: Origin | undefined): [Buffer, Buffer] {
+export function encodeRecordParts(frames: Buffer, count: number, origin: Origin | undefined, id: number | undefined): [Buffer, Buffer] {
   const o = origin ? Buffer.from(JSON.stringify([origin.source, origin.start, origin.end])) : Buffer.alloc(0);
-  const head = Buffer.allocUnsafe(HEADER_BYTES + 6 + o.length);
+  const fixed = id === undefined ? 6 : 6 + ID_BYTES;
+  const head = Buffer.allocUnsafe(HEADER_BYTES + fixed + o.length);
   head.writeUInt32BE(MAGIC, 0);
-  head.writeUInt32BE(6 + o.length + frames.length, 4);
+  head.writeUInt32BE(fixed + o.length + frames.length, 4);
   head.writeUInt32BE(count, HEADER_BYTES);
-  head.writeUInt16BE(o.length, HEADER_BYTES + 4);
-  o.copy(head, HEADER_BYTES + 6);
+  head.writeUInt16BE(id === undefined ? o.length : o.length | HAS_ID, HEADER_BYTES + 4);
+  if (id !== undefined) {
+    head.writeUInt32BE(Math.floor(id / 2 ** 32), HEADER_BYTES + 6);
+    head.writeUInt32BE(id >>> 0, HEADER_BYTES + 10);
+  }
+  o.copy(head, HEADER_BYTES + fixed);
   head.writeUInt32BE(crc32(frames, crc32(head.subarray(HEADER_BYTES))), 8);
   return [head, frames];
 }
 
-export function encodeRecord(frames: Buffer, count: number, origin: Origin | undefined): Buffer {
-  return Buffer.concat(encodeRecordParts(frames, count, origin));
+/** `id` undefined writes a record as versions before batch ids did. */
+export function encodeRecord(frames: Buffer, count: number, origin: Origin | undefined, id: number | undefined): Buffer {
+  return Buffer.concat(encodeRecordParts(frames, count, origin, id));
 }
 
 export type Parsed =
@@ -68,18 +80,21 @@ export function parseRecord(buf: Buffer, at: number): Parsed {
   const body = buf.subarray(at + HEADER_BYTES, at + HEADER_BYTES + bodyLen);
   if (crc32(body) !== buf.readUInt32BE(at + 8)) return { kind: 'bad', reason: 'checksum mismatch' };
   const count = body.readUInt32BE(0);
-  const oLen = body.readUInt16BE(4);
-  if (6 + oLen > bodyLen) return { kind: 'bad', reason: 'bad origin length' };
+  const flags = body.readUInt16BE(4);
+  const oLen = flags & ~HAS_ID;
+  const fixed = flags & HAS_ID ? 6 + ID_BYTES : 6;
+  if (fixed + oLen > bodyLen) return { kind: 'bad', reason: 'bad origin length' };
+  const id = flags & HAS_ID ? body.readUInt32BE(6) * 2 ** 32 + body.readUInt32BE(10) : undefined;
   let origin: Origin | undefined;
   if (oLen > 0) {
     try {
-      const [source, start, end] = JSON.parse(body.subarray(6, 6 + oLen).toString()) as [string, number, number];
+      const [source, start, end] = JSON.parse(body.subarray(fixed, fixed + oLen).toString()) as [string, number, number];
       origin = { source, start, end };
     } catch {
       return { kind: 'bad', reason: 'bad origin' };
     }
   }
-  return { kind: 'record', record: { frames: body.subarray(6 + oLen), count, origin }, next: at + HEADER_BYTES + bodyLen };
+  return { kind: 'record', record: { frames: body.subarray(fixed + oLen), count, origin, id }, next: at + HEADER_BYTES + bodyLen };
 }
 
 /** The next offset after `from` where a record's magic appears, or -1. */

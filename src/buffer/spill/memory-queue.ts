@@ -1,0 +1,102 @@
+import type { Item } from './ledger.js';
+import { Deque } from './order.js';
+
+/**
+ * What the spill holds in memory, in stream order: batches the sink gave back (front), the queue
+ * (read back from the spill, or not spilled at all), and the overflow, which comes after the spill:
+ * batches that could not be written to it. `bytes` also counts the batches out with the sink.
+ */
+export class MemoryQueue {
+  private front: Item[] = [];
+  private readonly queue = new Deque<Item>();
+  private overflowed: Item[] = [];
+  bytes = 0;
+  overflowBytes = 0;
+  out = 0;
+
+  /** Batches the sink may take now. */
+  get ready(): number {
+    return this.front.length + this.queue.length;
+  }
+  get overflow(): readonly Item[] {
+    return this.overflowed;
+  }
+
+  push(item: Item): void {
+    this.queue.push(item);
+    this.bytes += item.frames.length;
+  }
+
+  take(): Item | undefined {
+    const item = this.front.length > 0 ? this.front.shift() : this.queue.shift();
+    if (item) this.out++;
+    return item;
+  }
+
+  handedOn(item: Item): void {
+    this.out--;
+    this.bytes -= item.frames.length;
+  }
+
+  requeue(items: Item[]): void {
+    this.out -= items.length;
+    this.front = items.concat(this.front);
+  }
+
+  /** After the spill; `first`: before what overflowed earlier (it is older). */
+  toOverflow(item: Item, first: boolean): void {
+    if (first) this.overflowed.unshift(item);
+    else this.overflowed.push(item);
+    this.overflowBytes += item.frames.length;
+    this.bytes += item.frames.length;
+  }
+
+  /** The first overflow batch was written to the spill. */
+  written(): void {
+    const item = this.overflowed.shift()!;
+    this.overflowBytes -= item.frames.length;
+    this.bytes -= item.frames.length;
+  }
+
+  /** The reader caught up with the spill: the overflow is next, and is in memory already. */
+  overflowToQueue(): boolean {
+    if (this.overflowed.length === 0) return false;
+    for (const item of this.overflowed) this.queue.push(item);
+    this.overflowed = [];
+    this.overflowBytes = 0;
+    return true;
+  }
+
+  /** Everything the sink may take, in order, out of the queue (still counted in `bytes`). */
+  takeAll(): Item[] {
+    const all = this.front.concat(this.queue.drain());
+    this.front = [];
+    return all;
+  }
+
+  /** Back after takeAll, in order, behind what the sink gave back meanwhile. */
+  putBack(items: Item[]): void {
+    for (const item of items) this.queue.push(item);
+  }
+
+  /** Something waits that is durable nowhere (not read back from the spill). */
+  hasUndurable(): boolean {
+    if (this.front.some((i) => !i.place)) return true;
+    for (let k = 0; k < this.queue.length; k++) if (!this.queue.at(k)!.place) return true;
+    return false;
+  }
+
+  /** How long the oldest batch waiting that is durable nowhere has waited. */
+  oldestWaitingMs(): number {
+    let oldest = Infinity;
+    for (const i of this.front) if (!i.place) oldest = Math.min(oldest, i.at);
+    for (let k = 0; k < this.queue.length; k++) {
+      const i = this.queue.at(k)!;
+      if (!i.place) {
+        oldest = Math.min(oldest, i.at);
+        break;
+      }
+    }
+    return oldest === Infinity ? 0 : Date.now() - oldest;
+  }
+}

@@ -1,0 +1,109 @@
+import type { Logger } from '../../ops/log.js';
+import type { DiskState } from './disk-state.js';
+import type { Counters, Item, Ledger } from './ledger.js';
+import type { MemoryQueue } from './memory-queue.js';
+import { encodeRecord, encodeRecordParts } from './record.js';
+import type { SegmentWriter } from './writer.js';
+
+export interface SpillerHooks {
+  /** The batch is durable: its commits may run, its old place in a segment is free. */
+  settle(item: Pick<Item, 'tickets' | 'place' | 'covers'>): void;
+  /** The batch's frames will not be read again. */
+  free(item: Item): void;
+  /** Memory was freed. */
+  room(): void;
+}
+
+/**
+ * Moves batches from memory to the spill: one at its end, the overflow, or all that memory holds
+ * (in front of the spill when it holds unread records). What cannot be written stays in memory,
+ * where the order puts it, and the disk is marked unwritable.
+ */
+export class Spiller {
+  /** 'spilling to disk' was logged, and 'caught up' not yet. */
+  announced = false;
+
+  constructor(
+    private readonly mem: MemoryQueue,
+    private readonly ledger: Ledger,
+    private readonly writer: SegmentWriter,
+    private readonly disk: DiskState,
+    private readonly counters: Counters,
+    private readonly log: Logger,
+    private readonly dir: string,
+    private readonly hooks: SpillerHooks,
+  ) {}
+
+  /** Writes one batch at the end of the spill; false (and the spill marked unwritable) when it cannot. */
+  async append(item: Item): Promise<boolean> {
+    if (!this.disk.canWrite) return false;
+    // Keep only what completion needs: holding the frames until the fsync would cost memory.
+    const done = { tickets: item.tickets, place: item.place, covers: item.covers };
+    try {
+      await this.writer.append(encodeRecordParts(item.frames, item.count, item.origin, item.id), () => this.hooks.settle(done));
+    } catch (err) {
+      this.disk.failed(err);
+      return false;
+    }
+    this.disk.succeeded();
+    this.hooks.free(item);
+    this.counters.spilledBatches++;
+    return true;
+  }
+
+  /** Writes the overflow after the spill, in order, while it can; true when it is empty. */
+  async flushOverflow(): Promise<boolean> {
+    while (this.mem.overflow.length > 0) {
+      if (!(await this.append(this.mem.overflow[0]))) return false;
+      this.mem.written();
+      this.hooks.room();
+    }
+    return true;
+  }
+
+  /**
+   * Moves every batch memory holds to the spill, in order: appended when nothing is spilled ahead
+   * of them, else as a new segment that sorts before the others. Batches that were read back from
+   * the spill are rewritten too (the order must hold) and their old places released once durable.
+   */
+  async writeMemory(why: string): Promise<void> {
+    const mem = this.mem;
+    const all = mem.takeAll();
+    // What comes before the first batch that is durable nowhere was read back from the spill and
+    // is still there: it stays in memory, in front of what is written now, so the order holds.
+    const first = all.findIndex((i) => !i.place);
+    mem.putBack(first === -1 ? all : all.slice(0, first));
+    if (first === -1) return;
+    const items = all.slice(first);
+    if (!this.announced) {
+      this.announced = true;
+      this.log.info({ dir: this.dir, why }, 'spilling to disk');
+    }
+    // They count in memory until they are written: pushes meanwhile must not take their room.
+    if (this.ledger.unread === 0) {
+      let k = 0;
+      while (k < items.length && (await this.append(items[k]))) mem.bytes -= items[k++].frames.length;
+      // Those written are in the spill now: the rest comes after it.
+      if (k === 0) mem.putBack(items);
+      else
+        for (const item of items.slice(k).reverse()) {
+          mem.bytes -= item.frames.length;
+          mem.toOverflow(item, true);
+        }
+      return;
+    }
+    if (!this.disk.canWrite) return mem.putBack(items);
+    try {
+      await this.writer.writeFront(Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin, i.id))));
+    } catch (err) {
+      this.disk.failed(err);
+      return mem.putBack(items);
+    }
+    this.disk.succeeded();
+    for (const item of items) {
+      mem.bytes -= item.frames.length;
+      this.hooks.free(item);
+      this.hooks.settle(item);
+    }
+  }
+}
