@@ -44,7 +44,9 @@ function once(m, format) {
     enc.beginBatch();
     const end = Math.min(lines.length, i + 256);
     for (let j = i; j < end; j++) enc.encode(out, lines[j], lines[j].length);
-    sink += out.take().length;
+    const batch = out.takeBatch(); // as the pipeline hands batches on
+    sink += batch.frames.length;
+    batch.release();
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (sink === 0) throw new Error('nothing encoded');

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // `npm run bench:profile [-- extra auditfwd flags]`: one raw --once run over the bench input under
 // `node --cpu-prof`, to the bench receiver; prints where the CPU time went (self time per function,
-// and per category) and keeps the .cpuprofile in bench/out/ for Chrome DevTools.
+// and per category) and keeps the .cpuprofile in bench/out/ for Chrome DevTools. The input file is
+// built in a temporary folder and removed at the end.
 // Environment: BENCH_MB (input size, default 100).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildInput } from './lib/input.mjs';
@@ -17,8 +19,8 @@ const OUT = join(HERE, 'out');
 const MB = Number(process.env.BENCH_MB ?? 100);
 
 mkdirSync(OUT, { recursive: true });
-const input = buildInput(OUT, MB);
-const dir = mkdtempSync(join(OUT, 'profile-'));
+const dir = mkdtempSync(join(tmpdir(), 'auditfwd-profile-'));
+const input = buildInput(dir, MB);
 const receiver = await startReceiver({ count: 'frames' });
 const done = receiver.expect(input.lines);
 const t0 = performance.now();

@@ -3,7 +3,6 @@ import yargs from 'yargs';
 import { SpillError } from './buffer/spill/io.js';
 import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
-import { startOpsServer } from './ops/http.js';
 import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './ops/log.js';
@@ -265,6 +264,8 @@ export async function main(argv: string[]): Promise<void> {
   let ops;
   if (cfg.metricsListen) {
     try {
+      // Loaded only when asked for: prom-client costs 3 MB of RSS a forwarder without metrics does not need.
+      const { startOpsServer } = await import('./ops/http.js');
       ops = await startOpsServer(cfg.metricsListen, pipeline, log);
     } catch (err) {
       usageError(`--metrics-listen: cannot listen on ${cfg.metricsListen.host}:${cfg.metricsListen.port} (${(err as NodeJS.ErrnoException).code})`);

@@ -22,7 +22,6 @@ import { CheckpointStore } from './state/checkpoints.js';
 import { RawEncoder, type EncoderFactory } from './transforms/encoder.js';
 import { SwappableEncoder } from './transforms/swappable.js';
 import { RateLimitedLog } from './ops/log.js';
-import { WebhookSource } from './sources/webhook.js';
 import { Deduper } from './transforms/dedupe.js';
 import { K8sAuditEncoder } from './transforms/k8s-audit.js';
 import { EventFilter } from './transforms/selector.js';
@@ -163,6 +162,8 @@ export class Pipeline {
     }
     const webhook = cfg.k8s.webhook;
     if (webhook) {
+      // Loaded only when configured: node:http and node:https cost RSS that a file forwarder does not need.
+      const { WebhookSource } = await import('./sources/webhook.js');
       this.sources.push(
         new WebhookSource({
           ...webhook,

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { RSYSLOGD, rsyslogForwarder } from './rsyslog.mjs';
+import { SYSLOG_NG, syslogNgForwarder } from './syslog-ng.mjs';
 
 /** What this build of auditfwd can do, read from its --help. */
 export function detectFeatures(bin) {
@@ -47,6 +48,12 @@ export function contenders(bin, f) {
       followName: 'floor: tail -F > /dev/tcp',
     },
     {
+      name: 'receiver check: cat octet-framed copy',
+      enabled: true,
+      receiver: { transport: 'tcp', count: 'frames' },
+      start: (ctx) => ({ cmd: 'bash', args: ['-c', 'exec cat "$0" > /dev/tcp/127.0.0.1/$1', ctx.framed, String(ctx.port)], selfExits: true }),
+    },
+    {
       name: 'auditfwd raw',
       enabled: true,
       receiver: { transport: 'tcp', count: 'frames' },
@@ -81,6 +88,14 @@ export function contenders(bin, f) {
       follow: true,
       deadDrain: true,
       start: (ctx) => rsyslogForwarder(ctx.dir, ctx.file, ctx.port),
+    },
+    {
+      name: 'syslog-ng file → syslog()',
+      enabled: SYSLOG_NG !== undefined,
+      receiver: { transport: 'tcp', count: 'frames' },
+      follow: true,
+      deadDrain: true,
+      start: (ctx) => syslogNgForwarder(ctx.dir, ctx.file, ctx.port),
     },
   ];
 }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,38 +32,48 @@ export function auditLine(sample, seq) {
 export const SEQ_RE = /"auditID":"[0-9a-f-]{24}([0-9a-f]{12})"/;
 
 /**
- * Builds (once, then reuses) a file of at least `mb` MB of real audit lines with unique auditIDs.
- * Returns its path, size and line count.
+ * Builds (once per folder, then reuses) a file of at least `mb` MB of real audit lines with unique
+ * auditIDs, and beside it the same lines as RFC 6587 octet-counted frames (for the receiver check).
+ * Returns their paths, the size and the line count.
  */
 export function buildInput(outDir, mb) {
   const path = join(outDir, `audit-${mb}MB.log`);
+  const framedPath = path + '.framed';
   const meta = path + '.lines';
-  if (existsSync(path) && existsSync(meta)) {
-    return { path, bytes: statSync(path).size, lines: Number(readFileSync(meta, 'utf8')) };
+  if (existsSync(path) && existsSync(meta) && existsSync(framedPath)) {
+    return { path, framedPath, bytes: statSync(path).size, lines: Number(readFileSync(meta, 'utf8')) };
   }
   const samples = sampleLines();
   const target = mb * 1e6;
-  const tmp = path + '.tmp';
-  const fd = openSync(tmp, 'w');
+  const fd = openSync(path + '.tmp', 'w');
+  const framedFd = openSync(framedPath + '.tmp', 'w');
   let bytes = 0;
   let seq = 0;
   let block = [];
+  let framed = [];
   let blockBytes = 0;
+  const flush = () => {
+    writeSync(fd, block.join(''));
+    writeSync(framedFd, framed.join(''));
+    block = [];
+    framed = [];
+    blockBytes = 0;
+  };
   while (bytes < target) {
     const line = auditLine(samples[seq % samples.length], seq);
     seq++;
     block.push(line);
+    // The lines are ASCII: characters are bytes.
+    framed.push(`${line.length - 1} ${line.slice(0, -1)}`);
     blockBytes += line.length;
     bytes += line.length;
-    if (blockBytes >= 4 << 20) {
-      writeSync(fd, block.join(''));
-      block = [];
-      blockBytes = 0;
-    }
+    if (blockBytes >= 4 << 20) flush();
   }
-  if (block.length) writeSync(fd, block.join(''));
+  flush();
   closeSync(fd);
-  renameSync(tmp, path);
-  writeSync(openSync(meta, 'w'), String(seq));
-  return { path, bytes, lines: seq };
+  closeSync(framedFd);
+  renameSync(path + '.tmp', path);
+  renameSync(framedPath + '.tmp', framedPath);
+  writeFileSync(meta, String(seq));
+  return { path, framedPath, bytes, lines: seq };
 }

@@ -91,7 +91,10 @@ export class FrameWriter {
   bytes(src: Buffer, start = 0, end = src.length): void {
     const n = end - start;
     if (this.len + n > this.buf.length) this.ensure(n);
-    src.copy(this.buf, this.len, start, end);
+    // TypedArray#set is a V8 builtin; Buffer#copy goes through layers of JS first (a third of the
+    // cost of copying a 1 KB line) and makes a view for a part of a buffer.
+    if (start === 0 && end === src.length) this.buf.set(src, this.len);
+    else src.copy(this.buf, this.len, start, end);
     this.len += n;
   }
 

@@ -149,24 +149,43 @@ export class Rfc5424Framer {
           ),
         )
       : this.defaultHeader;
+    return this.appendWithHeader(out, header, line, originalLength);
+  }
+
+  /**
+   * The parts of the header around TIMESTAMP and MSGID, for encoders that write headers as bytes:
+   * `<PRI>1 `, ` HOSTNAME APP-NAME PROCID ` and the SD-ELEMENTs every message carries.
+   */
+  get parts(): { pri: string; middle: string; sd: string } {
+    return { pri: this.pri, middle: ` ${this.hostname} ${this.appName} ${this.procId} `, sd: this.sd };
+  }
+
+  /** The reception time of the lines of this batch, the TIMESTAMP of lines that have none of their own. */
+  get batchTime(): string {
+    return this.batchTimestamp;
+  }
+
+  /** Appends one framed message whose header (with its trailing SP) is `header`. */
+  appendWithHeader(out: FrameWriter, header: Buffer, line: Buffer, originalLength = line.length): AppendResult {
+    const headerLength = header.length;
     let msg = line;
     // MSG-ANY may be any octets but must not start with a BOM; a BOM is only valid before UTF-8.
     if (msg.length >= 3 && msg[0] === 0xef && msg[1] === 0xbb && msg[2] === 0xbf && !isUtf8(msg)) {
       msg = msg.subarray(BOM.length);
     }
-    const fits = header.length + msg.length <= this.max && originalLength === line.length;
+    const fits = headerLength + msg.length <= this.max && originalLength === line.length;
     if (fits) {
-      out.decimal(header.length + msg.length);
+      out.decimal(headerLength + msg.length);
       out.byte(0x20);
       out.bytes(header);
       out.bytes(msg);
       return { truncated: false };
     }
     const marker = Buffer.from(` [truncated by auditfwd: ${originalLength} bytes]`, 'latin1');
-    let keep = Math.max(0, Math.min(msg.length, this.max - header.length - marker.length));
+    let keep = Math.max(0, Math.min(msg.length, this.max - headerLength - marker.length));
     // Cut on a UTF-8 character boundary so valid text stays valid.
     while (keep > 0 && keep < msg.length && (msg[keep] & 0xc0) === 0x80) keep--;
-    out.decimal(header.length + keep + marker.length);
+    out.decimal(headerLength + keep + marker.length);
     out.byte(0x20);
     out.bytes(header);
     out.bytes(msg, 0, keep);

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { nodeTls } from './lazy-tls.js';
 import { PASSPHRASE_ENV, type TlsSettings } from '../config/tls-settings.js';
 import { shownPath } from '../config/secret-path.js';
 import type { Logger } from '../ops/log.js';
@@ -67,7 +68,7 @@ function systemTrust(): { ca: Buffer | string[]; trust: string } {
       // not this distribution's place
     }
   }
-  return { ca: [...rootCertificates], trust: 'Node.js bundled Mozilla roots' };
+  return { ca: [...nodeTls().rootCertificates], trust: 'Node.js bundled Mozilla roots' };
 }
 
 /** A key anyone on the machine can read is no longer a secret; worth a warning, not a refusal. */
@@ -114,7 +115,7 @@ export function loadTls(s: TlsSettings): LoadedTls {
   const pass = key ? passphrase(s) : undefined;
   let context: SecureContext;
   try {
-    context = createSecureContext({ ca, cert, key, passphrase: pass, minVersion: 'TLSv1.2' });
+    context = nodeTls().createSecureContext({ ca, cert, key, passphrase: pass, minVersion: 'TLSv1.2' });
   } catch (err) {
     throw new TlsMaterialError(explainContextError(err as Error, s));
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
-import { checkServerIdentity, connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import { nodeTls } from './lazy-tls.js';
 import type { Logger } from '../ops/log.js';
 import type { TlsMaterial } from './tls-material.js';
 
@@ -45,7 +46,7 @@ function connectionOptions(material: TlsMaterial, host: string): ConnectionOptio
   // RFC 6066 forbids IP literals as SNI; an IP is still checked against the certificate's IP SANs.
   if (!isIP(name)) opts.servername = name;
   // Node checks `servername || host`; an IP-literal --servername is not sent, so it is checked here.
-  else if (settings.servername) opts.checkServerIdentity = (_host, cert) => checkServerIdentity(name, cert);
+  else if (settings.servername) opts.checkServerIdentity = (_host, cert) => nodeTls().checkServerIdentity(name, cert);
   return opts;
 }
 
@@ -57,7 +58,7 @@ export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, po
   return (host, port, timeoutMs) =>
     new Promise<Socket>((resolve, reject) => {
       const { settings } = material;
-      const sock: TLSSocket = connect({ ...connectionOptions(material, host), port });
+      const sock: TLSSocket = nodeTls().connect({ ...connectionOptions(material, host), port });
       let tcpUp = false;
       let ticket = false;
       let settled = false;

@@ -5,6 +5,8 @@ import type { Stats } from '../ops/stats.js';
 import type { Deduper } from './dedupe.js';
 import type { Encoder } from './encoder.js';
 import type { EventFilter } from './selector.js';
+import { EventScanner, Field, type AuditFields } from './k8s-scan.js';
+import { EventHeaderWriter } from './k8s-header.js';
 
 /**
  * Default SD-ID. RFC 5424 section 7.2 reserves names without '@' for IANA; a private one is
@@ -76,7 +78,7 @@ export function normaliseTimestamp(text: unknown): string | undefined {
 }
 
 /** A PARAM-VALUE of at most MAX_SD_VALUE_BYTES, escaped by sdValue. */
-function sdText(v: string): string {
+export function sdText(v: string): string {
   let out = v;
   if (out.length * 3 > MAX_SD_VALUE_BYTES) {
     const b = Buffer.from(out);
@@ -92,32 +94,46 @@ function sdText(v: string): string {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
+/** The fields of a parsed event that the header and SD element are made of. */
+export function fieldsOf(e: AuditEvent): AuditFields {
+  const user = e.user && typeof e.user === 'object' ? e.user : undefined;
+  const ref = e.objectRef && typeof e.objectRef === 'object' ? e.objectRef : undefined;
+  const code = e.responseStatus && typeof e.responseStatus === 'object' ? e.responseStatus.code : undefined;
+  return {
+    auditID: e.auditID,
+    stage: str(e.stage),
+    verb: str(e.verb),
+    user: str(user?.username),
+    resource: str(ref?.resource),
+    namespace: str(ref?.namespace),
+    name: str(ref?.name),
+    code: typeof code === 'number' && Number.isFinite(code) ? code : undefined,
+    sourceIP: Array.isArray(e.sourceIPs) ? str(e.sourceIPs[0]) : undefined,
+    stageTimestamp: str(e.stageTimestamp),
+    requestReceivedTimestamp: str(e.requestReceivedTimestamp),
+    timestamp: str(e.timestamp),
+  };
+}
+
 /**
  * The SD-ELEMENT for an event: params in a fixed order, absent fields left out. Built as one string
  * with the param names as constants (they are valid SD-NAMEs): this runs for every event.
  * `sdId` must already be a valid SD-ID (config checks it).
  */
-export function auditSd(sdId: string, e: AuditEvent): string {
-  let out = '[' + sdId + ' auditID="' + sdText(e.auditID) + '"';
-  const add = (name: string, v: string | undefined) => {
-    if (v !== undefined) out += ' ' + name + '="' + sdText(v) + '"';
-  };
-  add('stage', str(e.stage));
-  add('verb', str(e.verb));
-  const user = e.user && typeof e.user === 'object' ? e.user : undefined;
-  add('user', str(user?.username));
-  const ref = e.objectRef && typeof e.objectRef === 'object' ? e.objectRef : undefined;
-  add('resource', str(ref?.resource));
-  add('namespace', str(ref?.namespace));
-  add('name', str(ref?.name));
-  const code = e.responseStatus && typeof e.responseStatus === 'object' ? e.responseStatus.code : undefined;
-  add('code', typeof code === 'number' && Number.isFinite(code) ? String(code) : undefined);
-  add('sourceIP', Array.isArray(e.sourceIPs) ? str(e.sourceIPs[0]) : undefined);
+export function auditSd(sdId: string, f: AuditFields): string {
+  let out = '[' + sdId + ' auditID="' + sdText(f.auditID) + '"';
+  if (f.stage !== undefined) out += ' stage="' + sdText(f.stage) + '"';
+  if (f.verb !== undefined) out += ' verb="' + sdText(f.verb) + '"';
+  if (f.user !== undefined) out += ' user="' + sdText(f.user) + '"';
+  if (f.resource !== undefined) out += ' resource="' + sdText(f.resource) + '"';
+  if (f.namespace !== undefined) out += ' namespace="' + sdText(f.namespace) + '"';
+  if (f.name !== undefined) out += ' name="' + sdText(f.name) + '"';
+  if (f.code !== undefined) out += ' code="' + sdText(String(f.code)) + '"';
+  if (f.sourceIP !== undefined) out += ' sourceIP="' + sdText(f.sourceIP) + '"';
   return out + ']';
 }
 
 const OPEN_BRACE = 0x7b;
-const AUDIT_ID = Buffer.from('"auditID"');
 
 /**
  * Reads audit Events: TIMESTAMP is when the event happened, MSGID its stage, one SD element carries
@@ -126,6 +142,10 @@ const AUDIT_ID = Buffer.from('"auditID"');
  */
 export class K8sAuditEncoder implements Encoder {
   private readonly sdId: string;
+  private readonly scanner = new EventScanner();
+  private readonly header: EventHeaderWriter;
+  /** The top-level keys the selectors look at: only these are parsed, and only when there are selectors. */
+  private readonly filterKeys: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly framer: Rfc5424Framer,
@@ -133,6 +153,8 @@ export class K8sAuditEncoder implements Encoder {
     private readonly opts: K8sAuditOptions,
   ) {
     this.sdId = sdName(opts.sdId);
+    this.header = new EventHeaderWriter(framer, this.sdId);
+    this.filterKeys = opts.filter?.active ? opts.filter.topLevelKeys() : undefined;
   }
 
   beginBatch(): void {
@@ -140,16 +162,17 @@ export class K8sAuditEncoder implements Encoder {
   }
 
   encode(out: FrameWriter, line: Buffer, originalLength: number): number {
-    // Cheap checks first, so that lines that cannot be events never reach JSON.parse. A line cut at
+    // Cheap checks first, so that lines that cannot be events are never scanned. A line cut at
     // --max-message-bytes is no longer JSON.
-    if (originalLength === line.length && firstNonSpace(line) === OPEN_BRACE && line.indexOf(AUDIT_ID) !== -1) {
-      let event: unknown;
-      try {
-        event = JSON.parse(line.toString('utf8'));
-      } catch {
-        event = undefined;
+    if (originalLength === line.length && firstNonSpace(line) === OPEN_BRACE) {
+      const sc = this.scanner;
+      if (sc.scan(line, this.filterKeys)) {
+        if (this.filterKeys && !this.opts.filter!.accepts(sc.selected)) return this.filtered();
+        if (this.opts.dedupe && this.isDuplicate(sc.text(Field.auditID)!, sc.text(Field.stage))) return 0;
+        this.stats.auditEvents++;
+        if (this.framer.appendWithHeader(out, this.header.write(sc), line, originalLength).truncated) this.stats.linesTruncated++;
+        return 1;
       }
-      if (isAuditEvent(event)) return this.encodeEvent(out, event, line, originalLength);
     }
     return this.encodeOther(out, line, originalLength);
   }
@@ -160,22 +183,28 @@ export class K8sAuditEncoder implements Encoder {
 
   /** For sources that already hold the parsed event (the webhook): `line` is its serialised form. */
   encodeEvent(out: FrameWriter, event: AuditEvent, line: Buffer, originalLength = line.length): number {
-    const { filter, dedupe } = this.opts;
-    if (filter && !filter.accepts(event)) {
-      this.stats.addDropped('filtered', 1);
-      return 0;
-    }
-    const stage = str(event.stage) ?? '';
-    if (dedupe && dedupe.isDuplicate(event.auditID, stage)) {
-      this.stats.addDropped('duplicate', 1);
-      return 0;
-    }
+    if (this.opts.filter && !this.opts.filter.accepts(event)) return this.filtered();
+    return this.encodeFields(out, fieldsOf(event), line, originalLength);
+  }
+
+  private filtered(): number {
+    this.stats.addDropped('filtered', 1);
+    return 0;
+  }
+
+  /** Counts a duplicate; `auditID` and `stage` are read only when dedupe is on. */
+  private isDuplicate(auditID: string, stage: string | undefined): boolean {
+    if (!this.opts.dedupe?.isDuplicate(auditID, stage ?? '')) return false;
+    this.stats.addDropped('duplicate', 1);
+    return true;
+  }
+
+  private encodeFields(out: FrameWriter, f: AuditFields, line: Buffer, originalLength: number): number {
+    if (this.isDuplicate(f.auditID, f.stage)) return 0;
     this.stats.auditEvents++;
     const timestamp =
-      normaliseTimestamp(event.stageTimestamp) ??
-      normaliseTimestamp(event.requestReceivedTimestamp) ??
-      normaliseTimestamp(event.timestamp);
-    const meta = { timestamp, msgId: stage || undefined, structuredData: auditSd(this.sdId, event) };
+      normaliseTimestamp(f.stageTimestamp) ?? normaliseTimestamp(f.requestReceivedTimestamp) ?? normaliseTimestamp(f.timestamp);
+    const meta = { timestamp, msgId: f.stage, structuredData: auditSd(this.sdId, f) };
     if (this.framer.append(out, line, originalLength, meta).truncated) this.stats.linesTruncated++;
     return 1;
   }

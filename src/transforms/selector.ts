@@ -203,6 +203,15 @@ export class EventFilter {
     return this.select.length > 0 || this.exclude.length > 0;
   }
 
+  /** Every top-level key a requirement can read (see lookup): the rest of an event need not be parsed. */
+  topLevelKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const s of [...this.select, ...this.exclude]) {
+      for (const r of s.requirements) for (let end = 1; end <= r.path.length; end++) keys.add(r.path.slice(0, end).join('.'));
+    }
+    return keys;
+  }
+
   accepts(event: unknown): boolean {
     if (this.select.length > 0 && !this.select.some((s) => s.matches(event))) return false;
     return !this.exclude.some((s) => s.matches(event));

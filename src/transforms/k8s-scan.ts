@@ -1,0 +1,392 @@
+/**
+ * Reads the fields auditfwd needs from an audit event's bytes without building the event: the top
+ * level is walked, where the wanted values are is recorded, every other value is skipped in place. Skipped
+ * values are still checked against the JSON grammar, byte by byte, because a line JSON.parse would
+ * reject must go out raw: the scanner accepts exactly the lines JSON.parse accepts (JSON.parse sees
+ * the line decoded as UTF-8; bytes of 0x80 and above can only be valid inside strings, where any
+ * byte sequence decodes to something, so both agree on every byte). Duplicate keys: the last wins,
+ * as in JSON.parse.
+ */
+
+import { BACKSLASH, F_OTHER, HEX, KeyTable, literalEnd, MINUS, numberEnd, numberValue, QUOTE, SIMPLE_ESCAPE, skipWs, unescape, type Names } from './json-bytes.js';
+
+const LBRACE = 0x7b;
+const RBRACE = 0x7d;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/** What the header and the SD element are made of: strings are non-empty, `code` finite. */
+export interface AuditFields {
+  auditID: string;
+  stage?: string;
+  verb?: string;
+  user?: string;
+  resource?: string;
+  namespace?: string;
+  name?: string;
+  code?: number;
+  sourceIP?: string;
+  stageTimestamp?: string;
+  requestReceivedTimestamp?: string;
+  timestamp?: string;
+}
+
+// Field ids. A key is matched on its bytes; one written with escapes is decoded first.
+const F_KIND = 1;
+const F_API_VERSION = 2;
+const F_AUDIT_ID = 3;
+const F_STAGE = 4;
+const F_VERB = 5;
+const F_USER = 6;
+const F_OBJECT_REF = 7;
+const F_RESPONSE_STATUS = 8;
+const F_SOURCE_IPS = 9;
+const F_STAGE_TS = 10;
+const F_RECEIVED_TS = 11;
+const F_TS = 12;
+// Inside user, objectRef and responseStatus.
+const F_USERNAME = 13;
+const F_RESOURCE = 14;
+const F_NAMESPACE = 15;
+const F_NAME = 16;
+const F_CODE = 17;
+const F_SOURCE_IP = 18;
+const FIELD_COUNT = 19;
+
+/** The fields the header is written from, by id (EventScanner.from/to/esc/text). */
+export const Field = {
+  stage: F_STAGE, verb: F_VERB, auditID: F_AUDIT_ID, user: F_USERNAME, resource: F_RESOURCE, namespace: F_NAMESPACE,
+  name: F_NAME, sourceIP: F_SOURCE_IP, stageTimestamp: F_STAGE_TS, requestReceivedTimestamp: F_RECEIVED_TS, timestamp: F_TS,
+} as const;
+
+const TOP: Names = [
+  ['kind', F_KIND], ['apiVersion', F_API_VERSION], ['auditID', F_AUDIT_ID], ['stage', F_STAGE], ['verb', F_VERB],
+  ['user', F_USER], ['objectRef', F_OBJECT_REF], ['responseStatus', F_RESPONSE_STATUS], ['sourceIPs', F_SOURCE_IPS],
+  ['stageTimestamp', F_STAGE_TS], ['requestReceivedTimestamp', F_RECEIVED_TS], ['timestamp', F_TS],
+];
+const IN_USER: Names = [['username', F_USERNAME]];
+const IN_OBJECT_REF: Names = [['resource', F_RESOURCE], ['namespace', F_NAMESPACE], ['name', F_NAME]];
+const IN_RESPONSE_STATUS: Names = [['code', F_CODE]];
+
+const TOP_KEYS = new KeyTable(TOP);
+const USER_KEYS = new KeyTable(IN_USER);
+const OBJECT_REF_KEYS = new KeyTable(IN_OBJECT_REF);
+const RESPONSE_STATUS_KEYS = new KeyTable(IN_RESPONSE_STATUS);
+
+/** Zero bytes after the copy of the line: more than the longest read ahead (a \\u escape), and a whole word. */
+const PADDING = 12;
+const ABSENT = -1;
+const NOT_STRING = -2;
+const EVENT = Buffer.from('Event');
+const AUDIT_API = Buffer.from('audit.k8s.io/');
+
+/**
+ * One scanner per encoder. It keeps what it found as byte ranges into its copy of the line, so
+ * that the walk allocates nothing: the header is written from those bytes (see k8s-header.ts), and
+ * strings are made only where a value needs decoding or a feature (dedupe) needs text.
+ */
+export class EventScanner {
+  /** Whether the last string ended by stringEnd had a backslash. */
+  private escaped = false;
+  private stack: number[] = [];
+  /**
+   * The line is scanned in a copy followed by zero bytes: every read past its end then finds a byte
+   * that no JSON token accepts, so there are no bounds checks, and no reads past the end of an
+   * array (which V8 compiles to slower code for every read at that site).
+   */
+  bytes = Buffer.alloc(0);
+  /** The copy as 32-bit words, for stringEnd. */
+  private words = new Int32Array(0);
+  /** Per field: where its string's content starts in `bytes` (ABSENT, NOT_STRING), where it ends, whether it has escapes. */
+  readonly from = new Int32Array(FIELD_COUNT);
+  readonly to = new Int32Array(FIELD_COUNT);
+  readonly esc = new Uint8Array(FIELD_COUNT);
+  /** responseStatus.code when it is a finite number. */
+  code: number | undefined;
+  /** With `wanted` keys: an object holding those of them the event has, as JSON.parse gives them. */
+  selected: Record<string, unknown> | undefined;
+
+  /**
+   * Whether the line is an audit Event: JSON (as JSON.parse decides), `kind` Event, a non-empty
+   * auditID, no apiVersion or one in audit.k8s.io. `wanted`: top-level keys whose values a selector
+   * needs, parsed into `selected`.
+   */
+  scan(line: Buffer, wanted?: ReadonlySet<string>): boolean {
+    const len = line.length;
+    if (this.bytes.length < len + PADDING) {
+      this.bytes = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.bytes.length, 4096) & ~3);
+      this.words = new Int32Array(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length >> 2);
+    }
+    const b = this.bytes;
+    b.set(line, 0);
+    for (let p = len; p < len + PADDING; p++) b[p] = 0;
+    this.from.fill(ABSENT);
+    this.code = undefined;
+    const selected: Record<string, unknown> | undefined = wanted ? Object.create(null) : undefined;
+    this.selected = selected;
+    let i = skipWs(b, 0);
+    if (b[i] !== LBRACE) return false;
+    i = skipWs(b, i + 1);
+    if (b[i] !== RBRACE) {
+      for (;;) {
+        if (b[i] !== QUOTE) return false;
+        const ks = i + 1;
+        const ke = this.stringEnd(b, ks);
+        if (ke < 0) return false;
+        const keyText = this.escaped ? unescape(b, ks, ke) : undefined;
+        i = skipWs(b, ke + 1);
+        if (b[i] !== COLON) return false;
+        i = skipWs(b, i + 1);
+        const vs = i;
+        const id = keyText === undefined ? TOP_KEYS.find(b, ks, ke) : TOP_KEYS.findName(keyText);
+        i = id === F_OTHER ? this.valueEnd(b, i) : this.pickTop(b, i, id);
+        if (i < 0) return false;
+        if (selected) {
+          const key = keyText ?? b.toString('utf8', ks, ke);
+          if (wanted!.has(key)) selected[key] = JSON.parse(b.toString('utf8', vs, i));
+        }
+        i = skipWs(b, i);
+        if (b[i] === COMMA) {
+          i = skipWs(b, i + 1);
+          continue;
+        }
+        if (b[i] === RBRACE) break;
+        return false;
+      }
+    }
+    if (skipWs(b, i + 1) !== len) return false;
+    return this.equals(F_KIND, EVENT, true) && this.from[F_AUDIT_ID] >= 0 && this.to[F_AUDIT_ID] > this.from[F_AUDIT_ID] &&
+      (this.from[F_API_VERSION] === ABSENT || this.equals(F_API_VERSION, AUDIT_API, false));
+  }
+
+  /** Whether field `id` is a string equal to `text` (or starting with it). */
+  private equals(id: number, text: Buffer, whole: boolean): boolean {
+    const s = this.from[id];
+    if (s < 0) return false;
+    if (this.esc[id] === 1) {
+      const v = unescape(this.bytes, s, this.to[id]);
+      return whole ? v === text.toString() : v.startsWith(text.toString());
+    }
+    const n = this.to[id] - s;
+    if (whole ? n !== text.length : n < text.length) return false;
+    for (let k = 0; k < text.length; k++) if (this.bytes[s + k] !== text[k]) return false;
+    return true;
+  }
+
+  /** Field `id` as JSON.parse would give it, when it is a non-empty string. */
+  text(id: number): string | undefined {
+    const s = this.from[id];
+    const e = this.to[id];
+    if (s < 0 || e === s) return undefined;
+    return this.esc[id] === 1 ? unescape(this.bytes, s, e) : this.bytes.toString('utf8', s, e);
+  }
+
+  /** What the last event scanned holds, as strings (for tests, and for features that need text). */
+  fields(): AuditFields {
+    return {
+      auditID: this.text(F_AUDIT_ID) ?? '',
+      stage: this.text(F_STAGE),
+      verb: this.text(F_VERB),
+      user: this.text(F_USERNAME),
+      resource: this.text(F_RESOURCE),
+      namespace: this.text(F_NAMESPACE),
+      name: this.text(F_NAME),
+      code: this.code,
+      sourceIP: this.text(F_SOURCE_IP),
+      stageTimestamp: this.text(F_STAGE_TS),
+      requestReceivedTimestamp: this.text(F_RECEIVED_TS),
+      timestamp: this.text(F_TS),
+    };
+  }
+
+  /** Index of the quote that ends the string whose content starts at `i`, or -1. Small, to be inlined. */
+  private stringEnd(b: Buffer, i: number): number {
+    const words = this.words;
+    // Four bytes at a time up to the word holding a quote, a backslash or a control character
+    // (SWAR: a byte's top bit is set in `hits` for each such byte; never missed, rarely a false one).
+    // XOR 0x02 maps '"' to 0x20 and keeps controls below 0x20, so one "less than 0x21" test finds both.
+    let k = i >> 2;
+    let x = words[k];
+    let y = x ^ 0x02020202;
+    let e = x ^ 0x5c5c5c5c;
+    let hits = (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080 & (-1 << ((i & 3) << 3));
+    while (hits === 0) {
+      x = words[++k];
+      y = x ^ 0x02020202;
+      e = x ^ 0x5c5c5c5c;
+      hits = (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080;
+    }
+    if (k << 2 > i) i = k << 2;
+    let c = b[i];
+    while (c !== QUOTE && c !== BACKSLASH && c >= 0x20) c = b[++i];
+    if (c !== QUOTE) return this.escapedStringEnd(b, i);
+    this.escaped = false;
+    return i;
+  }
+
+  /** stringEnd from a backslash (or a control character) at `i` on. */
+  private escapedStringEnd(b: Buffer, i: number): number {
+    for (;;) {
+      let c = b[i];
+      while (c !== QUOTE && c !== BACKSLASH && c >= 0x20) c = b[++i];
+      if (c === QUOTE) break;
+      if (c !== BACKSLASH) return -1; // a control character, or the end of the line
+      const after = b[i + 1];
+      if (after === 0x75) {
+        if ((HEX[b[i + 2]] | HEX[b[i + 3]] | HEX[b[i + 4]] | HEX[b[i + 5]]) < 0) return -1;
+        i += 6;
+      } else if (SIMPLE_ESCAPE[after] === 1) i += 2;
+      else return -1;
+    }
+    this.escaped = true;
+    return i;
+  }
+
+  /** Records field `id`'s string range (NOT_STRING for any other valid value); the end of the value or -1. */
+  private pickString(b: Buffer, i: number, id: number): number {
+    if (b[i] !== QUOTE) {
+      this.from[id] = NOT_STRING;
+      return this.valueEnd(b, i);
+    }
+    const end = this.stringEnd(b, i + 1);
+    if (end < 0) return -1;
+    this.from[id] = i + 1;
+    this.to[id] = end;
+    this.esc[id] = this.escaped ? 1 : 0;
+    return end + 1;
+  }
+
+  private pickTop(b: Buffer, i: number, id: number): number {
+    switch (id) {
+      case F_USER:
+        this.from[F_USERNAME] = ABSENT;
+        return this.pickObject(b, i, USER_KEYS);
+      case F_OBJECT_REF:
+        this.from[F_RESOURCE] = this.from[F_NAMESPACE] = this.from[F_NAME] = ABSENT;
+        return this.pickObject(b, i, OBJECT_REF_KEYS);
+      case F_RESPONSE_STATUS:
+        this.code = undefined;
+        return this.pickObject(b, i, RESPONSE_STATUS_KEYS);
+      case F_SOURCE_IPS:
+        return this.pickFirstIp(b, i);
+    }
+    return this.pickString(b, i, id);
+  }
+
+  /** An object's members named in `keys` (any other value leaves them unset); the end of the value or -1. */
+  private pickObject(b: Buffer, i: number, keys: KeyTable): number {
+    if (b[i] !== LBRACE) return this.valueEnd(b, i);
+    i = skipWs(b, i + 1);
+    if (b[i] === RBRACE) return i + 1;
+    for (;;) {
+      if (b[i] !== QUOTE) return -1;
+      const ks = i + 1;
+      const ke = this.stringEnd(b, ks);
+      if (ke < 0) return -1;
+      const id = this.escaped ? keys.findName(unescape(b, ks, ke)) : keys.find(b, ks, ke);
+      i = skipWs(b, ke + 1);
+      if (b[i] !== COLON) return -1;
+      i = skipWs(b, i + 1);
+      if (id === F_CODE) {
+        const end = b[i] === MINUS || (b[i] >= 0x30 && b[i] <= 0x39) ? numberEnd(b, i) : -1;
+        if (end >= 0) {
+          const n = numberValue(b, i, end);
+          this.code = Number.isFinite(n) ? n : undefined;
+          i = end;
+        } else {
+          this.code = undefined;
+          i = this.valueEnd(b, i);
+        }
+      } else if (id !== F_OTHER) i = this.pickString(b, i, id);
+      else i = this.valueEnd(b, i);
+      if (i < 0) return -1;
+      i = skipWs(b, i);
+      if (b[i] === COMMA) {
+        i = skipWs(b, i + 1);
+        continue;
+      }
+      return b[i] === RBRACE ? i + 1 : -1;
+    }
+  }
+
+  /** sourceIPs[0] when it is a string. */
+  private pickFirstIp(b: Buffer, i: number): number {
+    this.from[F_SOURCE_IP] = ABSENT;
+    if (b[i] !== LBRACKET) return this.valueEnd(b, i);
+    const start = skipWs(b, i + 1);
+    if (b[start] === RBRACKET) return start + 1;
+    if (this.pickString(b, start, F_SOURCE_IP) < 0) return -1;
+    // The rest of the array, checked: skip it whole from its '[' (the first element again, cheaply).
+    return this.valueEnd(b, i);
+  }
+
+  /** Index after the valid JSON value at `i`, or -1. Iterative: nesting depth is unbounded, as in JSON.parse. */
+  private valueEnd(b: Buffer, i: number): number {
+    const stack = this.stack;
+    let depth = 0;
+    for (;;) {
+      // A value starts at i.
+      const c = b[i];
+      if (c === QUOTE) {
+        i = this.stringEnd(b, i + 1);
+        if (i < 0) return -1;
+        i++;
+      } else if (c === LBRACE) {
+        i = skipWs(b, i + 1);
+        if (b[i] === RBRACE) i++;
+        else {
+          stack[depth++] = LBRACE;
+          i = this.memberValue(b, i);
+          if (i < 0) return -1;
+          continue;
+        }
+      } else if (c === LBRACKET) {
+        i = skipWs(b, i + 1);
+        if (b[i] === RBRACKET) i++;
+        else {
+          stack[depth++] = LBRACKET;
+          continue;
+        }
+      } else if (c === MINUS || (c >= 0x30 && c <= 0x39)) {
+        i = numberEnd(b, i);
+        if (i < 0) return -1;
+      } else {
+        i = literalEnd(b, i);
+        if (i < 0) return -1;
+      }
+      // After a value: close containers until one continues with a comma.
+      for (;;) {
+        if (depth === 0) return i;
+        i = skipWs(b, i);
+        const d = b[i];
+        const open = stack[depth - 1];
+        if (d === COMMA) {
+          i = skipWs(b, i + 1);
+          if (open === LBRACE) {
+            i = this.memberValue(b, i);
+            if (i < 0) return -1;
+          }
+          break;
+        }
+        if ((d === RBRACE && open === LBRACE) || (d === RBRACKET && open === LBRACKET)) {
+          depth--;
+          i++;
+          continue;
+        }
+        return -1;
+      }
+    }
+  }
+
+  /** From a member's key at `i` to the start of its value, or -1. */
+  private memberValue(b: Buffer, i: number): number {
+    if (b[i] !== QUOTE) return -1;
+    i = this.stringEnd(b, i + 1);
+    if (i < 0) return -1;
+    i = skipWs(b, i + 1);
+    if (b[i] !== COLON) return -1;
+    return skipWs(b, i + 1);
+  }
+}
