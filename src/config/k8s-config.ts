@@ -5,7 +5,8 @@ import { ConfigError, duration, integer, listenAddress, size, toKebab } from './
 import { checkSdId } from './sd-element.js';
 import { exposure } from '../sinks/tls-material.js';
 import { shownPath } from './secret-path.js';
-import { MAX_INFLIGHT_REQUESTS, type WebhookLimits } from '../sources/webhook.js';
+import { MAX_INFLIGHT_REQUESTS } from '../sources/webhook-budget.js';
+import type { WebhookLimits } from '../sources/webhook.js';
 
 /** Settings of the Kubernetes audit features: --format, selectors, dedupe, the webhook listener. */
 export interface K8sRawSettings {

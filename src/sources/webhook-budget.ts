@@ -1,3 +1,6 @@
+/** Requests being read, or waiting for buffer room or to be safe, at once; more get 503 and kube-apiserver retries. */
+export const MAX_INFLIGHT_REQUESTS = 16;
+
 /** Counts per client address (connections, requests in flight); an address at its cap is refused. */
 export class PerClient {
   private readonly counts = new Map<string, number>();

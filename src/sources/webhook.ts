@@ -9,13 +9,11 @@ import type { Stats } from '../ops/stats.js';
 import type { BatchBuffer } from '../record.js';
 import type { Encoder } from '../transforms/encoder.js';
 import type { Source } from './source.js';
-import { InflightBudget, PerClient, type Reservation } from './webhook-budget.js';
+import { InflightBudget, MAX_INFLIGHT_REQUESTS, PerClient, type Reservation } from './webhook-budget.js';
 import { EventSplitter, SplitError, type SplitEvents } from './webhook-splitter.js';
 
 /** Falco's k8s_audit plugin serves both spellings; kube-apiserver posts to whatever the kubeconfig names. */
 export const WEBHOOK_PATHS = ['/k8s-audit', '/k8s_audit'];
-/** Requests being read, or waiting for buffer room or to be safe, at once; more get 503 and kube-apiserver retries. */
-export const MAX_INFLIGHT_REQUESTS = 16;
 /**
  * How long a request waits for its batch to be safe (on the drain's socket, acknowledged, or fsynced
  * in the spill) before 503: kube-apiserver then retries instead of holding a connection for ever.

@@ -8,7 +8,7 @@ export interface Run {
   child: ChildProcess;
   stdout: () => Buffer;
   stderr: () => string;
-  /** Resolves with the exit code (or the signal name). */
+  /** Resolves with the exit code (or the signal name) once its output is read to the end. */
   exited: Promise<number | string>;
   /** Resolves when stderr has a log line matching `re`. */
   waitForLog: (re: RegExp) => Promise<void>;
@@ -41,7 +41,8 @@ export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer 
   });
   child.stdin!.on('error', () => {});
   if (opts.stdin !== 'pipe') child.stdin!.end(opts.stdin ?? '');
-  const exited = once(child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
+  // 'close', not 'exit': stdout and stderr are then read to their end.
+  const exited = once(child, 'close').then(([code, signal]) => (code ?? signal) as number | string);
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
