@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
-import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
+import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
 import { effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { startOpsServer } from './ops/http.js';
 import { K8S_DEFAULTS } from './config/k8s-config.js';
+import { preflight } from './config/preflight.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './ops/log.js';
 import { Reloader } from './ops/reload.js';
@@ -57,7 +58,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
     .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
     .option('config', { alias: 'c', type: 'string', description: 'YAML (or JSON) file with any of these settings (state-dir → state_dir); flags override it; SIGHUP re-reads it' })
-    .option('check-config', { type: 'boolean', description: 'Validate the settings, print the effective configuration (secrets redacted), exit' })
+    .option('check-config', { type: 'boolean', description: 'Validate the settings, load every file they name, check the state and spill folders, print the effective configuration (secrets redacted), exit' })
     .option('sd-element', { type: 'string', array: true, description: 'Structured data added to every message, e.g. \'instance@47450 az=z1 id="a b"\' (repeatable)' })
     .option('metrics-listen', { type: 'string', description: 'HOST:PORT serving /metrics (Prometheus), /healthz and /readyz (default: off)' })
     .option('unhealthy-after', { type: 'string', description: `/healthz turns 503 once the drain is unreachable or the buffer full this long (default ${DEFAULTS.unhealthyAfter})` })
@@ -210,16 +211,13 @@ export async function main(argv: string[]): Promise<void> {
   const settings = loadSettings(argv);
   const { cfg, errors } = resolveSettings(settings);
   if (!cfg) usageError(...errors);
+  // The same checks as a start makes (files read, folders writable), all reported; --check-config changes nothing on disk.
+  const problems = await preflight(cfg, !settings.checkConfig);
+  if (problems.length > 0) usageError(...problems);
   if (settings.checkConfig) {
     const from = settings.file ? `${settings.file.path} and flags` : 'flags';
     process.stdout.write(effectiveYaml(settings.options, settings.raw as Record<string, unknown>, cfg as unknown as Record<string, unknown>, from));
     process.exit(0);
-  }
-  try {
-    await checkEnvironment(cfg);
-  } catch (err) {
-    if (err instanceof ConfigError) usageError(err.message);
-    throw err;
   }
   const log = createLogger(cfg.logLevel, cfg.logFormat);
   const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });

@@ -1,15 +1,12 @@
-import { constants } from 'node:fs';
-import { access, mkdir, open, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
 import { parseSdElements } from './sd-element.js';
-import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
 import { parseDuration, parseSize } from './units.js';
-import { loadK8sFiles, resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
+import { resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
 export class ConfigError extends Error {}
@@ -248,44 +245,4 @@ export function listenAddress(flag: string, value: string): { host: string; port
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`--${flag}: port ${m[3]} is out of range (0-65535)`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-/** Checks what can only be checked on this machine: the state folder and the files' readability. */
-export async function checkEnvironment(cfg: Config): Promise<void> {
-  if (cfg.tls) {
-    try {
-      loadTls(cfg.tls);
-    } catch (err) {
-      if (err instanceof TlsMaterialError) throw new ConfigError(err.message);
-      throw err;
-    }
-  }
-  const fileSources = cfg.files.filter((f) => f !== '-');
-  if (fileSources.length > 0) {
-    const st = await stat(cfg.stateDir).catch(() => undefined);
-    if (st && !st.isDirectory()) throw new ConfigError(`--state-dir: ${cfg.stateDir} is not a directory`);
-    if (!st) {
-      try {
-        await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
-      } catch (err) {
-        throw new ConfigError(`--state-dir: cannot create ${cfg.stateDir} (${(err as NodeJS.ErrnoException).code})`);
-      }
-    }
-    try {
-      await access(cfg.stateDir, constants.W_OK | constants.X_OK);
-    } catch {
-      throw new ConfigError(`--state-dir: ${cfg.stateDir} is not writable`);
-    }
-  }
-  await loadK8sFiles(cfg.k8s);
-  for (const file of fileSources) {
-    const st = await stat(file).catch(() => undefined);
-    if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
-    if (st.isDirectory()) throw new ConfigError(`--file: ${file} is a directory`);
-    try {
-      await (await open(file, 'r')).close();
-    } catch (err) {
-      throw new ConfigError(`--file: ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`);
-    }
-  }
 }
