@@ -22,11 +22,15 @@ function usageError(...messages: string[]): never {
   process.exit(EXIT_USAGE);
 }
 
-/** yargs reads a lone "-" as a positional, not as the value of the flag before it. */
+/**
+ * yargs reads a lone "-" as a positional, and "-1s" as the short flags -1 and -s, not as the value of
+ * the flag before it. Joined to their flag, they reach the validators (which say what is wrong).
+ */
 function joinDashValues(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i + 1] === '-' && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=-`), i++;
+    const next = argv[i + 1];
+    if ((next === '-' || /^-\d/.test(next ?? '')) && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=${next}`), i++;
     else out.push(argv[i]);
   }
   return out;
@@ -49,6 +53,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('max-message-bytes', { type: 'string', description: `Longer messages are truncated with a marker (default ${DEFAULTS.maxMessageBytes}, at most 64MiB)` })
     .option('memory-max-bytes', { type: 'string', description: `Bytes held in memory between reading and the drain (default ${DEFAULTS.memoryMaxBytes})` })
     .option('once', { type: 'boolean', description: 'Read the files to their current end, deliver everything, exit' })
+    .option('ignore-positions', { type: 'boolean', description: 'Do not use the saved read positions: every file starts at --start-at (e.g. to send a file with --once again); positions are saved anew' })
     .option('log-level', { type: 'string', description: `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})` })
     .option('poll-interval', { type: 'string', description: `Stat poll behind filesystem events (default ${DEFAULTS.pollInterval})` })
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
@@ -119,6 +124,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     maxMessageBytes: pick(parsed.maxMessageBytes),
     memoryMaxBytes: pick(parsed.memoryMaxBytes),
     once: parsed.once,
+    ignorePositions: parsed.ignorePositions,
     logLevel: pick(parsed.logLevel),
     pollInterval: pick(parsed.pollInterval),
     checkpointInterval: pick(parsed.checkpointInterval),

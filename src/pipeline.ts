@@ -148,6 +148,11 @@ export class Pipeline {
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
+      if (cfg.ignorePositions) {
+        const saved = this.checkpoints.all();
+        for (const c of saved) this.checkpoints.forget(c);
+        if (saved.length > 0) log.info({ positions: saved.length }, '--ignore-positions: saved read positions not used; files start at --start-at');
+      }
       this.checkpoints.startAutosave(cfg.checkpointIntervalMs);
       this.sources.push(
         new FileSources(files, {

@@ -5,7 +5,7 @@ import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
 import { parseSdElements } from './sd-element.js';
 import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
-import { parseDuration, parseSize } from './units.js';
+import { durationProblem, parseDuration, parseSize } from './units.js';
 import { resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
@@ -25,6 +25,8 @@ export interface Config {
   maxMessageBytes: number;
   memoryMaxBytes: number;
   once: boolean;
+  /** Saved read positions are not used: every file starts at --start-at (a backfill sent again). */
+  ignorePositions: boolean;
   logLevel: string;
   pollMs: number;
   checkpointIntervalMs: number;
@@ -112,6 +114,7 @@ export interface RawSettings extends K8sRawSettings, RawTlsSettings {
   maxMessageBytes?: string | number;
   memoryMaxBytes?: string | number;
   once?: boolean;
+  ignorePositions?: boolean;
   logLevel?: string;
   pollInterval?: string | number;
   checkpointInterval?: string | number;
@@ -154,14 +157,14 @@ function code(flag: string, value: string | number, table: Record<string, number
 // The validators every settings module uses (k8s-config.ts, tls-settings.ts): one wording per kind of error.
 export function size(flag: string, value: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = parseSize(value);
-  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a size (e.g. 65536, 64KiB, 16MiB)`);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" ${/^\s*-/.test(String(value)) ? 'is negative' : 'is not a size'} (e.g. 65536, 64KiB, 16MiB)`);
   if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max} bytes)`);
   return n;
 }
 
 export function duration(flag: string, value: string | number, minMs: number, maxMs = Number.MAX_SAFE_INTEGER): number {
   const n = parseDuration(value);
-  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 250ms, 5s, 1m)`);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" ${durationProblem(value)}`);
   if (n < minMs) throw new ConfigError(`--${flag}: ${value} is below the minimum of ${minMs} ms`);
   if (n > maxMs) throw new ConfigError(`--${flag}: ${value} is above the maximum of ${maxMs} ms`);
   return n;
@@ -211,6 +214,7 @@ export function resolveConfig(raw: RawSettings): Config {
     maxMessageBytes: size('max-message-bytes', d.maxMessageBytes, 1024, MAX_MESSAGE_BYTES_LIMIT),
     memoryMaxBytes: size('memory-max-bytes', d.memoryMaxBytes, 64 * 1024),
     once: Boolean(raw.once),
+    ignorePositions: Boolean(raw.ignorePositions),
     logLevel: oneOf('log-level', String(d.logLevel), LOG_LEVELS),
     pollMs: duration('poll-interval', d.pollInterval, 10),
     checkpointIntervalMs: duration('checkpoint-interval', d.checkpointInterval, 10),
