@@ -21,6 +21,10 @@ t.test('npm pack makes a package whose auditfwd command works after npm install 
   const files = info.files.map((f) => f.path);
   t.ok(files.includes('bin/auditfwd') && files.includes('dist/cli.js') && files.includes('README.md'), 'the command, the build, the README');
   t.notOk(files.some((f) => /^(src|test|bosh|\.ci)\//.test(f)), 'no sources, tests or deployment files');
+  t.ok(files.includes('LICENSE'), 'the licence text');
+  t.match(readFileSync(join(ROOT, 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/, 'the licence package.json names');
+  t.equal((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { license: string }).license, 'Apache-2.0');
+  t.strictSame(files.filter((f) => f.endsWith('.map')), [], 'no source maps: the sources they point to are not shipped');
 
   // Offline: the dependencies come from npm's cache, which `npm ci` filled.
   const prefix = join(dir, 'prefix');
