@@ -165,6 +165,8 @@ export class Pipeline {
           once: cfg.once,
           pollMs: cfg.pollMs,
           maxLineBytes: cfg.maxMessageBytes,
+          // One read is one batch, and a batch enters memory whole: a small --memory-max-bytes reads less at a time.
+          readChunkBytes: Math.max(4096, Math.min(512 * 1024, Math.floor(cfg.memoryMaxBytes / 8))),
           maxFiles: cfg.maxFiles,
           rotateWaitMs: cfg.rotateWaitMs,
           rescanMs: cfg.globRescanIntervalMs,
@@ -286,7 +288,8 @@ export class Pipeline {
   }
 
   get bufferState(): { bytes: number; fullSinceMs?: number; spillBytes: number } {
-    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs, spillBytes: this.spill?.spilledBytes ?? 0 };
+    // bytes: memory only (the spill's disk bytes are spillBytes), so it stays within --memory-max-bytes.
+    return { bytes: this.spill?.memoryBytes ?? this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs, spillBytes: this.spill?.spilledBytes ?? 0 };
   }
 
   get destination(): Config['to'] {

@@ -138,7 +138,8 @@ export class SpillBuffer implements BatchBuffer {
   ) {
     this.limited = new RateLimitedLog(opts.log);
     this.segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 8)));
-    this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
+    // Never past --memory-max-bytes: /metrics' auditfwd_buffer_bytes and the operator's budget count it.
+    this.readAhead = Math.min(opts.memoryMaxBytes, Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024)));
     // Windows alive at once: those the read-ahead's batches are sliced from (the first and last
     // partly sent), the one being parsed, and those of batches the socket has not finished yet.
     // Spare ones kept stay within --memory-max-bytes.
@@ -164,6 +165,10 @@ export class SpillBuffer implements BatchBuffer {
 
   get bytes(): number {
     return this.memBytes + this.unread + this.pendingBytes;
+  }
+  /** Bytes of messages in memory waiting for the drain (queued, read ahead from disk, or out with the sink). */
+  get memoryBytes(): number {
+    return this.memBytes;
   }
   /** Since when the spill has been at its bound (memory filling up is normal: it spills). */
   get fullSinceMs(): number | undefined {
@@ -582,6 +587,7 @@ export class SpillBuffer implements BatchBuffer {
       while (at < window.length && this.memBytes < this.readAhead) {
         const p = parseRecord(window, at);
         if (p.kind === 'record') {
+          if (this.memBytes > 0 && this.memBytes + p.record.frames.length > this.readAhead) break;
           const item = new Item(p.record.frames, p.record.count, p.record.origin);
           item.release = slab.hold();
           item.place = { seg, end: seg.readOff + p.next, done: false };
