@@ -98,7 +98,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
     .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
     .option('spill-fsync-interval', { type: 'string', description: `How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled (default ${DEFAULTS.spillFsyncInterval})` })
-    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75 (default ${DEFAULTS.exitTimeout})` })
+    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long the drain gets to take the rest; then it stays in the spill (or, without one, is counted as not delivered) and the exit code is 75 (default ${DEFAULTS.exitTimeout})` })
     .strict()
     .version(version())
     .help()
