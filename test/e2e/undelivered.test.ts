@@ -98,3 +98,16 @@ t.test('TLS to a plain-TCP drain: --exit-timeout 1.5s ends it in about 1.5 s, wi
   t.ok(took >= 1500 && took < 8000, `took ${took} ms`);
   t.match(run.stderr(), /may not speak TLS on this port/);
 });
+
+t.test('after logging "stopped" the process is gone at once', async (t) => {
+  const dir = t.testdir({ 'audit.log': input });
+  const drain = await TestDrain.start();
+  t.teardown(() => drain.close());
+  const run = runAuditfwd(t, ['--file', join(dir, 'audit.log'), '--to', drain.address, '--state-dir', join(dir, 'state'), '--metrics-listen', '127.0.0.1:0', ...quick]);
+  await drain.waitFor(lines.length);
+  run.child.kill('SIGTERM');
+  await run.waitForLog(/"msg":"stopped"/);
+  const logged = Date.now();
+  t.equal(await run.exited, 0);
+  t.ok(Date.now() - logged < 1000, `exited ${Date.now() - logged} ms after "stopped"`);
+});
