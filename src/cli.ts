@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
-import { effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
+import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { startOpsServer } from './ops/http.js';
 import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { preflight } from './config/preflight.js';
@@ -82,6 +82,13 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('webhook-max-request-bytes', { type: 'string', description: `Larger requests get 413 (default ${K8S_DEFAULTS.webhookMaxRequestBytes})` })
     .option('webhook-max-event-bytes', { type: 'string', description: `A request with a larger event gets 413 (default ${K8S_DEFAULTS.webhookMaxEventBytes})` })
     .option('webhook-timeout', { type: 'string', description: `How long a request waits for its events to be on the drain's socket or fsynced in the spill before 503 (default ${K8S_DEFAULTS.webhookTimeout})` })
+    .option('webhook-max-inflight-bytes', { type: 'string', description: `Bytes all webhook requests in flight may hold together; beyond, 429 + Retry-After (default ${K8S_DEFAULTS.webhookMaxInflightBytes}, at least --webhook-max-request-bytes)` })
+    .option('webhook-max-inflight-events', { type: 'string', description: `Events all webhook requests in flight may hold together; beyond, 429 + Retry-After (default ${K8S_DEFAULTS.webhookMaxInflightEvents})` })
+    .option('webhook-max-depth', { type: 'string', description: `A request nesting JSON deeper gets 400 (default ${K8S_DEFAULTS.webhookMaxDepth})` })
+    .option('webhook-body-timeout', { type: 'string', description: `Longest wait for a request body's first byte, and longest pause in it; then 408 (default ${K8S_DEFAULTS.webhookBodyTimeout})` })
+    .option('webhook-min-body-rate', { type: 'string', description: `Bytes per second a request body must keep up on average after --webhook-body-timeout; then 408 (default ${K8S_DEFAULTS.webhookMinBodyRate})` })
+    .option('webhook-max-connections-per-client', { type: 'string', description: `Open webhook connections per client address; more are closed at once (default ${K8S_DEFAULTS.webhookMaxConnectionsPerClient})` })
+    .option('webhook-max-requests-per-client', { type: 'string', description: `Webhook requests in flight per client address; more get 429 + Retry-After (default ${K8S_DEFAULTS.webhookMaxRequestsPerClient})` })
     .option('max-files', { type: 'string', description: `At most this many files are followed at once (default ${DEFAULTS.maxFiles})` })
     .option('rotate-wait', { type: 'string', description: `How long a rotated file is still read after its last write (default ${DEFAULTS.rotateWait})` })
     .option('glob-rescan-interval', { type: 'string', description: `How often --file globs are expanded again to find new matches (default ${DEFAULTS.globRescanInterval})` })
@@ -151,6 +158,13 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     webhookMaxRequestBytes: pick(parsed.webhookMaxRequestBytes),
     webhookMaxEventBytes: pick(parsed.webhookMaxEventBytes),
     webhookTimeout: pick(parsed.webhookTimeout),
+    webhookMaxInflightBytes: pick(parsed.webhookMaxInflightBytes),
+    webhookMaxInflightEvents: pick(parsed.webhookMaxInflightEvents),
+    webhookMaxDepth: pick(parsed.webhookMaxDepth),
+    webhookBodyTimeout: pick(parsed.webhookBodyTimeout),
+    webhookMinBodyRate: pick(parsed.webhookMinBodyRate),
+    webhookMaxConnectionsPerClient: pick(parsed.webhookMaxConnectionsPerClient),
+    webhookMaxRequestsPerClient: pick(parsed.webhookMaxRequestsPerClient),
     maxFiles: pick(parsed.maxFiles),
     rotateWait: pick(parsed.rotateWait),
     globRescanInterval: pick(parsed.globRescanInterval),
@@ -207,25 +221,49 @@ export function resolveSettings(s: Settings): { cfg?: Config; errors: string[] }
   const r = resolveCollecting(s.raw as Record<string, unknown>, (raw) => resolveConfig(raw as RawSettings), s.file.where);
   // In file order: flags' errors first, then the file's by line.
   const line = (e: string) => (e.startsWith(`${s.file!.path}:`) ? Number(/^[^:]*:(\d+):/.exec(e.slice(s.file!.path.length))?.[1] ?? 0) : -1);
-  const errors = [...s.file.errors, ...r.errors].map((e, i) => ({ e, i, n: line(e) })).sort((a, b) => a.n - b.n || a.i - b.i).map((x) => x.e);
+  const errors = capErrors(
+    [...s.file.errors, ...r.errors].map((e, i) => ({ e, i, n: line(e) })).sort((a, b) => a.n - b.n || a.i - b.i).map((x) => x.e),
+    s.file.path,
+  );
   return errors.length ? { errors } : { cfg: r.cfg, errors };
+}
+
+/**
+ * A fault nothing handled: one line (what, its code, where) and exit 70 (EX_SOFTWARE), never a
+ * stack trace and never a half-working process; the service manager restarts it, and everything
+ * not yet committed is read again.
+ */
+function onFatal(report: (fields: Record<string, unknown>, msg: string) => void): (err: unknown) => void {
+  return (err) => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    const at = e.stack?.split('\n').find((l) => /^\s+at /.test(l))?.trim();
+    report({ err: e.message, code: (e as NodeJS.ErrnoException).code, at }, 'internal error; exiting');
+    process.exit(70);
+  };
 }
 
 export async function main(argv: string[]): Promise<void> {
   // State, spill and temp files are the audit trail's positions and contents: never for other users.
   process.umask(0o077);
+  const early = onFatal((f, msg) => process.stderr.write(`auditfwd: ${msg}: ${f.err}${f.code ? ` (${f.code})` : ''}\n`));
+  process.on('uncaughtException', early);
+  process.on('unhandledRejection', early);
   const settings = loadSettings(argv);
   const { cfg, errors } = resolveSettings(settings);
   if (!cfg) usageError(...errors);
   // The same checks as a start makes (files read, folders writable), all reported; --check-config changes nothing on disk.
   const problems = await preflight(cfg, !settings.checkConfig);
-  if (problems.length > 0) usageError(...problems);
+  if (problems.length > 0) usageError(...capErrors(problems, settings.file?.path ?? 'auditfwd'));
   if (settings.checkConfig) {
     const from = settings.file ? `${settings.file.path} and flags` : 'flags';
     process.stdout.write(effectiveYaml(settings.options, settings.raw as Record<string, unknown>, cfg as unknown as Record<string, unknown>, from));
     process.exit(0);
   }
   const log = createLogger(cfg.logLevel, cfg.logFormat);
+  process.off('uncaughtException', early).off('unhandledRejection', early);
+  const fatal = onFatal((f, msg) => log.fatal(f, msg));
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   const pipeline = new Pipeline(cfg, log, { stdin: process.stdin, stdout: process.stdout });
   let ops;
   if (cfg.metricsListen) {

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node, type Pair } from 'yaml';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, visit, type Node, type Pair } from 'yaml';
 import { ConfigError, DEFAULTS } from './config.js';
 import { K8S_DEFAULTS } from './k8s-config.js';
 import { sdSpecsFromObject } from './sd-element.js';
@@ -52,6 +52,11 @@ export function fileFlags(options: OptionTable): string[] {
   return Object.keys(options.key).filter((k) => !aliases.has(k) && !NOT_IN_FILE.has(k) && !/[A-Z]/.test(k));
 }
 
+/** Far above any real configuration; keeps a SIGHUP reload (synchronous) short whatever the file holds. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Problems listed one by one; the rest are counted in one more line. */
+const MAX_ERRORS = 20;
+
 export interface FileSettings {
   path: string;
   /** Settings by RawSettings key (camelCase), converted to what the flag would give. */
@@ -68,34 +73,40 @@ export function loadConfigFile(path: string, options: OptionTable): FileSettings
   const out: FileSettings = { path, values: {}, where: new Map(), errors: [] };
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readConfigText(path);
   } catch (err) {
-    out.errors.push(`--config: cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+    out.errors.push(`--config: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     out.unreadable = true;
     return out;
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  // Keys are checked for duplicates below, in one pass: yaml's own check compares every pair with every other.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
   const at = (node: Node | null | undefined) => `${path}:${node?.range ? lines.linePos(node.range[0]).line : 1}`;
-  for (const e of doc.errors) out.errors.push(`${path}:${e.linePos?.[0].line ?? 1}: ${e.message.split('\n')[0]}`);
+  // After the first syntax error the rest are mostly its echoes.
+  const syntax = doc.errors[0];
+  if (syntax) out.errors.push(`${path}:${syntax.linePos?.[0].line ?? 1}: ${syntax.message.split('\n')[0]}`);
   if (out.errors.length) return { ...out, unreadable: true };
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return out;
   if (!isMap(doc.contents)) {
     out.errors.push(`${at(doc.contents)}: the file must be a mapping of settings (key: value)`);
     return { ...out, unreadable: true };
   }
+  duplicateKeys(doc.contents, at, out.errors);
   const known = new Map<string, string>();
   for (const flag of fileFlags(options)) {
     known.set(fileKey(flag), flag);
     known.set(flag.replace(/-/g, '_'), flag);
   }
+  const knownKeys = [...known.keys()];
   const types = { boolean: new Set(options.boolean), array: new Set(options.array), number: new Set(options.number) };
   for (const pair of doc.contents.items as Pair<Node, Node>[]) {
     const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
     const loc = `${at(pair.key)}: ${key}`;
     const flag = known.get(key.replace(/-/g, '_'));
     if (!flag) {
-      out.errors.push(`${loc}: unknown key${suggest(key, [...known.keys()])}`);
+      // Suggestions only for what will be shown: each costs a distance to every known key.
+      out.errors.push(`${loc}: unknown key${out.errors.length < MAX_ERRORS ? suggest(key, knownKeys) : ''}`);
       continue;
     }
     const value = pair.value?.toJSON() as unknown;
@@ -106,6 +117,42 @@ export function loadConfigFile(path: string, options: OptionTable): FileSettings
     out.where.set(camel(flag), loc);
   }
   return out;
+}
+
+/** At most MAX_ERRORS problems, then one line saying how many more (a file of 40,000 typos is one mistake). */
+export function capErrors(errors: string[], path: string): string[] {
+  return errors.length <= MAX_ERRORS ? errors : [...errors.slice(0, MAX_ERRORS), `${path}: ${errors.length - MAX_ERRORS} more problems not shown`];
+}
+
+/** The file's text; a FIFO, a device or a huge file is refused before anything is read. */
+function readConfigText(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (let got = 1; got > 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A key given twice in any mapping, found in one pass (a Set per mapping). */
+function duplicateKeys(root: Node, at: (n: Node | null | undefined) => string, errors: string[]): void {
+  visit(root, {
+    Map(_, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items as Pair<Node, Node>[]) {
+        const key = isScalar(pair.key) ? pair.key.value : String(pair.key);
+        if (seen.has(key)) errors.push(`${at(pair.key)}: ${String(key)}: given twice`);
+        seen.add(key);
+      }
+    },
+  });
 }
 
 function convert(
@@ -122,7 +169,15 @@ function convert(
     errors.push(`${where}: must be a ${types.number.has(flag) ? 'number' : 'string'}, not ${describe(v)}`);
     return undefined;
   };
-  if (STRUCTURED[flag] && value && typeof value === 'object' && !Array.isArray(value)) return STRUCTURED[flag](value as Record<string, unknown>);
+  const structured = (v: Record<string, unknown>, where: string): string[] | undefined => {
+    try {
+      return STRUCTURED[flag](v);
+    } catch (err) {
+      errors.push(`${where}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  if (STRUCTURED[flag] && value && typeof value === 'object' && !Array.isArray(value)) return structured(value as Record<string, unknown>, loc);
   if (types.boolean.has(flag)) {
     if (typeof value === 'boolean') return value;
     errors.push(`${loc}: must be true or false, not ${describe(value)}`);
@@ -132,27 +187,35 @@ function convert(
     const items = Array.isArray(value) ? value : [value];
     const itemNodes = isSeq(node) ? (node.items as Node[]) : [];
     const result: string[] = [];
+    let ok = true;
     items.forEach((item, i) => {
       const where = Array.isArray(value) ? `${at(itemNodes[i] ?? node)}: ${loc.slice(loc.lastIndexOf(': ') + 2)}[${i}]` : loc;
-      if (STRUCTURED[flag] && item && typeof item === 'object' && !Array.isArray(item)) result.push(...STRUCTURED[flag](item as Record<string, unknown>));
-      else {
+      if (STRUCTURED[flag] && item && typeof item === 'object' && !Array.isArray(item)) {
+        const specs = structured(item as Record<string, unknown>, where);
+        if (specs) result.push(...specs);
+        else ok = false;
+      } else {
         const s = scalar(item, where);
         if (s !== undefined) result.push(String(s));
+        else ok = false;
       }
     });
-    return result.length === items.length ? result : undefined;
+    return ok ? result : undefined;
   }
   const s = scalar(value, loc);
   return s === undefined ? undefined : types.number.has(flag) ? Number(s) : String(s);
 }
 
+/** The value's type only: a secret typed into the wrong key must not be echoed. */
 function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (v === null) return 'null';
-  return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
+  if (typeof v === 'object') return 'a mapping';
+  return typeof v === 'boolean' ? 'true or false' : `a ${typeof v}`;
 }
 
 function suggest(key: string, known: string[]): string {
+  if (key.length > 64) return '';
   const near = known.filter((k) => distance(k, key) <= 2);
   return near.length ? ` (did you mean ${near[0]}?)` : '';
 }

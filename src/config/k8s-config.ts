@@ -3,6 +3,9 @@ import { DEFAULT_SD_ID, type Format } from '../transforms/k8s-audit.js';
 import { parseSelector, SelectorError, type Selector } from '../transforms/selector.js';
 import { ConfigError, duration, integer, listenAddress, size, toKebab } from './config.js';
 import { checkSdId } from './sd-element.js';
+import { exposure } from '../sinks/tls-material.js';
+import { shownPath } from './secret-path.js';
+import { MAX_INFLIGHT_REQUESTS, type WebhookLimits } from '../sources/webhook.js';
 
 /** Settings of the Kubernetes audit features: --format, selectors, dedupe, the webhook listener. */
 export interface K8sRawSettings {
@@ -20,6 +23,13 @@ export interface K8sRawSettings {
   webhookMaxRequestBytes?: string | number;
   webhookMaxEventBytes?: string | number;
   webhookTimeout?: string | number;
+  webhookMaxInflightBytes?: string | number;
+  webhookMaxInflightEvents?: string | number;
+  webhookMaxDepth?: string | number;
+  webhookBodyTimeout?: string | number;
+  webhookMinBodyRate?: string | number;
+  webhookMaxConnectionsPerClient?: string | number;
+  webhookMaxRequestsPerClient?: string | number;
 }
 
 export interface K8sConfig {
@@ -39,9 +49,13 @@ export interface K8sConfig {
         maxEventBytes: number;
         /** How long a request waits for its events to be handed on or durable before 503. */
         safeTimeoutMs: number;
+        /** Abuse limits: memory held by requests in flight, nesting, body pace, places per client address. */
+        limits: WebhookLimits;
         /** Loaded by loadK8sFiles at startup. */
         tls?: { cert: Buffer; key: Buffer };
         token?: string;
+        /** Secret files others can read: logged once the logger is up. */
+        warnings?: string[];
       }
     | undefined;
 }
@@ -57,6 +71,15 @@ export const K8S_DEFAULTS = {
   webhookMaxEventBytes: '256KiB',
   /** Below kube-apiserver's own wait for an answer, so that the 503 is seen and retried. */
   webhookTimeout: '30s',
+  /** With the 16 MiB --memory-max-bytes and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README). */
+  webhookMaxInflightBytes: '32MiB',
+  /** Each held event costs a frame header and bookkeeping besides its bytes: a flood of tiny events is bounded too. */
+  webhookMaxInflightEvents: 100_000,
+  webhookMaxDepth: 100,
+  webhookBodyTimeout: '10s',
+  webhookMinBodyRate: '32KiB',
+  webhookMaxConnectionsPerClient: 32,
+  webhookMaxRequestsPerClient: 8,
 } as const;
 
 /** Validates the k8s settings; a bad selector names the offending character's column. */
@@ -103,7 +126,21 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
   }
 
   let webhook: K8sConfig['webhook'];
-  const webhookFlags = ['webhookTlsCert', 'webhookTlsKey', 'webhookTokenFile', 'webhookMaxRequestBytes', 'webhookMaxEventBytes', 'webhookTimeout'] as const;
+  const webhookFlags = [
+    'webhookTlsCert',
+    'webhookTlsKey',
+    'webhookTokenFile',
+    'webhookMaxRequestBytes',
+    'webhookMaxEventBytes',
+    'webhookTimeout',
+    'webhookMaxInflightBytes',
+    'webhookMaxInflightEvents',
+    'webhookMaxDepth',
+    'webhookBodyTimeout',
+    'webhookMinBodyRate',
+    'webhookMaxConnectionsPerClient',
+    'webhookMaxRequestsPerClient',
+  ] as const;
   if (raw.listenWebhook !== undefined) {
     if (once) throw new ConfigError('--listen-webhook: cannot be used with --once (a listener has no end to read to)');
     if (Boolean(raw.webhookTlsCert) !== Boolean(raw.webhookTlsKey)) {
@@ -112,6 +149,17 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
     const maxRequestBytes = size('webhook-max-request-bytes', raw.webhookMaxRequestBytes ?? K8S_DEFAULTS.webhookMaxRequestBytes, 1024, 1024 ** 3);
     const maxEventBytes = size('webhook-max-event-bytes', raw.webhookMaxEventBytes ?? K8S_DEFAULTS.webhookMaxEventBytes, 1024, maxRequestBytes);
     const safeTimeoutMs = duration('webhook-timeout', raw.webhookTimeout ?? K8S_DEFAULTS.webhookTimeout, 100, 600_000);
+    const d = K8S_DEFAULTS;
+    const limits: WebhookLimits = {
+      // At least one request of the largest size must always fit.
+      maxInflightBytes: size('webhook-max-inflight-bytes', raw.webhookMaxInflightBytes ?? d.webhookMaxInflightBytes, maxRequestBytes, 16 * 1024 ** 3),
+      maxInflightEvents: integer('webhook-max-inflight-events', raw.webhookMaxInflightEvents ?? d.webhookMaxInflightEvents, 1, 100_000_000),
+      maxDepth: integer('webhook-max-depth', raw.webhookMaxDepth ?? d.webhookMaxDepth, 4, 1000),
+      bodyTimeoutMs: duration('webhook-body-timeout', raw.webhookBodyTimeout ?? d.webhookBodyTimeout, 100, 600_000),
+      minBodyRate: size('webhook-min-body-rate', raw.webhookMinBodyRate ?? d.webhookMinBodyRate, 1, 1024 ** 3),
+      maxConnectionsPerClient: integer('webhook-max-connections-per-client', raw.webhookMaxConnectionsPerClient ?? d.webhookMaxConnectionsPerClient, 1, 65535),
+      maxRequestsPerClient: integer('webhook-max-requests-per-client', raw.webhookMaxRequestsPerClient ?? d.webhookMaxRequestsPerClient, 1, MAX_INFLIGHT_REQUESTS),
+    };
     webhook = {
       ...listenAddress('listen-webhook', raw.listenWebhook),
       tlsCertFile: raw.webhookTlsCert,
@@ -120,6 +168,7 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
       maxRequestBytes,
       maxEventBytes,
       safeTimeoutMs,
+      limits,
     };
   } else {
     const given = webhookFlags.find((k) => raw[k] !== undefined);
@@ -136,11 +185,12 @@ export async function loadK8sFiles(k8s: K8sConfig): Promise<void> {
     try {
       return await readFile(path);
     } catch (err) {
-      throw new ConfigError(`--${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+      throw new ConfigError(`--${flag}: cannot read ${shownPath(flag, path)} (${(err as NodeJS.ErrnoException).code})`);
     }
   };
   if (w.tlsCertFile && w.tlsKeyFile) {
     w.tls = { cert: await read('webhook-tls-cert', w.tlsCertFile), key: await read('webhook-tls-key', w.tlsKeyFile) };
+    warnIfExposed(w, 'webhook-tls-key', w.tlsKeyFile);
     const { createSecureContext } = await import('node:tls');
     try {
       createSecureContext(w.tls);
@@ -150,7 +200,13 @@ export async function loadK8sFiles(k8s: K8sConfig): Promise<void> {
   }
   if (w.tokenFile) {
     const token = (await read('webhook-token-file', w.tokenFile)).toString('utf8').trim();
-    if (!token || /\s/.test(token)) throw new ConfigError(`--webhook-token-file: ${w.tokenFile} must hold one token (no spaces)`);
+    if (!token || /\s/.test(token)) throw new ConfigError(`--webhook-token-file: ${shownPath('webhook-token-file', w.tokenFile)} must hold one token (no spaces)`);
     w.token = token;
+    warnIfExposed(w, 'webhook-token-file', w.tokenFile);
   }
+}
+
+function warnIfExposed(w: NonNullable<K8sConfig['webhook']>, flag: string, path: string): void {
+  const exposed = exposure(flag, path);
+  if (exposed) (w.warnings ??= []).push(exposed);
 }

@@ -2,8 +2,11 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
+import { NotRegularFileError, openRegular } from '../sources/file/open-regular.js';
+import { ensurePrivateDir, UnsafeDirError } from '../state/private-dir.js';
 import { ConfigError, type Config } from './config.js';
 import { loadK8sFiles } from './k8s-config.js';
+import { shownPath } from './secret-path.js';
 
 /**
  * What can only be checked on this machine, all of it, every problem reported: each file the settings
@@ -30,7 +33,7 @@ export async function preflight(cfg: Config, create: boolean): Promise<string[]>
   }
   const fileSources = cfg.files.filter((f) => f !== '-');
   const before = problems.length;
-  if (fileSources.length > 0) await collect(() => writableDir('state-dir', cfg.stateDir, create));
+  if (fileSources.length > 0) await collect(() => writableDir('state-dir', cfg.stateDir, create, true));
   // The default spill (<state-dir>/spill) would only repeat a state folder problem.
   const repeats = problems.length > before && cfg.bufferDir?.startsWith(cfg.stateDir + sep);
   if (cfg.bufferDir && !repeats) await collect(() => writableDir('buffer-dir', cfg.bufferDir!, create));
@@ -50,11 +53,13 @@ function namedFiles(cfg: Config): Array<[string, string]> {
 async function readable(flag: string, path: string): Promise<void> {
   try {
     const st = await stat(path);
-    if (st.isDirectory()) throw new ConfigError(`--${flag}: ${path} is a directory`);
-    await (await open(path, 'r')).close();
+    if (st.isDirectory()) throw new ConfigError(`--${flag}: ${shownPath(flag, path)} is a directory`);
+    await (await openRegular(path)).close();
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`--${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+    // A secret typed where its file's path belongs is not echoed (shownPath).
+    if (err instanceof NotRegularFileError) throw new ConfigError(`--${flag}: ${shownPath(flag, path)} is a ${err.kind}, not a regular file`);
+    throw new ConfigError(`--${flag}: cannot read ${shownPath(flag, path)} (${(err as NodeJS.ErrnoException).code})`);
   }
 }
 
@@ -67,8 +72,11 @@ const PSEUDO_FS = new Map<number, string>([
   [0x63677270, 'cgroup2'],
 ]);
 
-/** `dir` exists as a writable folder on a real file system, or can be made one. */
-async function writableDir(flag: string, dir: string, create: boolean): Promise<void> {
+/**
+ * `dir` exists as a writable folder on a real file system, or can be made one. `ownOnly`: it must also
+ * be this user's alone (ensurePrivateDir), as the state folder must.
+ */
+async function writableDir(flag: string, dir: string, create: boolean, ownOnly = false): Promise<void> {
   let existing = dir;
   while (!(await stat(existing).catch(() => undefined))) {
     if (dirname(existing) === existing) break;
@@ -85,6 +93,15 @@ async function writableDir(flag: string, dir: string, create: boolean): Promise<
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new ConfigError(`--${flag}: ${existing === dir ? `${dir} is not writable` : `cannot create ${dir}: ${existing} is not writable`} (${code})`);
+    }
+  }
+  // An existing folder is inspected, never changed; a missing one is made only by a real start.
+  if (ownOnly && (create || existing === dir)) {
+    try {
+      await ensurePrivateDir(dir);
+    } catch (err) {
+      if (err instanceof UnsafeDirError) throw new ConfigError(`--${flag}: ${err.message}`);
+      throw err;
     }
   }
   if (!create) return;
@@ -112,8 +129,9 @@ async function followable(file: string): Promise<void> {
   if (!st) return; // not there yet: waited for, kube-apiserver creates it when it starts
   if (st.isDirectory()) throw new ConfigError(`--file: ${file} is a directory`);
   try {
-    await (await open(file, 'r')).close();
+    await (await openRegular(file)).close();
   } catch (err) {
+    if (err instanceof NotRegularFileError) throw new ConfigError(`--file: ${err.message} (only regular files are followed; pipe a FIFO to stdin)`);
     throw new ConfigError(`--file: ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`);
   }
 }

@@ -65,7 +65,11 @@ export function parseSdElements(flag: string, specs: string[]): string {
 /** The config file's mapping form `{ "instance@47450": { az: z1 } }` as `--sd-element` values. */
 export function sdSpecsFromObject(value: Record<string, unknown>): string[] {
   return Object.entries(value).map(([id, params]) => {
-    const pairs = params && typeof params === 'object' ? Object.entries(params as Record<string, unknown>) : [];
+    if (params !== null && params !== undefined && (typeof params !== 'object' || Array.isArray(params))) throw new Error(`${id}: must be a mapping of parameter names to values`);
+    const pairs = params ? Object.entries(params as Record<string, unknown>) : [];
+    for (const [k, v] of pairs) {
+      if (v !== null && typeof v === 'object') throw new Error(`${id}: parameter ${k} must be a string or a number, not ${Array.isArray(v) ? 'a list' : 'a mapping'}`);
+    }
     return [id, ...pairs.map(([k, v]) => `${k}="${String(v ?? '').replace(/["\\]/g, '\\$&')}"`)].join(' ');
   });
 }

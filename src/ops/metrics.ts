@@ -51,6 +51,8 @@ export function createMetrics(p: MetricsSource): Registry {
   counter('auditfwd_bytes_sent_total', 'Bytes handed on to the drain, framing included', () => s.bytesSent);
   byLabel('auditfwd_messages_dropped_total', 'Messages dropped, by reason', 'reason', () => s.dropped);
   counter('auditfwd_lines_truncated_total', 'Lines longer than --max-message-bytes, sent truncated', () => s.linesTruncated);
+  byLabel('auditfwd_source_errors_total', 'Times a followed path could not be opened or read (a FIFO, a folder, an I/O error), per file', 'file', () => s.sourceErrors);
+  byLabel('auditfwd_webhook_responses_total', 'Webhook requests answered, by HTTP status', 'code', () => new Map([...s.webhookResponses].map(([k, v]) => [String(k), v])));
   counter('auditfwd_reconnects_total', 'Connections to the drain after the first', () => s.reconnects);
   gauge('auditfwd_spill_bytes', 'Bytes held in the on-disk spill', () => p.bufferState.spillBytes ?? 0);
   gauge('auditfwd_buffer_bytes', 'Bytes held in memory between reading and the drain', () => p.bufferState.bytes);

@@ -16,6 +16,8 @@ export class Stats {
   nonEventLines = 0;
   /** Webhook requests answered, by HTTP status. */
   webhookResponses = new Map<number, number>();
+  /** Followed paths that could not be opened or read (a FIFO, a folder, EIO), per path. */
+  sourceErrors = new Map<string, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
   /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
@@ -35,6 +37,9 @@ export class Stats {
   }
   addWebhookResponse(status: number): void {
     this.webhookResponses.set(status, (this.webhookResponses.get(status) ?? 0) + 1);
+  }
+  addSourceError(source: string): void {
+    this.sourceErrors.set(source, (this.sourceErrors.get(source) ?? 0) + 1);
   }
   addDropped(reason: string, n: number): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + n);

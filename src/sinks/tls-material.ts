@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { PASSPHRASE_ENV, type TlsSettings } from '../config/tls-settings.js';
+import { shownPath } from '../config/secret-path.js';
 import type { Logger } from '../ops/log.js';
 
 /** Material that cannot be used; the message names the flag and never contains a secret. */
@@ -32,7 +33,7 @@ function readOrFail(flag: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new TlsMaterialError(`--${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new TlsMaterialError(`--${flag}: cannot read ${shownPath(flag, path)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
 
@@ -70,7 +71,7 @@ function systemTrust(): { ca: Buffer | string[]; trust: string } {
 }
 
 /** A key anyone on the machine can read is no longer a secret; worth a warning, not a refusal. */
-function exposure(flag: string, path: string): string | undefined {
+export function exposure(flag: string, path: string): string | undefined {
   try {
     const mode = statSync(path).mode;
     if (mode & 0o004) return `--${flag}: ${path} is readable by every user (mode ${(mode & 0o777).toString(8)}); use 0600 or 0640`;

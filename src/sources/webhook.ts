@@ -2,13 +2,15 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { sharedFrameWriter } from '../framing/frame-writer.js';
-import type { Logger } from '../ops/log.js';
+import { RateLimitedLog, type Logger } from '../ops/log.js';
 import type { Stats } from '../ops/stats.js';
 import type { BatchBuffer } from '../record.js';
 import type { Encoder } from '../transforms/encoder.js';
 import type { Source } from './source.js';
+import { InflightBudget, PerClient, type Reservation } from './webhook-budget.js';
+import { EventSplitter, SplitError, type SplitEvents } from './webhook-splitter.js';
 
 /** Falco's k8s_audit plugin serves both spellings; kube-apiserver posts to whatever the kubeconfig names. */
 export const WEBHOOK_PATHS = ['/k8s-audit', '/k8s_audit'];
@@ -19,6 +21,22 @@ export const MAX_INFLIGHT_REQUESTS = 16;
  * in the spill) before 503: kube-apiserver then retries instead of holding a connection for ever.
  */
 export const SAFE_TIMEOUT_MS = 30_000;
+/** Requests up to this size keep their parsed events for the encoder (no second parse); larger ones keep only bytes. */
+const KEEP_PARSED_BELOW_BYTES = 1024 * 1024;
+/** A refused request whose body was not read: its connection is closed this long after the answer. */
+const UNREAD_BODY_GRACE_MS = 1000;
+
+/** The abuse limits' defaults (k8s-config.ts has them as flags). */
+export const WEBHOOK_LIMITS = {
+  maxInflightBytes: 32 * 1024 * 1024,
+  maxInflightEvents: 100_000,
+  maxDepth: 100,
+  bodyTimeoutMs: 10_000,
+  minBodyRate: 32 * 1024,
+  maxConnectionsPerClient: 32,
+  maxRequestsPerClient: 8,
+};
+export type WebhookLimits = typeof WEBHOOK_LIMITS;
 
 export interface WebhookOptions {
   host: string;
@@ -34,6 +52,10 @@ export interface WebhookOptions {
   maxEventBytes: number;
   /** Default SAFE_TIMEOUT_MS. */
   safeTimeoutMs?: number;
+  /** Each default from WEBHOOK_LIMITS. */
+  limits?: Partial<WebhookLimits>;
+  /** Logged at start (a token or key file others can read). */
+  warnings?: string[];
 }
 
 class HttpError extends Error {
@@ -58,6 +80,12 @@ export class WebhookSource implements Source {
   readonly name = 'webhook';
   private readonly server: Server;
   private readonly tokenHash: Buffer | undefined;
+  private readonly limits: WebhookLimits;
+  private readonly budget: InflightBudget;
+  private readonly connections: PerClient;
+  private readonly requests: PerClient;
+  /** Refusals an attacker can repeat at will are logged at most once a minute each. */
+  private readonly refusals: RateLimitedLog;
   private inflight = 0;
   private stopping = false;
   private closed: Promise<unknown> | undefined;
@@ -65,19 +93,25 @@ export class WebhookSource implements Source {
   private readonly startedP = new Promise<void>((resolve) => (this.started = resolve));
 
   constructor(private readonly opts: WebhookOptions) {
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    this.limits = { ...WEBHOOK_LIMITS, ...opts.limits };
+    this.budget = new InflightBudget(this.limits.maxInflightBytes, this.limits.maxInflightEvents);
+    this.connections = new PerClient(this.limits.maxConnectionsPerClient);
+    this.requests = new PerClient(this.limits.maxRequestsPerClient);
+    this.refusals = new RateLimitedLog(opts.log);
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res, false);
     this.server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createHttpServer(handler);
     // `Expect: 100-continue`: refuse before the client sends a body that would be refused anyway.
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      try {
-        this.check(req);
-      } catch (err) {
-        if (err instanceof HttpError) return this.reply(res, err.status, err.message + '\n', err.headers);
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res, true));
+    this.server.on('connection', (socket: Socket) => {
+      const client = socket.remoteAddress ?? '';
+      if (!this.connections.take(client)) {
+        this.refusals.warn(`connections ${client}`, { client, max: this.limits.maxConnectionsPerClient }, 'webhook connection refused: too many from this address');
+        socket.destroy();
+        return;
       }
-      res.writeContinue();
-      handler(req, res);
+      socket.once('close', () => this.connections.give(client));
     });
-    // Bounded time to send a request: a client that trickles bytes cannot hold a slot for ever.
+    // Bounded time to send the headers and the whole request; the body also has its own pace (readEvents).
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 60_000;
     this.tokenHash = opts.token === undefined ? undefined : sha256(opts.token);
@@ -95,6 +129,7 @@ export class WebhookSource implements Source {
     this.server.listen(this.opts.port, this.opts.host);
     await Promise.race([once(this.server, 'listening'), once(this.server, 'error').then(([err]) => Promise.reject(err))]);
     const a = this.server.address() as AddressInfo;
+    for (const w of this.opts.warnings ?? []) this.opts.log.warn(w);
     this.opts.log.info({ address: a.address, port: a.port, tls: Boolean(this.opts.tls), paths: WEBHOOK_PATHS }, 'webhook listening');
     this.started();
     if (this.stopping) this.server.close();
@@ -111,29 +146,50 @@ export class WebhookSource implements Source {
     }
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Everything is checked from the headers (path, token, type, size, places free) before a byte of body is read. */
+  private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
+    const client = req.socket.remoteAddress ?? '';
     let counted = false;
+    let clientCounted = false;
+    const reservation = this.budget.reserve();
     try {
       this.check(req);
       if (this.inflight >= MAX_INFLIGHT_REQUESTS) throw new HttpError(503, 'too many requests in flight', { 'retry-after': '1' });
+      if (!this.requests.take(client)) throw new HttpError(429, 'too many requests in flight from this address', { 'retry-after': '1' });
+      clientCounted = true;
       this.inflight++;
       counted = true;
-      const body = await this.readBody(req);
-      const items = this.parse(body);
-      const events = await this.forward(items);
+      const declared = Number(req.headers['content-length']);
+      if (declared > 0 && !reservation.growBytes(declared)) throw this.budgetFull();
+      if (expectsContinue) res.writeContinue();
+      const events = await this.forward(await this.readEvents(req, reservation));
       this.reply(res, 200, `accepted ${events} events\n`);
     } catch (err) {
-      if (err instanceof HttpError) {
-        this.reply(res, err.status, err.message + '\n', err.headers);
-        if (err.status >= 500) this.opts.log.warn({ status: err.status }, `webhook request refused: ${err.message}`);
-        else this.opts.log.debug({ status: err.status }, `webhook request refused: ${err.message}`);
+      if (err instanceof HttpError || err instanceof SplitError) {
+        const headers = err instanceof HttpError ? err.headers : {};
+        this.reply(res, err.status, err.message + '\n', headers);
+        this.logRefusal(err.status, err.message, client);
       } else {
-        this.opts.log.error({ err }, 'webhook request failed');
+        this.opts.log.error({ err: (err as Error).message }, 'webhook request failed');
         this.reply(res, 500, 'internal error\n');
       }
     } finally {
+      reservation.release();
       if (counted) this.inflight--;
+      if (clientCounted) this.requests.give(client);
     }
+  }
+
+  private logRefusal(status: number, message: string, client: string): void {
+    const fields = { status, client };
+    if (status >= 500) this.opts.log.warn(fields, `webhook request refused: ${message}`);
+    // What a scanner or a flood can repeat: one line a minute per kind, with how many were not logged.
+    else if (status === 401 || status === 408 || status === 429 || /^nested deeper/.test(message)) this.refusals.warn(`${status} ${message}`, fields, `webhook request refused: ${message}`);
+    else this.opts.log.debug(fields, `webhook request refused: ${message}`);
+  }
+
+  private budgetFull(): HttpError {
+    return new HttpError(429, `webhook requests in flight hold their limit (${this.limits.maxInflightBytes} bytes, ${this.limits.maxInflightEvents} events)`, { 'retry-after': '1' });
   }
 
   private check(req: IncomingMessage): void {
@@ -156,56 +212,69 @@ export class WebhookSource implements Source {
     if (declared > this.opts.maxRequestBytes) throw new HttpError(413, `request larger than ${this.opts.maxRequestBytes} bytes`);
   }
 
-  private async readBody(req: IncomingMessage): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > this.opts.maxRequestBytes) throw new HttpError(413, `request larger than ${this.opts.maxRequestBytes} bytes`);
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks, size);
-  }
-
-  /** An EventList, an Event, or an array of either: the events as objects, or 400. */
-  private parse(body: Buffer): object[] {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(body.toString('utf8'));
-    } catch (err) {
-      throw new HttpError(400, `malformed JSON: ${(err as Error).message}`);
-    }
-    const items: object[] = [];
-    const take = (v: unknown, where: string, nested: boolean) => {
-      if (v === null || typeof v !== 'object' || (Array.isArray(v) && nested)) throw new HttpError(400, `${where} is not an Event or an EventList`);
-      if (Array.isArray(v)) {
-        v.forEach((e, i) => take(e, `item ${i}`, true));
-        return;
-      }
-      const kind = (v as { kind?: unknown }).kind;
-      if (kind === 'EventList') {
-        const list = (v as { items?: unknown }).items;
-        if (list === null || list === undefined) return; // an empty list may be sent as items: null
-        if (!Array.isArray(list)) throw new HttpError(400, `${where}: EventList items is not an array`);
-        list.forEach((e, i) => {
-          if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new HttpError(400, `${where}: items[${i}] is not an object`);
-          items.push(e as object);
-        });
-      } else if (kind === 'Event') {
-        items.push(v);
-      } else {
-        throw new HttpError(400, `${where} is not an Event or an EventList`);
-      }
-    };
-    take(doc, 'the body', false);
-    return items;
+  /**
+   * Reads the body into its events as it arrives, within the budget and at a minimum pace: the
+   * deadline starts at --webhook-body-timeout and each chunk buys chunk/--webhook-min-body-rate
+   * seconds, never more than the timeout ahead (so a pause longer than it, or a trickle, ends it).
+   */
+  private readEvents(req: IncomingMessage, reservation: Reservation): Promise<SplitEvents> {
+    const { maxRequestBytes, maxEventBytes } = this.opts;
+    const { bodyTimeoutMs, minBodyRate, maxDepth, maxInflightEvents } = this.limits;
+    const splitter = new EventSplitter({
+      maxDepth,
+      maxEventBytes,
+      keepParsedBelowBytes: KEEP_PARSED_BELOW_BYTES,
+      onEvent: (n) => {
+        if (n > maxInflightEvents) throw new HttpError(413, `request has more than ${maxInflightEvents} events`);
+        if (!reservation.growEvents(n)) throw this.budgetFull();
+      },
+    });
+    return new Promise((resolve, reject) => {
+      let size = 0;
+      let deadline = Date.now() + bodyTimeoutMs;
+      let timer: NodeJS.Timeout;
+      const cleanup = () => {
+        clearTimeout(timer);
+        req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);
+      };
+      const fail = (err: unknown) => {
+        cleanup();
+        reject(err);
+      };
+      const watch = () => {
+        const left = deadline - Date.now();
+        if (left > 0) timer = setTimeout(watch, left);
+        else fail(new HttpError(408, `request body too slow (a pause over ${bodyTimeoutMs} ms, or under ${minBodyRate} bytes/s)`));
+      };
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxRequestBytes) return fail(new HttpError(413, `request larger than ${maxRequestBytes} bytes`));
+        if (!reservation.growBytes(size)) return fail(this.budgetFull());
+        deadline = Math.min(Date.now() + bodyTimeoutMs, deadline + (chunk.length * 1000) / minBodyRate);
+        try {
+          splitter.write(chunk);
+        } catch (err) {
+          fail(err);
+        }
+      };
+      const onEnd = () => {
+        cleanup();
+        try {
+          resolve(splitter.end());
+        } catch (err) {
+          reject(err);
+        }
+      };
+      const onGone = () => {
+        if (!req.complete) fail(new HttpError(400, 'the client went away before the end of the body'));
+      };
+      timer = setTimeout(watch, bodyTimeoutMs);
+      req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onGone);
+    });
   }
 
   /** Encodes every event of the request into one batch and waits until it is handed on or durable. */
-  private async forward(items: object[]): Promise<number> {
-    const lines = items.map((item) => Buffer.from(JSON.stringify(item)));
-    const tooBig = lines.findIndex((l) => l.length > this.opts.maxEventBytes);
-    if (tooBig !== -1) throw new HttpError(413, `event ${tooBig} is larger than ${this.opts.maxEventBytes} bytes`);
+  private async forward({ count: events, line, parsed }: SplitEvents): Promise<number> {
     const { encoder, buffer, stats } = this.opts;
     // Before encoding, which records events for --dedupe: a refused request must not count as seen.
     if (buffer.closed) throw new HttpError(503, 'shutting down', { 'retry-after': '1' });
@@ -214,11 +283,12 @@ export class WebhookSource implements Source {
     // Synchronous from beginBatch to takeBatch: concurrent requests (and other sources) never
     // interleave in the encoder or in the shared frame writer.
     encoder.beginBatch();
-    lines.forEach((line, i) => {
-      count += encoder.encodeParsed ? encoder.encodeParsed(out, items[i], line) : encoder.encode(out, line, line.length);
-    });
+    for (let i = 0; i < events; i++) {
+      const l = line(i);
+      count += parsed && encoder.encodeParsed ? encoder.encodeParsed(out, parsed[i], l) : encoder.encode(out, l, l.length);
+    }
     const { frames, release } = out.takeBatch();
-    stats.addLines(this.name, items.length);
+    stats.addLines(this.name, events);
     if (count === 0) {
       release();
       return 0;
@@ -249,6 +319,12 @@ export class WebhookSource implements Source {
     if (status === 413 || this.stopping || !res.req.complete) h.connection = 'close';
     res.writeHead(status, h);
     res.end(text);
-    if (!res.req.complete) res.req.resume(); // discard the rest; the connection closes after it
+    if (!res.req.complete) {
+      // Discard the rest, but a client that trickles it (or never ends) loses the connection soon
+      // after the answer instead of holding it until the request timeout.
+      const socket = res.req.socket;
+      res.req.resume();
+      res.once('finish', () => setTimeout(() => socket.destroy(), UNREAD_BODY_GRACE_MS).unref());
+    }
   }
 }

@@ -1,6 +1,9 @@
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigError } from '../config/config.js';
 import type { Logger } from '../ops/log.js';
+import { CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
 import { writeFileDurably } from './durable.js';
 import { inodeKey, type FileIdentity } from '../sources/file/identity.js';
 
@@ -13,6 +16,34 @@ export interface Checkpoint extends FileIdentity {
 const FILE = 'checkpoints.json';
 /** Entries of files not seen for this long are forgotten. */
 const RETAIN_MS = 7 * 24 * 3600 * 1000;
+/** Damaged entries logged one by one; the rest are counted in one line. */
+const MAX_DROP_LINES = 20;
+/** Far above a full --max-files table (about 200 bytes an entry), far below what a string can hold. */
+const MAX_STATE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The state file's text; undefined when there is none; `why` when it is there but must not be
+ * read: a link (to a file the attacker wants echoed or parsed), a FIFO or folder, or too big.
+ */
+async function readStateFile(path: string): Promise<string | { why: string } | undefined> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') return { why: 'is a symbolic link' };
+    throw err;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return { why: 'is not a regular file' };
+    if (st.size > MAX_STATE_BYTES) return { why: `is larger than ${MAX_STATE_BYTES} bytes` };
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
+  }
+}
 
 /**
  * Committed read positions, keyed by file identity. Positions are committed only after their
@@ -34,7 +65,12 @@ export class CheckpointStore {
   static async open(dir: string, log: Logger): Promise<CheckpointStore> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const store = new CheckpointStore(dir, log);
-    await store.load();
+    try {
+      await store.load();
+    } catch (err) {
+      // Whatever is wrong with the state file, never a crash (and a crash loop under systemd).
+      throw new ConfigError(`--state-dir: cannot read ${store.path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
     return store;
   }
 
@@ -43,23 +79,30 @@ export class CheckpointStore {
   }
 
   private async load(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
+    const read = await readStateFile(this.path);
+    if (read === undefined) return;
+    let loaded: LoadedCheckpoints | undefined;
+    let why = typeof read === 'string' ? undefined : read.why;
+    if (why === undefined) {
+      try {
+        loaded = validateCheckpoints(JSON.parse(read as string));
+      } catch (err) {
+        // JSON.parse quotes the text it failed on: the file's bytes stay out of the log.
+        why = err instanceof CheckpointFormatError ? err.message : 'not valid JSON';
+      }
     }
-    try {
-      const data = JSON.parse(text) as { version: number; files: Checkpoint[] };
-      if (data.version !== 1 || !Array.isArray(data.files)) throw new Error('unknown format');
-      for (const c of data.files) this.entries.set(inodeKey(c), c);
-    } catch (err) {
+    if (!loaded) {
       // A damaged state file must not stop the forwarder: keep it for inspection, start afresh.
       const aside = `${this.path}.corrupt-${Date.now()}`;
       await rename(this.path, aside);
-      this.log.error({ err: String(err), movedTo: aside }, 'checkpoint file unreadable; files are read from their start');
+      this.log.error({ reason: why, movedTo: aside }, 'checkpoint file unusable; files are read from their start');
+      return;
     }
+    loaded.dropped.slice(0, MAX_DROP_LINES).forEach((d) => this.log.warn({ file: this.path }, `checkpoint ${d}; dropped, that file is read as new`));
+    if (loaded.dropped.length > MAX_DROP_LINES) this.log.warn({ file: this.path, more: loaded.dropped.length - MAX_DROP_LINES }, 'more damaged checkpoint entries dropped');
+    for (const c of loaded.entries) this.entries.set(inodeKey(c), c);
+    // Dropped entries must not be saved back as they were.
+    if (loaded.dropped.length > 0) this.dirty = true;
   }
 
   get(id: { dev: number; ino: number }): Checkpoint | undefined {

@@ -30,7 +30,7 @@ t.test('every error in a config file at once, each with file, line and key; exit
     `auditfwd: ${file}:4: to: port 70000 is out of range (1-65535)`,
     `auditfwd: ${file}:5: max_message_bytes: 100 is out of range (1024-67108864 bytes)`,
     `auditfwd: ${file}:6: framing: "xml" is not one of octet-counting, lf`,
-    `auditfwd: ${file}:7: once: must be true or false, not string "yes"`,
+    `auditfwd: ${file}:7: once: must be true or false, not a string`,
     `auditfwd: ${file}:8: frobnicate: unknown key`,
     `auditfwd: ${file}:9: stat_dir: unknown key (did you mean state_dir?)`,
     `auditfwd: ${file}:10: sd_element: SD-ID "nope" has no "@<enterprise number>" and is not registered with IANA`,

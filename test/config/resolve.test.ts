@@ -34,7 +34,7 @@ t.test('a config file: values by setting, their places, every error', async (t) 
   const badPath = join(dir, 'bad.yml');
   const bad = loadConfigFile(badPath, OPTIONS);
   t.strictSame(bad.errors, [
-    `${badPath}:2: once: must be true or false, not number 1`,
+    `${badPath}:2: once: must be true or false, not a number`,
     `${badPath}:3: framing: must be a string, not a list`,
     `${badPath}:4: files[1]: must be a string, not a mapping`,
     `${badPath}:5: facilty: unknown key (did you mean facility?)`,

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN, runAuditfwd, usageError } from '../helpers/proc.js';
@@ -37,8 +37,9 @@ t.test('a file that cannot be read, a state dir that is not writable (as an unpr
   chmodSync(join(dir, 'unreadable.log'), 0o600);
   chmodSync(join(dir, 'ro'), 0o555);
   writeFileSync(join(dir, 'readable.log'), 'ok\n', { mode: 0o644 });
+  chownSync(join(dir, 'state'), 65534, 65534);
   const nobody = { uid: 65534, gid: 65534, env: { HOME: dir } };
-  await usageError(t, ['--to', '-', '--file', join(dir, 'unreadable.log'), '--state-dir', '/tmp'], /--file: .*unreadable.log cannot be read \(EACCES\)/, nobody);
+  await usageError(t, ['--to', '-', '--file', join(dir, 'unreadable.log'), '--state-dir', join(dir, 'state')], /--file: .*unreadable.log cannot be read \(EACCES\)/, nobody);
   await usageError(t, ['--to', '-', '--file', join(dir, 'readable.log'), '--state-dir', join(dir, 'ro')], /--state-dir: .* is not writable/, nobody);
 });
 

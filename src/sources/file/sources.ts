@@ -97,7 +97,11 @@ export class FileSources implements Source {
   private add(path: string, startAt: 'beginning' | 'end', glob: boolean): void {
     const { encoderFor, maxFiles: _m, rescanMs: _r, retireWhenGoneMs, ...common } = this.opts;
     const tailer = new FileTailer(path, { ...common, startAt, encoder: encoderFor(path), retireWhenGoneMs: glob ? retireWhenGoneMs : undefined });
-    const done = tailer.run().finally(() => {
+    // Never an unhandled rejection: one path failing must not take the other sources down.
+    const done = tailer.run().catch((err: NodeJS.ErrnoException) => {
+      this.opts.stats.addSourceError(path);
+      this.opts.log.error({ file: path, code: err.code, err: err.message }, 'following the file failed');
+    }).finally(() => {
       this.tailers.delete(path);
       this.warnedFull = false;
       if (!this.stopped && !this.opts.once) this.opts.log.info({ file: path }, 'file gone; no longer followed');

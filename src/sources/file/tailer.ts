@@ -1,4 +1,4 @@
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import type { BatchBuffer } from '../../record.js';
@@ -7,6 +7,7 @@ import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
+import { NotRegularFileError, openRegular } from './open-regular.js';
 import { ReadAhead } from './read-ahead.js';
 import { findCopy, findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
 import { Waker } from './watch.js';
@@ -80,6 +81,8 @@ export class FileTailer implements Source {
   /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
   private truncatedWhileAway: string | undefined;
   private missingSince = 0;
+  /** The last reason the path could not be opened or read, logged once. */
+  private openProblem: string | undefined;
 
   constructor(
     readonly name: string,
@@ -96,6 +99,31 @@ export class FileTailer implements Source {
   }
 
   async run(): Promise<void> {
+    for (;;) {
+      try {
+        return await this.follow();
+      } catch (err) {
+        if (this.stopped) return;
+        await this.recover(err as NodeJS.ErrnoException);
+      }
+    }
+  }
+
+  /**
+   * A read failed (EIO, a file swapped for something unreadable): only this path is affected. It
+   * starts over from the committed positions, as a restart would: what was read and not yet handed
+   * on is read again (sent twice at worst, never lost).
+   */
+  private async recover(err: NodeJS.ErrnoException): Promise<void> {
+    this.opts.stats.addSourceError(this.name);
+    // Once per kind of failure: one that persists is retried at every poll, not logged at every poll.
+    if (this.openProblem !== err.message) this.opts.log.error({ file: this.name, code: err.code, err: err.message }, 'reading failed; reopening from the last committed position');
+    this.openProblem = err.message;
+    await new Promise((resolve) => setTimeout(resolve, this.opts.pollMs));
+  }
+
+  /** Follows the path until stopped (or, with --once, to its end); closes everything it opened. */
+  private async follow(): Promise<void> {
     try {
       await this.planResume();
       while (!this.stopped) {
@@ -161,7 +189,7 @@ export class FileTailer implements Source {
     if (!this.hasHistory) return;
     let live: { dev: number; ino: number; knownFp: boolean } | undefined;
     let liveCp: Checkpoint | undefined;
-    const fh = await open(this.name, 'r').catch(() => undefined);
+    const fh = await openRegular(this.name).catch(() => undefined);
     if (fh) {
       try {
         const st = await fh.stat();
@@ -189,7 +217,7 @@ export class FileTailer implements Source {
   }
 
   private async recordRead(u: Unfinished): Promise<void> {
-    const fh = await open(u.path, 'r').catch(() => undefined);
+    const fh = await openRegular(u.path).catch(() => undefined);
     if (!fh) return;
     try {
       const { id } = await identifyWithHead(fh);
@@ -206,7 +234,7 @@ export class FileTailer implements Source {
   }
 
   private async openRotated(u: Unfinished): Promise<boolean> {
-    const fh = await open(u.path, 'r').catch(() => undefined);
+    const fh = await openRegular(u.path).catch(() => undefined);
     if (!fh) return false; // deleted since (kube-apiserver's maxbackup): nothing to do about it
     const ident = await identifyWithHead(fh);
     const id = ident.id;
@@ -221,18 +249,23 @@ export class FileTailer implements Source {
   private async openPath(): Promise<boolean> {
     let fh: FileHandle;
     try {
-      fh = await open(this.name, 'r');
+      fh = await openRegular(this.name);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
         if (!this.warnedMissing) this.opts.log.warn({ file: this.name }, 'file does not exist yet; waiting for it');
         this.warnedMissing = true;
         if (this.missingSince === 0) this.missingSince = Date.now();
-      } else {
-        this.opts.log.error({ file: this.name, code }, 'cannot open file; retrying');
+      } else if (this.openProblem !== (err as Error).message) {
+        // Logged and counted once per kind of problem, not at every poll; the path is still watched.
+        this.opts.stats.addSourceError(this.name);
+        if (err instanceof NotRegularFileError) this.opts.log.error({ file: this.name, kind: err.kind }, `${err.message}: not read (only regular files are followed; a FIFO can be piped to stdin); watching the path`);
+        else this.opts.log.error({ file: this.name, code }, 'cannot open file; retrying');
       }
+      if (code !== 'ENOENT') this.openProblem = (err as Error).message;
       return false;
     }
+    this.openProblem = undefined;
     this.missingSince = 0;
     const firstOpen = !this.opened;
     this.opened = true;
@@ -398,7 +431,7 @@ export class FileTailer implements Source {
    */
   private async restartTruncated(r: Reader): Promise<void> {
     const copy = await findCopy(this.name, r.id, r.pos);
-    const fh = copy && (await open(copy.path, 'r').catch(() => undefined));
+    const fh = copy && (await openRegular(copy.path).catch(() => undefined));
     if (copy && fh) {
       const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, r.pos, true), batcher: r.batcher };
       while (await this.readMore(c));
