@@ -37,11 +37,12 @@ t.test('npm pack makes a package whose auditfwd command works after npm install 
   }
   t.equal(install.status, 0, install.stderr);
   const bin = join(prefix, 'bin', 'auditfwd');
-  const version = spawnSync(bin, ['--version'], { encoding: 'utf8', env: cleanEnv() });
+  // `env -u NODE_OPTIONS`: the test runner re-adds its loaders to a child's environment (Node 26 cannot load auditfwd with them).
+  const version = spawnSync('env', ['-u', 'NODE_OPTIONS', bin, '--version'], { encoding: 'utf8', env: cleanEnv() });
   t.equal(version.stdout.trim(), VERSION, version.stderr);
   // Every dependency loads: a config file (yaml) and a line through the whole pipeline.
   const cfg = join(dir, 'c.yml');
-  const run = spawnSync('sh', ['-c', `echo 'to: "-"' > ${cfg} && echo hello | ${bin} --config ${cfg} --hostname h --app-name a`], { encoding: 'utf8', env: cleanEnv() });
+  const run = spawnSync('env', ['-u', 'NODE_OPTIONS', 'sh', '-c', `echo 'to: "-"' > ${cfg} && echo hello | ${bin} --config ${cfg} --hostname h --app-name a`], { encoding: 'utf8', env: cleanEnv() });
   t.equal(run.status, 0, run.stderr);
   t.match(run.stdout, /^\d+ <14>1 \S+ h a - - - hello$/);
 });
