@@ -8,7 +8,7 @@ import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
 import { ReadAhead } from './read-ahead.js';
-import { findCopy, findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
+import { findCopy, findCopiesMadeWhileAway, findSkipped, findUnfinished, meetSiblings, type Unfinished } from './rotated.js';
 import { Waker } from './watch.js';
 
 export interface TailerOptions {
@@ -80,6 +80,10 @@ export class FileTailer implements Source {
   /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
   private truncatedWhileAway: string | undefined;
   private missingSince = 0;
+  /** Inodes met next to the path (at start, or opened): a backup on any other was rotated past us. */
+  private readonly known = new Set<string>();
+  /** Identities of files read (bounded): a new backup beginning like one of them is a copy, not skipped. */
+  private heads: FileIdentity[] = [];
 
   constructor(
     readonly name: string,
@@ -97,6 +101,7 @@ export class FileTailer implements Source {
 
   async run(): Promise<void> {
     try {
+      await meetSiblings(this.name, this.known);
       await this.planResume();
       while (!this.stopped) {
         const r = this.cur;
@@ -202,6 +207,7 @@ export class FileTailer implements Source {
   private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
     const r: Reader = { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
     this.committed.set(r, pos);
+    this.known.add(inodeKey(id));
     return r;
   }
 
@@ -235,6 +241,10 @@ export class FileTailer implements Source {
     }
     this.missingSince = 0;
     const firstOpen = !this.opened;
+    if (!firstOpen && (await this.queueSkipped())) {
+      await fh.close();
+      return true;
+    }
     this.opened = true;
     const ident = await identifyWithHead(fh);
     const id = ident.id;
@@ -293,6 +303,8 @@ export class FileTailer implements Source {
     this.extendIdentity(r, start, data);
     const chunk = r.batcher.process(data);
     if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
+    // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
+    r.lastGrowth = Date.now();
     return true;
   }
 
@@ -358,6 +370,7 @@ export class FileTailer implements Source {
       await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.forget(id) });
     }
     await r.fh.close().catch(() => {});
+    this.rememberHead(r.id);
     this.opts.log.info({ file: this.name, rotated: r.path, ino: r.id.ino, offset: r.pos }, 'finished rotated file');
   }
 
@@ -374,6 +387,11 @@ export class FileTailer implements Source {
       while (!this.stopped && (await this.readMore(r))) progressed = true;
       if (this.stopped) return false;
       if (this.opts.once || Date.now() - r.lastGrowth >= this.rotateWaitMs) {
+        // Released only once read to its end: --rotate-wait bounds waiting for writes, never reading.
+        if (((await r.fh.stat().catch(() => undefined))?.size ?? 0) > r.pos) {
+          progressed = true;
+          continue;
+        }
         this.lingering.splice(this.lingering.indexOf(r), 1);
         await this.finish(r);
       }
@@ -409,6 +427,7 @@ export class FileTailer implements Source {
       this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated; reading it from the start');
       r.batcher.reset();
     }
+    this.rememberHead(r.id);
     r.pos = 0;
     r.batchStart = 0;
     r.head = Buffer.alloc(0);
@@ -424,5 +443,23 @@ export class FileTailer implements Source {
     this.opts.log.info({ file: this.name, ino: r.id.ino, offset: r.pos }, 'file rotated; reading the new one');
     this.cur = undefined;
     this.linger(r);
+  }
+
+  /**
+   * Backups that were live after our last file and before the one just opened (the writer rotated
+   * more than once between two looks): queued, oldest first, to be read before it. Looked for after
+   * the open, so that a rotation between the look and the open is not missed.
+   */
+  private async queueSkipped(): Promise<boolean> {
+    const skipped = await findSkipped(this.name, this.known, [...this.heads, ...this.lingering.map((x) => x.id)]);
+    if (skipped.length === 0) return false;
+    this.backlog.push(...skipped);
+    this.opts.log.info({ file: this.name, rotated: skipped.map((u) => u.path) }, 'rotated more than once since the last look; reading the files in between first');
+    return true;
+  }
+
+  private rememberHead(id: FileIdentity): void {
+    this.heads.push(id);
+    if (this.heads.length > 64) this.heads.shift();
   }
 }
