@@ -16,6 +16,8 @@ export class Stats {
   nonEventLines = 0;
   /** Webhook requests answered, by HTTP status. */
   webhookResponses = new Map<number, number>();
+  /** NUL bytes skipped in followed files, per file (holes a copytruncate leaves under a writer without O_APPEND). */
+  nulBytesSkipped = new Map<string, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
   /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
@@ -32,6 +34,9 @@ export class Stats {
 
   addLines(source: string, n: number): void {
     this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);
+  }
+  addNulSkipped(source: string, n: number): void {
+    this.nulBytesSkipped.set(source, (this.nulBytesSkipped.get(source) ?? 0) + n);
   }
   addWebhookResponse(status: number): void {
     this.webhookResponses.set(status, (this.webhookResponses.get(status) ?? 0) + 1);

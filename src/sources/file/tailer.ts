@@ -47,6 +47,8 @@ interface Reader {
   /** A rotated file (found at start, or renamed away): read to its end, then finished. */
   rotated: boolean;
   lastGrowth: number;
+  /** The last bytes read were text, not a NUL hole: a hole starting here cut into content we read. */
+  afterText?: boolean;
 }
 
 /** Carries only a position commit through the buffer, in order with the batches before it. */
@@ -80,6 +82,7 @@ export class FileTailer implements Source {
   /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
   private truncatedWhileAway: string | undefined;
   private missingSince = 0;
+  private warnedNul = false;
   /** Inodes met next to the path (at start, or opened): a backup on any other was rotated past us. */
   private readonly known = new Set<string>();
   /** Identities of files read (bounded): a new backup beginning like one of them is a copy, not skipped. */
@@ -289,9 +292,13 @@ export class FileTailer implements Source {
 
   /** Reads one chunk and pushes its lines; false at the end of the file. */
   private async readMore(r: Reader): Promise<boolean> {
-    const data = await this.reads.read(r.fh, r.pos);
+    let data = await this.reads.read(r.fh, r.pos);
+    if (data.length === 0) return false;
+    const nul = data.indexOf(0);
+    if (nul === 0) return this.skipNuls(r, data);
+    // Lines up to a NUL run; the run itself is skipped by the next read.
+    if (nul > 0) data = data.subarray(0, nul);
     const bytesRead = data.length;
-    if (bytesRead === 0) return false;
     // copytruncate can empty and refill the live file past our position between two reads: then
     // these bytes are the middle of new content. The file still beginning with the bytes we know,
     // checked after the read, proves they are not; otherwise detectChange sees the truncation
@@ -300,11 +307,40 @@ export class FileTailer implements Source {
     const start = r.pos;
     r.pos += bytesRead;
     r.lastGrowth = Date.now();
+    r.afterText = true;
     this.extendIdentity(r, start, data);
     const chunk = r.batcher.process(data);
     if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
     // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
     r.lastGrowth = Date.now();
+    return true;
+  }
+
+  /**
+   * A run of NUL bytes is a hole, not text: a writer without O_APPEND (lumberjack) keeps writing at its
+   * own position after logrotate's copytruncate emptied the file. Skipped and counted, never sent;
+   * a partial line before it is ended there, never glued to what follows the hole.
+   */
+  private async skipNuls(r: Reader, data: Buffer): Promise<boolean> {
+    let n = 0;
+    while (n < data.length && data[n] === 0) n++;
+    const start = r.pos;
+    r.pos += n;
+    r.lastGrowth = Date.now();
+    this.extendIdentity(r, start, data.subarray(0, n));
+    const cut = r.afterText === true && start > 0;
+    r.afterText = false;
+    this.opts.stats.addNulSkipped(this.name, n);
+    // A hole inside a live file we were reading: copytruncate moved what was before it to a copy,
+    // and the part of it we had not read yet is only there.
+    if (!r.rotated && cut) {
+      const end = await this.readCopy(r, start, true);
+      if (end !== undefined && end > r.pos) r.pos = end;
+    }
+    if (!this.warnedNul) this.opts.log.warn({ file: this.name, offset: start, bytes: n }, 'skipping NUL bytes (a hole left by copytruncate under a writer without O_APPEND); counted in auditfwd_nul_bytes_skipped_total, logged once');
+    this.warnedNul = true;
+    const rest = r.batcher.pending > 0 ? r.batcher.flush() : EMPTY_CHUNK;
+    await this.push(r, rest, r.pos);
     return true;
   }
 
@@ -415,13 +451,8 @@ export class FileTailer implements Source {
    * yet is in the copy: if the copy is next to it, it is read from our position to its end first.
    */
   private async restartTruncated(r: Reader): Promise<void> {
-    const copy = await findCopy(this.name, r.id, r.pos);
-    const fh = copy && (await open(copy.path, 'r').catch(() => undefined));
-    if (copy && fh) {
-      const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, r.pos, true), batcher: r.batcher };
-      while (await this.readMore(c));
-      await this.finish(c);
-      this.opts.log.info({ file: this.name, copy: copy.path, offset: r.pos }, 'file truncated (copytruncate); finished its copy, reading it from the start');
+    if ((await this.readCopy(r, r.pos)) !== undefined) {
+      this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated (copytruncate); finished its copy, reading it from the start');
       r.batcher = new LineBatcher(this.opts.encoder, this.opts.maxLineBytes);
     } else {
       this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated; reading it from the start');
@@ -429,12 +460,29 @@ export class FileTailer implements Source {
     }
     this.rememberHead(r.id);
     r.pos = 0;
+    r.afterText = false;
     r.batchStart = 0;
     r.head = Buffer.alloc(0);
     r.id = { ...r.id, fpLen: 0, fp: '' };
     // Commit "start of this inode" in order with what came before, so that a restart before the
     // file's next line does not resume at the old offset inside the new content.
     await this.push(r, EMPTY_CHUNK, 0);
+  }
+
+  /**
+   * copytruncate: reads the copy next to the file (beginning with the bytes of `r`, longer than
+   * `from`, or reaching it when not `longer`) from `from` to its end, continuing `r`'s partial line;
+   * its size, or undefined without one.
+   */
+  private async readCopy(r: Reader, from: number, longer = false): Promise<number | undefined> {
+    const copy = await findCopy(this.name, r.id, from);
+    if (!copy || (longer && copy.st.size <= from)) return undefined;
+    const fh = await open(copy.path, 'r').catch(() => undefined);
+    if (!fh) return undefined;
+    const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, from, true), batcher: r.batcher };
+    while (await this.readMore(c));
+    await this.finish(c);
+    return c.pos;
   }
 
   /** Rotation: finish the old file (it is still open), then follow the new one from its start. */
