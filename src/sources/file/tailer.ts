@@ -244,7 +244,9 @@ export class FileTailer implements Source {
     }
     this.missingSince = 0;
     const firstOpen = !this.opened;
-    if (!firstOpen && (await this.queueSkipped())) {
+    // Also at the first open: the file that was live at start may have been renamed away since.
+    const mayHaveSkipped = !firstOpen || this.hasHistory || this.opts.startAt === 'beginning';
+    if (mayHaveSkipped && (await this.queueSkipped())) {
       await fh.close();
       return true;
     }
