@@ -73,7 +73,7 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
 const FS_CLOCK_SLACK_MS = 1000;
 
 /** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
-const MIN_CONTENT_MATCH = 64;
+export const MIN_CONTENT_MATCH = 64;
 
 export interface Unfinished {
   path: string;
@@ -163,30 +163,4 @@ export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mi
     return [{ path: s.path, offset: live.offset, mtimeMs: s.st.mtimeMs, size: s.st.size }, ...fresh.slice(i + 1).map((n) => ({ path: n.path, offset: 0, mtimeMs: n.st.mtimeMs, size: n.st.size }))];
   }
   return [];
-}
-
-/**
- * Files rotated past us: a writer that rotates twice between two looks at the path leaves the file in
- * the middle under a backup name, never seen at the path. They are backups of `path` on an inode we
- * have not met (`known`: every sibling when we started, every file we opened), that do not begin with
- * the bytes of a file we read (`heads`: a copy of one, as copytruncate makes). Oldest first, from 0.
- */
-export async function findSkipped(path: string, known: Set<string>, heads: Array<{ fpLen: number; fp: string }>): Promise<Unfinished[]> {
-  const base = basename(path);
-  const out: Unfinished[] = [];
-  for (const s of await siblings(path)) {
-    const key = `${s.st.dev}:${s.st.ino}`;
-    if (known.has(key)) continue;
-    known.add(key);
-    if (!isBackupOf(base, basename(s.path))) continue;
-    let copy = false;
-    for (const h of heads) if (h.fpLen >= MIN_CONTENT_MATCH && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
-    if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size });
-  }
-  return out.sort((a, b) => a.mtimeMs - b.mtimeMs);
-}
-
-/** Marks every file now next to `path` as met (those already there are not rotated past us). */
-export async function meetSiblings(path: string, known: Set<string>): Promise<void> {
-  for (const s of await siblings(path)) known.add(`${s.st.dev}:${s.st.ino}`);
 }

@@ -2,13 +2,16 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import type { BatchBuffer } from '../../record.js';
-import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
+import type { CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
+import { lastLineEnd } from './line-end.js';
 import { ReadAhead } from './read-ahead.js';
-import { findCopy, findCopiesMadeWhileAway, findSkipped, findUnfinished, meetSiblings, type Unfinished } from './rotated.js';
+import { planResume } from './resume.js';
+import { findCopy, type Unfinished } from './rotated.js';
+import { SeenFiles } from './seen-files.js';
 import { Waker } from './watch.js';
 
 export interface TailerOptions {
@@ -83,10 +86,7 @@ export class FileTailer implements Source {
   private truncatedWhileAway: string | undefined;
   private missingSince = 0;
   private warnedNul = false;
-  /** Inodes met next to the path (at start, or opened): a backup on any other was rotated past us. */
-  private readonly known = new Set<string>();
-  /** Identities of files read (bounded): a new backup beginning like one of them is a copy, not skipped. */
-  private heads: FileIdentity[] = [];
+  private readonly seen: SeenFiles;
 
   constructor(
     readonly name: string,
@@ -95,6 +95,7 @@ export class FileTailer implements Source {
     this.waker = new Waker(name, opts.pollMs);
     this.reads = new ReadAhead(opts.readChunkBytes ?? 512 * 1024);
     this.rotateWaitMs = opts.rotateWaitMs ?? DEFAULT_ROTATE_WAIT_MS;
+    this.seen = new SeenFiles(name);
   }
 
   stop(): void {
@@ -104,7 +105,7 @@ export class FileTailer implements Source {
 
   async run(): Promise<void> {
     try {
-      await meetSiblings(this.name, this.known);
+      await this.seen.meetSiblings();
       await this.planResume();
       while (!this.stopped) {
         const r = this.cur;
@@ -164,53 +165,16 @@ export class FileTailer implements Source {
   private async planResume(): Promise<void> {
     const store = this.opts.checkpoints;
     if (!store) return;
-    const mine = store.all().filter((c) => c.path === this.name);
-    this.hasHistory = mine.length > 0;
-    if (!this.hasHistory) return;
-    let live: { dev: number; ino: number; knownFp: boolean } | undefined;
-    let liveCp: Checkpoint | undefined;
-    const fh = await open(this.name, 'r').catch(() => undefined);
-    if (fh) {
-      try {
-        const st = await fh.stat();
-        const cp = mine.find((c) => c.dev === st.dev && c.ino === st.ino);
-        const knownFp = cp !== undefined && cp.fpLen <= st.size && cp.offset <= st.size && (await fingerprint(fh, cp.fpLen)) === cp.fp;
-        live = { dev: st.dev, ino: st.ino, knownFp };
-        if (knownFp) liveCp = cp;
-      } finally {
-        await fh.close();
-      }
-    }
-    const found = await findUnfinished(this.name, mine, live);
-    this.backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
-    // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
-    // newer than its last commit, could take one for a copy it has not read.
-    for (const u of found) if (u.size !== undefined && u.size <= u.offset) await this.recordRead(u);
-    const copies = liveCp ? await findCopiesMadeWhileAway(this.name, liveCp, mine) : [];
-    if (liveCp && copies.length > 0) {
-      for (const c of copies) if (!this.backlog.some((u) => u.path === c.path)) this.backlog.push(c);
-      this.backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
-      this.truncatedWhileAway = inodeKey(liveCp);
-      this.opts.log.info({ file: this.name, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
-    }
-    if (this.backlog.length > 0) this.opts.log.info({ file: this.name, rotated: this.backlog.map((u) => u.path) }, 'finishing rotated files first');
-  }
-
-  private async recordRead(u: Unfinished): Promise<void> {
-    const fh = await open(u.path, 'r').catch(() => undefined);
-    if (!fh) return;
-    try {
-      const { id } = await identifyWithHead(fh);
-      this.opts.checkpoints?.commit(this.name, id, u.size ?? u.offset);
-    } finally {
-      await fh.close();
-    }
+    const plan = await planResume(this.name, store, this.opts.log);
+    this.hasHistory = plan.hasHistory;
+    this.backlog = plan.backlog;
+    this.truncatedWhileAway = plan.truncatedWhileAway;
   }
 
   private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
     const r: Reader = { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
     this.committed.set(r, pos);
-    this.known.add(inodeKey(id));
+    this.seen.met(id);
     return r;
   }
 
@@ -273,22 +237,7 @@ export class FileTailer implements Source {
     if (cp && inodeKey(id) === this.truncatedWhileAway) return 0;
     if (cp && cp.fpLen <= size && cp.offset <= size && (await fingerprint(fh, cp.fpLen)) === cp.fp) return cp.offset;
     if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
-    if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return this.lastLineEnd(fh, size);
-    return 0;
-  }
-
-  /** Where the last complete line ends, so that starting "at the end" never starts mid-line. */
-  private async lastLineEnd(fh: FileHandle, size: number): Promise<number> {
-    // Only at a first start with --start-at end: a small buffer of its own, not one per followed file.
-    const buf = Buffer.allocUnsafe(64 * 1024);
-    let end = size;
-    while (end > 0) {
-      const len = Math.min(buf.length, end);
-      const { bytesRead } = await fh.read(buf, 0, len, end - len);
-      const lf = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
-      if (lf !== -1) return end - len + lf + 1;
-      end -= len;
-    }
+    if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return lastLineEnd(fh, size);
     return 0;
   }
 
@@ -408,7 +357,7 @@ export class FileTailer implements Source {
       await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.forget(id) });
     }
     await r.fh.close().catch(() => {});
-    this.rememberHead(r.id);
+    this.seen.read(r.id);
     this.opts.log.info({ file: this.name, rotated: r.path, ino: r.id.ino, offset: r.pos }, 'finished rotated file');
   }
 
@@ -460,7 +409,7 @@ export class FileTailer implements Source {
       this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated; reading it from the start');
       r.batcher.reset();
     }
-    this.rememberHead(r.id);
+    this.seen.read(r.id);
     r.pos = 0;
     r.afterText = false;
     r.batchStart = 0;
@@ -501,15 +450,10 @@ export class FileTailer implements Source {
    * the open, so that a rotation between the look and the open is not missed.
    */
   private async queueSkipped(): Promise<boolean> {
-    const skipped = await findSkipped(this.name, this.known, [...this.heads, ...this.lingering.map((x) => x.id)]);
+    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => x.id));
     if (skipped.length === 0) return false;
     this.backlog.push(...skipped);
     this.opts.log.info({ file: this.name, rotated: skipped.map((u) => u.path) }, 'rotated more than once since the last look; reading the files in between first');
     return true;
-  }
-
-  private rememberHead(id: FileIdentity): void {
-    this.heads.push(id);
-    if (this.heads.length > 64) this.heads.shift();
   }
 }
