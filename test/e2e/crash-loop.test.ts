@@ -1,8 +1,8 @@
 import t from 'tap';
-import { appendFileSync, readFileSync, renameSync, watch, writeFileSync } from 'node:fs';
-import { once } from 'node:events';
+import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestDrain } from '../helpers/drain.js';
+import { savedOffset } from '../helpers/state.js';
 import { runAuditfwd, type Run } from '../helpers/proc.js';
 import { parseRfc5424 } from '../helpers/rfc5424.js';
 import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
@@ -48,6 +48,8 @@ async function finish(t: Tap.Test, drain: TestDrain, args: string[], n: number) 
     })(),
     new Promise<boolean>((r) => setTimeout(() => r(false), 60_000).unref()),
   ]);
+  // Signalled only once it runs: a SIGTERM during node's startup ends it before its handler exists.
+  await last.waitForLog(/following (rotated )?file/);
   last.child.kill('SIGTERM');
   const code = await last.exited;
   t.equal(code, 0, 'SIGTERM: exit 0', { stderr: code === 0 ? undefined : last.stderr().slice(-3000) });
@@ -79,31 +81,11 @@ t.test('positions reach the state file within ~50 ms of hand-on whatever --check
   t.same(r, { lost: 0, duplicates: 0 }, 'nothing lost, nothing repeated');
 });
 
-/** The highest offset in the saved state once it reaches `min`; woken by the folder's rename events. */
-async function savedOffset(stateDir: string, min: number): Promise<number> {
-  const read = () => {
-    try {
-      return (JSON.parse(readFileSync(join(stateDir, 'checkpoints.json'), 'utf8')).files as Array<{ offset: number }>).reduce((a, f) => Math.max(a, f.offset), 0);
-    } catch {
-      return -1;
-    }
-  };
-  const w = watch(stateDir);
-  try {
-    for (;;) {
-      const o = read();
-      if (o >= min) return o;
-      await once(w, 'change');
-    }
-  } finally {
-    w.close();
-  }
-}
 
 // Fixed, not random, so that a failure can be run again as it was.
 const DELAYS = [200, 450, 700, 300, 600, 500];
 
-t.test('six kill -9 restarts 0.2–0.7 s apart, 5,000 lines before each: nothing lost, ≤ 1% repeated', async (t) => {
+t.test('six kill -9 restarts 0.2–0.7 s apart, 5,000 lines before each: nothing lost, fewer repeats than lines', async (t) => {
   const dir = t.testdir({ app: {}, state: {} });
   const file = join(dir, 'app', 'audit.log');
   const drain = await TestDrain.start();
@@ -124,7 +106,7 @@ t.test('six kill -9 restarts 0.2–0.7 s apart, 5,000 lines before each: nothing
   t.comment(`crash loop: ${r.duplicates} duplicates for ${n} lines after ${DELAYS.length} kill -9`);
 });
 
-t.test('lumberjack rotations with a kill -9 soon after each start: nothing lost, ≤ 1% repeated', async (t) => {
+t.test('lumberjack rotations with a kill -9 soon after each start: nothing lost (repeats measured)', async (t) => {
   const dir = t.testdir({ 'kube-apiserver': {}, state: {} });
   const file = join(dir, 'kube-apiserver', 'audit.log');
   const drain = await TestDrain.start();
