@@ -154,6 +154,8 @@ export async function run(dir: string, whenFull: WhenFull, cmds: Cmd[]): Promise
     next = committed; // the source reads again from its committed position
     const failWrites = io.failWrites;
     const shortWrites = io.shortWrites;
+    // Node 26 fails a process whose FileHandle is left to the garbage collector.
+    await io.closeAll();
     io = new FaultyIo();
     io.failWrites = failWrites;
     io.shortWrites = shortWrites;
@@ -262,6 +264,7 @@ export async function run(dir: string, whenFull: WhenFull, cmds: Cmd[]): Promise
   clearTimeout(timer);
   out.skipped += spill.counters.skippedBytes + spill.counters.corruptSegments + spill.counters.tornTails;
   await spill.shutdown();
+  await io.closeAll();
   return out;
 }
 
