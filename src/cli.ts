@@ -5,7 +5,7 @@ import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, ty
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
-import { createLogger } from './ops/log.js';
+import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
 

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { forEachFrame } from '../framing/octet.js';
-import { RateLimitedLog } from '../ops/log.js';
-import type { BatchBuffer, TakenBatch } from '../record.js';
+import { RateLimitedLog } from '../telemetry/log.js';
+import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
 import { RelpSession } from './relp-session.js';
 import { openTcp, TcpSink, type Outcome, type TcpSinkOptions } from './tcp.js';

@@ -1,8 +1,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { octetToLf } from '../framing/octet.js';
-import { RateLimitedLog, type Logger } from '../ops/log.js';
-import type { Stats } from '../ops/stats.js';
-import type { Batch, BatchBuffer } from '../record.js';
+import { RateLimitedLog, type Logger } from '../telemetry/log.js';
+import type { Stats } from '../telemetry/stats.js';
+import type { Batch, BatchBuffer } from '../batch.js';
 import { Backoff } from './backoff.js';
 import type { Framing, Sink } from './sink.js';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { nodeTls } from './lazy-tls.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../telemetry/log.js';
 import type { TlsMaterial } from './tls-material.js';
 
 /**

@@ -2,10 +2,10 @@ import { constants } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../config/config.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../telemetry/log.js';
 import { CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
 import { writeFileDurably } from './durable.js';
-import { inodeKey, type FileIdentity } from '../sources/file/identity.js';
+import { inodeKey, type FileIdentity } from './file-identity.js';
 
 export interface Checkpoint extends FileIdentity {
   path: string;

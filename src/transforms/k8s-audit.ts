@@ -1,7 +1,7 @@
 import type { FrameWriter } from '../framing/frame-writer.js';
 import { sdName, type Rfc5424Framer } from '../framing/rfc5424.js';
-import type { RateLimitedLog } from '../ops/log.js';
-import type { Stats } from '../ops/stats.js';
+import type { RateLimitedLog } from '../telemetry/log.js';
+import type { Stats } from '../telemetry/stats.js';
 import type { Deduper } from './dedupe.js';
 import type { Encoder } from './encoder.js';
 import type { EventFilter } from './selector.js';

@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { octetToLf } from '../framing/octet.js';
-import type { Stats } from '../ops/stats.js';
-import type { BatchBuffer } from '../record.js';
+import type { Stats } from '../telemetry/stats.js';
+import type { BatchBuffer } from '../batch.js';
 import type { Framing, Sink } from './sink.js';
 
 /** `--to -`: the framed stream on standard output, so auditfwd chains like a shell pipe. */
