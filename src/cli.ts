@@ -8,6 +8,7 @@ import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
+import { stdoutFraming, TERMINAL_NOTE } from './sinks/stream.js';
 
 const EXIT_USAGE = 2;
 
@@ -235,6 +236,21 @@ function onFatal(report: (fields: Record<string, unknown>, msg: string) => void)
   };
 }
 
+/** Settings resolved with `--to -` on a terminal shown one message per line, said once on stderr (also across reloads). */
+function onTerminal(resolve: typeof resolveSettings): typeof resolveSettings {
+  let said = false;
+  return (settings) => {
+    const r = resolve(settings);
+    if (r.cfg?.to.transport !== 'stdout' || settings.checkConfig) return r;
+    const framing = stdoutFraming(r.cfg.framing, settings.raw.framing !== undefined, process.stdout.isTTY === true);
+    if (framing !== r.cfg.framing && !said) {
+      said = true;
+      process.stderr.write(TERMINAL_NOTE);
+    }
+    return { ...r, cfg: { ...r.cfg, framing } };
+  };
+}
+
 export async function main(argv: string[]): Promise<void> {
   // State, spill and temp files are the audit trail's positions and contents: never for other users.
   process.umask(0o077);
@@ -242,7 +258,8 @@ export async function main(argv: string[]): Promise<void> {
   process.on('uncaughtException', early);
   process.on('unhandledRejection', early);
   const settings = loadSettings(argv);
-  const { cfg, errors } = resolveSettings(settings);
+  const resolve = onTerminal(resolveSettings);
+  const { cfg, errors } = resolve(settings);
   if (!cfg) usageError(...errors);
   if (settings.checkConfig) {
     const from = settings.file ? `${settings.file.path} and flags` : 'flags';
@@ -271,7 +288,7 @@ export async function main(argv: string[]): Promise<void> {
       usageError(`--metrics-listen: cannot listen on ${cfg.metricsListen.host}:${cfg.metricsListen.port} (${(err as NodeJS.ErrnoException).code})`);
     }
   }
-  const reloader = new Reloader(settings, () => loadSettings(argv), resolveSettings, pipeline, log);
+  const reloader = new Reloader(settings, () => loadSettings(argv), resolve, pipeline, log);
   process.on('SIGHUP', () => void reloader.reload());
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());
