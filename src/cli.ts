@@ -8,6 +8,7 @@ import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
+import { StateError } from './state/checkpoints.js';
 import { stdoutFraming, TERMINAL_NOTE } from './sinks/stream.js';
 
 const EXIT_USAGE = 2;
@@ -300,7 +301,7 @@ export async function main(argv: string[]): Promise<void> {
     await pipeline.run();
     await ops?.close();
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof SpillError) usageError(err.message);
+    if (err instanceof ConfigError || err instanceof SpillError || err instanceof StateError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }

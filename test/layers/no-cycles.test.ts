@@ -1,6 +1,6 @@
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
-import { cycles, importGraph } from './import-graph.js';
+import { cycles, importGraph } from '../helpers/import-graph.js';
 
 // Imports point down: a module never needs, at load time, one that needs it back. A cycle makes the
 // load order decide which side sees the other half-initialised, and ties layers that should stand alone.
