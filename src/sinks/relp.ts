@@ -7,7 +7,7 @@ import { RelpSession } from './relp-session.js';
 import { openTcp, TcpSink, type Outcome, type TcpSinkOptions } from './tcp.js';
 
 export const RELP_DEFAULTS = {
-  /** Measured: see README "RELP". */
+  /** Measured: see bench/README.md, "RELP against TCP". */
   window: 1024,
   ackTimeoutMs: 90_000,
   maxRefusals: 3,
