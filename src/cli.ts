@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { SpillError } from './buffer/spill/io.js';
-import { checkEnvironment, ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
+import { ConfigError, DEFAULTS, resolveConfig, type Config, type RawSettings } from './config/config.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { K8S_DEFAULTS } from './config/k8s-config.js';
+import { preflight } from './config/preflight.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
 import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
@@ -23,11 +24,15 @@ function usageError(...messages: string[]): never {
   process.exit(EXIT_USAGE);
 }
 
-/** yargs reads a lone "-" as a positional, not as the value of the flag before it. */
+/**
+ * yargs reads a lone "-" as a positional, and "-1s" as the short flags -1 and -s, not as the value of
+ * the flag before it. Joined to their flag, they reach the validators (which say what is wrong).
+ */
 function joinDashValues(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i + 1] === '-' && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=-`), i++;
+    const next = argv[i + 1];
+    if ((next === '-' || /^-\d/.test(next ?? '')) && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=${next}`), i++;
     else out.push(argv[i]);
   }
   return out;
@@ -50,6 +55,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('max-message-bytes', { type: 'string', description: `Longer messages are truncated with a marker (default ${DEFAULTS.maxMessageBytes}, at most 64MiB)` })
     .option('memory-max-bytes', { type: 'string', description: `Bytes held in memory between reading and the drain (default ${DEFAULTS.memoryMaxBytes})` })
     .option('once', { type: 'boolean', description: 'Read the files to their current end, deliver everything, exit' })
+    .option('ignore-positions', { type: 'boolean', description: 'Do not use the saved read positions: every file starts at --start-at (e.g. to send a file with --once again); positions are saved anew' })
     .option('log-level', { type: 'string', description: `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})` })
     .option('poll-interval', { type: 'string', description: `Stat poll behind filesystem events (default ${DEFAULTS.pollInterval})` })
     .option('checkpoint-interval', { type: 'string', description: `How often read positions are saved (default ${DEFAULTS.checkpointInterval})` })
@@ -59,7 +65,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('relp-ack-timeout', { type: 'string', description: `relp://: with messages in flight, a drain silent this long is reconnected (default ${DEFAULTS.relpAckTimeout})` })
     .option('relp-max-refusals', { type: 'string', description: `relp://: a message the drain refuses this many times is dropped and counted (default ${DEFAULTS.relpMaxRefusals})` })
     .option('config', { alias: 'c', type: 'string', description: 'YAML (or JSON) file with any of these settings (state-dir → state_dir); flags override it; SIGHUP re-reads it' })
-    .option('check-config', { type: 'boolean', description: 'Validate the settings, print the effective configuration (secrets redacted), exit' })
+    .option('check-config', { type: 'boolean', description: 'Validate the settings, load every file they name, check the state and spill folders, print the effective configuration (secrets redacted), exit' })
     .option('sd-element', { type: 'string', array: true, description: 'Structured data added to every message, e.g. \'instance@47450 az=z1 id="a b"\' (repeatable)' })
     .option('metrics-listen', { type: 'string', description: 'HOST:PORT serving /metrics (Prometheus), /healthz and /readyz (default: off)' })
     .option('unhealthy-after', { type: 'string', description: `/healthz turns 503 once the drain is unreachable or the buffer full this long (default ${DEFAULTS.unhealthyAfter})` })
@@ -101,7 +107,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .option('buffer-max-bytes', { type: 'string', description: `Bound of the disk spill (default ${DEFAULTS.bufferMaxBytes})` })
     .option('when-full', { type: 'string', description: `When the spill is full: block (stop reading) | drop-oldest | drop-newest (default ${DEFAULTS.whenFull})` })
     .option('spill-fsync-interval', { type: 'string', description: `How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled (default ${DEFAULTS.spillFsyncInterval})` })
-    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75 (default ${DEFAULTS.exitTimeout})` })
+    .option('exit-timeout', { type: 'string', description: `At the end of stdin or --once, how long the drain gets to take the rest; then it stays in the spill (or, without one, is counted as not delivered) and the exit code is 75 (default ${DEFAULTS.exitTimeout})` })
     .strict()
     .version(version())
     .help()
@@ -127,6 +133,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     maxMessageBytes: pick(parsed.maxMessageBytes),
     memoryMaxBytes: pick(parsed.memoryMaxBytes),
     once: parsed.once,
+    ignorePositions: parsed.ignorePositions,
     logLevel: pick(parsed.logLevel),
     pollInterval: pick(parsed.pollInterval),
     checkpointInterval: pick(parsed.checkpointInterval),
@@ -262,16 +269,13 @@ export async function main(argv: string[]): Promise<void> {
   const resolve = onTerminal(resolveSettings);
   const { cfg, errors } = resolve(settings);
   if (!cfg) usageError(...errors);
+  // The same checks as a start makes (files read, folders writable), all reported; --check-config changes nothing on disk.
+  const problems = await preflight(cfg, !settings.checkConfig);
+  if (problems.length > 0) usageError(...capErrors(problems, settings.file?.path ?? 'auditfwd'));
   if (settings.checkConfig) {
     const from = settings.file ? `${settings.file.path} and flags` : 'flags';
     process.stdout.write(effectiveYaml(settings.options, settings.raw as Record<string, unknown>, cfg as unknown as Record<string, unknown>, from));
     process.exit(0);
-  }
-  try {
-    await checkEnvironment(cfg);
-  } catch (err) {
-    if (err instanceof ConfigError) usageError(err.message);
-    throw err;
   }
   const log = createLogger(cfg.logLevel, cfg.logFormat);
   process.off('uncaughtException', early).off('unhandledRejection', early);

@@ -1,17 +1,12 @@
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
 import { parseSdElements } from './sd-element.js';
-import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { resolveTls, type RawTlsSettings, type TlsSettings } from './tls-settings.js';
-import { parseDuration, parseSize } from './units.js';
-import { NotRegularFileError, openRegular } from '../sources/file/open-regular.js';
-import { ensurePrivateDir, UnsafeDirError } from '../state/private-dir.js';
-import { loadK8sFiles, resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
+import { durationProblem, parseDuration, parseSize } from './units.js';
+import { resolveK8sConfig, type K8sConfig, type K8sRawSettings } from './k8s-config.js';
 
 /** A bad invocation or configuration: exit code 2 and one line naming the setting. */
 export class ConfigError extends Error {}
@@ -30,6 +25,8 @@ export interface Config {
   maxMessageBytes: number;
   memoryMaxBytes: number;
   once: boolean;
+  /** Saved read positions are not used: every file starts at --start-at (a backfill sent again). */
+  ignorePositions: boolean;
   logLevel: string;
   pollMs: number;
   checkpointIntervalMs: number;
@@ -117,6 +114,7 @@ export interface RawSettings extends K8sRawSettings, RawTlsSettings {
   maxMessageBytes?: string | number;
   memoryMaxBytes?: string | number;
   once?: boolean;
+  ignorePositions?: boolean;
   logLevel?: string;
   pollInterval?: string | number;
   checkpointInterval?: string | number;
@@ -159,14 +157,14 @@ function code(flag: string, value: string | number, table: Record<string, number
 // The validators every settings module uses (k8s-config.ts, tls-settings.ts): one wording per kind of error.
 export function size(flag: string, value: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = parseSize(value);
-  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a size (e.g. 65536, 64KiB, 16MiB)`);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" ${/^\s*-/.test(String(value)) ? 'is negative' : 'is not a size'} (e.g. 65536, 64KiB, 16MiB)`);
   if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max} bytes)`);
   return n;
 }
 
 export function duration(flag: string, value: string | number, minMs: number, maxMs = Number.MAX_SAFE_INTEGER): number {
   const n = parseDuration(value);
-  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 250ms, 5s, 1m)`);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" ${durationProblem(value)}`);
   if (n < minMs) throw new ConfigError(`--${flag}: ${value} is below the minimum of ${minMs} ms`);
   if (n > maxMs) throw new ConfigError(`--${flag}: ${value} is above the maximum of ${maxMs} ms`);
   return n;
@@ -216,6 +214,7 @@ export function resolveConfig(raw: RawSettings): Config {
     maxMessageBytes: size('max-message-bytes', d.maxMessageBytes, 1024, MAX_MESSAGE_BYTES_LIMIT),
     memoryMaxBytes: size('memory-max-bytes', d.memoryMaxBytes, 64 * 1024),
     once: Boolean(raw.once),
+    ignorePositions: Boolean(raw.ignorePositions),
     logLevel: oneOf('log-level', String(d.logLevel), LOG_LEVELS),
     pollMs: duration('poll-interval', d.pollInterval, 10),
     checkpointIntervalMs: duration('checkpoint-interval', d.checkpointInterval, 10),
@@ -250,42 +249,4 @@ export function listenAddress(flag: string, value: string): { host: string; port
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`--${flag}: port ${m[3]} is out of range (0-65535)`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-/** Checks what can only be checked on this machine: the state folder and the files' readability. */
-export async function checkEnvironment(cfg: Config): Promise<void> {
-  if (cfg.tls) {
-    try {
-      loadTls(cfg.tls);
-    } catch (err) {
-      if (err instanceof TlsMaterialError) throw new ConfigError(err.message);
-      throw err;
-    }
-  }
-  const fileSources = cfg.files.filter((f) => f !== '-');
-  if (fileSources.length > 0) {
-    try {
-      await ensurePrivateDir(cfg.stateDir);
-    } catch (err) {
-      if (err instanceof UnsafeDirError) throw new ConfigError(`--state-dir: ${err.message}`);
-      throw err;
-    }
-    try {
-      await access(cfg.stateDir, constants.W_OK | constants.X_OK);
-    } catch {
-      throw new ConfigError(`--state-dir: ${cfg.stateDir} is not writable`);
-    }
-  }
-  await loadK8sFiles(cfg.k8s);
-  for (const file of fileSources) {
-    const st = await stat(file).catch(() => undefined);
-    if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
-    if (st.isDirectory()) throw new ConfigError(`--file: ${file} is a directory`);
-    try {
-      await (await openRegular(file)).close();
-    } catch (err) {
-      if (err instanceof NotRegularFileError) throw new ConfigError(`--file: ${err.message} (only regular files are followed; pipe a FIFO to stdin)`);
-      throw new ConfigError(`--file: ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`);
-    }
-  }
 }
