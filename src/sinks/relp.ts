@@ -4,7 +4,6 @@ import { RateLimitedLog } from '../telemetry/log.js';
 import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
 import { RelpSession } from './relp-session.js';
-import type { Sink } from './sink.js';
 import { Connection, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 
 export const RELP_DEFAULTS = {
@@ -312,18 +311,8 @@ export class RelpProtocol implements Protocol {
 }
 
 /** A RELP drain: a connection (over TCP or TLS) that speaks RELP. */
-export class RelpSink implements Sink {
-  private readonly connection: Connection;
-
+export class RelpSink extends Connection {
   constructor(opts: RelpSinkOptions) {
-    this.connection = new Connection(opts, new RelpProtocol(opts));
-  }
-
-  run(buffer: BatchBuffer): Promise<void> {
-    return this.connection.run(buffer);
-  }
-
-  abort(): void {
-    this.connection.abort();
+    super(opts, new RelpProtocol(opts));
   }
 }

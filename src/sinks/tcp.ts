@@ -3,7 +3,7 @@ import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { Stats } from '../telemetry/stats.js';
 import type { Batch, BatchBuffer } from '../batch.js';
 import { Connection, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
-import type { Framing, Sink } from './sink.js';
+import type { Framing } from './sink.js';
 import { writeBatches } from './write-loop.js';
 
 export { openTcp, type Outcome } from './connection.js';
@@ -56,18 +56,8 @@ export class SyslogProtocol implements Protocol {
 }
 
 /** A plain TCP (or, with a TLS `open`, TLS) drain: a connection that speaks octet-counted or LF syslog. */
-export class TcpSink implements Sink {
-  private readonly connection: Connection;
-
+export class TcpSink extends Connection {
   constructor(opts: TcpSinkOptions) {
-    this.connection = new Connection(opts, new SyslogProtocol(opts));
-  }
-
-  run(buffer: BatchBuffer): Promise<void> {
-    return this.connection.run(buffer);
-  }
-
-  abort(): void {
-    this.connection.abort();
+    super(opts, new SyslogProtocol(opts));
   }
 }
