@@ -6,9 +6,11 @@ import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, resolveColle
 import { K8S_DEFAULTS } from './config/k8s-config.js';
 import { preflight } from './config/preflight.js';
 import { PASSPHRASE_ENV } from './config/tls-settings.js';
-import { createLogger } from './ops/log.js';
+import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
+import { StateError } from './state/checkpoints.js';
+import { stdoutFraming, TERMINAL_NOTE } from './sinks/stream.js';
 
 const EXIT_USAGE = 2;
 
@@ -242,6 +244,21 @@ function onFatal(report: (fields: Record<string, unknown>, msg: string) => void)
   };
 }
 
+/** Settings resolved with `--to -` on a terminal shown one message per line, said once on stderr (also across reloads). */
+function onTerminal(resolve: typeof resolveSettings): typeof resolveSettings {
+  let said = false;
+  return (settings) => {
+    const r = resolve(settings);
+    if (r.cfg?.to.transport !== 'stdout' || settings.checkConfig) return r;
+    const framing = stdoutFraming(r.cfg.framing, settings.raw.framing !== undefined, process.stdout.isTTY === true);
+    if (framing !== r.cfg.framing && !said) {
+      said = true;
+      process.stderr.write(TERMINAL_NOTE);
+    }
+    return { ...r, cfg: { ...r.cfg, framing } };
+  };
+}
+
 export async function main(argv: string[]): Promise<void> {
   // State, spill and temp files are the audit trail's positions and contents: never for other users.
   process.umask(0o077);
@@ -249,7 +266,8 @@ export async function main(argv: string[]): Promise<void> {
   process.on('uncaughtException', early);
   process.on('unhandledRejection', early);
   const settings = loadSettings(argv);
-  const { cfg, errors } = resolveSettings(settings);
+  const resolve = onTerminal(resolveSettings);
+  const { cfg, errors } = resolve(settings);
   if (!cfg) usageError(...errors);
   // The same checks as a start makes (files read, folders writable), all reported; --check-config changes nothing on disk.
   const problems = await preflight(cfg, !settings.checkConfig);
@@ -275,7 +293,7 @@ export async function main(argv: string[]): Promise<void> {
       usageError(`--metrics-listen: cannot listen on ${cfg.metricsListen.host}:${cfg.metricsListen.port} (${(err as NodeJS.ErrnoException).code})`);
     }
   }
-  const reloader = new Reloader(settings, () => loadSettings(argv), resolveSettings, pipeline, log);
+  const reloader = new Reloader(settings, () => loadSettings(argv), resolve, pipeline, log);
   process.on('SIGHUP', () => void reloader.reload());
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());
@@ -287,7 +305,7 @@ export async function main(argv: string[]): Promise<void> {
     await pipeline.run();
     await ops?.close();
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof SpillError) usageError(err.message);
+    if (err instanceof ConfigError || err instanceof SpillError || err instanceof StateError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }

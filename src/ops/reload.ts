@@ -1,6 +1,6 @@
 import { resolveConfig, type Config, type RawSettings } from '../config/config.js';
 import { redact } from '../config/file.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../telemetry/log.js';
 
 /** What a reload needs from the CLI and the pipeline (kept as interfaces so they can be faked). */
 interface SettingsLike {

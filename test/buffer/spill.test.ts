@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
-import { Stats } from '../../src/ops/stats.js';
+import { Stats } from '../../src/telemetry/stats.js';
 import { crc32, crc32Table } from '../../src/buffer/spill/crc32.js';
-import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/record.js';
+import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/disk-record.js';
 import { SpillBuffer, type SpillOptions } from '../../src/buffer/spill/spill-buffer.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 
