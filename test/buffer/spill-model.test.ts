@@ -38,7 +38,7 @@ for (const whenFull of ['block', 'drop-newest', 'drop-oldest'] as const) {
         }
       }),
       // Bounded in time as well: a loaded CI machine runs fewer, never longer.
-      { numRuns: RUNS, endOnFailure: true, interruptAfterTimeLimit: 17_000, markInterruptAsFailure: false },
+      { numRuns: RUNS, endOnFailure: true, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH } : {}), interruptAfterTimeLimit: 17_000, markInterruptAsFailure: false },
     );
     const summary = `${runs} runs: ${crashes} with a crash, ${stuck} with the spill unwritable, ${full} with it full, ${gaps} with gap records; ${lines} lines`;
     t.comment(summary);
