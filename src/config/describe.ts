@@ -18,7 +18,11 @@ function withUnit(n: number, units: ReadonlyArray<readonly [string, number]>, ba
   return `${n}${base}`;
 }
 
-const show = (s: Setting, n: number) => (s.kind === 'size' ? withUnit(n, BINARY, s.flag.endsWith('-rate') ? ' bytes/s' : ' bytes') : s.kind === 'duration' ? withUnit(n, TIMES, 'ms') : String(n));
+function show(s: Setting, n: number): string {
+  if (s.kind === 'duration') return withUnit(n, TIMES, 'ms');
+  if (s.kind !== 'size') return String(n);
+  return withUnit(n, BINARY, ' bytes') + (s.flag.endsWith('-rate') ? '/s' : '');
+}
 
 export function defaultText(s: Setting): string | undefined {
   return s.defaultText ?? (s.default === undefined ? undefined : String(s.default));
@@ -30,7 +34,7 @@ export function rangeText(s: Setting): string | undefined {
   if (s.choices) return s.choices.join(' | ');
   if (s.kind === 'boolean') return 'true | false';
   if (s.min === undefined && s.max === undefined) return undefined;
-  if (s.max === undefined) return `at least ${show(s, s.min!)}`;
+  if (s.max === undefined) return s.min ? `at least ${show(s, s.min)}` : 'any';
   return `${show(s, s.min ?? 0)} to ${show(s, s.max)}`;
 }
 
@@ -61,10 +65,12 @@ export function flagsMarkdown(): string {
     for (const s of SETTINGS.filter((x) => x.group === group)) {
       const flag = `\`--${s.flag}\`${s.alias ? ` (\`-${s.alias}\`)` : ''}`;
       const key = s.fileKey === null ? '—' : `\`${s.fileKey ?? s.flag.replace(/-/g, '_')}\``;
-      const notes = [s.kind === 'list' ? 'Repeatable.' : '', s.requires ? `Needs \`--${s.requires}\`.` : '', s.secret ? 'Names a secret file: not shown unless it looks like a path.' : '']
+      const notes = [
+        s.kind === 'list' && !/repeatable/i.test(s.description) ? 'Repeatable.' : '',
+        s.fromMapping ? 'In a file, also a mapping (`{SD-ID: {name: value}}`).' : '', s.requires ? `Needs \`--${s.requires}\`.` : '', s.secret ? 'Names a secret file: not shown unless it looks like a path.' : '']
         .filter(Boolean)
         .join(' ');
-      const row = [flag, key, cell(defaultText(s) ?? '—'), cell(rangeText(s) ?? (s.kind === 'list' ? 'list' : s.kind)), s.fileKey === null ? '—' : (s.reload ?? 'restart'), cell(`${s.description}${notes ? ` ${notes}` : ''}`)];
+      const row = [flag, key, cell(defaultText(s) ?? '—'), cell(rangeText(s) ?? (s.kind === 'list' ? 'list of text' : 'text')), s.fileKey === null ? '—' : (s.reload ?? 'restart'), cell(notes ? `${s.description.replace(/\.?$/, '.')} ${notes}` : s.description)];
       out.push(`| ${row.join(' | ')} |`);
     }
     out.push('');

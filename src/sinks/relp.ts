@@ -4,13 +4,14 @@ import { RateLimitedLog } from '../ops/log.js';
 import type { BatchBuffer, TakenBatch } from '../record.js';
 import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
 import { RelpSession } from './relp-session.js';
-import { openTcp, TcpSink, type Outcome, type TcpSinkOptions } from './tcp.js';
+import { KEEPALIVE_MS, openTcp, TcpSink, type Outcome, type TcpSinkOptions } from './tcp.js';
+import { defaultNumber } from '../config/options.js';
 
+/** The flags' defaults (src/config/options.ts), for a sink built without them. */
 export const RELP_DEFAULTS = {
-  /** Measured: see README "RELP". */
-  window: 1024,
-  ackTimeoutMs: 90_000,
-  maxRefusals: 3,
+  window: defaultNumber('relp-window'),
+  ackTimeoutMs: defaultNumber('relp-ack-timeout'),
+  maxRefusals: defaultNumber('relp-max-refusals'),
 };
 
 export interface RelpSinkOptions extends Omit<TcpSinkOptions, 'framing'> {
@@ -151,7 +152,7 @@ export class RelpSink extends TcpSink {
     if (!session) throw new Error('RELP socket without a session');
     this.sessions.delete(sock);
     this.session = session;
-    sock.setKeepAlive(true, this.opts.keepAliveMs ?? 30_000);
+    sock.setKeepAlive(true, this.opts.keepAliveMs ?? KEEPALIVE_MS);
     sock.setNoDelay(true);
     const { stats } = this.opts;
     /** Batches taken from the buffer and not handed on yet, in order. */

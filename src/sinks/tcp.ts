@@ -24,6 +24,9 @@ export interface TcpSinkOptions {
   open?: (host: string, port: number, timeoutMs: number) => Promise<Socket>;
 }
 
+/** TCP keepalive probes start after this much silence: a drain that vanished without a FIN is noticed. */
+export const KEEPALIVE_MS = 30_000;
+
 export type Outcome = 'finished' | 'lost' | 'aborted';
 
 export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
@@ -129,7 +132,7 @@ export class TcpSink implements Sink {
   /** Writes batches until the buffer is finished, the connection fails, or abort. */
   protected async pump(sock: Socket, buffer: BatchBuffer): Promise<Outcome> {
     this.socket = sock;
-    sock.setKeepAlive(true, this.opts.keepAliveMs ?? 30_000);
+    sock.setKeepAlive(true, this.opts.keepAliveMs ?? KEEPALIVE_MS);
     sock.setNoDelay(true);
     sock.resume(); // a syslog drain sends nothing; reading notices its FIN even while we are idle
     const inflight: Batch[] = [];

@@ -1,10 +1,11 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { runAuditfwd } from '../helpers/proc.js';
+import { SETTINGS } from '../../src/config/options.js';
 
 const JOB = fileURLToPath(new URL('../../bosh/jobs/auditfwd/', import.meta.url));
 const RENDER = fileURLToPath(new URL('../helpers/render-bosh.rb', import.meta.url));
@@ -67,4 +68,28 @@ t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail
   const missing = render(dir, 'config.yml.erb', {});
   t.not(missing.status, 0, 'the drain address is required');
   t.match(missing.err, /Can't find property 'auditfwd.drain.address'/);
+});
+
+t.test('the job spec and its config template use only the settings table\'s keys, with its defaults', async (t) => {
+  const fileKeys = new Map(SETTINGS.filter((s) => s.fileKey !== null).map((s) => [s.fileKey ?? s.flag.replace(/-/g, '_'), s]));
+  /** Properties that are not one setting: parts of --to, PEM contents written to files, the sd_element, bpm. */
+  const composed = new Set(['drain.address', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'director_name', 'memory_limit']);
+  /** Properties grouped under another name than their key. */
+  const renamed: Record<string, string> = { 'drain.framing': 'framing', 'buffer.dir': 'buffer_dir', 'buffer.max_bytes': 'buffer_max_bytes', 'buffer.when_full': 'when_full' };
+  const spec = parse(readFileSync(join(JOB, 'spec'), 'utf8')) as { properties: Record<string, { default?: unknown }> };
+  let compared = 0;
+  for (const [name, prop] of Object.entries(spec.properties)) {
+    const short = name.replace(/^auditfwd\./, '');
+    if (composed.has(short)) continue;
+    const key = renamed[short] ?? short;
+    const setting = fileKeys.get(key);
+    if (!t.ok(setting, `${name} is the config key ${key}`)) continue;
+    if (prop.default !== undefined && setting!.default !== undefined) {
+      t.equal(String(prop.default), String(setting!.default), `${name}: the spec's default is the flag's`);
+      compared++;
+    }
+  }
+  t.ok(compared >= 5, `defaults compared (${compared})`);
+  const template = readFileSync(join(JOB, 'templates', 'config.yml.erb'), 'utf8');
+  for (const [, key] of template.matchAll(/^([a-z_]+):/gm)) t.ok(fileKeys.has(key), `config.yml.erb writes ${key}, a config key`);
 });

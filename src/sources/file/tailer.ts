@@ -11,6 +11,7 @@ import { NotRegularFileError, openRegular } from './open-regular.js';
 import { ReadAhead } from './read-ahead.js';
 import { findCopy, findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
 import { Waker } from './watch.js';
+import { defaultNumber } from '../../config/options.js';
 
 export interface TailerOptions {
   encoder: Encoder;
@@ -53,7 +54,7 @@ interface Reader {
 /** Carries only a position commit through the buffer, in order with the batches before it. */
 const EMPTY_CHUNK: Chunk = { frames: Buffer.alloc(0), count: 0, lines: 0, consumed: 0 };
 
-export const DEFAULT_ROTATE_WAIT_MS = 5000;
+export const DEFAULT_ROTATE_WAIT_MS = defaultNumber('rotate-wait');
 
 /**
  * Follows one path across rotations. A file is known by its identity (device, inode and a fingerprint
