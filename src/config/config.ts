@@ -15,9 +15,9 @@ import { ConfigError } from './errors.js';
 import { DEFAULTS, type RawSettings } from './options.js';
 import { choiceSetting, code, listenAddress, numberSetting, toKebab } from './validate.js';
 
+// Where modules outside this folder have always found them.
 export { ConfigError } from './errors.js';
-export { DEFAULTS, LOG_LEVELS, MAX_MESSAGE_BYTES_LIMIT, RELP_WINDOW_LIMIT, type RawSettings } from './options.js';
-export { duration, integer, listenAddress, size, toKebab } from './validate.js';
+export type { RawSettings } from './options.js';
 
 export interface Config {
   files: string[];

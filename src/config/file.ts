@@ -51,7 +51,6 @@ export function redact(key: string, value: unknown): unknown {
   return SECRET_VALUES.some((re) => re.test(text)) ? REDACTED : value;
 }
 
-export { camel };
 export const fileKey = (flag: string) => {
   const s = BY_FLAG.get(flag);
   return (s && fileKeyOf(s)) ?? flag.replace(/-/g, '_');
