@@ -1,12 +1,12 @@
 # auditfwd in a container. Build: docker build -t auditfwd .   Run: see README.md, "Run it in a container".
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 # `npm ci` builds dist/ (the prepare script); then the dev dependencies go.
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     STATE_DIRECTORY=/var/lib/auditfwd
 WORKDIR /app

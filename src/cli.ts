@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { SpillError } from './buffer/spill/io.js';
-import { checkEnvironment, resolveConfig, type Config } from './config/config.js';
+import { resolveConfig, type Config } from './config/config.js';
 import { helpLine } from './config/describe.js';
 import { ConfigError } from './config/errors.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, OPTION_TABLE, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { camel, GROUPS, SETTINGS, type RawSettings } from './config/options.js';
+import { preflight } from './config/preflight.js';
 import { createLogger } from './ops/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
@@ -22,11 +23,15 @@ function usageError(...messages: string[]): never {
   process.exit(EXIT_USAGE);
 }
 
-/** yargs reads a lone "-" as a positional, not as the value of the flag before it. */
+/**
+ * yargs reads a lone "-" as a positional, and "-1s" as the short flags -1 and -s, not as the value of
+ * the flag before it. Joined to their flag, they reach the validators (which say what is wrong).
+ */
 function joinDashValues(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i + 1] === '-' && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=-`), i++;
+    const next = argv[i + 1];
+    if ((next === '-' || /^-\d/.test(next ?? '')) && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=${next}`), i++;
     else out.push(argv[i]);
   }
   return out;
@@ -129,16 +134,13 @@ export async function main(argv: string[]): Promise<void> {
   const settings = loadSettings(argv);
   const { cfg, errors } = resolveSettings(settings);
   if (!cfg) usageError(...errors);
+  // The same checks as a start makes (files read, folders writable), all reported; --check-config changes nothing on disk.
+  const problems = await preflight(cfg, !settings.checkConfig);
+  if (problems.length > 0) usageError(...capErrors(problems, settings.file?.path ?? 'auditfwd'));
   if (settings.checkConfig) {
     const from = settings.file ? `${settings.file.path} and flags` : 'flags';
     process.stdout.write(effectiveYaml(settings.options, settings.raw as Record<string, unknown>, cfg as unknown as Record<string, unknown>, from));
     process.exit(0);
-  }
-  try {
-    await checkEnvironment(cfg);
-  } catch (err) {
-    if (err instanceof ConfigError) usageError(err.message);
-    throw err;
   }
   const log = createLogger(cfg.logLevel, cfg.logFormat);
   process.off('uncaughtException', early).off('unhandledRejection', early);

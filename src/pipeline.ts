@@ -26,8 +26,12 @@ import { Deduper } from './transforms/dedupe.js';
 import { K8sAuditEncoder } from './transforms/k8s-audit.js';
 import { EventFilter } from './transforms/selector.js';
 
-/** EX_TEMPFAIL: input ended but the drain stayed away; what is left waits in the spill for the next run. */
-export const EXIT_LEFT_IN_SPILL = 75;
+/**
+ * EX_TEMPFAIL: not everything read was delivered. Input ended but the drain stayed away (what is
+ * left waits in the spill for the next run), or lines held only in memory (stdin or webhook without
+ * a spill) were given up at --exit-timeout or the shutdown deadline.
+ */
+export const EXIT_NOT_DELIVERED = 75;
 
 export interface Io {
   stdin: Readable;
@@ -40,6 +44,7 @@ export class Pipeline {
   private sources: Source[] = [];
   private sink!: Sink;
   private buffer!: BatchBuffer;
+  private memory: MemoryBuffer | undefined;
   private spill: SpillBuffer | undefined;
   exitCode = 0;
   private checkpoints: CheckpointStore | undefined;
@@ -136,11 +141,17 @@ export class Pipeline {
         gapFramer: new Rfc5424Framer({ facility: cfg.facility, severity: 4, hostname: cfg.hostname, appName: 'auditfwd', maxMessageBytes: 64 * 1024 }),
       });
     }
-    this.buffer = this.spill ?? new MemoryBuffer(cfg.memoryMaxBytes);
+    if (!this.spill) this.memory = new MemoryBuffer(cfg.memoryMaxBytes);
+    this.buffer = this.spill ?? this.memory!;
     this.sink = this.createSink();
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
+      if (cfg.ignorePositions) {
+        const saved = this.checkpoints.all();
+        for (const c of saved) this.checkpoints.forget(c);
+        if (saved.length > 0) log.info({ positions: saved.length }, '--ignore-positions: saved read positions not used; files start at --start-at');
+      }
       this.checkpoints.startAutosave(cfg.checkpointIntervalMs);
       this.sources.push(
         new FileSources(files, {
@@ -153,6 +164,8 @@ export class Pipeline {
           once: cfg.once,
           pollMs: cfg.pollMs,
           maxLineBytes: cfg.maxMessageBytes,
+          // One read is one batch, and a batch enters memory whole: a small --memory-max-bytes reads less at a time.
+          readChunkBytes: Math.max(4096, Math.min(512 * 1024, Math.floor(cfg.memoryMaxBytes / 8))),
           maxFiles: cfg.maxFiles,
           rotateWaitMs: cfg.rotateWaitMs,
           rescanMs: cfg.globRescanIntervalMs,
@@ -184,15 +197,22 @@ export class Pipeline {
     let exitTimer: NodeJS.Timeout | undefined;
     const sourcesDone = Promise.all(this.sources.map((s) => s.run())).finally(() => {
       this.buffer.close();
-      // With a spill, nothing is lost by giving up on an absent drain: the rest waits on disk.
-      if (this.spill && !this.stopping) exitTimer = setTimeout(() => this.giveUp(), cfg.exitTimeoutMs);
+      // Input ended: the drain gets --exit-timeout to take the rest, spill or not.
+      if (!this.stopping) exitTimer = setTimeout(() => this.giveUp(), cfg.exitTimeoutMs);
     });
+    let lost: { lines: number; bytes: number } | undefined;
     try {
       await Promise.all([sourcesDone, sinkDone]);
     } finally {
       clearTimeout(exitTimer);
       const left = await this.spill?.shutdown();
       if (left && left.bytes > 0) log.warn({ dir: cfg.bufferDir, bytes: left.bytes, segments: left.segments }, 'left in the spill; sent first at the next start');
+      // Without a spill only stdin and the webhook feed the buffer: neither can be read again.
+      if (this.memory && this.memory.messages > 0) {
+        lost = { lines: this.memory.messages, bytes: this.memory.bytes };
+        this.exitCode = EXIT_NOT_DELIVERED;
+        log.error({ ...lost, sources: this.sources.map((s) => s.name) }, `not delivered: ${lost.lines} lines (${lost.bytes} bytes) held only in memory; they are lost (stdin and webhook input is not kept for a next start)`);
+      }
       await this.checkpoints?.close();
     }
     log.info(
@@ -205,13 +225,14 @@ export class Pipeline {
         ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
         ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),
       },
-      this.stopping ? 'stopped' : this.exitCode === EXIT_LEFT_IN_SPILL ? 'input ended; the rest waits in the spill' : 'all input delivered',
+      this.stopping ? 'stopped' : lost ? 'input ended; not everything was delivered' : this.exitCode === EXIT_NOT_DELIVERED ? 'input ended; the rest waits in the spill' : 'all input delivered',
     );
   }
 
   private giveUp(): void {
-    this.exitCode = EXIT_LEFT_IN_SPILL;
-    this.log.warn({ waitedMs: this.cfg.exitTimeoutMs, unsentBytes: this.buffer.bytes }, 'input ended but the drain is unreachable; leaving the rest in the spill');
+    this.exitCode = EXIT_NOT_DELIVERED;
+    const fate = this.spill ? 'leaving the rest in the spill' : 'giving up on the rest';
+    this.log.warn({ waitedMs: this.cfg.exitTimeoutMs, unsentBytes: this.buffer.bytes }, `input ended but the drain did not take everything within --exit-timeout; ${fate}`);
     this.sink.abort();
   }
 
@@ -268,7 +289,13 @@ export class Pipeline {
   }
 
   get bufferState(): { bytes: number; fullSinceMs?: number; spillBytes: number; spillProblem?: SpillProblem } {
-    return { bytes: this.buffer?.bytes ?? 0, fullSinceMs: this.buffer?.fullSinceMs, spillBytes: this.spill?.spilledBytes ?? 0, spillProblem: this.spill?.problem };
+    // bytes: memory only (the spill's disk bytes are spillBytes), so it stays within --memory-max-bytes.
+    return {
+      bytes: this.spill?.memoryBytes ?? this.buffer?.bytes ?? 0,
+      fullSinceMs: this.buffer?.fullSinceMs,
+      spillBytes: this.spill?.spilledBytes ?? 0,
+      spillProblem: this.spill?.problem,
+    };
   }
 
   get destination(): Config['to'] {
@@ -281,8 +308,9 @@ export class Pipeline {
 
   /**
    * Graceful stop: sources stop reading, what is in memory goes to the drain until the deadline,
-   * then the sink is cut off. Positions were only ever committed for data handed on, so whatever
-   * is cut off is read again at the next start.
+   * then the sink is cut off. Positions were only ever committed for data handed on, so what a file
+   * source had not handed on is read again at the next start; a spill keeps the rest on disk; stdin
+   * and webhook lines held only in memory are lost, counted at the end of run().
    */
   stop(): void {
     if (this.stopping) return;
@@ -291,7 +319,7 @@ export class Pipeline {
     for (const s of this.sources) s.stop();
     this.buffer?.close();
     const deadline = setTimeout(() => {
-      this.log.warn({ unsentBytes: this.buffer.bytes }, 'shutdown deadline reached; unsent data is read again at the next start');
+      this.log.warn({ unsentBytes: this.buffer.bytes }, 'shutdown deadline reached; cutting the drain off');
       this.sink.abort();
     }, this.cfg.shutdownTimeoutMs);
     deadline.unref();

@@ -8,6 +8,7 @@ export class MemoryBuffer implements BatchBuffer {
   private queue: Batch[] = [];
   private head = 0;
   private used = 0;
+  private held = 0;
   private out = 0;
   private isClosed = false;
   private roomWaiters: Array<() => void> = [];
@@ -18,6 +19,10 @@ export class MemoryBuffer implements BatchBuffer {
 
   get bytes(): number {
     return this.used;
+  }
+  /** Messages pushed and not yet handed on (queued or out with the sink). */
+  get messages(): number {
+    return this.held;
   }
   get length(): number {
     return this.queue.length - this.head;
@@ -40,6 +45,7 @@ export class MemoryBuffer implements BatchBuffer {
     if (this.roomWaiters.length === 0) this.fullSinceMs = undefined;
     batch.id ??= nextBatchId();
     this.used += batch.frames.length;
+    this.held += batch.count;
     this.queue.push(batch);
     this.wake(this.dataWaiters);
   }
@@ -63,6 +69,7 @@ export class MemoryBuffer implements BatchBuffer {
   handedOn(batch: Batch): void {
     this.out--;
     this.used -= batch.frames.length;
+    this.held -= batch.count;
     batch.onHandedOn?.();
     batch.release?.();
     this.wake(this.roomWaiters);

@@ -1,16 +1,11 @@
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
 import { parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
 import { parseSdElements } from './sd-element.js';
-import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { resolveTls, type TlsSettings } from './tls-settings.js';
-import { NotRegularFileError, openRegular } from '../sources/file/open-regular.js';
-import { ensurePrivateDir, UnsafeDirError } from '../state/private-dir.js';
-import { loadK8sFiles, resolveK8sConfig, type K8sConfig } from './k8s-config.js';
+import { resolveK8sConfig, type K8sConfig } from './k8s-config.js';
 import { ConfigError } from './errors.js';
 import { DEFAULTS, type RawSettings } from './options.js';
 import { choiceSetting, code, listenAddress, numberSetting, toKebab } from './validate.js';
@@ -33,6 +28,8 @@ export interface Config {
   maxMessageBytes: number;
   memoryMaxBytes: number;
   once: boolean;
+  /** Saved read positions are not used: every file starts at --start-at (a backfill sent again). */
+  ignorePositions: boolean;
   logLevel: string;
   pollMs: number;
   checkpointIntervalMs: number;
@@ -104,6 +101,7 @@ export function resolveConfig(raw: RawSettings): Config {
     maxMessageBytes: numberSetting('max-message-bytes', d.maxMessageBytes),
     memoryMaxBytes: numberSetting('memory-max-bytes', d.memoryMaxBytes),
     once: Boolean(raw.once),
+    ignorePositions: Boolean(raw.ignorePositions),
     logLevel: choiceSetting<Config['logLevel']>('log-level', String(d.logLevel)),
     pollMs: numberSetting('poll-interval', d.pollInterval),
     checkpointIntervalMs: numberSetting('checkpoint-interval', d.checkpointInterval),
@@ -128,42 +126,4 @@ export function resolveConfig(raw: RawSettings): Config {
     spillFsyncIntervalMs: numberSetting('spill-fsync-interval', d.spillFsyncInterval),
     exitTimeoutMs: numberSetting('exit-timeout', d.exitTimeout),
   };
-}
-
-/** Checks what can only be checked on this machine: the state folder and the files' readability. */
-export async function checkEnvironment(cfg: Config): Promise<void> {
-  if (cfg.tls) {
-    try {
-      loadTls(cfg.tls);
-    } catch (err) {
-      if (err instanceof TlsMaterialError) throw new ConfigError(err.message);
-      throw err;
-    }
-  }
-  const fileSources = cfg.files.filter((f) => f !== '-');
-  if (fileSources.length > 0) {
-    try {
-      await ensurePrivateDir(cfg.stateDir);
-    } catch (err) {
-      if (err instanceof UnsafeDirError) throw new ConfigError(`--state-dir: ${err.message}`);
-      throw err;
-    }
-    try {
-      await access(cfg.stateDir, constants.W_OK | constants.X_OK);
-    } catch {
-      throw new ConfigError(`--state-dir: ${cfg.stateDir} is not writable`);
-    }
-  }
-  await loadK8sFiles(cfg.k8s);
-  for (const file of fileSources) {
-    const st = await stat(file).catch(() => undefined);
-    if (!st) continue; // not there yet: waited for, kube-apiserver creates it when it starts
-    if (st.isDirectory()) throw new ConfigError(`--file: ${file} is a directory`);
-    try {
-      await (await openRegular(file)).close();
-    } catch (err) {
-      if (err instanceof NotRegularFileError) throw new ConfigError(`--file: ${err.message} (only regular files are followed; pipe a FIFO to stdin)`);
-      throw new ConfigError(`--file: ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`);
-    }
-  }
 }

@@ -71,6 +71,7 @@ const TABLE = [
   { flag: 'max-message-bytes', kind: 'size', default: '128KiB', min: 1024, max: MAX_MESSAGE_BYTES_LIMIT, group: 'Output', description: 'Longer messages are truncated with a marker' },
   { flag: 'memory-max-bytes', kind: 'size', default: '16MiB', min: 64 * 1024, group: 'Buffering', description: 'Bytes held in memory between reading and the drain' },
   { flag: 'once', kind: 'boolean', group: 'Input', description: 'Read the files to their current end, deliver everything, exit' },
+  { flag: 'ignore-positions', kind: 'boolean', group: 'Input', description: 'Do not use the saved read positions: every file starts at --start-at (e.g. to send a file with --once again); positions are saved anew' },
   { flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, default: 'info', group: 'Operations', reload: 'immediate', description: "auditfwd's own log level" },
   { flag: 'poll-interval', kind: 'duration', default: '250ms', min: 10, group: 'Input', description: 'Stat poll behind filesystem events' },
   { flag: 'checkpoint-interval', kind: 'duration', default: '1s', min: 10, group: 'Input', description: 'How often read positions are saved' },
@@ -81,7 +82,7 @@ const TABLE = [
   { flag: 'relp-ack-timeout', kind: 'duration', default: '90s', min: 100, group: 'Output', reload: 'sink', description: 'relp://: with messages in flight, a drain silent this long is reconnected' },
   { flag: 'relp-max-refusals', kind: 'integer', default: 3, min: 1, max: 1000, group: 'Output', reload: 'sink', description: 'relp://: a message the drain refuses this many times is dropped and counted' },
   { flag: 'config', alias: 'c', kind: 'string', group: 'Operations', fileKey: null, description: 'YAML (or JSON) file with any of these settings (state-dir → state_dir); flags override it; SIGHUP re-reads it' },
-  { flag: 'check-config', kind: 'boolean', group: 'Operations', fileKey: null, description: 'Validate the settings, print the effective configuration (secrets redacted), exit' },
+  { flag: 'check-config', kind: 'boolean', group: 'Operations', fileKey: null, description: 'Validate the settings, load every file they name, check the state and spill folders, print the effective configuration (secrets redacted), exit' },
   { flag: 'sd-element', kind: 'list', group: 'Output', reload: 'encoders', fromMapping: sdSpecsFromObject, description: 'Structured data added to every message, e.g. \'instance@47450 az=z1 id="a b"\' (repeatable)' },
   { flag: 'metrics-listen', kind: 'string', group: 'Operations', defaultText: 'off', description: 'HOST:PORT serving /metrics (Prometheus), /healthz and /readyz' },
   { flag: 'unhealthy-after', kind: 'duration', default: '60s', min: 0, group: 'Operations', reload: 'immediate', description: '/healthz turns 503 once the drain is unreachable or the buffer full this long' },
@@ -129,7 +130,7 @@ const TABLE = [
   { flag: 'buffer-max-bytes', kind: 'size', default: '1GiB', min: MiB, group: 'Buffering', description: 'Bound of the disk spill' },
   { flag: 'when-full', kind: 'choice', choices: ['block', 'drop-oldest', 'drop-newest'], default: 'block', group: 'Buffering', description: 'When the spill is full: block (stop reading) | drop-oldest | drop-newest' },
   { flag: 'spill-fsync-interval', kind: 'duration', default: '1s', min: 10, group: 'Buffering', description: 'How often spilled lines are fsynced, and how long lines wait in memory for the drain before they are spilled' },
-  { flag: 'exit-timeout', kind: 'duration', default: '30s', min: 0, group: 'Buffering', description: 'At the end of stdin or --once, how long to wait for an unreachable drain before leaving the rest in the spill, exit 75' },
+  { flag: 'exit-timeout', kind: 'duration', default: '30s', min: 0, group: 'Buffering', description: 'At the end of stdin or --once, how long the drain gets to take the rest; then it stays in the spill (or, without one, is counted as not delivered) and the exit code is 75' },
 ] as const satisfies readonly Setting[];
 
 export const SETTINGS: readonly Setting[] = TABLE;

@@ -12,10 +12,20 @@ export function parseSize(text: string | number): number | undefined {
   return unit === undefined ? undefined : Math.floor(Number(m[1]) * unit);
 }
 
-/** "250ms", "2s", "5m", "1h", or a bare number of milliseconds → ms; undefined when not a duration. */
+/**
+ * "250ms", "2s", "5m", "1h" → ms; undefined when not a duration. A bare number other than 0 is not
+ * one: `5` would be 5 ms to one reader and 5 s to the next.
+ */
 export function parseDuration(text: string | number): number | undefined {
-  if (typeof text === 'number') return Number.isFinite(text) && text >= 0 ? text : undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(text);
-  if (!m) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(String(text));
+  if (!m || (m[2] === undefined && Number(m[1]) !== 0)) return undefined;
   return Number(m[1]) * TIME_UNITS[(m[2] ?? 'ms').toLowerCase()];
+}
+
+/** Why `text` is not a duration, for the error message. */
+export function durationProblem(text: string | number): string {
+  const s = String(text).trim();
+  if (/^-/.test(s)) return 'is negative: durations are 0 or more (e.g. 0, 250ms, 5s)';
+  if (/^\d+(\.\d+)?$/.test(s)) return `needs a unit: ${s}ms, ${s}s or ${s}m`;
+  return 'is not a duration (e.g. 250ms, 5s, 1m)';
 }

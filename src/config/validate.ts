@@ -1,6 +1,6 @@
 import { ConfigError } from './errors.js';
 import { setting } from './options.js';
-import { parseDuration, parseSize } from './units.js';
+import { durationProblem, parseDuration, parseSize } from './units.js';
 
 // The validators every settings module uses: one wording per kind of error, each naming the flag.
 
@@ -25,14 +25,14 @@ export function code(flag: string, value: string | number, table: Record<string,
 
 export function size(flag: string, value: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = parseSize(value);
-  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a size (e.g. 65536, 64KiB, 16MiB)`);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" ${/^\s*-/.test(String(value)) ? 'is negative' : 'is not a size'} (e.g. 65536, 64KiB, 16MiB)`);
   if (n < min || n > max) throw new ConfigError(`--${flag}: ${value} is out of range (${min}-${max} bytes)`);
   return n;
 }
 
 export function duration(flag: string, value: string | number, minMs: number, maxMs = Number.MAX_SAFE_INTEGER): number {
   const n = parseDuration(value);
-  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" is not a duration (e.g. 250ms, 5s, 1m)`);
+  if (n === undefined) throw new ConfigError(`--${flag}: "${value}" ${durationProblem(value)}`);
   if (n < minMs) throw new ConfigError(`--${flag}: ${value} is below the minimum of ${minMs} ms`);
   if (n > maxMs) throw new ConfigError(`--${flag}: ${value} is above the maximum of ${maxMs} ms`);
   return n;

@@ -125,8 +125,8 @@ export class RelpSink extends TcpSink {
     super({
       ...opts,
       framing: 'octet-counting',
-      open: async (host, port, timeoutMs) => {
-        const sock = await rawOpen(host, port, timeoutMs);
+      open: async (host, port, timeoutMs, signal) => {
+        const sock = await rawOpen(host, port, timeoutMs, signal);
         // A handshake that fails rejects, which the TCP sink retries with its backoff.
         const session = await RelpSession.open(sock, timeoutMs, software);
         self.sessions.set(sock, session);

@@ -19,9 +19,9 @@ export interface TcpSinkOptions {
   stableMs?: number;
   /**
    * Opens the connection; resolves once it is ready to carry data. The TLS sink passes its own;
-   * a rejection is a failed attempt, retried with the same backoff.
+   * a rejection is a failed attempt, retried with the same backoff. `signal` fires when the sink is aborted.
    */
-  open?: (host: string, port: number, timeoutMs: number) => Promise<Socket>;
+  open?: (host: string, port: number, timeoutMs: number, signal?: AbortSignal) => Promise<Socket>;
 }
 
 /** TCP keepalive probes start after this much silence: a drain that vanished without a FIN is noticed. */
@@ -56,6 +56,7 @@ export class TcpSink implements Sink {
   private socket: Socket | undefined;
   private wakeAbort: (() => void) | undefined;
   private readonly abortedP: Promise<void>;
+  private readonly abortController = new AbortController();
   /** Each distinct reason a connect failed for is logged on its own (a TLS cause must not hide behind a refusal). */
   private readonly connectFailures = new Set<string>();
 
@@ -94,6 +95,7 @@ export class TcpSink implements Sink {
   abort(): void {
     this.aborted = true;
     this.socket?.destroy();
+    this.abortController.abort();
     this.wakeAbort?.();
   }
 
@@ -101,9 +103,11 @@ export class TcpSink implements Sink {
     const open = this.opts.open ?? openTcp;
     while (!this.aborted) {
       try {
-        const sock = await open(this.opts.host, this.opts.port, this.opts.connectTimeoutMs ?? 10_000);
-        if (this.aborted) {
-          sock.destroy();
+        const opening = open(this.opts.host, this.opts.port, this.opts.connectTimeoutMs ?? 10_000, this.abortController.signal);
+        // abort() must not wait out a connect or handshake timeout: a late socket is closed when it comes.
+        const sock = await Promise.race([opening, this.abortedP.then(() => undefined)]);
+        if (this.aborted || !sock) {
+          void opening.then((late) => late.destroy(), () => {});
           return undefined;
         }
         return sock;

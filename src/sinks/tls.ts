@@ -54,8 +54,8 @@ function connectionOptions(material: TlsMaterial, host: string): ConnectionOptio
  * Opens TLS connections for TcpSink (its `open` option): TCP connect, handshake, verification. A rejected
  * promise is a failed attempt, retried by TcpSink with its backoff; nothing is ever sent in plaintext.
  */
-export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, port: number, timeoutMs: number) => Promise<Socket> {
-  return (host, port, timeoutMs) =>
+export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, port: number, timeoutMs: number, signal?: AbortSignal) => Promise<Socket> {
+  return (host, port, timeoutMs, signal) =>
     new Promise<Socket>((resolve, reject) => {
       const { settings } = material;
       const sock: TLSSocket = nodeTls().connect({ ...connectionOptions(material, host), port });
@@ -63,7 +63,11 @@ export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, po
       let ticket = false;
       let settled = false;
       let verdictPending = false;
-      const timer = setTimeout(() => fail(Object.assign(new Error(`TLS connect timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+      const timer = setTimeout(() => {
+        // Connected but no answer to the ClientHello: typically a plain-TCP syslog port, which waits for a frame.
+        const hint = tcpUp ? `TLS handshake got no answer within ${timeoutMs} ms: the drain accepted the TCP connection but may not speak TLS on this port` : `TLS connect timed out after ${timeoutMs} ms`;
+        fail(Object.assign(new Error(hint), { code: 'ETIMEDOUT' }));
+      }, timeoutMs);
       const fail = (err: NodeJS.ErrnoException) => {
         if (settled) return;
         settled = true;
@@ -86,6 +90,13 @@ export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, po
         fail(tlsError(code || 'TLS', err.message));
       };
       const onClose = () => fail(tlsError('HANDSHAKE_CLOSED'));
+      const startedMs = Date.now();
+      signal?.addEventListener('abort', () => {
+        if (settled) return;
+        // Given up (--exit-timeout, shutdown) before the connect timeout could say why: say it now.
+        if (tcpUp) log.warn({ drain: `${host}:${port}`, waitedMs: Date.now() - startedMs }, 'gave up waiting for the TLS handshake: the drain accepted the TCP connection but did not answer; it may not speak TLS on this port');
+        fail(Object.assign(new Error('aborted'), { code: 'ABORT_ERR' }));
+      });
       sock.once('connect', () => (tcpUp = true));
       // 'session' is emitted from inside OpenSSL's read of the ticket; a write in the promise
       // continuation would run re-entrantly there and corrupt the record stream (bad record mac).

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { runAuditfwd } from '../helpers/proc.js';
-import { SETTINGS } from '../../src/config/options.js';
+import { fileKeyOf, SETTINGS } from '../../src/config/options.js';
 
 const JOB = fileURLToPath(new URL('../../bosh/jobs/auditfwd/', import.meta.url));
 const RENDER = fileURLToPath(new URL('../helpers/render-bosh.rb', import.meta.url));
@@ -70,18 +70,24 @@ t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail
   t.match(missing.err, /Can't find property 'auditfwd.drain.address'/);
 });
 
-t.test('the job spec and its config template use only the settings table\'s keys, with its defaults', async (t) => {
-  const fileKeys = new Map(SETTINGS.filter((s) => s.fileKey !== null).map((s) => [s.fileKey ?? s.flag.replace(/-/g, '_'), s]));
-  /** Properties that are not one setting: parts of --to, PEM contents written to files, the sd_element, bpm. */
-  const composed = new Set(['drain.address', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'director_name', 'memory_limit']);
-  /** Properties grouped under another name than their key. */
-  const renamed: Record<string, string> = { 'drain.framing': 'framing', 'buffer.dir': 'buffer_dir', 'buffer.max_bytes': 'buffer_max_bytes', 'buffer.when_full': 'when_full' };
+t.test('the job spec\'s defaults are the settings table\'s', async (t) => {
+  const fileKeys = new Map(SETTINGS.filter((s) => fileKeyOf(s)).map((s) => [fileKeyOf(s)!, s]));
+  /** Properties that are not one setting: parts of --to, PEM contents and secrets written to files, the sd_element, bpm. */
+  const composed = new Set(['drain.address', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'tls.private_key_passphrase', 'webhook.token', 'director_name', 'memory_limit']);
+  /** Properties grouped under another name than their key; the others are their key with "_" for ".". */
+  const renamed: Record<string, string> = {
+    'drain.framing': 'framing',
+    'buffer.when_full': 'when_full',
+    'webhook.listen': 'listen_webhook',
+    'webhook.tls.certificate': 'webhook_tls_cert',
+    'webhook.tls.private_key': 'webhook_tls_key',
+  };
   const spec = parse(readFileSync(join(JOB, 'spec'), 'utf8')) as { properties: Record<string, { default?: unknown }> };
   let compared = 0;
   for (const [name, prop] of Object.entries(spec.properties)) {
     const short = name.replace(/^auditfwd\./, '');
     if (composed.has(short)) continue;
-    const key = renamed[short] ?? short;
+    const key = renamed[short] ?? short.replace(/\./g, '_');
     const setting = fileKeys.get(key);
     if (!t.ok(setting, `${name} is the config key ${key}`)) continue;
     if (prop.default !== undefined && setting!.default !== undefined) {
@@ -90,6 +96,60 @@ t.test('the job spec and its config template use only the settings table\'s keys
     }
   }
   t.ok(compared >= 5, `defaults compared (${compared})`);
-  const template = readFileSync(join(JOB, 'templates', 'config.yml.erb'), 'utf8');
-  for (const [, key] of template.matchAll(/^([a-z_]+):/gm)) t.ok(fileKeys.has(key), `config.yml.erb writes ${key}, a config key`);
+});
+
+/** Config-file keys a BOSH job has no use for, and why. */
+const NOT_FOR_A_JOB: Record<string, string> = {
+  once: 'a job follows its files for ever (monit would restart a process that exits)',
+  ignore_positions: 'only for a one-off backfill with once',
+  tls: 'drain.transport tls or relp+tls says it',
+};
+
+t.test('every config-file setting is reachable from the job spec', { skip: !hasRuby && 'ruby (Debian package ruby) is not installed' }, async (t) => {
+  // The keys come from the settings table (every key a config file accepts), not from a list kept here.
+  const keys = SETTINGS.map(fileKeyOf).filter((k): k is string => k !== undefined);
+  t.ok(keys.length > 40 && keys.includes('servername') && keys.includes('unhealthy_after'), `${keys.length} keys`);
+  // A manifest that sets every property the spec declares, with its example (else its default).
+  const spec = parse(readFileSync(join(JOB, 'spec'), 'utf8')) as { properties: Record<string, { example?: unknown; default?: unknown }> };
+  const manifest: Record<string, any> = {};
+  const unset: string[] = [];
+  for (const [name, p] of Object.entries(spec.properties)) {
+    const value = p.example ?? p.default;
+    if (value === undefined) unset.push(name);
+    const parts = name.split('.');
+    let node = manifest;
+    for (const part of parts.slice(0, -1)) node = node[part] ??= {};
+    node[parts.at(-1)!] = value;
+  }
+  t.strictSame(unset, [], 'each property without a default has an example');
+  const dir = t.testdir({});
+  const r = render(dir, 'config.yml.erb', manifest);
+  t.equal(r.status, 0, r.err);
+  const rendered = parse(r.out) as Record<string, unknown>;
+  const missing = keys.filter((k) => !(k in rendered) && !(k in NOT_FOR_A_JOB));
+  t.strictSame(missing, [], 'no setting is out of the job spec\'s reach');
+  t.strictSame(Object.keys(rendered).filter((k) => !keys.includes(k)), [], 'and nothing rendered is unknown to auditfwd');
+  t.strictSame(Object.keys(NOT_FOR_A_JOB).filter((k) => !keys.includes(k)), [], 'every exception is a real key');
+  t.match(rendered, { servername: 'logs.example.com', key_passphrase_file: '/var/vcap/jobs/auditfwd/config/tls/key-passphrase', webhook_token_file: '/var/vcap/jobs/auditfwd/config/webhook/token' });
+  t.hasStrict(rendered.sd_element, { 'origin@32473': { software: 'auditfwd' } }, 'extra structured data joins the instance element');
+
+  // Each secret rendered into its own file is exactly the property's value.
+  for (const [template, property] of [['key-passphrase.erb', 'tls.private_key_passphrase'], ['webhook-token.erb', 'webhook.token']] as const) {
+    const [a, b] = property.split('.');
+    const value = `secret-${a}`;
+    const out = render(dir, template, { auditfwd: { drain: { address: 'd' }, [a]: b === 'token' ? { token: value } : { private_key_passphrase: value } } });
+    t.equal(out.out.trim(), value, template);
+  }
+});
+
+t.test('the buffer.dir description matches what an unset buffer.dir does', { skip: !hasRuby && 'ruby (Debian package ruby) is not installed' }, async (t) => {
+  const dir = t.testdir({});
+  const r = render(dir, 'config.yml.erb', { auditfwd: { drain: { address: 'logs.example.com' } } });
+  writeFileSync(join(dir, 'config.yml'), r.out);
+  const check = runAuditfwd(t, ['--config', join(dir, 'config.yml'), '--check-config']);
+  t.equal(await check.exited, 0, check.stderr());
+  const eff = parse(check.stdout().toString()) as Record<string, unknown>;
+  const spec = parse(readFileSync(join(JOB, 'spec'), 'utf8')) as { properties: Record<string, { description: string }> };
+  t.equal(eff.buffer_dir, '/var/vcap/data/auditfwd/state/spill', 'the spill is on by default');
+  t.match(spec.properties['auditfwd.buffer.dir'].description, String(eff.buffer_dir));
 });

@@ -12,9 +12,21 @@ const skip = !hasAnalyze && 'systemd-analyze (Debian package systemd) is not ins
 /** The unit as installed, except that ExecStart points at this checkout (verify checks it exists). */
 function installedCopy(dir: string): string {
   const path = join(dir, 'auditfwd.service');
-  writeFileSync(path, readFileSync(UNIT, 'utf8').replaceAll('/usr/local/bin/auditfwd', BIN));
+  writeFileSync(path, readFileSync(UNIT, 'utf8').replace(/^ExecStart=auditfwd /m, `ExecStart=${BIN} `));
   return path;
 }
+
+t.test('ExecStart names auditfwd bare, so systemd finds it where npm install -g put it', { skip }, async (t) => {
+  const text = readFileSync(UNIT, 'utf8');
+  t.match(text, /^ExecStart=auditfwd --config /m, 'searched in /usr/local/bin and /usr/bin, not one fixed path');
+  // systemd resolves the bare name through its search path: without auditfwd installed, that is all verify says.
+  const dir = t.testdir({});
+  writeFileSync(join(dir, 'auditfwd.service'), text);
+  const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(dir, 'auditfwd.service')], { encoding: 'utf8' });
+  const installed = ['/usr/local/bin/auditfwd', '/usr/bin/auditfwd'].some((p) => spawnSync('test', ['-x', p]).status === 0);
+  if (installed) t.equal(r.stderr, '', 'the installed auditfwd is found');
+  else t.match(r.stderr.trim(), /^auditfwd\.service: Command auditfwd is not executable: No such file or directory$/);
+});
 
 t.test('systemd-analyze verify: no errors, no warnings', { skip }, async (t) => {
   const dir = t.testdir({});

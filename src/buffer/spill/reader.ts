@@ -30,10 +30,10 @@ export class SegmentReader {
   }
 
   /**
-   * Reads records of `seg` from where the reader stopped while `more()` says so; returns how many.
+   * Reads records of `seg` from where the reader stopped while `fits(bytes)` says the next one (0: any) fits; returns how many.
    * A segment file that is gone (its folder deleted) is given up with an error: nothing else can be done.
    */
-  async load(seg: Segment, more: () => boolean, emit: ReadBack): Promise<number> {
+  async load(seg: Segment, fits: (bytes: number) => boolean, emit: ReadBack): Promise<number> {
     try {
       seg.reader ??= await this.ledger.io.open(this.ledger.path(seg), 'read');
     } catch (err) {
@@ -56,9 +56,10 @@ export class SegmentReader {
     let loaded = 0;
     try {
       let window = await this.readInto(seg, seg.readOff, slab.buf, Math.min(READ_WINDOW, seg.size - seg.readOff));
-      while (at < window.length && more()) {
+      while (at < window.length && fits(0)) {
         const p = parseRecord(window, at);
         if (p.kind === 'record') {
+          if (!fits(p.record.frames.length)) break;
           const place = { seg, end: seg.readOff + p.next, done: false };
           seg.places.push(place);
           emit(p.record, slab.hold(), place);

@@ -89,7 +89,8 @@ export class SpillBuffer implements BatchBuffer {
     const io = opts.io ?? nodeIo;
     this.limited = new RateLimitedLog(opts.log);
     const segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 8)));
-    this.readAhead = Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024));
+    // Never past --memory-max-bytes: /metrics' auditfwd_buffer_bytes and the operator's budget count it.
+    this.readAhead = Math.min(opts.memoryMaxBytes, Math.max(256 * 1024, Math.min(opts.memoryMaxBytes / 2, 4 * 1024 * 1024)));
     // The read-ahead comes first; memory holds the overflow only up to what is left.
     this.overflowMax = Math.max(0, opts.memoryMaxBytes - this.readAhead);
     this.disk = new DiskState(opts.dir, io, opts.retryMs ?? 1000, opts.log, this.limited, opts.stats, () => this.wake(this.roomWaiters));
@@ -402,7 +403,11 @@ export class SpillBuffer implements BatchBuffer {
     if (!seg) return false;
     const loaded = await this.reader.load(
       seg,
-      () => this.mem.bytes - this.mem.overflowBytes < this.readAhead,
+      (bytes) => {
+        const readBack = this.mem.bytes - this.mem.overflowBytes;
+        // Past the read-ahead by no record: what is read back counts in --memory-max-bytes.
+        return bytes === 0 ? readBack < this.readAhead : readBack === 0 || readBack + bytes <= this.readAhead;
+      },
       (record, release, place) => {
         const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin);
         item.release = release;
