@@ -42,6 +42,8 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
     .scriptName('auditfwd')
     .usage('auditfwd --file PATH --to HOST:PORT [options]\ncat audit.log | auditfwd --to HOST:PORT')
     .parserConfiguration({ 'strip-aliased': true, 'strip-dashed': true });
+  // The descriptions say what each value is; "[string]" on every line only adds width (yargs 17.7 has it, its types not yet).
+  (parser as unknown as { usageConfiguration(c: Record<string, boolean>): unknown }).usageConfiguration({ 'hide-types': true });
   for (const s of SETTINGS) {
     parser = parser.option(s.flag, { alias: s.alias, type: s.kind === 'boolean' ? 'boolean' : 'string', array: s.kind === 'list' || undefined, description: helpLine(s) });
   }
