@@ -47,6 +47,7 @@ export function createMetrics(p: MetricsSource): Registry {
     });
 
   byLabel('auditfwd_lines_read_total', 'Complete lines read, per file (stdin: "stdin")', 'file', () => s.linesRead);
+  byLabel('auditfwd_nul_bytes_skipped_total', 'NUL bytes skipped in a followed file, never sent (a copytruncate hole under a writer without O_APPEND)', 'file', () => s.nulBytesSkipped);
   counter('auditfwd_messages_sent_total', 'Messages handed on to the drain', () => s.messagesSent);
   counter('auditfwd_bytes_sent_total', 'Bytes handed on to the drain, framing included', () => s.bytesSent);
   byLabel('auditfwd_messages_dropped_total', 'Messages dropped, by reason', 'reason', () => s.dropped);

@@ -18,6 +18,8 @@ export class Stats {
   webhookResponses = new Map<number, number>();
   /** Followed paths that could not be opened or read (a FIFO, a folder, EIO), per path. */
   sourceErrors = new Map<string, number>();
+  /** NUL bytes skipped in followed files, per file (holes a copytruncate leaves under a writer without O_APPEND). */
+  nulBytesSkipped = new Map<string, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
   /** Times the disk spill could not be written and stopped growing (ENOSPC, EIO, ...). */
@@ -36,6 +38,9 @@ export class Stats {
 
   addLines(source: string, n: number): void {
     this.linesRead.set(source, (this.linesRead.get(source) ?? 0) + n);
+  }
+  addNulSkipped(source: string, n: number): void {
+    this.nulBytesSkipped.set(source, (this.nulBytesSkipped.get(source) ?? 0) + n);
   }
   addWebhookResponse(status: number): void {
     this.webhookResponses.set(status, (this.webhookResponses.get(status) ?? 0) + 1);

@@ -5,6 +5,7 @@ import { ConfigError } from '../config/config.js';
 import type { Logger } from '../ops/log.js';
 import { CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
 import { writeFileDurably } from './durable.js';
+import { writeFileQuickly } from './quick-write.js';
 import { inodeKey, type FileIdentity } from '../sources/file/identity.js';
 
 export interface Checkpoint extends FileIdentity {
@@ -44,16 +45,24 @@ async function readStateFile(path: string): Promise<string | { why: string } | u
     await fh.close();
   }
 }
+/** Changed positions reach the state file (without fsync) at most this long after their commit. */
+export const QUICK_SAVE_MS = 50;
 
 /**
  * Committed read positions, keyed by file identity. Positions are committed only after their
- * lines were handed on; the file on disk is rewritten atomically (temp, fsync, rename), 0600, at a
- * bounded interval and at shutdown. After a kill -9, lines handed on since the last save are sent
- * again: at most one interval's worth.
+ * lines were handed on. The file on disk is replaced atomically, 0600: within QUICK_SAVE_MS of a
+ * change by a plain write and rename (enough to survive kill -9), and with fsync at the checkpoint
+ * interval and at shutdown (what a power loss needs). After a kill -9, only the lines handed on in
+ * about the last QUICK_SAVE_MS are sent again, whatever the interval.
  */
 export class CheckpointStore {
   private entries = new Map<string, Checkpoint>();
+  /** Changed since the last durable (fsynced) save. */
   private dirty = false;
+  /** Changed since the last save of either kind. */
+  private unsaved = false;
+  private quickTimer: NodeJS.Timeout | undefined;
+  private lastQuick = 0;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
 
@@ -116,14 +125,27 @@ export class CheckpointStore {
   commit(path: string, id: FileIdentity, offset: number): void {
     const isNew = !this.entries.has(inodeKey(id));
     this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
-    this.dirty = true;
+    this.changed();
     // A file followed for the first time is saved at once, not at the next interval: after a kill -9
     // followed by a rotation, the next run finds the rotated file only by an inode it knows.
     if (isNew) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
   }
 
   forget(id: { dev: number; ino: number }): void {
-    if (this.entries.delete(inodeKey(id))) this.dirty = true;
+    if (this.entries.delete(inodeKey(id))) this.changed();
+  }
+
+  private changed(): void {
+    this.dirty = true;
+    this.unsaved = true;
+    if (this.quickTimer || this.closed) return;
+    const wait = Math.max(0, this.lastQuick + QUICK_SAVE_MS - Date.now());
+    this.quickTimer = setTimeout(() => {
+      this.quickTimer = undefined;
+      this.lastQuick = Date.now();
+      this.saving = this.saving.then(() => this.writeQuick()).catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
+    }, wait);
+    this.quickTimer.unref();
   }
 
   startAutosave(intervalMs: number): void {
@@ -131,8 +153,13 @@ export class CheckpointStore {
     this.timer.unref();
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.quickTimer);
+    this.quickTimer = undefined;
     await this.save();
   }
 
@@ -142,16 +169,33 @@ export class CheckpointStore {
     return this.saving;
   }
 
+  private body(): string {
+    const cutoff = Date.now() - RETAIN_MS;
+    for (const [k, c] of this.entries) if (c.updatedAt < cutoff) this.entries.delete(k);
+    return JSON.stringify({ version: 1, files: [...this.entries.values()] });
+  }
+
   private async write(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    const cutoff = Date.now() - RETAIN_MS;
-    for (const [k, c] of this.entries) if (c.updatedAt < cutoff) this.entries.delete(k);
-    const body = JSON.stringify({ version: 1, files: [...this.entries.values()] });
+    this.unsaved = false;
     try {
-      await writeFileDurably(this.dir, FILE, body);
+      await writeFileDurably(this.dir, FILE, this.body());
     } catch (err) {
       this.dirty = true;
+      this.unsaved = true;
+      throw err;
+    }
+  }
+
+  /** Not fsynced: `dirty` stays set for the next durable save. */
+  private async writeQuick(): Promise<void> {
+    if (!this.unsaved) return;
+    this.unsaved = false;
+    try {
+      await writeFileQuickly(this.dir, FILE, this.body());
+    } catch (err) {
+      this.unsaved = true;
       throw err;
     }
   }

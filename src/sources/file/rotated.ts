@@ -73,7 +73,7 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
 const FS_CLOCK_SLACK_MS = 1000;
 
 /** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
-const MIN_CONTENT_MATCH = 64;
+export const MIN_CONTENT_MATCH = 64;
 
 export interface Unfinished {
   path: string;

@@ -2,14 +2,17 @@ import { stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../ops/log.js';
 import type { Stats } from '../../ops/stats.js';
 import type { BatchBuffer } from '../../record.js';
-import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
+import type { CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
+import { lastLineEnd } from './line-end.js';
 import { ReadAhead } from './read-ahead.js';
-import { findCopy, findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
+import { planResume } from './resume.js';
+import { findCopy, type Unfinished } from './rotated.js';
+import { SeenFiles } from './seen-files.js';
 import { Waker } from './watch.js';
 import { defaultNumber } from '../../config/options.js';
 
@@ -49,6 +52,8 @@ interface Reader {
   /** A rotated file (found at start, or renamed away): read to its end, then finished. */
   rotated: boolean;
   lastGrowth: number;
+  /** The last bytes read were text, not a NUL hole: a hole starting here cut into content we read. */
+  afterText?: boolean;
 }
 
 /** Carries only a position commit through the buffer, in order with the batches before it. */
@@ -84,6 +89,8 @@ export class FileTailer implements Source {
   private missingSince = 0;
   /** The last reason the path could not be opened or read, logged once. */
   private openProblem: string | undefined;
+  private warnedNul = false;
+  private readonly seen: SeenFiles;
 
   constructor(
     readonly name: string,
@@ -92,6 +99,7 @@ export class FileTailer implements Source {
     this.waker = new Waker(name, opts.pollMs);
     this.reads = new ReadAhead(opts.readChunkBytes ?? 512 * 1024);
     this.rotateWaitMs = opts.rotateWaitMs ?? DEFAULT_ROTATE_WAIT_MS;
+    this.seen = new SeenFiles(name);
   }
 
   stop(): void {
@@ -126,6 +134,7 @@ export class FileTailer implements Source {
   /** Follows the path until stopped (or, with --once, to its end); closes everything it opened. */
   private async follow(): Promise<void> {
     try {
+      await this.seen.meetSiblings();
       await this.planResume();
       while (!this.stopped) {
         const r = this.cur;
@@ -185,52 +194,16 @@ export class FileTailer implements Source {
   private async planResume(): Promise<void> {
     const store = this.opts.checkpoints;
     if (!store) return;
-    const mine = store.all().filter((c) => c.path === this.name);
-    this.hasHistory = mine.length > 0;
-    if (!this.hasHistory) return;
-    let live: { dev: number; ino: number; knownFp: boolean } | undefined;
-    let liveCp: Checkpoint | undefined;
-    const fh = await openRegular(this.name).catch(() => undefined);
-    if (fh) {
-      try {
-        const st = await fh.stat();
-        const cp = mine.find((c) => c.dev === st.dev && c.ino === st.ino);
-        const knownFp = cp !== undefined && cp.fpLen <= st.size && cp.offset <= st.size && (await fingerprint(fh, cp.fpLen)) === cp.fp;
-        live = { dev: st.dev, ino: st.ino, knownFp };
-        if (knownFp) liveCp = cp;
-      } finally {
-        await fh.close();
-      }
-    }
-    const found = await findUnfinished(this.name, mine, live);
-    this.backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
-    // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
-    // newer than its last commit, could take one for a copy it has not read.
-    for (const u of found) if (u.size !== undefined && u.size <= u.offset) await this.recordRead(u);
-    const copies = liveCp ? await findCopiesMadeWhileAway(this.name, liveCp, mine) : [];
-    if (liveCp && copies.length > 0) {
-      for (const c of copies) if (!this.backlog.some((u) => u.path === c.path)) this.backlog.push(c);
-      this.backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
-      this.truncatedWhileAway = inodeKey(liveCp);
-      this.opts.log.info({ file: this.name, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
-    }
-    if (this.backlog.length > 0) this.opts.log.info({ file: this.name, rotated: this.backlog.map((u) => u.path) }, 'finishing rotated files first');
-  }
-
-  private async recordRead(u: Unfinished): Promise<void> {
-    const fh = await openRegular(u.path).catch(() => undefined);
-    if (!fh) return;
-    try {
-      const { id } = await identifyWithHead(fh);
-      this.opts.checkpoints?.commit(this.name, id, u.size ?? u.offset);
-    } finally {
-      await fh.close();
-    }
+    const plan = await planResume(this.name, store, this.opts.log);
+    this.hasHistory = plan.hasHistory;
+    this.backlog = plan.backlog;
+    this.truncatedWhileAway = plan.truncatedWhileAway;
   }
 
   private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
     const r: Reader = { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
     this.committed.set(r, pos);
+    this.seen.met(id);
     return r;
   }
 
@@ -269,6 +242,12 @@ export class FileTailer implements Source {
     this.openProblem = undefined;
     this.missingSince = 0;
     const firstOpen = !this.opened;
+    // Also at the first open: the file that was live at start may have been renamed away since.
+    const mayHaveSkipped = !firstOpen || this.hasHistory || this.opts.startAt === 'beginning';
+    if (mayHaveSkipped && (await this.queueSkipped())) {
+      await fh.close();
+      return true;
+    }
     this.opened = true;
     const ident = await identifyWithHead(fh);
     const id = ident.id;
@@ -292,30 +271,19 @@ export class FileTailer implements Source {
     if (cp && inodeKey(id) === this.truncatedWhileAway) return 0;
     if (cp && cp.fpLen <= size && cp.offset <= size && (await fingerprint(fh, cp.fpLen)) === cp.fp) return cp.offset;
     if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
-    if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return this.lastLineEnd(fh, size);
-    return 0;
-  }
-
-  /** Where the last complete line ends, so that starting "at the end" never starts mid-line. */
-  private async lastLineEnd(fh: FileHandle, size: number): Promise<number> {
-    // Only at a first start with --start-at end: a small buffer of its own, not one per followed file.
-    const buf = Buffer.allocUnsafe(64 * 1024);
-    let end = size;
-    while (end > 0) {
-      const len = Math.min(buf.length, end);
-      const { bytesRead } = await fh.read(buf, 0, len, end - len);
-      const lf = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
-      if (lf !== -1) return end - len + lf + 1;
-      end -= len;
-    }
+    if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return lastLineEnd(fh, size);
     return 0;
   }
 
   /** Reads one chunk and pushes its lines; false at the end of the file. */
   private async readMore(r: Reader): Promise<boolean> {
-    const data = await this.reads.read(r.fh, r.pos);
+    let data = await this.reads.read(r.fh, r.pos);
+    if (data.length === 0) return false;
+    const nul = data.indexOf(0);
+    if (nul === 0) return this.skipNuls(r, data);
+    // Lines up to a NUL run; the run itself is skipped by the next read.
+    if (nul > 0) data = data.subarray(0, nul);
     const bytesRead = data.length;
-    if (bytesRead === 0) return false;
     // copytruncate can empty and refill the live file past our position between two reads: then
     // these bytes are the middle of new content. The file still beginning with the bytes we know,
     // checked after the read, proves they are not; otherwise detectChange sees the truncation
@@ -324,9 +292,40 @@ export class FileTailer implements Source {
     const start = r.pos;
     r.pos += bytesRead;
     r.lastGrowth = Date.now();
+    r.afterText = true;
     this.extendIdentity(r, start, data);
     const chunk = r.batcher.process(data);
     if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
+    // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
+    r.lastGrowth = Date.now();
+    return true;
+  }
+
+  /**
+   * A run of NUL bytes is a hole, not text: a writer without O_APPEND (lumberjack) keeps writing at its
+   * own position after logrotate's copytruncate emptied the file. Skipped and counted, never sent;
+   * a partial line before it is ended there, never glued to what follows the hole.
+   */
+  private async skipNuls(r: Reader, data: Buffer): Promise<boolean> {
+    let n = 0;
+    while (n < data.length && data[n] === 0) n++;
+    const start = r.pos;
+    r.pos += n;
+    r.lastGrowth = Date.now();
+    this.extendIdentity(r, start, data.subarray(0, n));
+    const cut = r.afterText === true && start > 0;
+    r.afterText = false;
+    this.opts.stats.addNulSkipped(this.name, n);
+    // A hole inside a live file we were reading: copytruncate moved what was before it to a copy,
+    // and the part of it we had not read yet is only there.
+    if (!r.rotated && cut) {
+      const end = await this.readCopy(r, start, true);
+      if (end !== undefined && end > r.pos) r.pos = end;
+    }
+    if (!this.warnedNul) this.opts.log.warn({ file: this.name, offset: start, bytes: n }, 'skipping NUL bytes (a hole left by copytruncate under a writer without O_APPEND); counted in auditfwd_nul_bytes_skipped_total, logged once');
+    this.warnedNul = true;
+    const rest = r.batcher.pending > 0 ? r.batcher.flush() : EMPTY_CHUNK;
+    await this.push(r, rest, r.pos);
     return true;
   }
 
@@ -392,6 +391,7 @@ export class FileTailer implements Source {
       await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.forget(id) });
     }
     await r.fh.close().catch(() => {});
+    this.seen.read(r.id);
     this.opts.log.info({ file: this.name, rotated: r.path, ino: r.id.ino, offset: r.pos }, 'finished rotated file');
   }
 
@@ -408,6 +408,11 @@ export class FileTailer implements Source {
       while (!this.stopped && (await this.readMore(r))) progressed = true;
       if (this.stopped) return false;
       if (this.opts.once || Date.now() - r.lastGrowth >= this.rotateWaitMs) {
+        // Released only once read to its end: --rotate-wait bounds waiting for writes, never reading.
+        if (((await r.fh.stat().catch(() => undefined))?.size ?? 0) > r.pos) {
+          progressed = true;
+          continue;
+        }
         this.lingering.splice(this.lingering.indexOf(r), 1);
         await this.finish(r);
       }
@@ -431,19 +436,16 @@ export class FileTailer implements Source {
    * yet is in the copy: if the copy is next to it, it is read from our position to its end first.
    */
   private async restartTruncated(r: Reader): Promise<void> {
-    const copy = await findCopy(this.name, r.id, r.pos);
-    const fh = copy && (await openRegular(copy.path).catch(() => undefined));
-    if (copy && fh) {
-      const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, r.pos, true), batcher: r.batcher };
-      while (await this.readMore(c));
-      await this.finish(c);
-      this.opts.log.info({ file: this.name, copy: copy.path, offset: r.pos }, 'file truncated (copytruncate); finished its copy, reading it from the start');
+    if ((await this.readCopy(r, r.pos)) !== undefined) {
+      this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated (copytruncate); finished its copy, reading it from the start');
       r.batcher = new LineBatcher(this.opts.encoder, this.opts.maxLineBytes);
     } else {
       this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated; reading it from the start');
       r.batcher.reset();
     }
+    this.seen.read(r.id);
     r.pos = 0;
+    r.afterText = false;
     r.batchStart = 0;
     r.head = Buffer.alloc(0);
     r.id = { ...r.id, fpLen: 0, fp: '' };
@@ -452,11 +454,40 @@ export class FileTailer implements Source {
     await this.push(r, EMPTY_CHUNK, 0);
   }
 
+  /**
+   * copytruncate: reads the copy next to the file (beginning with the bytes of `r`, longer than
+   * `from`, or reaching it when not `longer`) from `from` to its end, continuing `r`'s partial line;
+   * its size, or undefined without one.
+   */
+  private async readCopy(r: Reader, from: number, longer = false): Promise<number | undefined> {
+    const copy = await findCopy(this.name, r.id, from);
+    if (!copy || (longer && copy.st.size <= from)) return undefined;
+    const fh = await openRegular(copy.path).catch(() => undefined);
+    if (!fh) return undefined;
+    const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, from, true), batcher: r.batcher };
+    while (await this.readMore(c));
+    await this.finish(c);
+    return c.pos;
+  }
+
   /** Rotation: finish the old file (it is still open), then follow the new one from its start. */
   private async switchToNewFile(r: Reader): Promise<void> {
     while (await this.readMore(r));
     this.opts.log.info({ file: this.name, ino: r.id.ino, offset: r.pos }, 'file rotated; reading the new one');
     this.cur = undefined;
     this.linger(r);
+  }
+
+  /**
+   * Backups that were live after our last file and before the one just opened (the writer rotated
+   * more than once between two looks): queued, oldest first, to be read before it. Looked for after
+   * the open, so that a rotation between the look and the open is not missed.
+   */
+  private async queueSkipped(): Promise<boolean> {
+    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => x.id));
+    if (skipped.length === 0) return false;
+    this.backlog.push(...skipped);
+    this.opts.log.info({ file: this.name, rotated: skipped.map((u) => u.path) }, 'rotated more than once since the last look; reading the files in between first');
+    return true;
   }
 }

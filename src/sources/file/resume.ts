@@ -1,0 +1,60 @@
+import { openRegular } from './open-regular.js';
+import type { Logger } from '../../ops/log.js';
+import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
+import { fingerprint, identifyWithHead, inodeKey } from './identity.js';
+import { findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
+
+export interface ResumePlan {
+  /** We followed this path in an earlier run: a file there we do not know is new, read from its start. */
+  hasHistory: boolean;
+  /** Rotated files with unread lines: read, oldest first, before the live file. */
+  backlog: Unfinished[];
+  /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
+  truncatedWhileAway?: string;
+}
+
+/** Before the first open of `path`: what an earlier run left unread, from its checkpoints. */
+export async function planResume(path: string, store: CheckpointStore, log: Logger): Promise<ResumePlan> {
+  const mine = store.all().filter((c) => c.path === path);
+  if (mine.length === 0) return { hasHistory: false, backlog: [] };
+  let live: { dev: number; ino: number; knownFp: boolean } | undefined;
+  let liveCp: Checkpoint | undefined;
+  const fh = await openRegular(path).catch(() => undefined);
+  if (fh) {
+    try {
+      const st = await fh.stat();
+      const cp = mine.find((c) => c.dev === st.dev && c.ino === st.ino);
+      const knownFp = cp !== undefined && cp.fpLen <= st.size && cp.offset <= st.size && (await fingerprint(fh, cp.fpLen)) === cp.fp;
+      live = { dev: st.dev, ino: st.ino, knownFp };
+      if (knownFp) liveCp = cp;
+    } finally {
+      await fh.close();
+    }
+  }
+  const found = await findUnfinished(path, mine, live);
+  const backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
+  // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
+  // newer than its last commit, could take one for a copy it has not read.
+  for (const u of found) if (u.size !== undefined && u.size <= u.offset) await recordRead(path, store, u);
+  let truncatedWhileAway: string | undefined;
+  const copies = liveCp ? await findCopiesMadeWhileAway(path, liveCp, mine) : [];
+  if (liveCp && copies.length > 0) {
+    for (const c of copies) if (!backlog.some((u) => u.path === c.path)) backlog.push(c);
+    backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    truncatedWhileAway = inodeKey(liveCp);
+    log.info({ file: path, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
+  }
+  if (backlog.length > 0) log.info({ file: path, rotated: backlog.map((u) => u.path) }, 'finishing rotated files first');
+  return { hasHistory: true, backlog, truncatedWhileAway };
+}
+
+async function recordRead(path: string, store: CheckpointStore, u: Unfinished): Promise<void> {
+  const fh = await openRegular(u.path).catch(() => undefined);
+  if (!fh) return;
+  try {
+    const { id } = await identifyWithHead(fh);
+    store.commit(path, id, u.size ?? u.offset);
+  } finally {
+    await fh.close();
+  }
+}
