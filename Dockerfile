@@ -1,4 +1,4 @@
-# auditfwd in a container. Build: docker build -t auditfwd .   Run: see README.md, "Run it in a container".
+# auditfwd in a container. Build: docker build -t auditfwd .   Run: see docs/operations.md, "Run it in a container".
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./

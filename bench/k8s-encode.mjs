@@ -22,7 +22,8 @@ async function load(dist) {
   return {
     ...(await imp('framing/rfc5424.js')),
     ...(await imp('framing/frame-writer.js')),
-    ...(await imp('ops/stats.js')),
+    // Older builds kept Stats under ops/.
+    ...(await imp(existsSync(join(dist, 'telemetry/stats.js')) ? 'telemetry/stats.js' : 'ops/stats.js')),
     ...(await imp('transforms/encoder.js')),
     ...(existsSync(join(dist, 'transforms/k8s-audit.js')) ? await imp('transforms/k8s-audit.js') : {}),
   };

@@ -7,9 +7,11 @@ import { ConfigError } from './config/errors.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, OPTION_TABLE, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { camel, GROUPS, SETTINGS, type RawSettings } from './config/options.js';
 import { preflight } from './config/preflight.js';
-import { createLogger } from './ops/log.js';
+import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
+import { StateError } from './state/checkpoints.js';
+import { stdoutFraming, TERMINAL_NOTE } from './sinks/stream.js';
 
 const EXIT_USAGE = 2;
 
@@ -127,6 +129,21 @@ function onFatal(report: (fields: Record<string, unknown>, msg: string) => void)
   };
 }
 
+/** Settings resolved with `--to -` on a terminal shown one message per line, said once on stderr (also across reloads). */
+function onTerminal(resolve: typeof resolveSettings): typeof resolveSettings {
+  let said = false;
+  return (settings) => {
+    const r = resolve(settings);
+    if (r.cfg?.to.transport !== 'stdout' || settings.checkConfig) return r;
+    const framing = stdoutFraming(r.cfg.framing, settings.raw.framing !== undefined, process.stdout.isTTY === true);
+    if (framing !== r.cfg.framing && !said) {
+      said = true;
+      process.stderr.write(TERMINAL_NOTE);
+    }
+    return { ...r, cfg: { ...r.cfg, framing } };
+  };
+}
+
 export async function main(argv: string[]): Promise<void> {
   // State, spill and temp files are the audit trail's positions and contents: never for other users.
   process.umask(0o077);
@@ -134,7 +151,8 @@ export async function main(argv: string[]): Promise<void> {
   process.on('uncaughtException', early);
   process.on('unhandledRejection', early);
   const settings = loadSettings(argv);
-  const { cfg, errors } = resolveSettings(settings);
+  const resolve = onTerminal(resolveSettings);
+  const { cfg, errors } = resolve(settings);
   if (!cfg) usageError(...errors);
   // The same checks as a start makes (files read, folders writable), all reported; --check-config changes nothing on disk.
   const problems = await preflight(cfg, !settings.checkConfig);
@@ -160,7 +178,7 @@ export async function main(argv: string[]): Promise<void> {
       usageError(`--metrics-listen: cannot listen on ${cfg.metricsListen.host}:${cfg.metricsListen.port} (${(err as NodeJS.ErrnoException).code})`);
     }
   }
-  const reloader = new Reloader(settings, () => loadSettings(argv), resolveSettings, pipeline, log);
+  const reloader = new Reloader(settings, () => loadSettings(argv), resolve, pipeline, log);
   process.on('SIGHUP', () => void reloader.reload());
   process.on('SIGTERM', () => pipeline.stop());
   process.on('SIGINT', () => pipeline.stop());
@@ -172,7 +190,7 @@ export async function main(argv: string[]): Promise<void> {
     await pipeline.run();
     await ops?.close();
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof SpillError) usageError(err.message);
+    if (err instanceof ConfigError || err instanceof SpillError || err instanceof StateError) usageError(err.message);
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }

@@ -4,24 +4,24 @@ import { MemoryBuffer } from './buffer/memory.js';
 import { SpillBuffer, type SpillProblem } from './buffer/spill/spill-buffer.js';
 import type { Config } from './config/config.js';
 import { Rfc5424Framer } from './framing/rfc5424.js';
-import type { Logger } from './ops/log.js';
-import { Stats } from './ops/stats.js';
+import type { Logger } from './telemetry/log.js';
+import { Stats } from './telemetry/stats.js';
 import { Backoff } from './sinks/backoff.js';
 import { describeDestination } from './sinks/destination.js';
 import type { Sink } from './sinks/sink.js';
 import { RelpSink } from './sinks/relp.js';
-import { StreamSink } from './sinks/stdout.js';
+import { StreamSink } from './sinks/stream.js';
 import { TcpSink } from './sinks/tcp.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
 import type { Source } from './sources/source.js';
-import { StreamSource } from './sources/stdin.js';
-import type { BatchBuffer } from './record.js';
+import { StreamSource } from './sources/stream.js';
+import type { BatchBuffer } from './batch.js';
 import { CheckpointStore } from './state/checkpoints.js';
 import { RawEncoder, type EncoderFactory } from './transforms/encoder.js';
 import { SwappableEncoder } from './transforms/swappable.js';
-import { RateLimitedLog } from './ops/log.js';
+import { RateLimitedLog } from './telemetry/log.js';
 import { Deduper } from './transforms/dedupe.js';
 import { K8sAuditEncoder } from './transforms/k8s-audit.js';
 import { EventFilter } from './transforms/selector.js';
@@ -50,7 +50,7 @@ export class Pipeline {
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
   private started = false;
-  private encoders: Array<{ appName: string; encoder: SwappableEncoder }> = [];
+  private encoders: Array<{ appName: string; encoder: SwappableEncoder<Config> }> = [];
   private tlsMaterial: TlsMaterial | undefined;
 
   constructor(
@@ -241,7 +241,7 @@ export class Pipeline {
     // One factory for every source: it holds what they share (the dedupe memory, the filter).
     const factory = this.encoderFactory();
     return (appName) => {
-      const encoder = new SwappableEncoder(factory(appName));
+      const encoder = new SwappableEncoder<Config>(factory(appName));
       this.encoders.push({ appName, encoder });
       return encoder;
     };

@@ -1,4 +1,4 @@
-import { nextBatchId, type Batch, type BatchBuffer, type TakenBatch } from '../record.js';
+import { nextBatchId, type Batch, type BatchBuffer, type TakenBatch } from '../batch.js';
 
 /**
  * A FIFO of batches bounded in bytes. Bytes count from `push` until the sink reports the batch

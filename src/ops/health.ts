@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { Stats } from './stats.js';
+import type { Stats } from '../telemetry/stats.js';
 
 export interface HealthSource {
   readonly stats: Stats;

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/config.js';
 import { health, readiness, type HealthSource } from './health.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type MetricsSource } from './metrics.js';
 
 export interface OpsServer {

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Stats } from './stats.js';
+import type { Stats } from '../telemetry/stats.js';
 
 /** What the metrics read; the Pipeline provides it. */
 export interface MetricsSource {

@@ -1,7 +1,7 @@
 import { resolveConfig, type Config, type RawSettings } from '../config/config.js';
 import { redact } from '../config/file.js';
 import { reloadKeys } from '../config/options.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../telemetry/log.js';
 
 /** What a reload needs from the CLI and the pipeline (kept as interfaces so they can be faked). */
 interface SettingsLike {

@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
 import { forEachFrame } from '../framing/octet.js';
-import { RateLimitedLog } from '../ops/log.js';
-import type { BatchBuffer, TakenBatch } from '../record.js';
+import { RateLimitedLog } from '../telemetry/log.js';
+import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
 import { RelpSession } from './relp-session.js';
-import { KEEPALIVE_MS, openTcp, TcpSink, type Outcome, type TcpSinkOptions } from './tcp.js';
+import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 import { defaultNumber } from '../config/options.js';
 
 /** The flags' defaults (src/config/options.ts), for a sink built without them. */
@@ -14,7 +14,7 @@ export const RELP_DEFAULTS = {
   maxRefusals: defaultNumber('relp-max-refusals'),
 };
 
-export interface RelpSinkOptions extends Omit<TcpSinkOptions, 'framing'> {
+export interface RelpSinkOptions extends ConnectionOptions {
   /** Messages sent and not yet acknowledged, at most. */
   window?: number;
   /** With messages in flight, a drain silent for this long is taken as dead and reconnected. */
@@ -98,9 +98,9 @@ class Signal {
  * RELP: every message is kept until the drain acknowledges it (`rsp 200`), at most `window` of
  * them in flight. A batch is handed on (its source position committed) only when all its messages
  * are acknowledged, in order. After a failure, unacknowledged messages are sent again on the next
- * session. Connection handling (backoff, reconnect, logs) is the TCP sink's; TLS plugs in via `open`.
+ * session. It is the protocol of a RelpSink's connection (backoff, reconnect, logs; TLS by `open`).
  */
-export class RelpSink extends TcpSink {
+export class RelpProtocol implements Protocol {
   private readonly window: number;
   private readonly ackTimeoutMs: number;
   private readonly maxRefusals: number;
@@ -118,36 +118,25 @@ export class RelpSink extends TcpSink {
    */
   private readonly returned = new Map<number, Saved>();
 
-  constructor(opts: RelpSinkOptions) {
-    const rawOpen = opts.open ?? openTcp;
-    const software = opts.software ?? 'auditfwd';
-    let self!: RelpSink;
-    super({
-      ...opts,
-      framing: 'octet-counting',
-      open: async (host, port, timeoutMs, signal) => {
-        const sock = await rawOpen(host, port, timeoutMs, signal);
-        // A handshake that fails rejects, which the TCP sink retries with its backoff.
-        const session = await RelpSession.open(sock, timeoutMs, software);
-        self.sessions.set(sock, session);
-        return sock;
-      },
-    });
-    self = this;
+  constructor(private readonly opts: RelpSinkOptions) {
     this.window = opts.window ?? RELP_DEFAULTS.window;
     this.ackTimeoutMs = opts.ackTimeoutMs ?? RELP_DEFAULTS.ackTimeoutMs;
     this.maxRefusals = opts.maxRefusals ?? RELP_DEFAULTS.maxRefusals;
     this.relpLog = new RateLimitedLog(opts.log);
   }
 
-  override abort(): void {
+  /** RELP `open` on a new connection; a refusal rejects, which the connection retries with its backoff. */
+  async greet(sock: Socket, timeoutMs: number): Promise<void> {
+    this.sessions.set(sock, await RelpSession.open(sock, timeoutMs, this.opts.software ?? 'auditfwd'));
+  }
+
+  abort(): void {
     this.stopped = true;
-    super.abort();
     this.session?.destroy();
     this.wakeup.poke();
   }
 
-  protected override async pump(sock: Socket, buffer: BatchBuffer): Promise<Outcome> {
+  async pump(sock: Socket, buffer: BatchBuffer): Promise<Outcome> {
     const session = this.sessions.get(sock);
     if (!session) throw new Error('RELP socket without a session');
     this.sessions.delete(sock);
@@ -319,5 +308,12 @@ export class RelpSink extends TcpSink {
     }
     this.relpLog.warn('refused', { drain, code, reply: text, refusals: n }, 'drain refused a message; sending it again on a new session');
     return false;
+  }
+}
+
+/** A RELP drain: a connection (over TCP or TLS) that speaks RELP. */
+export class RelpSink extends Connection {
+  constructor(opts: RelpSinkOptions) {
+    super(opts, new RelpProtocol(opts));
   }
 }

@@ -1,4 +1,4 @@
-import type { BatchBuffer } from '../record.js';
+import type { BatchBuffer } from '../batch.js';
 
 export type Framing = 'octet-counting' | 'lf';
 

@@ -4,7 +4,7 @@ import type { SecureContext } from 'node:tls';
 import { nodeTls } from './lazy-tls.js';
 import { PASSPHRASE_ENV, type TlsSettings } from '../config/tls-settings.js';
 import { shownPath } from '../config/secret-path.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../telemetry/log.js';
 
 /** Material that cannot be used; the message names the flag and never contains a secret. */
 export class TlsMaterialError extends Error {}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { nodeTls } from './lazy-tls.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../telemetry/log.js';
 import type { TlsMaterial } from './tls-material.js';
 
 /**
@@ -51,8 +51,8 @@ function connectionOptions(material: TlsMaterial, host: string): ConnectionOptio
 }
 
 /**
- * Opens TLS connections for TcpSink (its `open` option): TCP connect, handshake, verification. A rejected
- * promise is a failed attempt, retried by TcpSink with its backoff; nothing is ever sent in plaintext.
+ * Opens TLS connections for a sink's Connection (its `open` option): TCP connect, handshake, verification. A rejected
+ * promise is a failed attempt, retried by the Connection with its backoff; nothing is ever sent in plaintext.
  */
 export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, port: number, timeoutMs: number, signal?: AbortSignal) => Promise<Socket> {
   return (host, port, timeoutMs, signal) =>
@@ -85,7 +85,7 @@ export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, po
       };
       const onError = (err: NodeJS.ErrnoException) => {
         const code = err.code ?? '';
-        if (!tcpUp) return fail(err); // refused, unreachable: TcpSink reports those as for plain TCP
+        if (!tcpUp) return fail(err); // refused, unreachable: the Connection reports those as for plain TCP
         if (code === 'ECONNRESET' || code === 'EPIPE') return fail(tlsError('HANDSHAKE_CLOSED', code));
         fail(tlsError(code || 'TLS', err.message));
       };

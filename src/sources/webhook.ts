@@ -4,9 +4,9 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { sharedFrameWriter } from '../framing/frame-writer.js';
-import { RateLimitedLog, type Logger } from '../ops/log.js';
-import type { Stats } from '../ops/stats.js';
-import type { BatchBuffer } from '../record.js';
+import { RateLimitedLog, type Logger } from '../telemetry/log.js';
+import type { Stats } from '../telemetry/stats.js';
+import type { BatchBuffer } from '../batch.js';
 import type { Encoder } from '../transforms/encoder.js';
 import type { Source } from './source.js';
 import { InflightBudget, MAX_INFLIGHT_REQUESTS, PerClient, type Reservation } from './webhook-budget.js';

@@ -1,4 +1,4 @@
-import { FINGERPRINT_BYTES } from '../sources/file/identity.js';
+import { FINGERPRINT_BYTES } from './file-identity.js';
 import type { Checkpoint } from './checkpoints.js';
 
 /** Hex digits of a fingerprint (fingerprintOf: the first 128 bits of a SHA-256). */

@@ -1,12 +1,16 @@
 import { constants } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../config/config.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../telemetry/log.js';
 import { CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
 import { writeFileDurably } from './durable.js';
 import { writeFileQuickly } from './quick-write.js';
-import { inodeKey, type FileIdentity } from '../sources/file/identity.js';
+import { inodeKey, type FileIdentity } from './file-identity.js';
+
+/** A state folder that cannot be used: the CLI turns it into exit 2 with this message. */
+export class StateError extends Error {
+  override name = 'StateError';
+}
 
 export interface Checkpoint extends FileIdentity {
   path: string;
@@ -78,7 +82,7 @@ export class CheckpointStore {
       await store.load();
     } catch (err) {
       // Whatever is wrong with the state file, never a crash (and a crash loop under systemd).
-      throw new ConfigError(`--state-dir: cannot read ${store.path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      throw new StateError(`--state-dir: cannot read ${store.path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
     return store;
   }

@@ -1,6 +1,6 @@
 import type { FrameWriter } from '../framing/frame-writer.js';
 import type { Rfc5424Framer } from '../framing/rfc5424.js';
-import type { Stats } from '../ops/stats.js';
+import type { Stats } from '../telemetry/stats.js';
 
 /**
  * Turns one line into zero or more framed messages: the place where the transforms (k8s-audit

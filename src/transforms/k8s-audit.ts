@@ -1,12 +1,15 @@
 import type { FrameWriter } from '../framing/frame-writer.js';
-import { sdName, sdValue, type Rfc5424Framer } from '../framing/rfc5424.js';
-import type { RateLimitedLog } from '../ops/log.js';
-import type { Stats } from '../ops/stats.js';
+import { sdName, type Rfc5424Framer } from '../framing/rfc5424.js';
+import type { RateLimitedLog } from '../telemetry/log.js';
+import type { Stats } from '../telemetry/stats.js';
 import type { Deduper } from './dedupe.js';
 import type { Encoder } from './encoder.js';
 import type { EventFilter } from './selector.js';
 import { EventScanner, Field, type AuditFields } from './k8s-scan.js';
 import { EventHeaderWriter } from './k8s-header.js';
+import { normaliseTimestamp, sdText } from './k8s-values.js';
+
+export { MAX_SD_VALUE_BYTES, normaliseTimestamp, sdText } from './k8s-values.js';
 
 /**
  * Default SD-ID. RFC 5424 section 7.2 reserves names without '@' for IANA; a private one is
@@ -15,9 +18,6 @@ import { EventHeaderWriter } from './k8s-header.js';
  * enterprise. Outside Cloud Foundry, set --sd-id to a name under your own number.
  */
 export const DEFAULT_SD_ID = 'k8s-audit@47450';
-/** Longest SD PARAM-VALUE in UTF-8 bytes: Kubernetes names are at most 253; usernames are unbounded. */
-export const MAX_SD_VALUE_BYTES = 256;
-
 export type Format = 'raw' | 'k8s-audit' | 'auto';
 
 export interface K8sAuditOptions {
@@ -51,45 +51,6 @@ export function isAuditEvent(v: unknown): v is AuditEvent {
   const e = v as Record<string, unknown>;
   if (e.kind !== 'Event' || typeof e.auditID !== 'string' || e.auditID === '') return false;
   return e.apiVersion === undefined || (typeof e.apiVersion === 'string' && e.apiVersion.startsWith('audit.k8s.io/'));
-}
-
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
-
-/**
- * An RFC 3339 time as RFC 5424 wants it: UTC, at most 6 fraction digits (extra digits are cut,
- * not rounded, so a time never moves into the next second), no leap second. Undefined when the
- * text is not a time.
- */
-export function normaliseTimestamp(text: unknown): string | undefined {
-  if (typeof text !== 'string') return undefined;
-  const m = RFC3339.exec(text);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, frac = '', z, sign, oh, om] = m;
-  if (+mo < 1 || +mo > 12 || +d < 1 || +d > 31 || +h > 23 || +mi > 59 || +s > 60 || +oh > 23 || +om > 59) return undefined;
-  const fraction = frac ? '.' + frac.slice(0, 6) : '';
-  const sec = Math.min(+s, 59); // a leap second is not allowed in RFC 5424
-  if ((z === 'Z' || z === 'z') && sec === +s) return `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction}Z`;
-  const offsetMs = sign ? (sign === '-' ? -1 : 1) * (+oh * 60 + +om) * 60_000 : 0;
-  const ms = Date.UTC(+y, +mo - 1, +d, +h, +mi, sec) - offsetMs;
-  if (!Number.isFinite(ms)) return undefined;
-  const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z, or ±YYYYYY for far years
-  if (iso.length !== 24) return undefined;
-  return iso.slice(0, 19) + fraction + 'Z';
-}
-
-/** A PARAM-VALUE of at most MAX_SD_VALUE_BYTES, escaped by sdValue. */
-export function sdText(v: string): string {
-  let out = v;
-  if (out.length * 3 > MAX_SD_VALUE_BYTES) {
-    const b = Buffer.from(out);
-    if (b.length > MAX_SD_VALUE_BYTES) {
-      let keep = MAX_SD_VALUE_BYTES;
-      // Cut on a character boundary so the value stays valid UTF-8.
-      while (keep > 0 && (b[keep] & 0xc0) === 0x80) keep--;
-      out = b.subarray(0, keep).toString('utf8');
-    }
-  }
-  return sdValue(out);
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);

@@ -1,6 +1,6 @@
 import { headerField, MAX_MSGID, type Rfc5424Framer } from '../framing/rfc5424.js';
 import { Field, type EventScanner } from './k8s-scan.js';
-import { normaliseTimestamp, sdText, MAX_SD_VALUE_BYTES } from './k8s-audit.js';
+import { normaliseTimestamp, sdText, MAX_SD_VALUE_BYTES } from './k8s-values.js';
 
 const SD_PARAMS: ReadonlyArray<readonly [number, Buffer]> = [
   [Field.stage, Buffer.from(' stage="')],

@@ -1,25 +1,27 @@
-import type { Config } from '../config/config.js';
 import type { FrameWriter } from '../framing/frame-writer.js';
 import type { Encoder } from './encoder.js';
 
-/** An encoder that applies a reloaded configuration itself, keeping its state (e.g. a dedupe cache). */
-export interface Reloadable {
-  onReload(cfg: Config): void;
+/**
+ * An encoder that applies reloaded settings itself, keeping its state (e.g. a dedupe cache). What the
+ * settings are is the caller's business (the pipeline passes its configuration): this layer only hands them on.
+ */
+export interface Reloadable<Settings> {
+  onReload(settings: Settings): void;
 }
 
-const isReloadable = (e: unknown): e is Reloadable => typeof (e as Partial<Reloadable>).onReload === 'function';
+const isReloadable = <S>(e: unknown): e is Reloadable<S> => typeof (e as Partial<Reloadable<S>>).onReload === 'function';
 
 /**
  * Lets SIGHUP change how lines are encoded without a restart. The change takes effect at the next
  * batch, never inside one, so a batch's messages are always encoded alike.
  */
-export class SwappableEncoder implements Encoder {
+export class SwappableEncoder<Settings> implements Encoder {
   private next: Encoder | undefined;
 
   constructor(private inner: Encoder) {}
 
-  reconfigure(cfg: Config, rebuild: () => Encoder): void {
-    if (isReloadable(this.inner)) this.inner.onReload(cfg);
+  reconfigure(settings: Settings, rebuild: () => Encoder): void {
+    if (isReloadable<Settings>(this.inner)) this.inner.onReload(settings);
     else this.next = rebuild();
   }
 

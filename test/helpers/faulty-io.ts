@@ -17,6 +17,15 @@ export class FaultyIo implements SpillIo {
   crashAt = Infinity;
   crashed = false;
   onCrash: () => void = () => {};
+  /** Files opened and not yet closed: a dead process's files are closed by the kernel, so by closeAll here. */
+  readonly openFiles = new Set<SpillFile>();
+
+  /** What the kernel does for a process that died: closes every file it had open. */
+  async closeAll(): Promise<void> {
+    const files = [...this.openFiles];
+    this.openFiles.clear();
+    await Promise.all(files.map((f) => f.close().catch(() => {})));
+  }
 
   private step(): Promise<void> | undefined {
     if (this.crashed) return fail('ECRASHED');
@@ -34,7 +43,9 @@ export class FaultyIo implements SpillIo {
 
   async open(path: string, mode: OpenMode): Promise<SpillFile> {
     await (mode === 'read' ? this.step() : this.grows());
-    return new FaultyFile(this, await nodeIo.open(path, mode));
+    const f = await nodeIo.open(path, mode);
+    this.openFiles.add(f);
+    return new FaultyFile(this, f);
   }
   async size(path: string) {
     await this.step();
@@ -99,6 +110,7 @@ class FaultyFile implements SpillFile {
   }
   async close(): Promise<void> {
     // Closing never fails in a way that matters, and a crashed process's files close anyway.
+    if (!this.io.openFiles.delete(this.f)) return;
     return this.f.close();
   }
 }

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
-import { Stats } from '../../src/ops/stats.js';
-import type { TakenBatch } from '../../src/record.js';
+import { Stats } from '../../src/telemetry/stats.js';
+import type { TakenBatch } from '../../src/batch.js';
 import { SpillBuffer, type WhenFull } from '../../src/buffer/spill/spill-buffer.js';
 import { FaultyIo } from './faulty-io.js';
 import { parseRfc5424, splitOctetCounted } from './rfc5424.js';
@@ -154,6 +154,8 @@ export async function run(dir: string, whenFull: WhenFull, cmds: Cmd[]): Promise
     next = committed; // the source reads again from its committed position
     const failWrites = io.failWrites;
     const shortWrites = io.shortWrites;
+    // Node 26 fails a process whose FileHandle is left to the garbage collector.
+    await io.closeAll();
     io = new FaultyIo();
     io.failWrites = failWrites;
     io.shortWrites = shortWrites;
@@ -262,6 +264,7 @@ export async function run(dir: string, whenFull: WhenFull, cmds: Cmd[]): Promise
   clearTimeout(timer);
   out.skipped += spill.counters.skippedBytes + spill.counters.corruptSegments + spill.counters.tornTails;
   await spill.shutdown();
+  await io.closeAll();
   return out;
 }
 

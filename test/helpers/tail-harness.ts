@@ -1,8 +1,8 @@
 import { MemoryBuffer } from '../../src/buffer/memory.js';
 import type { FrameWriter } from '../../src/framing/frame-writer.js';
 import { forEachFrame } from '../../src/framing/octet.js';
-import type { Logger } from '../../src/ops/log.js';
-import { Stats } from '../../src/ops/stats.js';
+import type { Logger } from '../../src/telemetry/log.js';
+import { Stats } from '../../src/telemetry/stats.js';
 import { FileTailer, type TailerOptions } from '../../src/sources/file/tailer.js';
 import { CheckpointStore } from '../../src/state/checkpoints.js';
 import type { Encoder } from '../../src/transforms/encoder.js';

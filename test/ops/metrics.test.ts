@@ -2,7 +2,7 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { health } from '../../src/ops/health.js';
-import { Stats } from '../../src/ops/stats.js';
+import { Stats } from '../../src/telemetry/stats.js';
 import { TestDrain } from '../helpers/drain.js';
 import { freePort, get, opsPort, parseMetrics, until } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';

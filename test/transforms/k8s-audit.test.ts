@@ -1,7 +1,7 @@
 import t from 'tap';
 import { FrameWriter } from '../../src/framing/frame-writer.js';
 import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
-import { Stats } from '../../src/ops/stats.js';
+import { Stats } from '../../src/telemetry/stats.js';
 import { Deduper } from '../../src/transforms/dedupe.js';
 import {
   DEFAULT_SD_ID,

@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { FrameWriter } from '../../src/framing/frame-writer.js';
 import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
-import { Stats } from '../../src/ops/stats.js';
+import { Stats } from '../../src/telemetry/stats.js';
 import { DEFAULT_SD_ID, fieldsOf, isAuditEvent, K8sAuditEncoder } from '../../src/transforms/k8s-audit.js';
 import { EventScanner } from '../../src/transforms/k8s-scan.js';
 import { EventFilter, parseSelector } from '../../src/transforms/selector.js';

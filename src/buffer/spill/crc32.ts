@@ -19,6 +19,11 @@ function crc32Table(data: Uint8Array, value = 0): number {
 
 const native = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 
-/** CRC-32 of `data`; pass the CRC of what came before as `value` to go on from it. */
-export const crc32: (data: Uint8Array, value?: number) => number = native ? (d, v = 0) => native(d, v) >>> 0 : crc32Table;
+/**
+ * CRC-32 of `data`; pass the CRC of what came before as `value` to go on from it.
+ * Empty data leaves `value` as it is: zlib.crc32 returns 0 for an empty view whose memory V8 has
+ * moved off its heap (after a native write, or `.buffer`): its data pointer is NULL, which zlib takes
+ * as "give the initial value". Empty batches (positions without lines) were written with checksum 0.
+ */
+export const crc32: (data: Uint8Array, value?: number) => number = native ? (d, v = 0) => (d.length === 0 ? v >>> 0 : native(d, v) >>> 0) : crc32Table;
 export { crc32Table };

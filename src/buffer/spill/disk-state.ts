@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import type { Logger, RateLimitedLog } from '../../ops/log.js';
-import type { Stats } from '../../ops/stats.js';
+import type { Logger, RateLimitedLog } from '../../telemetry/log.js';
+import type { Stats } from '../../telemetry/stats.js';
 import { errCode, writeFileDurably, type SpillIo } from './io.js';
 
 /** What a spill that could not be written must take again before it counts as writable. */

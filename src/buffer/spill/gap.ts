@@ -1,6 +1,6 @@
 import { FrameWriter } from '../../framing/frame-writer.js';
 import { sdElement, type Rfc5424Framer } from '../../framing/rfc5424.js';
-import type { Origin } from './record.js';
+import type { Origin } from './disk-record.js';
 
 /** SD-ID of gap records; 32473 is the private enterprise number RFC 5612 reserves for documentation. */
 export const GAP_SD_ID = 'gap@32473';

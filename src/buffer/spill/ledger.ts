@@ -1,10 +1,10 @@
 import { join } from 'node:path';
-import type { Logger } from '../../ops/log.js';
-import type { Batch } from '../../record.js';
+import type { Logger } from '../../telemetry/log.js';
+import type { Batch } from '../../batch.js';
 import { moveAside, segName, writeCursor } from './files.js';
 import type { SpillFile, SpillIo } from './io.js';
 import { Deque, type Ticket } from './order.js';
-import type { Origin } from './record.js';
+import type { Origin } from './disk-record.js';
 
 /** A record's place in a segment; the segment is deleted once every record in it is released. */
 export interface Place {

@@ -1,10 +1,10 @@
-import type { Logger } from '../../ops/log.js';
-import type { Stats } from '../../ops/stats.js';
+import type { Logger } from '../../telemetry/log.js';
+import type { Stats } from '../../telemetry/stats.js';
 import { SLAB_BYTES } from '../../framing/frame-writer.js';
 import { errCode } from './io.js';
 import type { Counters, Ledger, Place, Segment } from './ledger.js';
 import { ReadSlabs } from './read-slabs.js';
-import { findMagic, HEADER_BYTES, MAGIC, MAX_BODY_BYTES, parseRecord, type DecodedRecord, type Parsed } from './record.js';
+import { findMagic, HEADER_BYTES, MAGIC, MAX_BODY_BYTES, parseRecord, type DecodedRecord, type Parsed } from './disk-record.js';
 
 /** A source's batch is at most a frame-writer slab: with its record header it fits one window. */
 export const READ_WINDOW = SLAB_BYTES + 64 * 1024;

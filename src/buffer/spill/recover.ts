@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../telemetry/log.js';
 import { FIRST_SEQ, listSegments, readCursor, segName } from './files.js';
 import type { Ledger } from './ledger.js';
 import type { SegmentReader } from './reader.js';

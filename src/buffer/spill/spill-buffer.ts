@@ -1,7 +1,7 @@
 import type { Rfc5424Framer } from '../../framing/rfc5424.js';
-import { RateLimitedLog, type Logger } from '../../ops/log.js';
-import type { Stats } from '../../ops/stats.js';
-import { nextBatchId, type Batch, type BatchBuffer } from '../../record.js';
+import { RateLimitedLog, type Logger } from '../../telemetry/log.js';
+import type { Stats } from '../../telemetry/stats.js';
+import { nextBatchId, type Batch, type BatchBuffer } from '../../batch.js';
 import { DiskState, type SpillProblem } from './disk-state.js';
 import { lockDir } from './files.js';
 import { nodeIo, type SpillIo } from './io.js';

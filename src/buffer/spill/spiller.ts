@@ -1,8 +1,8 @@
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../telemetry/log.js';
 import type { DiskState } from './disk-state.js';
 import type { Counters, Item, Ledger } from './ledger.js';
 import type { MemoryQueue } from './memory-queue.js';
-import { encodeRecord, encodeRecordParts } from './record.js';
+import { encodeRecord, encodeRecordParts } from './disk-record.js';
 import type { SegmentWriter } from './writer.js';
 
 export interface SpillerHooks {

@@ -1,14 +1,14 @@
 import type { Rfc5424Framer } from '../../framing/rfc5424.js';
-import type { RateLimitedLog, Logger } from '../../ops/log.js';
-import type { Stats } from '../../ops/stats.js';
-import { nextBatchId } from '../../record.js';
+import type { RateLimitedLog, Logger } from '../../telemetry/log.js';
+import type { Stats } from '../../telemetry/stats.js';
+import { nextBatchId } from '../../batch.js';
 import { segName } from './files.js';
 import { GapLedger, gapFrames, type GapRange } from './gap.js';
 import { writeFileDurably } from './io.js';
 import { Item, type Counters, type Ledger, type Place, type Segment } from './ledger.js';
 import type { Ticket } from './order.js';
 import type { SegmentReader } from './reader.js';
-import { encodeRecord } from './record.js';
+import { encodeRecord } from './disk-record.js';
 
 export type WhenFull = 'block' | 'drop-oldest' | 'drop-newest';
 

@@ -1,7 +1,7 @@
 import { openRegular } from './open-regular.js';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
-import { fingerprint, identifyWithHead, inodeKey } from './identity.js';
+import { fingerprint, identifyWithHead, inodeKey } from '../../state/file-identity.js';
 import { findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
 
 export interface ResumePlan {

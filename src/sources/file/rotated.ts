@@ -2,7 +2,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import type { Stats as FsStats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprint } from './identity.js';
+import { fingerprint } from '../../state/file-identity.js';
 
 /** Compressed backups cannot be read as text; they are never a continuation. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|zip|Z)$/;

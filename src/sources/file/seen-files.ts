@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { inodeKey, type FileIdentity } from './identity.js';
+import { inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Unfinished } from './rotated.js';
 
 /** How many identities of files read are kept to tell a copy from a file rotated past us. */

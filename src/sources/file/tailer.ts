@@ -1,12 +1,12 @@
 import { stat, type FileHandle } from 'node:fs/promises';
-import type { Logger } from '../../ops/log.js';
-import type { Stats } from '../../ops/stats.js';
-import type { BatchBuffer } from '../../record.js';
+import type { Logger } from '../../telemetry/log.js';
+import type { Stats } from '../../telemetry/stats.js';
+import type { BatchBuffer } from '../../batch.js';
 import type { CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
-import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from './identity.js';
+import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from '../../state/file-identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
 import { lastLineEnd } from './line-end.js';
 import { ReadAhead } from './read-ahead.js';

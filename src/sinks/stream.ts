@@ -1,8 +1,19 @@
 import type { Writable } from 'node:stream';
-import { octetToLf } from '../framing/octet.js';
-import type { Stats } from '../ops/stats.js';
-import type { BatchBuffer } from '../record.js';
+import type { Stats } from '../telemetry/stats.js';
+import type { BatchBuffer } from '../batch.js';
 import type { Framing, Sink } from './sink.js';
+import { writeBatches } from './write-loop.js';
+
+/**
+ * `--to -` on a terminal: a person reads it, and octet counts run every message into one line, so it
+ * is one message per line (LF framing) unless `--framing` was given (flag or config key). Piped, the
+ * stream stays what a drain expects.
+ */
+export function stdoutFraming(framing: Framing, given: boolean, isTTY: boolean): Framing {
+  return isTTY && !given ? 'lf' : framing;
+}
+
+export const TERMINAL_NOTE = 'auditfwd: stdout is a terminal: one message per line (LF framing); pipe it, or give --framing, for RFC 6587 octet counting\n';
 
 /** `--to -`: the framed stream on standard output, so auditfwd chains like a shell pipe. */
 export class StreamSink implements Sink {
@@ -19,23 +30,7 @@ export class StreamSink implements Sink {
     const failed = new Promise<never>((_, reject) => this.out.once('error', reject));
     failed.catch(() => {});
     const aborted = new Promise<void>((resolve) => (this.wakeAbort = resolve));
-    while (!this.aborted) {
-      const batch = buffer.take();
-      if (!batch) {
-        if (buffer.finished) break;
-        await Promise.race([buffer.waitForData(), failed, aborted]);
-        continue;
-      }
-      const data = this.framing === 'lf' ? octetToLf(batch.frames) : batch.frames;
-      const ok = this.out.write(data, (err) => {
-        if (err) return;
-        this.stats.messagesSent += batch.count;
-        this.stats.bytesSent += data.length;
-        this.stats.lastSendMs = Date.now();
-        buffer.handedOn(batch);
-      });
-      if (!ok) await Promise.race([new Promise((r) => this.out.once('drain', r)), failed, aborted]);
-    }
+    await writeBatches(this.out, buffer, this.framing, this.stats, Promise.race([failed, aborted]), () => this.aborted);
     if (!this.aborted) await Promise.race([new Promise<void>((r) => this.out.write('', () => r())), failed]);
   }
 

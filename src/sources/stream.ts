@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { BatchBuffer } from '../record.js';
-import type { Stats } from '../ops/stats.js';
+import type { BatchBuffer } from '../batch.js';
+import type { Stats } from '../telemetry/stats.js';
 import type { Encoder } from '../transforms/encoder.js';
 import { LineBatcher, type Chunk } from './line-batcher.js';
 import type { Source } from './source.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RateLimitedLog, type Logger } from '../../src/ops/log.js';
+import { RateLimitedLog, type Logger } from '../../src/telemetry/log.js';
 import { runAuditfwd } from '../helpers/proc.js';
 
 function recorder() {

@@ -1,0 +1,156 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { RateLimitedLog, type Logger } from '../telemetry/log.js';
+import type { Stats } from '../telemetry/stats.js';
+import type { BatchBuffer } from '../batch.js';
+import { Backoff } from './backoff.js';
+import type { Sink } from './sink.js';
+
+export interface ConnectionOptions {
+  host: string;
+  port: number;
+  stats: Stats;
+  log: Logger;
+  backoff?: Backoff;
+  connectTimeoutMs?: number;
+  keepAliveMs?: number;
+  /** How long a connection must last before the backoff starts over. */
+  stableMs?: number;
+  /**
+   * Opens the connection; resolves once it is ready to carry data. TLS passes its own;
+   * a rejection is a failed attempt, retried with the same backoff. `signal` fires when the sink is aborted.
+   */
+  open?: (host: string, port: number, timeoutMs: number, signal?: AbortSignal) => Promise<Socket>;
+}
+
+/** TCP keepalive probes start after this much silence: a drain that vanished without a FIN is noticed. */
+export const KEEPALIVE_MS = 30_000;
+
+export type Outcome = 'finished' | 'lost' | 'aborted';
+
+/**
+ * What is spoken on a connection (octet-counted or LF syslog, RELP). The connection connects, backs
+ * off and reconnects; the protocol pumps batches over each socket it is given.
+ */
+export interface Protocol {
+  /** After connecting, before any data: a handshake of the protocol's own (RELP `open`); a rejection is a failed attempt. */
+  greet?(sock: Socket, timeoutMs: number): Promise<void>;
+  /**
+   * Writes batches until the buffer is finished, the socket fails, or `aborted` resolves; hands each
+   * one on when it counts as delivered, and gives back (requeue) what did not.
+   */
+  pump(sock: Socket, buffer: BatchBuffer, aborted: Promise<void>): Promise<Outcome>;
+  /** The sink is being aborted: stop at once. */
+  abort?(): void;
+}
+
+export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = netConnect({ host, port });
+    sock.setTimeout(timeoutMs, () => sock.destroy(new Error(`connect timed out after ${timeoutMs} ms`)));
+    sock.once('error', reject);
+    sock.once('connect', () => {
+      sock.setTimeout(0);
+      sock.removeListener('error', reject);
+      resolve(sock);
+    });
+  });
+}
+
+/**
+ * A drain over TCP (or TLS, by `open`): connects, reconnects forever with jittered backoff, logs each
+ * cause of failure rate-limited, and lets its protocol pump each connection.
+ */
+export class Connection implements Sink {
+  private readonly backoff: Backoff;
+  private readonly limited: RateLimitedLog;
+  private aborted = false;
+  private socket: Socket | undefined;
+  private wakeAbort: (() => void) | undefined;
+  private readonly abortedP: Promise<void>;
+  private readonly abortController = new AbortController();
+  /** Each distinct reason a connect failed for is logged on its own (a TLS cause must not hide behind a refusal). */
+  private readonly connectFailures = new Set<string>();
+
+  constructor(
+    private readonly opts: ConnectionOptions,
+    private readonly protocol: Protocol,
+  ) {
+    this.backoff = opts.backoff ?? new Backoff();
+    this.limited = new RateLimitedLog(opts.log);
+    this.abortedP = new Promise((resolve) => (this.wakeAbort = resolve));
+  }
+
+  private get target(): string {
+    return `${this.opts.host}:${this.opts.port}`;
+  }
+
+  async run(buffer: BatchBuffer): Promise<void> {
+    let connectedOnce = false;
+    while (!this.aborted) {
+      if (buffer.finished) return;
+      const sock = await this.connect();
+      if (!sock) return; // aborted
+      this.opts.stats.drainConnected = true;
+      if (connectedOnce) this.opts.stats.reconnects++;
+      connectedOnce = true;
+      for (const key of this.connectFailures) this.limited.clear(key);
+      this.connectFailures.clear();
+      this.opts.log.info({ drain: this.target }, 'connected to drain');
+      const since = Date.now();
+      this.socket = sock;
+      const outcome = await this.protocol.pump(sock, buffer, this.abortedP);
+      this.socket = undefined;
+      this.opts.stats.drainConnected = false;
+      if (Date.now() - since >= (this.opts.stableMs ?? 5000)) this.backoff.reset();
+      if (outcome !== 'lost') return;
+      this.limited.warn('lost', { drain: this.target }, 'connection to drain lost; reconnecting');
+      await this.delay(this.backoff.next());
+    }
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.protocol.abort?.();
+    this.socket?.destroy();
+    this.abortController.abort();
+    this.wakeAbort?.();
+  }
+
+  private async connect(): Promise<Socket | undefined> {
+    const open = this.opts.open ?? openTcp;
+    while (!this.aborted) {
+      try {
+        const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+        const opening = open(this.opts.host, this.opts.port, timeoutMs, this.abortController.signal).then(async (sock) => {
+          await this.protocol.greet?.(sock, timeoutMs);
+          return sock;
+        });
+        // abort() must not wait out a connect or handshake timeout: a late socket is closed when it comes.
+        const sock = await Promise.race([opening, this.abortedP.then(() => undefined)]);
+        if (this.aborted || !sock) {
+          void opening.then((late) => late.destroy(), () => {});
+          return undefined;
+        }
+        return sock;
+      } catch (err) {
+        const { code, message } = err as NodeJS.ErrnoException;
+        const reason = code ?? message;
+        this.connectFailures.add(`connect:${reason}`);
+        const detail = code && !message.includes(code) ? { detail: message } : {};
+        this.limited.warn(`connect:${reason}`, { drain: this.target, reason, ...detail, attempt: this.backoff.attempts + 1 }, 'cannot connect to drain; retrying');
+        await this.delay(this.backoff.next());
+      }
+    }
+    return undefined;
+  }
+
+  private delay(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      void this.abortedP.then(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}
