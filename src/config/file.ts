@@ -1,16 +1,15 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, visit, type Node, type Pair } from 'yaml';
-import { ConfigError, DEFAULTS } from './config.js';
-import { K8S_DEFAULTS } from './k8s-config.js';
-import { sdSpecsFromObject } from './sd-element.js';
+import { ConfigError } from './errors.js';
+import { camel, fileKeyOf, SETTINGS } from './options.js';
 
 /**
- * The config file: every flag is a key (`--state-dir` → `state_dir`), so a flag added to cli.ts is
- * accepted in the file with no further work. The set of keys and their types come from yargs' own
- * option table.
+ * The config file: every flag is a key (`--state-dir` → `state_dir`), so a setting added to the table
+ * (options.ts) is accepted in the file with no further work. The keys and their types come from
+ * OPTION_TABLE, built from that table.
  */
 
-/** What yargs' getOptions() reports about the declared flags. */
+/** The flags, their types and aliases, in the shape yargs' getOptions() reports them. */
 export interface OptionTable {
   key: Record<string, unknown>;
   boolean: string[];
@@ -19,12 +18,21 @@ export interface OptionTable {
   alias: Record<string, string[]>;
 }
 
-/** Flags that mean nothing inside a file. */
-const NOT_IN_FILE = new Set(['help', 'version', 'config', 'check-config']);
-/** File keys spelled differently from their flag. */
-const FILE_KEY_FOR: Record<string, string> = { file: 'files' };
+export const OPTION_TABLE: OptionTable = {
+  key: Object.fromEntries(SETTINGS.flatMap((s) => [s.flag, ...(s.alias ? [s.alias] : [])]).map((k) => [k, true])),
+  boolean: SETTINGS.filter((s) => s.kind === 'boolean').map((s) => s.flag),
+  array: SETTINGS.filter((s) => s.kind === 'list').map((s) => s.flag),
+  number: [],
+  alias: Object.fromEntries(SETTINGS.filter((s) => s.alias).map((s) => [s.flag, [s.alias!]])),
+};
+
+/** Flags that mean nothing inside a file: yargs' own, and the table's without a file key. */
+const NOT_IN_FILE = new Set(['help', 'version', ...SETTINGS.filter((s) => s.fileKey === null).map((s) => s.flag)]);
+const BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]));
 /** Flags whose file form may also be a structure; each turns it into the flag's values. */
-const STRUCTURED: Record<string, (value: Record<string, unknown>) => string[]> = { 'sd-element': sdSpecsFromObject };
+const STRUCTURED: Record<string, (value: Record<string, unknown>) => string[]> = Object.fromEntries(
+  SETTINGS.filter((s) => s.fromMapping).map((s) => [s.flag, s.fromMapping!]),
+);
 
 /**
  * Keys whose values are secrets: never printed nor logged. A key matches when its name contains
@@ -43,8 +51,10 @@ export function redact(key: string, value: unknown): unknown {
   return SECRET_VALUES.some((re) => re.test(text)) ? REDACTED : value;
 }
 
-export const camel = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-export const fileKey = (flag: string) => FILE_KEY_FOR[flag] ?? flag.replace(/-/g, '_');
+export const fileKey = (flag: string) => {
+  const s = BY_FLAG.get(flag);
+  return (s && fileKeyOf(s)) ?? flag.replace(/-/g, '_');
+};
 
 /** The flags (long names, no aliases) a file may set, in declaration order. */
 export function fileFlags(options: OptionTable): string[] {
@@ -277,8 +287,8 @@ export function resolveCollecting<C>(raw: Record<string, unknown>, resolve: (raw
  */
 export function effectiveYaml(options: OptionTable, raw: Record<string, unknown>, cfg: Record<string, unknown>, sources: string): string {
   const out: Record<string, unknown> = {};
-  // The k8s defaults that are valid on their own (the others need --dedupe or --listen-webhook).
-  const defaults = { ...DEFAULTS, format: K8S_DEFAULTS.format } as Record<string, unknown>;
+  // Defaults valid on their own: one of a setting that needs another (--dedupe, --listen-webhook) would not read back.
+  const defaults = Object.fromEntries(SETTINGS.filter((s) => s.default !== undefined && !s.requires).map((s) => [camel(s.flag), s.default])) as Record<string, unknown>;
   for (const flag of fileFlags(options)) {
     const key = camel(flag);
     const resolved = cfg[key] ?? cfg[key === 'file' ? 'files' : key];

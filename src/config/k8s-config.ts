@@ -1,37 +1,39 @@
 import { readFile } from 'node:fs/promises';
-import { DEFAULT_SD_ID, type Format } from '../transforms/k8s-audit.js';
+import type { Format } from '../transforms/k8s-audit.js';
 import { parseSelector, SelectorError, type Selector } from '../transforms/selector.js';
-import { ConfigError, duration, integer, listenAddress, size, toKebab } from './config.js';
+import { ConfigError } from './errors.js';
+import { DEFAULTS, type RawSettings } from './options.js';
+import { choiceSetting, listenAddress, numberSetting, toKebab } from './validate.js';
 import { checkSdId } from './sd-element.js';
 import { exposure } from '../sinks/tls-material.js';
 import { shownPath } from './secret-path.js';
-import { MAX_INFLIGHT_REQUESTS } from '../sources/webhook-budget.js';
 import type { WebhookLimits } from '../sources/webhook.js';
 
 /** Settings of the Kubernetes audit features: --format, selectors, dedupe, the webhook listener. */
-export interface K8sRawSettings {
-  format?: string;
-  sdId?: string;
-  select?: string[];
-  exclude?: string[];
-  dedupe?: boolean;
-  dedupeMaxEntries?: string | number;
-  dedupeWindow?: string | number;
-  listenWebhook?: string;
-  webhookTlsCert?: string;
-  webhookTlsKey?: string;
-  webhookTokenFile?: string;
-  webhookMaxRequestBytes?: string | number;
-  webhookMaxEventBytes?: string | number;
-  webhookTimeout?: string | number;
-  webhookMaxInflightBytes?: string | number;
-  webhookMaxInflightEvents?: string | number;
-  webhookMaxDepth?: string | number;
-  webhookBodyTimeout?: string | number;
-  webhookMinBodyRate?: string | number;
-  webhookMaxConnectionsPerClient?: string | number;
-  webhookMaxRequestsPerClient?: string | number;
-}
+export type K8sRawSettings = Pick<
+  RawSettings,
+  | 'format'
+  | 'sdId'
+  | 'select'
+  | 'exclude'
+  | 'dedupe'
+  | 'dedupeMaxEntries'
+  | 'dedupeWindow'
+  | 'listenWebhook'
+  | 'webhookTlsCert'
+  | 'webhookTlsKey'
+  | 'webhookTokenFile'
+  | 'webhookMaxRequestBytes'
+  | 'webhookMaxEventBytes'
+  | 'webhookTimeout'
+  | 'webhookMaxInflightBytes'
+  | 'webhookMaxInflightEvents'
+  | 'webhookMaxDepth'
+  | 'webhookBodyTimeout'
+  | 'webhookMinBodyRate'
+  | 'webhookMaxConnectionsPerClient'
+  | 'webhookMaxRequestsPerClient'
+>;
 
 export interface K8sConfig {
   format: Format;
@@ -61,32 +63,12 @@ export interface K8sConfig {
     | undefined;
 }
 
-export const K8S_DEFAULTS = {
-  format: 'raw',
-  sdId: DEFAULT_SD_ID,
-  /** Measured: 5 MiB of heap when full (100,000 parsed auditIDs). */
-  dedupeMaxEntries: 100_000,
-  dedupeWindow: '5m',
-  /** Falco's limits for the same endpoint. */
-  webhookMaxRequestBytes: '12MiB',
-  webhookMaxEventBytes: '256KiB',
-  /** Below kube-apiserver's own wait for an answer, so that the 503 is seen and retried. */
-  webhookTimeout: '30s',
-  /** With the 16 MiB --memory-max-bytes and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README). */
-  webhookMaxInflightBytes: '32MiB',
-  /** Each held event costs a frame header and bookkeeping besides its bytes: a flood of tiny events is bounded too. */
-  webhookMaxInflightEvents: 100_000,
-  webhookMaxDepth: 100,
-  webhookBodyTimeout: '10s',
-  webhookMinBodyRate: '32KiB',
-  webhookMaxConnectionsPerClient: 32,
-  webhookMaxRequestsPerClient: 8,
-} as const;
+/** The defaults of these settings (all in the settings table, src/config/options.ts). */
+export const K8S_DEFAULTS = DEFAULTS as Readonly<Record<keyof K8sRawSettings, string | number>>;
 
 /** Validates the k8s settings; a bad selector names the offending character's column. */
 export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig {
-  const format = (raw.format ?? K8S_DEFAULTS.format) as Format;
-  if (!['raw', 'k8s-audit', 'auto'].includes(format)) throw new ConfigError(`--format: "${format}" is not one of raw, k8s-audit, auto`);
+  const format = choiceSetting<Format>('format', String(raw.format ?? K8S_DEFAULTS.format));
   const parsing = format !== 'raw';
   const needsParsing = (flag: string) => {
     if (!parsing) throw new ConfigError(`--${flag} needs --format k8s-audit or auto (raw does not read events)`);
@@ -119,8 +101,8 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
   if (raw.dedupe) {
     needsParsing('dedupe');
     dedupe = {
-      maxEntries: integer('dedupe-max-entries', raw.dedupeMaxEntries ?? K8S_DEFAULTS.dedupeMaxEntries, 1, 10_000_000),
-      windowMs: duration('dedupe-window', raw.dedupeWindow ?? K8S_DEFAULTS.dedupeWindow, 1),
+      maxEntries: numberSetting('dedupe-max-entries', raw.dedupeMaxEntries ?? K8S_DEFAULTS.dedupeMaxEntries),
+      windowMs: numberSetting('dedupe-window', raw.dedupeWindow ?? K8S_DEFAULTS.dedupeWindow),
     };
   } else if (raw.dedupeMaxEntries !== undefined || raw.dedupeWindow !== undefined) {
     throw new ConfigError(`--${raw.dedupeWindow !== undefined ? 'dedupe-window' : 'dedupe-max-entries'} needs --dedupe`);
@@ -147,19 +129,19 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
     if (Boolean(raw.webhookTlsCert) !== Boolean(raw.webhookTlsKey)) {
       throw new ConfigError(`--${raw.webhookTlsCert ? 'webhook-tls-key' : 'webhook-tls-cert'}: needed with --${raw.webhookTlsCert ? 'webhook-tls-cert' : 'webhook-tls-key'}`);
     }
-    const maxRequestBytes = size('webhook-max-request-bytes', raw.webhookMaxRequestBytes ?? K8S_DEFAULTS.webhookMaxRequestBytes, 1024, 1024 ** 3);
-    const maxEventBytes = size('webhook-max-event-bytes', raw.webhookMaxEventBytes ?? K8S_DEFAULTS.webhookMaxEventBytes, 1024, maxRequestBytes);
-    const safeTimeoutMs = duration('webhook-timeout', raw.webhookTimeout ?? K8S_DEFAULTS.webhookTimeout, 100, 600_000);
+    const maxRequestBytes = numberSetting('webhook-max-request-bytes', raw.webhookMaxRequestBytes ?? K8S_DEFAULTS.webhookMaxRequestBytes);
+    const maxEventBytes = numberSetting('webhook-max-event-bytes', raw.webhookMaxEventBytes ?? K8S_DEFAULTS.webhookMaxEventBytes, { max: maxRequestBytes });
+    const safeTimeoutMs = numberSetting('webhook-timeout', raw.webhookTimeout ?? K8S_DEFAULTS.webhookTimeout);
     const d = K8S_DEFAULTS;
     const limits: WebhookLimits = {
       // At least one request of the largest size must always fit.
-      maxInflightBytes: size('webhook-max-inflight-bytes', raw.webhookMaxInflightBytes ?? d.webhookMaxInflightBytes, maxRequestBytes, 16 * 1024 ** 3),
-      maxInflightEvents: integer('webhook-max-inflight-events', raw.webhookMaxInflightEvents ?? d.webhookMaxInflightEvents, 1, 100_000_000),
-      maxDepth: integer('webhook-max-depth', raw.webhookMaxDepth ?? d.webhookMaxDepth, 4, 1000),
-      bodyTimeoutMs: duration('webhook-body-timeout', raw.webhookBodyTimeout ?? d.webhookBodyTimeout, 100, 600_000),
-      minBodyRate: size('webhook-min-body-rate', raw.webhookMinBodyRate ?? d.webhookMinBodyRate, 1, 1024 ** 3),
-      maxConnectionsPerClient: integer('webhook-max-connections-per-client', raw.webhookMaxConnectionsPerClient ?? d.webhookMaxConnectionsPerClient, 1, 65535),
-      maxRequestsPerClient: integer('webhook-max-requests-per-client', raw.webhookMaxRequestsPerClient ?? d.webhookMaxRequestsPerClient, 1, MAX_INFLIGHT_REQUESTS),
+      maxInflightBytes: numberSetting('webhook-max-inflight-bytes', raw.webhookMaxInflightBytes ?? d.webhookMaxInflightBytes, { min: maxRequestBytes }),
+      maxInflightEvents: numberSetting('webhook-max-inflight-events', raw.webhookMaxInflightEvents ?? d.webhookMaxInflightEvents),
+      maxDepth: numberSetting('webhook-max-depth', raw.webhookMaxDepth ?? d.webhookMaxDepth),
+      bodyTimeoutMs: numberSetting('webhook-body-timeout', raw.webhookBodyTimeout ?? d.webhookBodyTimeout),
+      minBodyRate: numberSetting('webhook-min-body-rate', raw.webhookMinBodyRate ?? d.webhookMinBodyRate),
+      maxConnectionsPerClient: numberSetting('webhook-max-connections-per-client', raw.webhookMaxConnectionsPerClient ?? d.webhookMaxConnectionsPerClient),
+      maxRequestsPerClient: numberSetting('webhook-max-requests-per-client', raw.webhookMaxRequestsPerClient ?? d.webhookMaxRequestsPerClient),
     };
     webhook = {
       ...listenAddress('listen-webhook', raw.listenWebhook),
@@ -175,7 +157,7 @@ export function resolveK8sConfig(raw: K8sRawSettings, once: boolean): K8sConfig 
     const given = webhookFlags.find((k) => raw[k] !== undefined);
     if (given) throw new ConfigError(`--${toKebab(given)} needs --listen-webhook`);
   }
-  return { format, sdId: raw.sdId ?? K8S_DEFAULTS.sdId, select, exclude, dedupe, webhook };
+  return { format, sdId: String(raw.sdId ?? K8S_DEFAULTS.sdId), select, exclude, dedupe, webhook };
 }
 
 /** Reads the webhook's certificate, key and token at startup, so that a bad path is exit 2, not a crash later. */

@@ -4,7 +4,8 @@ import { dirname, join, sep } from 'node:path';
 import { loadTls, TlsMaterialError } from '../sinks/tls-material.js';
 import { NotRegularFileError, openRegular } from '../sources/file/open-regular.js';
 import { ensurePrivateDir, UnsafeDirError } from '../state/private-dir.js';
-import { ConfigError, type Config } from './config.js';
+import type { Config } from './config.js';
+import { ConfigError } from './errors.js';
 import { loadK8sFiles } from './k8s-config.js';
 import { shownPath } from './secret-path.js';
 

@@ -1,4 +1,4 @@
-import { ConfigError } from './config.js';
+import { ConfigError } from './errors.js';
 import { sdElement } from '../framing/rfc5424.js';
 
 /** SD-NAME (RFC 5424 section 6.3.2): 1-32 PRINTUSASCII except '=', SP, ']' and '"'. */

@@ -1,5 +1,7 @@
+import { SETTINGS } from './options.js';
+
 /** Flags naming a file that holds a secret: a mistyped value there may be the secret itself. */
-const SECRET_FILE_FLAGS = new Set(['webhook-token-file', 'key-passphrase-file']);
+const SECRET_FILE_FLAGS = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.flag));
 
 /**
  * How an error names the file a flag gave: as given, except for a secret's file when the value

@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
 import type { Destination } from '../sinks/destination.js';
+import { ConfigError } from './errors.js';
+import { PASSPHRASE_ENV, type RawSettings } from './options.js';
 
-/** Where the key's passphrase may come from besides --key-passphrase-file; never a flag (it would show in ps). */
-export const PASSPHRASE_ENV = 'AUDITFWD_KEY_PASSPHRASE';
+export { PASSPHRASE_ENV };
 
 /** TLS as configured: file paths only. The material itself is read (and re-read on SIGHUP) by TlsMaterial. */
 export interface TlsSettings {
@@ -19,21 +20,14 @@ export interface TlsSettings {
   insecureSkipVerify: boolean;
 }
 
-export interface RawTlsSettings {
-  tls?: boolean;
-  ca?: string;
-  cert?: string;
-  key?: string;
-  keyPassphraseFile?: string;
-  servername?: string;
-  fingerprint?: string | string[];
-  tlsInsecureSkipVerify?: boolean;
-}
+export type RawTlsSettings = Pick<RawSettings, 'tls' | 'ca' | 'cert' | 'key' | 'keyPassphraseFile' | 'servername' | 'fingerprint' | 'tlsInsecureSkipVerify'>;
 
-type Fail = (message: string) => never;
+const fail = (message: string): never => {
+  throw new ConfigError(message);
+};
 
 /** `sha256:AB:CD:…`, `sha256:abcd…` or bare hex; only SHA-256: SHA-1, which RFC 5425 also names, is no longer collision resistant. */
-export function parseFingerprint(text: string, fail: Fail): string {
+export function parseFingerprint(text: string): string {
   let s = text.trim();
   const algo = /^([a-z][a-z0-9-]*):/i.exec(s);
   if (algo && !/^[0-9a-f]{2}$/i.test(algo[1])) {
@@ -49,7 +43,7 @@ export function parseFingerprint(text: string, fail: Fail): string {
  * Decides whether the drain is TLS and with what. Any TLS flag without a TLS destination is an error rather
  * than ignored: an operator who gave --ca expects encryption, and plaintext must never be the quiet outcome.
  */
-export function resolveTls(raw: RawTlsSettings, to: Destination, framing: string, fail: Fail): { to: Destination; tls: TlsSettings | undefined } {
+export function resolveTls(raw: RawTlsSettings, to: Destination, framing: string): { to: Destination; tls: TlsSettings | undefined } {
   if (raw.tls && to.transport === 'stdout') fail('--tls: --to - writes to stdout; TLS needs a drain host:port');
   if (raw.tls && to.transport === 'tcp') to = { ...to, transport: 'tls' };
   if (raw.tls && to.transport === 'relp') to = { ...to, transport: 'relp+tls' };
@@ -73,7 +67,7 @@ export function resolveTls(raw: RawTlsSettings, to: Destination, framing: string
   if (raw.cert && !raw.key) fail('--cert: needs --key (the client certificate\'s private key)');
   if (raw.key && !raw.cert) fail('--key: needs --cert (the client certificate)');
   if (raw.keyPassphraseFile && !raw.key) fail('--key-passphrase-file: needs --key');
-  const fingerprints = [raw.fingerprint ?? []].flat().map((f) => parseFingerprint(String(f), fail));
+  const fingerprints = [raw.fingerprint ?? []].flat().map((f) => parseFingerprint(String(f)));
   if (fingerprints.length && raw.ca) fail('--fingerprint: cannot be combined with --ca (the pinned certificate is the trust anchor)');
   if (raw.tlsInsecureSkipVerify && (raw.ca || fingerprints.length)) fail('--tls-insecure-skip-verify: cannot be combined with --ca or --fingerprint');
   if (raw.servername !== undefined && !isIP(raw.servername) && !/^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i.test(raw.servername)) {

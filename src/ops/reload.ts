@@ -1,5 +1,6 @@
 import { resolveConfig, type Config, type RawSettings } from '../config/config.js';
 import { redact } from '../config/file.js';
+import { reloadKeys } from '../config/options.js';
 import type { Logger } from '../telemetry/log.js';
 
 /** What a reload needs from the CLI and the pipeline (kept as interfaces so they can be faked). */
@@ -16,16 +17,16 @@ type Rule = string | RegExp;
 const matches = (rules: Rule[], key: string) => rules.some((r) => (typeof r === 'string' ? r === key : r.test(key)));
 
 /**
- * How each setting (RawSettings key) is applied on SIGHUP. Anything not listed needs a restart:
- * a new flag is safe by default and is added here once its part can apply it live.
+ * How each setting (RawSettings key) is applied on SIGHUP: the settings table's `reload`. Anything
+ * without one needs a restart: a new setting is safe by default and gets one once its part can apply it live.
  */
 export const RELOAD_RULES = {
   /** Applied at once (the health threshold is read at each request). */
-  immediate: ['logLevel', 'unhealthyAfter'] as Rule[],
+  immediate: reloadKeys('immediate') as Rule[],
   /** Applied by reconnecting: the old connection's unwritten batches go to the new one. */
-  sink: ['to', 'framing', 'reconnectMaxDelay', /^tls/, 'ca', 'cert', 'key', 'keyPassphraseFile', 'servername', 'fingerprint', /^relp/] as Rule[],
+  sink: reloadKeys('sink') as Rule[],
   /** Applied from the next batch read: the encoders are rebuilt between batches. */
-  encoders: ['facility', 'severity', 'hostname', 'appName', 'sdElement', 'format', 'sdId', 'select', 'exclude', /^dedupe/] as Rule[],
+  encoders: reloadKeys('encoders') as Rule[],
 };
 
 export interface ReloadOutcome {

@@ -1,3 +1,5 @@
+import { defaultNumber } from '../config/options.js';
+
 /**
  * Full-jitter exponential backoff: the n-th retry waits a random time in [floor, min(cap, base·2^n)].
  * The floor bounds the reconnect rate; the cap bounds how stale a recovered drain can stay.
@@ -7,7 +9,7 @@ export class Backoff {
 
   constructor(
     private readonly baseMs = 200,
-    private readonly capMs = 30_000,
+    private readonly capMs = defaultNumber('reconnect-max-delay'),
     private readonly floorMs = 100,
     private readonly random: () => number = Math.random,
   ) {}

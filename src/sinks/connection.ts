@@ -22,6 +22,9 @@ export interface ConnectionOptions {
   open?: (host: string, port: number, timeoutMs: number, signal?: AbortSignal) => Promise<Socket>;
 }
 
+/** TCP keepalive probes start after this much silence: a drain that vanished without a FIN is noticed. */
+export const KEEPALIVE_MS = 30_000;
+
 export type Outcome = 'finished' | 'lost' | 'aborted';
 
 /**

@@ -4,13 +4,14 @@ import { RateLimitedLog } from '../telemetry/log.js';
 import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
 import { RelpSession } from './relp-session.js';
-import { Connection, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
+import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
+import { defaultNumber } from '../config/options.js';
 
+/** The flags' defaults (src/config/options.ts), for a sink built without them. */
 export const RELP_DEFAULTS = {
-  /** Measured: see bench/README.md, "RELP against TCP". */
-  window: 1024,
-  ackTimeoutMs: 90_000,
-  maxRefusals: 3,
+  window: defaultNumber('relp-window'),
+  ackTimeoutMs: defaultNumber('relp-ack-timeout'),
+  maxRefusals: defaultNumber('relp-max-refusals'),
 };
 
 export interface RelpSinkOptions extends ConnectionOptions {
@@ -140,7 +141,7 @@ export class RelpProtocol implements Protocol {
     if (!session) throw new Error('RELP socket without a session');
     this.sessions.delete(sock);
     this.session = session;
-    sock.setKeepAlive(true, this.opts.keepAliveMs ?? 30_000);
+    sock.setKeepAlive(true, this.opts.keepAliveMs ?? KEEPALIVE_MS);
     sock.setNoDelay(true);
     const { stats } = this.opts;
     /** Batches taken from the buffer and not handed on yet, in order. */

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { Stats } from '../telemetry/stats.js';
 import type { Batch, BatchBuffer } from '../batch.js';
-import { Connection, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
+import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 import type { Framing } from './sink.js';
 import { writeBatches } from './write-loop.js';
 
@@ -28,7 +28,7 @@ export class SyslogProtocol implements Protocol {
   async pump(sock: Socket, buffer: BatchBuffer, aborted: Promise<void>): Promise<Outcome> {
     let isAborted = false;
     void aborted.then(() => (isAborted = true));
-    sock.setKeepAlive(true, this.opts.keepAliveMs ?? 30_000);
+    sock.setKeepAlive(true, this.opts.keepAliveMs ?? KEEPALIVE_MS);
     sock.setNoDelay(true);
     sock.resume(); // a syslog drain sends nothing; reading notices its FIN even while we are idle
     const inflight: Batch[] = [];

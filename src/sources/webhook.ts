@@ -11,6 +11,7 @@ import type { Encoder } from '../transforms/encoder.js';
 import type { Source } from './source.js';
 import { InflightBudget, MAX_INFLIGHT_REQUESTS, PerClient, type Reservation } from './webhook-budget.js';
 import { EventSplitter, SplitError, type SplitEvents } from './webhook-splitter.js';
+import { defaultNumber } from '../config/options.js';
 
 /** Falco's k8s_audit plugin serves both spellings; kube-apiserver posts to whatever the kubeconfig names. */
 export const WEBHOOK_PATHS = ['/k8s-audit', '/k8s_audit'];
@@ -18,21 +19,21 @@ export const WEBHOOK_PATHS = ['/k8s-audit', '/k8s_audit'];
  * How long a request waits for its batch to be safe (on the drain's socket, acknowledged, or fsynced
  * in the spill) before 503: kube-apiserver then retries instead of holding a connection for ever.
  */
-export const SAFE_TIMEOUT_MS = 30_000;
+export const SAFE_TIMEOUT_MS = defaultNumber('webhook-timeout');
 /** Requests up to this size keep their parsed events for the encoder (no second parse); larger ones keep only bytes. */
 const KEEP_PARSED_BELOW_BYTES = 1024 * 1024;
 /** A refused request whose body was not read: its connection is closed this long after the answer. */
 const UNREAD_BODY_GRACE_MS = 1000;
 
-/** The abuse limits' defaults (k8s-config.ts has them as flags). */
+/** The abuse limits' defaults: the flags' (src/config/options.ts). */
 export const WEBHOOK_LIMITS = {
-  maxInflightBytes: 32 * 1024 * 1024,
-  maxInflightEvents: 100_000,
-  maxDepth: 100,
-  bodyTimeoutMs: 10_000,
-  minBodyRate: 32 * 1024,
-  maxConnectionsPerClient: 32,
-  maxRequestsPerClient: 8,
+  maxInflightBytes: defaultNumber('webhook-max-inflight-bytes'),
+  maxInflightEvents: defaultNumber('webhook-max-inflight-events'),
+  maxDepth: defaultNumber('webhook-max-depth'),
+  bodyTimeoutMs: defaultNumber('webhook-body-timeout'),
+  minBodyRate: defaultNumber('webhook-min-body-rate'),
+  maxConnectionsPerClient: defaultNumber('webhook-max-connections-per-client'),
+  maxRequestsPerClient: defaultNumber('webhook-max-requests-per-client'),
 };
 export type WebhookLimits = typeof WEBHOOK_LIMITS;
 

@@ -4,9 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { loadSettings } from '../../src/cli.js';
-import { fileFlags, fileKey } from '../../src/config/file.js';
 import { runAuditfwd } from '../helpers/proc.js';
+import { fileKeyOf, SETTINGS } from '../../src/config/options.js';
 
 const JOB = fileURLToPath(new URL('../../bosh/jobs/auditfwd/', import.meta.url));
 const RENDER = fileURLToPath(new URL('../helpers/render-bosh.rb', import.meta.url));
@@ -71,6 +70,34 @@ t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail
   t.match(missing.err, /Can't find property 'auditfwd.drain.address'/);
 });
 
+t.test('the job spec\'s defaults are the settings table\'s', async (t) => {
+  const fileKeys = new Map(SETTINGS.filter((s) => fileKeyOf(s)).map((s) => [fileKeyOf(s)!, s]));
+  /** Properties that are not one setting: parts of --to, PEM contents and secrets written to files, the sd_element, bpm. */
+  const composed = new Set(['drain.address', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'tls.private_key_passphrase', 'webhook.token', 'director_name', 'memory_limit']);
+  /** Properties grouped under another name than their key; the others are their key with "_" for ".". */
+  const renamed: Record<string, string> = {
+    'drain.framing': 'framing',
+    'buffer.when_full': 'when_full',
+    'webhook.listen': 'listen_webhook',
+    'webhook.tls.certificate': 'webhook_tls_cert',
+    'webhook.tls.private_key': 'webhook_tls_key',
+  };
+  const spec = parse(readFileSync(join(JOB, 'spec'), 'utf8')) as { properties: Record<string, { default?: unknown }> };
+  let compared = 0;
+  for (const [name, prop] of Object.entries(spec.properties)) {
+    const short = name.replace(/^auditfwd\./, '');
+    if (composed.has(short)) continue;
+    const key = renamed[short] ?? short.replace(/\./g, '_');
+    const setting = fileKeys.get(key);
+    if (!t.ok(setting, `${name} is the config key ${key}`)) continue;
+    if (prop.default !== undefined && setting!.default !== undefined) {
+      t.equal(String(prop.default), String(setting!.default), `${name}: the spec's default is the flag's`);
+      compared++;
+    }
+  }
+  t.ok(compared >= 5, `defaults compared (${compared})`);
+});
+
 /** Config-file keys a BOSH job has no use for, and why. */
 const NOT_FOR_A_JOB: Record<string, string> = {
   once: 'a job follows its files for ever (monit would restart a process that exits)',
@@ -79,9 +106,8 @@ const NOT_FOR_A_JOB: Record<string, string> = {
 };
 
 t.test('every config-file setting is reachable from the job spec', { skip: !hasRuby && 'ruby (Debian package ruby) is not installed' }, async (t) => {
-  // The keys come from the code (the flags a config file accepts), not from a list kept here.
-  const settings = loadSettings([]);
-  const keys = fileFlags(settings.options).map(fileKey);
+  // The keys come from the settings table (every key a config file accepts), not from a list kept here.
+  const keys = SETTINGS.map(fileKeyOf).filter((k): k is string => k !== undefined);
   t.ok(keys.length > 40 && keys.includes('servername') && keys.includes('unhealthy_after'), `${keys.length} keys`);
   // A manifest that sets every property the spec declares, with its example (else its default).
   const spec = parse(readFileSync(join(JOB, 'spec'), 'utf8')) as { properties: Record<string, { example?: unknown; default?: unknown }> };

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN, runAuditfwd, usageError } from '../helpers/proc.js';
+import { GROUPS, SETTINGS } from '../../src/config/options.js';
 
 /** Why the unprivileged checks cannot run here, or false when they can. */
 function cannotRunAsNobody(): string | false {
@@ -46,7 +47,12 @@ t.test('a file that cannot be read, a state dir that is not writable (as an unpr
 t.test('--help and --version', async (t) => {
   const help = runAuditfwd(t, ['--help']);
   t.equal(await help.exited, 0);
-  t.match(help.stdout().toString(), /--max-message-bytes/);
+  const text = help.stdout().toString();
+  t.match(text, /--max-message-bytes/);
+  // Grouped: each group's heading, and every flag of the settings table under one of them.
+  const headings = [...text.matchAll(/^(\S[^\n]*):$/gm)].map((m) => m[1]);
+  t.strictSame(headings.filter((h) => GROUPS.includes(h as (typeof GROUPS)[number])), [...GROUPS]);
+  for (const s of SETTINGS) t.match(text, new RegExp(`--${s.flag}\\b`), `--${s.flag} in --help`);
   const version = runAuditfwd(t, ['--version']);
   t.equal(await version.exited, 0);
   t.match(version.stdout().toString(), /^\d+\.\d+\.\d+/);

@@ -14,6 +14,7 @@ import { planResume } from './resume.js';
 import { findCopy, type Unfinished } from './rotated.js';
 import { SeenFiles } from './seen-files.js';
 import { Waker } from './watch.js';
+import { defaultNumber } from '../../config/options.js';
 
 export interface TailerOptions {
   encoder: Encoder;
@@ -58,7 +59,7 @@ interface Reader {
 /** Carries only a position commit through the buffer, in order with the batches before it. */
 const EMPTY_CHUNK: Chunk = { frames: Buffer.alloc(0), count: 0, lines: 0, consumed: 0 };
 
-export const DEFAULT_ROTATE_WAIT_MS = 5000;
+export const DEFAULT_ROTATE_WAIT_MS = defaultNumber('rotate-wait');
 
 /**
  * Follows one path across rotations. A file is known by its identity (device, inode and a fingerprint
