@@ -6,9 +6,10 @@ import type { CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
-import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from '../../state/file-identity.js';
+import { FINGERPRINT_BYTES, fingerprint, identifyWithHead, inodeKey, sameContent, type FileIdentity } from '../../state/file-identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
 import { lastLineEnd } from './line-end.js';
+import { extendIdentity, type Reader } from './reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
 import { findCopy, type Unfinished } from './rotated.js';
@@ -36,25 +37,6 @@ export interface TailerOptions {
 }
 
 type Change = 'none' | 'grown' | 'truncated' | 'replaced' | 'missing';
-
-/** One open file: what it is, how far it was read, and the partial line read from it. */
-interface Reader {
-  fh: FileHandle;
-  id: FileIdentity;
-  /** The bytes `id` is fingerprinted on; grows with what is read until FINGERPRINT_BYTES. */
-  head: Buffer;
-  path: string;
-  /** Next byte to read. */
-  pos: number;
-  /** Where the lines of the next batch start (the end of the last one pushed). */
-  batchStart: number;
-  batcher: LineBatcher;
-  /** A rotated file (found at start, or renamed away): read to its end, then finished. */
-  rotated: boolean;
-  lastGrowth: number;
-  /** The last bytes read were text, not a NUL hole: a hole starting here cut into content we read. */
-  afterText?: boolean;
-}
 
 /** Carries only a position commit through the buffer, in order with the batches before it. */
 const EMPTY_CHUNK: Chunk = { frames: Buffer.alloc(0), count: 0, lines: 0, consumed: 0 };
@@ -293,7 +275,7 @@ export class FileTailer implements Source {
     r.pos += bytesRead;
     r.lastGrowth = Date.now();
     r.afterText = true;
-    this.extendIdentity(r, start, data);
+    extendIdentity(r, start, data);
     const chunk = r.batcher.process(data);
     if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
     // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
@@ -312,7 +294,7 @@ export class FileTailer implements Source {
     const start = r.pos;
     r.pos += n;
     r.lastGrowth = Date.now();
-    this.extendIdentity(r, start, data.subarray(0, n));
+    extendIdentity(r, start, data.subarray(0, n));
     const cut = r.afterText === true && start > 0;
     r.afterText = false;
     this.opts.stats.addNulSkipped(this.name, n);
@@ -327,21 +309,6 @@ export class FileTailer implements Source {
     const rest = r.batcher.pending > 0 ? r.batcher.flush() : EMPTY_CHUNK;
     await this.push(r, rest, r.pos);
     return true;
-  }
-
-  /**
-   * A file opened short is fingerprinted on more of its bytes as they are read, from the bytes just
-   * read (not read again: by then a copytruncate may have put other bytes there). So a committed
-   * offset is always covered by the fingerprint up to FINGERPRINT_BYTES, and a file truncated and
-   * refilled while we were away is not taken for the one we knew.
-   */
-  private extendIdentity(r: Reader, start: number, data: Buffer): void {
-    const bytesRead = data.length;
-    const have = r.head.length;
-    if (have >= FINGERPRINT_BYTES || start > have || start + bytesRead <= have) return;
-    const more = data.subarray(have - start, Math.min(bytesRead, FINGERPRINT_BYTES - start));
-    r.head = Buffer.concat([r.head, more]);
-    r.id = { ...r.id, fpLen: r.head.length, fp: fingerprintOf(r.head) };
   }
 
   /** Bytes in the files being read (the live one and rotated ones) not yet handed on. */
