@@ -3,8 +3,7 @@ import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../telemetry/log.js';
 import { CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
-import { writeFileDurably } from './durable.js';
-import { writeFileQuickly } from './quick-write.js';
+import { writeFileDurably, writeFileQuickly } from './durable.js';
 import { inodeKey, type FileIdentity } from './file-identity.js';
 
 /** A state folder that cannot be used: the CLI turns it into exit 2 with this message. */

@@ -1,7 +1,8 @@
 import t from 'tap';
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAuditfwd, usageError } from '../helpers/proc.js';
+import { savedOffset } from '../helpers/state.js';
 
 const asRoot = process.getuid?.() === 0 ? false : 'the attack is on a root-run auditfwd; needs root';
 
@@ -24,6 +25,24 @@ t.test('a symlink planted at the temp name is replaced, its target untouched', {
   t.ok(saved.isFile(), 'checkpoints.json is a regular file');
   t.equal(saved.mode & 0o777, 0o600);
   t.throws(() => lstatSync(join(state, 'checkpoints.json.tmp')), 'no temp file left');
+});
+
+t.test('a hard link or symlink planted at the quick save\'s temp name: the targets are untouched', { skip: asRoot }, async (t) => {
+  const dir = t.testdir({ 'audit.log': '{"a":1}\n', 'hard.conf': 'hard-linked config\n', 'soft.conf': 'linked config\n', state: {} });
+  for (const f of ['hard.conf', 'soft.conf']) chmodSync(join(dir, f), 0o644);
+  const state = join(dir, 'state');
+  linkSync(join(dir, 'hard.conf'), join(state, 'checkpoints.json.quick.tmp'));
+  // Followed, with the durable save far away: only the quick save (within 50 ms) writes the state.
+  const run = runAuditfwd(t, ['--to', '-', '--file', join(dir, 'audit.log'), '--state-dir', state, '--checkpoint-interval', '10m', '--log-level', 'warn']);
+  await savedOffset(state, 8);
+  symlinkSync(join(dir, 'soft.conf'), join(state, 'checkpoints.json.quick.tmp'));
+  appendFileSync(join(dir, 'audit.log'), '{"b":2}\n');
+  t.equal(await savedOffset(state, 16), 16, 'the second line is saved by a quick save');
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0);
+  t.equal(readFileSync(join(dir, 'hard.conf'), 'utf8'), 'hard-linked config\n', 'hard-linked target unchanged');
+  t.equal(readFileSync(join(dir, 'soft.conf'), 'utf8'), 'linked config\n', 'symlinked target unchanged');
+  for (const f of ['hard.conf', 'soft.conf']) t.equal(statSync(join(dir, f)).mode & 0o777, 0o644, `${f} mode unchanged`);
 });
 
 t.test('a checkpoints.json that is a symlink is set aside, not read nor echoed', async (t) => {
