@@ -12,6 +12,7 @@ import type { Sink } from './sinks/sink.js';
 import { RelpSink } from './sinks/relp.js';
 import { StreamSink } from './sinks/stream.js';
 import { TcpSink } from './sinks/tcp.js';
+import { ResendWindow } from './sinks/resend-window.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
@@ -107,6 +108,7 @@ export class Pipeline {
       host: to.host,
       port: to.port,
       framing: cfg.framing,
+      resend: cfg.tcpResendWindowBytes > 0 ? new ResendWindow(cfg.tcpResendWindowBytes) : undefined,
       stats,
       log,
       backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
@@ -220,7 +222,8 @@ export class Pipeline {
         messages: this.stats.messagesSent,
         bytes: this.stats.bytesSent,
         truncated: this.stats.linesTruncated,
-        ...((cfg.to.transport === 'relp' || cfg.to.transport === 'relp+tls') && { resent: this.stats.messagesResent, refused: this.stats.messagesRefused }),
+        ...((cfg.to.transport === 'relp' || cfg.to.transport === 'relp+tls') && { refused: this.stats.messagesRefused }),
+        ...(cfg.to.transport !== 'stdout' && { resent: this.stats.messagesResent }),
         ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
         ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
         ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),

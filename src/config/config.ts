@@ -35,6 +35,8 @@ export interface Config {
   checkpointIntervalMs: number;
   reconnectMaxDelayMs: number;
   shutdownTimeoutMs: number;
+  /** Bytes of complete frames kept to be sent again after a lost TCP/TLS connection (0: off). */
+  tcpResendWindowBytes: number;
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
@@ -107,6 +109,7 @@ export function resolveConfig(raw: RawSettings): Config {
     checkpointIntervalMs: numberSetting('checkpoint-interval', d.checkpointInterval),
     reconnectMaxDelayMs: numberSetting('reconnect-max-delay', d.reconnectMaxDelay),
     shutdownTimeoutMs: numberSetting('shutdown-timeout', d.shutdownTimeout),
+    tcpResendWindowBytes: numberSetting('tcp-resend-window', d.tcpResendWindow),
     relpWindow: numberSetting('relp-window', d.relpWindow),
     relpAckTimeoutMs: numberSetting('relp-ack-timeout', d.relpAckTimeout),
     relpMaxRefusals: numberSetting('relp-max-refusals', d.relpMaxRefusals),

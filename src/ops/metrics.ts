@@ -50,6 +50,7 @@ export function createMetrics(p: MetricsSource): Registry {
   byLabel('auditfwd_nul_bytes_skipped_total', 'NUL bytes skipped in a followed file, never sent (a copytruncate hole under a writer without O_APPEND)', 'file', () => s.nulBytesSkipped);
   counter('auditfwd_messages_sent_total', 'Messages handed on to the drain', () => s.messagesSent);
   counter('auditfwd_bytes_sent_total', 'Bytes handed on to the drain, framing included', () => s.bytesSent);
+  counter('auditfwd_messages_resent_total', 'Messages sent again after a connection ended: unacknowledged ones (RELP), the --tcp-resend-window (TCP/TLS)', () => s.messagesResent);
   byLabel('auditfwd_messages_dropped_total', 'Messages dropped, by reason', 'reason', () => s.dropped);
   counter('auditfwd_lines_truncated_total', 'Lines longer than --max-message-bytes, sent truncated', () => s.linesTruncated);
   byLabel('auditfwd_source_errors_total', 'Times a followed path could not be opened or read (a FIFO, a folder, an I/O error), per file', 'file', () => s.sourceErrors);

@@ -2,26 +2,31 @@ import type { Socket } from 'node:net';
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { Stats } from '../telemetry/stats.js';
 import type { Batch, BatchBuffer } from '../batch.js';
+import { octetToLf } from '../framing/octet.js';
 import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 import type { Framing } from './sink.js';
 import { writeBatches } from './write-loop.js';
+import type { ResendWindow } from './resend-window.js';
 
 export { openTcp, type Outcome } from './connection.js';
 
 export interface TcpSinkOptions extends ConnectionOptions {
   framing: Framing;
+  /** --tcp-resend-window; shared by the members of a pool, so a dead member's last bytes go to the next. */
+  resend?: ResendWindow;
 }
 
 /**
  * Syslog over a connection, octet-counted or LF-terminated: a batch is handed on once its bytes
  * were written to the socket (the kernel has them). Batches written to a connection that then
- * failed are sent again on the next one, so a drop costs duplicates, never losses, on our side;
- * what the drain's kernel held at a drain crash is lost to plain TCP (RELP exists for that).
+ * failed are sent again on the next one, so a drop costs duplicates, never losses, on our side.
+ * What the kernels held when a drain died is covered by the resend window (resend-window.ts), up
+ * to its size; beyond it, plain TCP loses it (RELP exists for that).
  */
 export class SyslogProtocol implements Protocol {
   private readonly limited: RateLimitedLog;
 
-  constructor(private readonly opts: { host: string; port: number; framing: Framing; stats: Stats; log: Logger; keepAliveMs?: number }) {
+  constructor(private readonly opts: { host: string; port: number; framing: Framing; stats: Stats; log: Logger; keepAliveMs?: number; resend?: ResendWindow }) {
     this.limited = new RateLimitedLog(opts.log);
   }
 
@@ -42,7 +47,9 @@ export class SyslogProtocol implements Protocol {
     sock.on('error', (err) => {
       this.limited.warn('socket', { drain: `${this.opts.host}:${this.opts.port}`, reason: (err as NodeJS.ErrnoException).code ?? err.message }, 'drain connection error');
     });
-    await writeBatches(sock, buffer, this.opts.framing, this.opts.stats, Promise.race([closedP, aborted]), () => closed || isAborted, inflight);
+    this.replay(sock);
+    const { resend } = this.opts;
+    await writeBatches(sock, buffer, this.opts.framing, this.opts.stats, Promise.race([closedP, aborted]), () => closed || isAborted, inflight, resend && ((frames, count) => resend.record(frames, count)));
     if (!closed && !isAborted) {
       await new Promise<void>((resolve) => sock.end(resolve));
       sock.destroy();
@@ -51,7 +58,26 @@ export class SyslogProtocol implements Protocol {
     // Batches the kernel never took go out again on the next connection.
     buffer.requeue(inflight.splice(0));
     sock.destroy();
-    return isAborted ? 'aborted' : 'lost';
+    if (isAborted) return 'aborted';
+    this.opts.resend?.lost();
+    return 'lost';
+  }
+
+  /**
+   * After a lost connection, the window's frames go first, ahead of anything requeued (which is
+   * newer). Queued on the socket without waiting: they are bounded and already in memory, and the
+   * write loop's first write then waits for the socket to drain.
+   */
+  private replay(sock: Socket): void {
+    const chunks = this.opts.resend?.takeReplay();
+    if (!chunks) return;
+    let messages = 0;
+    for (const { frames, count } of chunks) {
+      sock.write(this.opts.framing === 'lf' ? octetToLf(frames) : frames);
+      messages += count;
+    }
+    this.opts.stats.messagesResent += messages;
+    this.opts.log.info({ drain: `${this.opts.host}:${this.opts.port}`, messages }, 'sending again what the lost connection may not have delivered (--tcp-resend-window)');
   }
 }
 

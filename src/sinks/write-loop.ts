@@ -8,7 +8,8 @@ import type { Framing } from './sink.js';
  * The write loop of the plain syslog sinks (a socket, stdout): takes batches, writes each (as LF
  * frames when asked), and hands it on once the stream took its bytes, in order. Returns when the
  * buffer is finished or `stop` resolves (`stopped()` then says so). `inflight` holds the batches
- * written and not handed on yet, for the caller to requeue when the stream failed.
+ * written and not handed on yet, for the caller to requeue when the stream failed. `written` sees
+ * each batch's frames once the stream took them, before the batch is handed on (and its memory reused).
  */
 export async function writeBatches(
   out: Writable,
@@ -18,6 +19,7 @@ export async function writeBatches(
   stop: Promise<unknown>,
   stopped: () => boolean,
   inflight: Batch[] = [],
+  written?: (frames: Buffer, count: number) => void,
 ): Promise<void> {
   // A stop that rejects (the stream's error) is seen by the races below; unseen, it must not be an unhandled rejection.
   stop.catch(() => {});
@@ -40,6 +42,7 @@ export async function writeBatches(
       stats.messagesSent += batch.count;
       stats.bytesSent += data.length;
       stats.lastSendMs = Date.now();
+      written?.(batch.frames, batch.count);
       buffer.handedOn(batch);
     });
     if (!ok) await Promise.race([new Promise((r) => out.once('drain', r)), stop]);

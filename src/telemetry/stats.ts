@@ -3,7 +3,7 @@ export class Stats {
   linesRead = new Map<string, number>();
   messagesSent = 0;
   bytesSent = 0;
-  /** Sent again after a connection ended before the drain acknowledged them (RELP). */
+  /** Sent again after a connection ended: not acknowledged by the drain (RELP), or in the --tcp-resend-window (TCP/TLS). */
   messagesResent = 0;
   /** Answers other than 200 from a RELP drain, each counted (a retried message may count more than once). */
   messagesRefused = 0;

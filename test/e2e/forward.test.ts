@@ -139,8 +139,21 @@ t.test('a drain that drops the connection: reconnect and deliver the rest', asyn
   run.child.stdin!.end('b\n');
   await drain.waitFor(2);
   t.equal(await run.exited, 0);
-  t.same(drain.messages.map((m) => parseRfc5424(m).msg.toString()), ['a', 'b']);
+  t.same(drain.messages.map((m) => parseRfc5424(m).msg.toString()), ['a', 'a', 'b'], 'what the lost connection carried is sent again first (--tcp-resend-window)');
   t.equal(drain.connections, 2);
+});
+
+t.test('--tcp-resend-window 0: a dropped connection is not followed by a resend', async (t) => {
+  const drain = await startDrain(t);
+  const run = runAuditfwd(t, ['--to', drain.address, '--reconnect-max-delay', '300ms', '--tcp-resend-window', '0'], { stdin: 'pipe' });
+  run.child.stdin!.write('a\n');
+  await drain.waitFor(1);
+  drain.dropConnections();
+  await run.waitForLog(/connection to drain lost/);
+  run.child.stdin!.end('b\n');
+  await drain.waitFor(2);
+  t.equal(await run.exited, 0);
+  t.same(drain.messages.map((m) => parseRfc5424(m).msg.toString()), ['a', 'b']);
 });
 
 function rssOf(pid: number): number {

@@ -1,0 +1,53 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DyingDrain } from '../helpers/dying-drain.js';
+import { logEntries } from '../helpers/ops.js';
+import { runAuditfwd } from '../helpers/proc.js';
+import { parseRfc5424 } from '../helpers/rfc5424.js';
+
+const LINES = 30_000;
+const PAD = 'x'.repeat(480);
+const line = (i: number) => `line ${String(i).padStart(6, '0')} ${PAD}`;
+
+/** Sends LINES numbered lines through a drain that dies five times; returns what it received, counted. */
+async function throughDyingDrain(t: Tap.Test, extra: string[]) {
+  const dir = t.testdir({ state: {} });
+  const file = join(dir, 'audit.log');
+  writeFileSync(file, Array.from({ length: LINES }, (_, i) => line(i)).join('\n') + '\n');
+  const drain = await DyingDrain.start(5, 1_500_000);
+  t.teardown(() => drain.close());
+  const run = runAuditfwd(t, ['--file', file, '--once', '--to', drain.address, '--state-dir', join(dir, 'state'), '--reconnect-max-delay', '200ms', '--log-format', 'json', ...extra]);
+  const code = await run.exited;
+  if (code !== 0) t.comment(run.stderr());
+  t.equal(code, 0, 'exit 0');
+  const seen = new Map<number, number>();
+  for (const m of drain.messages) {
+    const n = Number(/^line (\d+) /.exec(parseRfc5424(m).msg.toString())![1]);
+    seen.set(n, (seen.get(n) ?? 0) + 1);
+  }
+  let lost = 0;
+  let dups = 0;
+  for (let i = 0; i < LINES; i++) {
+    const c = seen.get(i) ?? 0;
+    if (c === 0) lost++;
+    else dups += c - 1;
+  }
+  const summary = logEntries(run.stderr()).find((e) => e.msg === 'all input delivered') ?? {};
+  t.comment(`${extra.join(' ') || 'defaults'}: deaths ${drain.deaths}, received ${drain.messages.length}, lost ${lost}, duplicates ${dups}, resent (metric) ${String(summary.resent)}`);
+  t.equal(drain.deaths, 5, 'the drain died five times mid-stream');
+  return { lost, dups, resent: summary.resent as number | undefined };
+}
+
+t.test('a drain that dies mid-stream five times loses nothing: the resend window covers its buffers', async (t) => {
+  const { lost, dups, resent } = await throughDyingDrain(t, []);
+  t.equal(lost, 0, 'no line lost');
+  t.ok(dups > 0, 'lines held by the dead drain arrive again');
+  t.ok(resent !== undefined && resent >= dups, 'every resent message is counted');
+});
+
+t.test('--tcp-resend-window 0: what the dead drain held is lost, as plain TCP does', async (t) => {
+  const { lost, resent } = await throughDyingDrain(t, ['--tcp-resend-window', '0']);
+  t.ok(lost > 0, 'lines are lost without the window');
+  t.equal(resent ?? 0, 0, 'nothing resent');
+});
