@@ -57,6 +57,8 @@ export interface BatchBuffer {
   /** Closed, nothing queued and nothing out with the sink. */
   readonly finished: boolean;
   readonly bytes: number;
+  /** A pool member's view while another member sends (failover standby, round-robin turn): take() gives nothing. */
+  readonly standby?: boolean;
   /** Since when a push has been waiting for room, or lines dropped (undefined: not full). /healthz and metrics read it. */
   readonly fullSinceMs?: number;
 }

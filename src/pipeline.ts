@@ -5,13 +5,14 @@ import { SpillBuffer, type SpillProblem } from './buffer/spill/spill-buffer.js';
 import type { Config } from './config/config.js';
 import { Rfc5424Framer } from './framing/rfc5424.js';
 import type { Logger } from './telemetry/log.js';
-import { Stats } from './telemetry/stats.js';
+import { Stats, type SinkStats } from './telemetry/stats.js';
 import { Backoff } from './sinks/backoff.js';
-import { describeDestination } from './sinks/destination.js';
+import { describeDestination, type Destination } from './sinks/destination.js';
 import type { Sink } from './sinks/sink.js';
-import { RelpSink } from './sinks/relp.js';
+import { RelpSink, type RelpProgress } from './sinks/relp.js';
 import { StreamSink } from './sinks/stream.js';
 import { TcpSink } from './sinks/tcp.js';
+import { PoolSink } from './sinks/pool.js';
 import { ResendWindow } from './sinks/resend-window.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
@@ -90,30 +91,26 @@ export class Pipeline {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
-    if (to.transport === 'tls' || to.transport === 'relp+tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
-    if (to.transport === 'relp' || to.transport === 'relp+tls') {
-      return new RelpSink({
-        host: to.host,
-        port: to.port,
-        stats,
-        log,
-        backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
-        window: cfg.relpWindow,
-        ackTimeoutMs: cfg.relpAckTimeoutMs,
-        maxRefusals: cfg.relpMaxRefusals,
-        open: this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined,
-      });
-    }
-    return new TcpSink({
-      host: to.host,
-      port: to.port,
-      framing: cfg.framing,
-      resend: cfg.tcpResendWindowBytes > 0 ? new ResendWindow(cfg.tcpResendWindowBytes) : undefined,
+    this.tlsMaterial = to.transport === 'tls' || to.transport === 'relp+tls' ? new TlsMaterial(cfg.tls!, log) : undefined;
+    const open = this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined;
+    // One of each for the whole pool: a member that fails leaves them to the next.
+    const resend = cfg.tcpResendWindowBytes > 0 ? new ResendWindow(cfg.tcpResendWindowBytes) : undefined;
+    const progress = new Map<number, RelpProgress>();
+    const make = (d: Extract<Destination, { host: string }>) => (memberStats: SinkStats) => {
+      const common = { host: d.host, port: d.port, stats: memberStats, log, backoff: new Backoff(200, cfg.reconnectMaxDelayMs), open };
+      if (d.transport === 'relp' || d.transport === 'relp+tls') {
+        return new RelpSink({ ...common, window: cfg.relpWindow, ackTimeoutMs: cfg.relpAckTimeoutMs, maxRefusals: cfg.relpMaxRefusals, progress });
+      }
+      return new TcpSink({ ...common, framing: cfg.framing, resend });
+    };
+    const drains = cfg.destinations.filter((d) => d.transport !== 'stdout');
+    if (drains.length === 1) return make(drains[0])(stats);
+    return new PoolSink(
+      drains.map((d) => ({ name: describeDestination(d), make: make(d) })),
+      cfg.pool,
       stats,
       log,
-      backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
-      open: this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined,
-    });
+    );
   }
 
   /**
@@ -192,7 +189,7 @@ export class Pipeline {
     if ((files.length === 0 && !webhook) || cfg.files.includes('-')) {
       this.sources.push(new StreamSource('stdin', this.io.stdin, encoderFor(cfg.appName ?? 'auditfwd'), this.buffer, this.stats, cfg.maxMessageBytes));
     }
-    log.info({ to: describeDestination(cfg.to), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
+    log.info({ to: cfg.destinations.length > 1 ? cfg.destinations.map(describeDestination) : describeDestination(cfg.to), ...(cfg.destinations.length > 1 && { pool: cfg.pool }), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
 
     this.started = true;
     const sinkDone = this.runSinks();

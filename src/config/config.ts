@@ -1,8 +1,9 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
-import { parseDestination, type Destination } from '../sinks/destination.js';
+import { describeDestination, parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
+import type { PoolMode } from '../sinks/pool.js';
 import { parseSdElements } from './sd-element.js';
 import { resolveTls, type TlsSettings } from './tls-settings.js';
 import { resolveK8sConfig, type K8sConfig } from './k8s-config.js';
@@ -16,7 +17,11 @@ export type { RawSettings } from './options.js';
 
 export interface Config {
   files: string[];
+  /** The first (or only) drain; all of them, in the order given, are `destinations`. */
   to: Destination;
+  /** Every --to, one transport: more than one makes a pool. */
+  destinations: Destination[];
+  pool: PoolMode;
   stateDir: string;
   startAt: 'beginning' | 'end';
   framing: Framing;
@@ -70,21 +75,41 @@ export function defaultStateDir(): string {
   return join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'auditfwd');
 }
 
+/**
+ * Every --to (a list, or one string), parsed, TLS applied. Kept generic: a pool is any list of
+ * destinations of one transport, whatever the transport.
+ */
+function resolveDestinations(raw: RawSettings, framing: string): { to: Destination; destinations: Destination[]; tls: TlsSettings | undefined } {
+  const given = [raw.to ?? []].flat().map(String);
+  if (given.length === 0 || given.every((g) => g === '')) throw new ConfigError('--to is required (host:port, tcp://host:port, [::1]:6514 or - for stdout)');
+  const parsed = given.map((text) => {
+    try {
+      return parseDestination(text);
+    } catch (err) {
+      throw new ConfigError(`--to: ${(err as Error).message}`);
+    }
+  });
+  const { to, tls } = resolveTls(raw, parsed[0], framing);
+  const destinations = [to, ...parsed.slice(1).map((p) => resolveTls(raw, p, framing).to)];
+  if (destinations.length > 1 && to.transport === 'stdout') throw new ConfigError('--to: - (stdout) cannot be one of several drains');
+  const other = destinations.find((x) => x.transport !== to.transport);
+  if (other) throw new ConfigError(`--to: the drains of a pool use one transport (${describeDestination(to)} and ${describeDestination(other)})`);
+  const seen = new Set<string>();
+  for (const x of destinations) {
+    const name = describeDestination(x);
+    if (seen.has(name)) throw new ConfigError(`--to: ${name} is given twice`);
+    seen.add(name);
+  }
+  return { to, destinations, tls };
+}
+
 /** Turns raw settings into a Config, or throws a ConfigError naming the first bad one. */
 export function resolveConfig(raw: RawSettings): Config {
   const d = { ...DEFAULTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as Required<RawSettings>;
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v === 'string' && v === '' && k !== 'appName' && k !== 'to') throw new ConfigError(`--${toKebab(k)}: empty value`);
   }
-  if (!raw.to) throw new ConfigError('--to is required (host:port, tcp://host:port, [::1]:6514 or - for stdout)');
-  let to: Destination;
-  try {
-    to = parseDestination(raw.to);
-  } catch (err) {
-    throw new ConfigError(`--to: ${(err as Error).message}`);
-  }
-  let tls: TlsSettings | undefined;
-  ({ to, tls } = resolveTls(raw, to, String(d.framing)));
+  const { to, destinations, tls } = resolveDestinations(raw, String(d.framing));
   if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'tls' && to.transport !== 'relp' && to.transport !== 'relp+tls') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
   const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
   const stateDir = raw.stateDir ?? defaultStateDir();
@@ -93,6 +118,8 @@ export function resolveConfig(raw: RawSettings): Config {
   return {
     files,
     to,
+    destinations,
+    pool: choiceSetting<Config['pool']>('pool', String(d.pool)),
     stateDir,
     startAt: choiceSetting<Config['startAt']>('start-at', String(d.startAt)),
     framing: choiceSetting<Config['framing']>('framing', String(d.framing)),

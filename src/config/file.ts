@@ -292,8 +292,10 @@ export function effectiveYaml(options: OptionTable, raw: Record<string, unknown>
   for (const flag of fileFlags(options)) {
     const key = camel(flag);
     const resolved = cfg[key] ?? cfg[key === 'file' ? 'files' : key];
-    const value = raw[key] ?? defaults[key] ?? (isPlain(resolved) ? resolved : undefined);
+    let value = raw[key] ?? defaults[key] ?? (isPlain(resolved) ? resolved : undefined);
     if (value === undefined) continue;
+    // One drain reads as it is usually written; a pool as its list.
+    if (flag === 'to' && Array.isArray(value) && value.length === 1) value = value[0];
     // A numeric default of a string flag prints as the file would give it back, so the output reads back the same.
     const typed = typeof value === 'number' && !options.number.includes(flag) ? String(value) : value;
     out[fileKey(flag)] = redact(flag, typed);

@@ -59,7 +59,8 @@ const GiB = 1024 * MiB;
 
 const TABLE = [
   { flag: 'file', alias: 'f', kind: 'list', group: 'Input', fileKey: 'files', description: 'File to follow (repeatable); - is stdin. Without --file, stdin is read' },
-  { flag: 'to', alias: 't', kind: 'string', group: 'Output', reload: 'sink', description: 'Drain: host:port, tcp://host:port, [::1]:port, or - for stdout' },
+  { flag: 'to', alias: 't', kind: 'list', group: 'Output', reload: 'sink', description: 'Drain: host:port, tcp://host:port, [::1]:port, or - for stdout; repeatable: a pool of drains of one transport (see --pool)' },
+  { flag: 'pool', kind: 'choice', choices: ['failover', 'round-robin'], default: 'failover', group: 'Output', reload: 'sink', description: 'With several --to: failover (the first connected drain in the order given; one that comes back is taken back) | round-robin (batches dealt to the connected drains in turn)' },
   { flag: 'state-dir', kind: 'string', group: 'Input', defaultText: '$STATE_DIRECTORY, /var/lib/auditfwd for root, else ~/.local/state/auditfwd', description: 'Where read positions are kept' },
   { flag: 'start-at', kind: 'choice', choices: ['beginning', 'end'], default: 'beginning', group: 'Input', description: 'Where a file never seen before starts' },
   { flag: 'framing', kind: 'choice', choices: ['octet-counting', 'lf'], default: 'octet-counting', group: 'Output', reload: 'sink', description: 'octet-counting (RFC 6587) | lf' },

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Stats } from '../telemetry/stats.js';
+import type { MemberStats, Stats } from '../telemetry/stats.js';
 
 /** What the metrics read; the Pipeline provides it. */
 export interface MetricsSource {
@@ -56,6 +56,23 @@ export function createMetrics(p: MetricsSource): Registry {
   byLabel('auditfwd_source_errors_total', 'Times a followed path could not be opened or read (a FIFO, a folder, an I/O error), per file', 'file', () => s.sourceErrors);
   byLabel('auditfwd_webhook_responses_total', 'Webhook requests answered, by HTTP status', 'code', () => new Map([...s.webhookResponses].map(([k, v]) => [String(k), v])));
   counter('auditfwd_reconnects_total', 'Connections to the drain after the first', () => s.reconnects);
+  const perMember = (name: string, help: string, value: (m: MemberStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['member'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [member, m] of s.members) this.set({ member }, value(m));
+      },
+    });
+  perMember('auditfwd_pool_member_up', 'Pool member (several --to): 1 while connected', (m) => (m.drainConnected ? 1 : 0));
+  perMember('auditfwd_pool_member_active', 'Pool member: 1 while it takes batches (failover: the one in use; round-robin: every connected one)', (m) => (m.state === 'active' ? 1 : 0));
+  const memberCounts = (value: (m: MemberStats) => number) => () => new Map([...s.members].map(([k, m]) => [k, value(m)]));
+  byLabel('auditfwd_pool_member_connects_total', 'Pool member: connections made', 'member', memberCounts((m) => m.drainConnects));
+  byLabel('auditfwd_pool_member_failures_total', 'Pool member: connects that failed and connections lost', 'member', memberCounts((m) => m.drainFailures));
+  byLabel('auditfwd_pool_member_messages_sent_total', 'Pool member: messages handed on to it', 'member', memberCounts((m) => m.messagesSent));
   gauge('auditfwd_spill_bytes', 'Bytes held in the on-disk spill', () => p.bufferState.spillBytes ?? 0);
   gauge('auditfwd_buffer_bytes', 'Bytes held in memory between reading and the drain', () => p.bufferState.bytes);
   gauge('auditfwd_buffer_full', '1 while reading waits for room or lines are dropped (with a spill: the spill at --buffer-max-bytes)', () =>

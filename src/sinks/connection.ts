@@ -1,6 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
-import type { Stats } from '../telemetry/stats.js';
+import type { SinkStats } from '../telemetry/stats.js';
 import type { BatchBuffer } from '../batch.js';
 import { Backoff } from './backoff.js';
 import type { Sink } from './sink.js';
@@ -8,7 +8,7 @@ import type { Sink } from './sink.js';
 export interface ConnectionOptions {
   host: string;
   port: number;
-  stats: Stats;
+  stats: SinkStats;
   log: Logger;
   backoff?: Backoff;
   connectTimeoutMs?: number;
@@ -90,6 +90,7 @@ export class Connection implements Sink {
       if (buffer.finished) return;
       const sock = await this.connect();
       if (!sock) return; // aborted
+      this.opts.stats.drainConnects++;
       this.opts.stats.drainConnected = true;
       if (connectedOnce) this.opts.stats.reconnects++;
       connectedOnce = true;
@@ -103,6 +104,7 @@ export class Connection implements Sink {
       this.opts.stats.drainConnected = false;
       if (Date.now() - since >= (this.opts.stableMs ?? 5000)) this.backoff.reset();
       if (outcome !== 'lost') return;
+      this.opts.stats.drainFailures++;
       this.limited.warn('lost', { drain: this.target }, 'connection to drain lost; reconnecting');
       await this.delay(this.backoff.next());
     }
@@ -135,6 +137,7 @@ export class Connection implements Sink {
       } catch (err) {
         const { code, message } = err as NodeJS.ErrnoException;
         const reason = code ?? message;
+        this.opts.stats.drainFailures++;
         this.connectFailures.add(`connect:${reason}`);
         const detail = code && !message.includes(code) ? { detail: message } : {};
         this.limited.warn(`connect:${reason}`, { drain: this.target, reason, ...detail, attempt: this.backoff.attempts + 1 }, 'cannot connect to drain; retrying');

@@ -23,6 +23,8 @@ export interface RelpSinkOptions extends ConnectionOptions {
   maxRefusals?: number;
   /** relp_software offer. */
   software?: string;
+  /** Shared by the members of a pool: what one acknowledged of a batch is not sent again by the next. */
+  progress?: Map<number, RelpProgress>;
 }
 
 const UNSENT = 0;
@@ -81,7 +83,8 @@ class Progress {
 }
 
 /** A returned batch's progress without its frames: the spill may free (or rewrite) those meanwhile. */
-type Saved = Pick<Progress, 'state' | 'done' | 'refusals'>;
+export type RelpProgress = Pick<Progress, 'state' | 'done' | 'refusals'>;
+type Saved = RelpProgress;
 
 /** Resolves everything waiting on it when poked; each wait() gets the next poke. */
 class Signal {
@@ -116,9 +119,10 @@ export class RelpProtocol implements Protocol {
    * the drain acknowledged. Ids, not bytes: two batches of the same lines are different batches.
    * Unbounded, and small: a few bytes per message, removed when the batch comes back.
    */
-  private readonly returned = new Map<number, Saved>();
+  private readonly returned: Map<number, Saved>;
 
   constructor(private readonly opts: RelpSinkOptions) {
+    this.returned = opts.progress ?? new Map();
     this.window = opts.window ?? RELP_DEFAULTS.window;
     this.ackTimeoutMs = opts.ackTimeoutMs ?? RELP_DEFAULTS.ackTimeoutMs;
     this.maxRefusals = opts.maxRefusals ?? RELP_DEFAULTS.maxRefusals;

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
-import type { Stats } from '../telemetry/stats.js';
+import type { SinkStats } from '../telemetry/stats.js';
 import type { Batch, BatchBuffer } from '../batch.js';
 import { octetToLf } from '../framing/octet.js';
 import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
@@ -26,7 +26,7 @@ export interface TcpSinkOptions extends ConnectionOptions {
 export class SyslogProtocol implements Protocol {
   private readonly limited: RateLimitedLog;
 
-  constructor(private readonly opts: { host: string; port: number; framing: Framing; stats: Stats; log: Logger; keepAliveMs?: number; resend?: ResendWindow }) {
+  constructor(private readonly opts: { host: string; port: number; framing: Framing; stats: SinkStats; log: Logger; keepAliveMs?: number; resend?: ResendWindow }) {
     this.limited = new RateLimitedLog(opts.log);
   }
 
@@ -47,9 +47,15 @@ export class SyslogProtocol implements Protocol {
     sock.on('error', (err) => {
       this.limited.warn('socket', { drain: `${this.opts.host}:${this.opts.port}`, reason: (err as NodeJS.ErrnoException).code ?? err.message }, 'drain connection error');
     });
-    this.replay(sock);
     const { resend } = this.opts;
-    await writeBatches(sock, buffer, this.opts.framing, this.opts.stats, Promise.race([closedP, aborted]), () => closed || isAborted, inflight, resend && ((frames, count) => resend.record(frames, count)));
+    await writeBatches(sock, buffer, this.opts.framing, this.opts.stats, Promise.race([closedP, aborted]), () => closed || isAborted, {
+      inflight,
+      written: resend && ((frames, count) => resend.record(frames, count)),
+      // A pool member on standby leaves the replay to the member that takes over.
+      beforeTake: () => {
+        if (!buffer.standby) this.replay(sock);
+      },
+    });
     if (!closed && !isAborted) {
       await new Promise<void>((resolve) => sock.end(resolve));
       sock.destroy();
@@ -64,9 +70,9 @@ export class SyslogProtocol implements Protocol {
   }
 
   /**
-   * After a lost connection, the window's frames go first, ahead of anything requeued (which is
-   * newer). Queued on the socket without waiting: they are bounded and already in memory, and the
-   * write loop's first write then waits for the socket to drain.
+   * After a lost connection (this member's or, in a pool, another's), the window's frames go first,
+   * ahead of anything requeued (which is newer). Queued on the socket without waiting: they are
+   * bounded and already in memory, and the next write then waits for the socket to drain.
    */
   private replay(sock: Socket): void {
     const chunks = this.opts.resend?.takeReplay();

@@ -10,6 +10,11 @@ export class Stats {
   linesTruncated = 0;
   dropped = new Map<string, number>();
   reconnects = 0;
+  /** Connections made to the drain (every pool member), and connects that failed or connections lost. */
+  drainConnects = 0;
+  drainFailures = 0;
+  /** Per pool member (`--to` given more than once, or a name with several addresses); empty for one drain. */
+  members = new Map<string, MemberStats>();
   lastSendMs = 0;
   /** k8s-audit/auto: lines read as audit Events, and lines that were not (forwarded as raw). */
   auditEvents = 0;
@@ -50,5 +55,56 @@ export class Stats {
   }
   addDropped(reason: string, n: number): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + n);
+  }
+}
+
+/** What a sink updates: the pipeline's Stats, or a pool member's MemberStats (which add up into them). */
+export type SinkStats = Pick<Stats, 'messagesSent' | 'bytesSent' | 'lastSendMs' | 'messagesResent' | 'messagesRefused' | 'reconnects' | 'drainConnected' | 'drainConnects' | 'drainFailures' | 'addDropped'>;
+
+/**
+ * One pool member's counters. Each update also goes to the pipeline's totals, so the sinks stay
+ * unaware of the pool; whether the pipeline counts as connected is the pool's call (any member up).
+ */
+export class MemberStats implements SinkStats {
+  /** active: takes batches; standby: connected, waits its turn (failover); down: not connected. */
+  state: 'active' | 'standby' | 'down' = 'down';
+  private sent = 0;
+  private bytes = 0;
+  private resent = 0;
+  private refused = 0;
+  private reconnected = 0;
+  private connects = 0;
+  private failures = 0;
+  private up = false;
+
+  constructor(
+    private readonly total: Stats,
+    private readonly onConnected: () => void,
+  ) {}
+
+  get messagesSent(): number { return this.sent; }
+  set messagesSent(v: number) { this.total.messagesSent += v - this.sent; this.sent = v; }
+  get bytesSent(): number { return this.bytes; }
+  set bytesSent(v: number) { this.total.bytesSent += v - this.bytes; this.bytes = v; }
+  get messagesResent(): number { return this.resent; }
+  set messagesResent(v: number) { this.total.messagesResent += v - this.resent; this.resent = v; }
+  get messagesRefused(): number { return this.refused; }
+  set messagesRefused(v: number) { this.total.messagesRefused += v - this.refused; this.refused = v; }
+  get reconnects(): number { return this.reconnected; }
+  set reconnects(v: number) { this.total.reconnects += v - this.reconnected; this.reconnected = v; }
+  get drainConnects(): number { return this.connects; }
+  set drainConnects(v: number) { this.total.drainConnects += v - this.connects; this.connects = v; }
+  get drainFailures(): number { return this.failures; }
+  set drainFailures(v: number) { this.total.drainFailures += v - this.failures; this.failures = v; }
+  get lastSendMs(): number { return this.total.lastSendMs; }
+  set lastSendMs(v: number) { this.total.lastSendMs = v; }
+  get drainConnected(): boolean { return this.up; }
+  set drainConnected(v: boolean) {
+    if (v === this.up) return;
+    this.up = v;
+    this.onConnected();
+  }
+  addDropped(reason: string, n: number): void {
+    this.total.addDropped(reason, n);
   }
 }

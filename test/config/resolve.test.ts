@@ -82,3 +82,26 @@ t.test('--sd-element: parsing and validation', async (t) => {
   t.throws(() => parseSdElements('sd-element', ['a@1', 'a@1']), { message: /given twice/ });
   t.strictSame(sdSpecsFromObject({ 'a@1': { q: 'x"y', n: null }, 'b@1': null }), ['a@1 q="x\\"y" n=""', 'b@1']);
 });
+
+t.test('--to given several times: a pool of one transport, in the order given', async (t) => {
+  const cfg = resolve({ to: ['relp://a:2514', 'relp://b:2514', 'relp://[::1]:2514'], pool: 'round-robin' });
+  t.same(cfg.destinations.map((d) => ('host' in d ? d.host : '-')), ['a', 'b', '::1']);
+  t.same(cfg.to, cfg.destinations[0], 'to is the first');
+  t.equal(cfg.pool, 'round-robin');
+  t.equal(resolve({ to: 'a:1' }).pool, 'failover', 'failover by default');
+  t.same(resolve({ to: ['a:1', 'b:2'], tls: true }).destinations.map((d) => d.transport), ['tls', 'tls'], '--tls applies to every member');
+  t.throws(() => resolve({ to: ['relp://a:1', 'tcp://b:1'] }), /^--to: the drains of a pool use one transport \(relp:\/\/a:1 and tcp:\/\/b:1\)/);
+  t.throws(() => resolve({ to: ['a:1', '-'] }), /^--to: the drains of a pool use one transport/);
+  t.throws(() => resolve({ to: ['-', 'a:1'] }), /^--to: - \(stdout\) cannot be one of several drains/);
+  t.throws(() => resolve({ to: ['a:1', 'tcp://a:1'] }), /^--to: tcp:\/\/a:1 is given twice/);
+  t.throws(() => resolve({ to: ['a:1', 'b:0'] }), /^--to: port 0 is out of range/);
+  t.throws(() => resolve({ to: ['a:1'], pool: 'random' }), /^--pool/);
+});
+
+t.test('to: as a list in the config file', async (t) => {
+  const dir = t.testdir({ 'pool.yml': 'to:\n  - relp://r1:2514\n  - relp://r2:2514\npool: failover\n' });
+  const loaded = loadConfigFile(join(dir, 'pool.yml'), { ...OPTIONS, array: [...OPTIONS.array, 'to'], key: { ...OPTIONS.key, pool: true } });
+  t.strictSame(loaded.errors, []);
+  const cfg = resolveCollecting({ ...loaded.values }, resolve, loaded.where).cfg as Config;
+  t.same(cfg.destinations.map((d) => ('host' in d ? `${d.host}:${d.port}` : '-')), ['r1:2514', 'r2:2514']);
+});

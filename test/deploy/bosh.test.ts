@@ -62,6 +62,15 @@ t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail
   t.equal(eff.app_name, 'a: b # c');
   t.strictSame(eff.files, ['/x/y z.log']);
 
+  const pool = render(dir, 'config.yml.erb', { auditfwd: { drain: { addresses: ['r1.example.com', 'r2.example.com:2514', '::1', '[::2]:2515'], transport: 'relp', port: 2514, pool: 'round-robin' } } });
+  t.equal(pool.status, 0, pool.err);
+  writeFileSync(join(dir, 'pool.yml'), pool.out);
+  const poolCheck = runAuditfwd(t, ['--config', join(dir, 'pool.yml'), '--check-config']);
+  t.equal(await poolCheck.exited, 0, poolCheck.stderr());
+  const poolEff = parse(poolCheck.stdout().toString()) as Record<string, unknown>;
+  t.strictSame(poolEff.to, ['relp://r1.example.com:2514', 'relp://r2.example.com:2514', 'relp://[::1]:2514', 'relp://[::2]:2515'], 'drain.addresses: a pool, in order');
+  t.equal(poolEff.pool, 'round-robin');
+
   const bad = render(dir, 'config.yml.erb', { auditfwd: { drain: { address: 'd', transport: 'udp' } } });
   t.not(bad.status, 0);
   t.match(bad.err, /auditfwd.drain.transport must be tcp, tls, relp or relp\+tls, not "udp"/);
@@ -73,10 +82,11 @@ t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail
 t.test('the job spec\'s defaults are the settings table\'s', async (t) => {
   const fileKeys = new Map(SETTINGS.filter((s) => fileKeyOf(s)).map((s) => [fileKeyOf(s)!, s]));
   /** Properties that are not one setting: parts of --to, PEM contents and secrets written to files, the sd_element, bpm. */
-  const composed = new Set(['drain.address', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'tls.private_key_passphrase', 'webhook.token', 'director_name', 'memory_limit']);
+  const composed = new Set(['drain.address', 'drain.addresses', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'tls.private_key_passphrase', 'webhook.token', 'director_name', 'memory_limit']);
   /** Properties grouped under another name than their key; the others are their key with "_" for ".". */
   const renamed: Record<string, string> = {
     'drain.framing': 'framing',
+    'drain.pool': 'pool',
     'buffer.when_full': 'when_full',
     'webhook.listen': 'listen_webhook',
     'webhook.tls.certificate': 'webhook_tls_cert',

@@ -1,0 +1,160 @@
+import t from 'tap';
+import pino from 'pino';
+import { Writable } from 'node:stream';
+import { MemoryBuffer } from '../../src/buffer/memory.js';
+import { Stats, type SinkStats } from '../../src/telemetry/stats.js';
+import type { Batch } from '../../src/batch.js';
+import { Backoff } from '../../src/sinks/backoff.js';
+import { PoolSink, type PoolMode } from '../../src/sinks/pool.js';
+import { PoolQueue } from '../../src/sinks/pool-queue.js';
+import { RelpSink } from '../../src/sinks/relp.js';
+import { ResendWindow } from '../../src/sinks/resend-window.js';
+import { TcpSink } from '../../src/sinks/tcp.js';
+import { TestDrain } from '../helpers/drain.js';
+import { freePort } from '../helpers/net.js';
+import { untilTrue } from '../helpers/ops.js';
+import { TestRelpServer } from '../helpers/relp-server.js';
+
+function batch(msgs: string[], onHandedOn: () => void): Batch {
+  const frames = Buffer.concat(msgs.map((m) => Buffer.from(`${Buffer.byteLength(m)} ${m}`)));
+  return { frames, count: msgs.length, onHandedOn };
+}
+
+const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+interface PoolSetup {
+  stats: Stats;
+  buffer: MemoryBuffer;
+  handed: string[];
+  logs: Array<Record<string, unknown>>;
+  done: Promise<void>;
+  push(name: string, msgs: string[]): Promise<void>;
+}
+
+function startPool(t: Tap.Test, ports: number[], transport: 'tcp' | 'relp', mode: PoolMode = 'failover', resend?: ResendWindow): PoolSetup {
+  const stats = new Stats();
+  const buffer = new MemoryBuffer(16 * 1024 * 1024);
+  const logs: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (logs.push(JSON.parse(String(c))), cb()) }));
+  const progress = new Map();
+  const pool = new PoolSink(
+    ports.map((port) => ({
+      name: `${transport}://127.0.0.1:${port}`,
+      make: (s: SinkStats) => {
+        const common = { host: '127.0.0.1', port, stats: s, log, backoff: new Backoff(10, 40, 10) };
+        return transport === 'relp' ? new RelpSink({ ...common, progress }) : new TcpSink({ ...common, framing: 'octet-counting', resend });
+      },
+    })),
+    mode,
+    stats,
+    log,
+  );
+  const done = pool.run(buffer);
+  const handed: string[] = [];
+  t.teardown(async () => {
+    pool.abort();
+    await done;
+  });
+  return { stats, buffer, handed, logs, done, push: (name, msgs) => buffer.push(batch(msgs, () => handed.push(name))) };
+}
+
+async function drain(t: Tap.Test, port?: number): Promise<TestDrain> {
+  const d = await TestDrain.start({ port });
+  t.teardown(() => d.close());
+  return d;
+}
+
+const bodies = (d: { messages: Buffer[] }) => d.messages.map((m) => m.toString());
+
+t.test('PoolQueue: hand-ons reach the buffer in the order taken; given-back batches go first, in order', async (t) => {
+  const buffer = new MemoryBuffer(1 << 20);
+  const handed: string[] = [];
+  for (const n of ['a', 'b', 'c', 'd']) await buffer.push(batch([n], () => handed.push(n)));
+  const q = new PoolQueue(buffer);
+  const [a, b, c] = [q.take()!, q.take()!, q.take()!];
+  q.handedOn(c);
+  q.handedOn(b);
+  t.same(handed, [], 'c and b wait for a');
+  q.requeue([a]);
+  t.equal(q.take(), a, 'a given back comes before d');
+  q.handedOn(a);
+  t.same(handed, ['a', 'b', 'c']);
+  const d = q.take()!;
+  const e = q.take();
+  t.equal(e, undefined);
+  q.requeue([d]);
+  q.returnAll();
+  t.equal(buffer.take(), d, 'what the pool held goes back to the buffer at the end');
+});
+
+t.test('tcp, failover: the first member down from the start, everything goes to the second', async (t) => {
+  const second = await drain(t);
+  const s = startPool(t, [await freePort(), second.port], 'tcp');
+  for (let i = 0; i < 5; i++) await s.push(`b${i}`, [`m${i}`]);
+  s.buffer.close();
+  await s.done;
+  await second.waitFor(5);
+  t.same(bodies(second), names('m', 5));
+  t.same(s.handed, names('b', 5));
+  const [m1, m2] = [...s.stats.members.values()];
+  t.equal(m1.drainConnects, 0);
+  t.ok(m1.drainFailures > 0, 'the dead member counts its failures');
+  t.equal(m2.messagesSent, 5);
+  t.equal(s.stats.messagesSent, 5, 'members add up into the totals');
+});
+
+t.test('tcp, failover: a member that dies hands over to the next, with its resend window; the first is taken back', async (t) => {
+  const first = await drain(t);
+  const second = await drain(t);
+  const s = startPool(t, [first.port, second.port], 'tcp', 'failover', new ResendWindow(1024));
+  await s.push('b0', ['m0']);
+  await first.waitFor(1);
+  const port = first.port;
+  await first.close();
+  await second.waitFor(1);
+  await s.push('b1', ['m1']);
+  await second.waitFor(2);
+  t.same(bodies(second), ['m0', 'm1'], 'the window (m0) first, then the new batch');
+  const back = await drain(t, port);
+  await untilTrue(() => s.stats.members.get(`tcp://127.0.0.1:${port}`)!.state === 'active', () => 'the first member was not taken back', 5000);
+  await s.push('b2', ['m2']);
+  await back.waitFor(1);
+  t.same(bodies(back), ['m2'], 'the first member is taken back when it answers');
+  s.buffer.close();
+  await s.done;
+  t.same(s.handed, ['b0', 'b1', 'b2']);
+  t.ok(s.logs.some((l) => l.msg === 'pool: sending to this member' && l.drain === `tcp://127.0.0.1:${second.port}`));
+});
+
+t.test('relp, failover: what the dead member had not acknowledged goes to the next, in order', async (t) => {
+  const a = await TestRelpServer.start();
+  a.answer = (msg) => (msg.toString() >= 'm3' ? 'hold' : 'ack');
+  const b = await TestRelpServer.start();
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  const s = startPool(t, [a.port, b.port], 'relp');
+  for (let i = 0; i < 6; i++) await s.push(`b${i}`, [`m${i}`]);
+  await a.until(() => a.messages.length === 6);
+  await untilTrue(() => s.stats.messagesSent === 3, () => `${s.stats.messagesSent} acknowledged`, 5000);
+  t.same(s.handed, ['b0', 'b1', 'b2'], 'only acknowledged batches are handed on');
+  await a.close();
+  await b.until(() => b.messages.length >= 3);
+  s.buffer.close();
+  await s.done;
+  t.same(b.messages.map(String), ['m3', 'm4', 'm5']);
+  t.same(s.handed, names('b', 6));
+});
+
+t.test('round-robin: batches dealt to the members in turn, handed on in order', async (t) => {
+  const d1 = await drain(t);
+  const d2 = await drain(t);
+  const s = startPool(t, [d1.port, d2.port], 'tcp', 'round-robin');
+  // Both connected before the batches come, so that the deal is visible.
+  await untilTrue(() => [...s.stats.members.values()].every((m) => m.drainConnected), () => 'members not connected', 5000);
+  for (let i = 0; i < 10; i++) await s.push(`b${i}`, [`m${i}`]);
+  s.buffer.close();
+  await s.done;
+  await untilTrue(() => d1.messages.length + d2.messages.length === 10, () => `${d1.messages.length} + ${d2.messages.length} received`, 5000);
+  t.ok(d1.messages.length >= 3 && d2.messages.length >= 3, `both members get a share (${d1.messages.length}, ${d2.messages.length})`);
+  t.same(s.handed, names('b', 10));
+});
+
