@@ -7,7 +7,8 @@ import { Rfc5424Framer } from './framing/rfc5424.js';
 import type { Logger } from './telemetry/log.js';
 import { Stats, type SinkStats } from './telemetry/stats.js';
 import { Backoff } from './sinks/backoff.js';
-import { describeDestination, type Destination } from './sinks/destination.js';
+import { describeDestination } from './sinks/destination.js';
+import { membersOf, type Drain, type Member } from './sinks/resolve.js';
 import type { Sink } from './sinks/sink.js';
 import { RelpSink, type RelpProgress } from './sinks/relp.js';
 import { StreamSink } from './sinks/stream.js';
@@ -87,7 +88,13 @@ export class Pipeline {
     return (appName) => new K8sAuditEncoder(framer(appName), stats, shared);
   }
 
-  private createSink(): Sink {
+  /** The sink for the current settings; names with several addresses are looked up first (a pool of their own). */
+  private async makeSink(): Promise<Sink> {
+    const drains = this.cfg.destinations.filter((d): d is Drain => d.transport !== 'stdout');
+    return this.createSink(drains.length ? await membersOf(drains) : []);
+  }
+
+  private createSink(members: Member[]): Sink {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
@@ -96,17 +103,16 @@ export class Pipeline {
     // One of each for the whole pool: a member that fails leaves them to the next.
     const resend = cfg.tcpResendWindowBytes > 0 ? new ResendWindow(cfg.tcpResendWindowBytes) : undefined;
     const progress = new Map<number, RelpProgress>();
-    const make = (d: Extract<Destination, { host: string }>) => (memberStats: SinkStats) => {
-      const common = { host: d.host, port: d.port, stats: memberStats, log, backoff: new Backoff(200, cfg.reconnectMaxDelayMs), open };
+    const make = ({ drain: d, address }: Member) => (memberStats: SinkStats) => {
+      const common = { host: d.host, port: d.port, address, stats: memberStats, log, backoff: new Backoff(200, cfg.reconnectMaxDelayMs), open, reconnectEveryMs: cfg.reconnectEveryMs };
       if (d.transport === 'relp' || d.transport === 'relp+tls') {
         return new RelpSink({ ...common, window: cfg.relpWindow, ackTimeoutMs: cfg.relpAckTimeoutMs, maxRefusals: cfg.relpMaxRefusals, progress });
       }
       return new TcpSink({ ...common, framing: cfg.framing, resend });
     };
-    const drains = cfg.destinations.filter((d) => d.transport !== 'stdout');
-    if (drains.length === 1) return make(drains[0])(stats);
+    if (members.length === 1) return make(members[0])(stats);
     return new PoolSink(
-      drains.map((d) => ({ name: describeDestination(d), make: make(d) })),
+      members.map((m) => ({ name: m.name, make: make(m) })),
       cfg.pool,
       stats,
       log,
@@ -142,7 +148,7 @@ export class Pipeline {
     }
     if (!this.spill) this.memory = new MemoryBuffer(cfg.memoryMaxBytes);
     this.buffer = this.spill ?? this.memory!;
-    this.sink = this.createSink();
+    this.sink = await this.makeSink();
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
@@ -268,9 +274,13 @@ export class Pipeline {
       for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => factory(appName));
     }
     if (what.sink && this.sink && !this.stopping) {
-      const old = this.sink;
-      this.sink = this.createSink();
-      old.abort();
+      // The new sink is in place before the old one stops: runSinks then goes on with it.
+      void this.makeSink().then((sink) => {
+        if (this.stopping) return;
+        const old = this.sink;
+        this.sink = sink;
+        old.abort();
+      });
     }
   }
 

@@ -40,6 +40,8 @@ export interface Config {
   checkpointIntervalMs: number;
   reconnectMaxDelayMs: number;
   shutdownTimeoutMs: number;
+  /** --reconnect-every; undefined: off. */
+  reconnectEveryMs: number | undefined;
   /** Bytes of complete frames kept to be sent again after a lost TCP/TLS connection (0: off). */
   tcpResendWindowBytes: number;
   relpWindow: number;
@@ -136,6 +138,7 @@ export function resolveConfig(raw: RawSettings): Config {
     checkpointIntervalMs: numberSetting('checkpoint-interval', d.checkpointInterval),
     reconnectMaxDelayMs: numberSetting('reconnect-max-delay', d.reconnectMaxDelay),
     shutdownTimeoutMs: numberSetting('shutdown-timeout', d.shutdownTimeout),
+    reconnectEveryMs: raw.reconnectEvery === undefined ? undefined : numberSetting('reconnect-every', raw.reconnectEvery),
     tcpResendWindowBytes: numberSetting('tcp-resend-window', d.tcpResendWindow),
     relpWindow: numberSetting('relp-window', d.relpWindow),
     relpAckTimeoutMs: numberSetting('relp-ack-timeout', d.relpAckTimeout),

@@ -93,7 +93,7 @@ export class Reloader<S extends SettingsLike> {
       encoders: applied.some((k) => matches(RELOAD_RULES.encoders, k)),
     });
     const show = (keys: string[], from: Record<string, unknown>, to: Record<string, unknown>) =>
-      Object.fromEntries(keys.map((k) => [k, { from: redact(k, from[k]) ?? null, to: redact(k, to[k]) ?? null }]));
+      Object.fromEntries(keys.map((k) => [k, { from: redact(k, oneDrain(k, from[k])) ?? null, to: redact(k, oneDrain(k, to[k])) ?? null }]));
     if (requiresRestart.length) {
       this.log.warn({ changed: show(requiresRestart, before, after) }, 'reload: these settings changed but take effect only after a restart');
     }
@@ -102,4 +102,9 @@ export class Reloader<S extends SettingsLike> {
     this.current = { raw: effective as RawSettings };
     return { applied, requiresRestart, errors: [] };
   }
+}
+
+/** One --to reads as it was given; a pool as its list. */
+function oneDrain(key: string, v: unknown): unknown {
+  return key === 'to' && Array.isArray(v) && v.length === 1 ? v[0] : v;
 }

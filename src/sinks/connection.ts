@@ -1,8 +1,9 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIPv6, type LookupFunction, type Socket } from 'node:net';
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { SinkStats } from '../telemetry/stats.js';
 import type { BatchBuffer } from '../batch.js';
 import { Backoff } from './backoff.js';
+import { RotatingView } from './rotation.js';
 import type { Sink } from './sink.js';
 
 export interface ConnectionOptions {
@@ -13,13 +14,29 @@ export interface ConnectionOptions {
   backoff?: Backoff;
   connectTimeoutMs?: number;
   keepAliveMs?: number;
+  /** --reconnect-every: replace each connection after about this long, between two frames. */
+  reconnectEveryMs?: number;
   /** How long a connection must last before the backoff starts over. */
   stableMs?: number;
   /**
    * Opens the connection; resolves once it is ready to carry data. TLS passes its own;
    * a rejection is a failed attempt, retried with the same backoff. `signal` fires when the sink is aborted.
    */
-  open?: (host: string, port: number, timeoutMs: number, signal?: AbortSignal) => Promise<Socket>;
+  open?: Opener;
+  /** Connect to this address instead of resolving `host` (a member of a name with several addresses); TLS still checks `host`. */
+  address?: string;
+}
+
+export type Opener = (host: string, port: number, timeoutMs: number, signal?: AbortSignal, address?: string) => Promise<Socket>;
+
+/** A `lookup` for net/tls.connect that answers `address` (TLS then still verifies the host name given). */
+export function pinnedLookup(address: string | undefined): LookupFunction | undefined {
+  if (!address) return undefined;
+  const family = isIPv6(address) ? 6 : 4;
+  return (_host, opts, cb) => {
+    if ((opts as { all?: boolean }).all) (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address, family }]);
+    else cb(null, address, family);
+  };
 }
 
 /** TCP keepalive probes start after this much silence: a drain that vanished without a FIN is noticed. */
@@ -43,9 +60,10 @@ export interface Protocol {
   abort?(): void;
 }
 
-export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
+export function openTcp(host: string, port: number, timeoutMs: number, _signal?: AbortSignal, address?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const sock = netConnect({ host, port });
+    // Without an address, node resolves `host` at every connect: a drain that moved is found again.
+    const sock = netConnect({ host, port, lookup: pinnedLookup(address) });
     sock.setTimeout(timeoutMs, () => sock.destroy(new Error(`connect timed out after ${timeoutMs} ms`)));
     sock.once('error', reject);
     sock.once('connect', () => {
@@ -81,7 +99,7 @@ export class Connection implements Sink {
   }
 
   private get target(): string {
-    return `${this.opts.host}:${this.opts.port}`;
+    return `${this.opts.host}:${this.opts.port}${this.opts.address ? ` (${this.opts.address})` : ''}`;
   }
 
   async run(buffer: BatchBuffer): Promise<void> {
@@ -99,10 +117,17 @@ export class Connection implements Sink {
       this.opts.log.info({ drain: this.target }, 'connected to drain');
       const since = Date.now();
       this.socket = sock;
-      const outcome = await this.protocol.pump(sock, buffer, this.abortedP);
+      const every = this.opts.reconnectEveryMs;
+      const view = every ? new RotatingView(buffer, every) : undefined;
+      const outcome = await this.protocol.pump(sock, view ?? buffer, this.abortedP);
+      view?.stop();
       this.socket = undefined;
       this.opts.stats.drainConnected = false;
       if (Date.now() - since >= (this.opts.stableMs ?? 5000)) this.backoff.reset();
+      if (outcome === 'finished' && view?.rotated) {
+        this.opts.log.info({ drain: this.target, afterMs: Date.now() - since }, 'closed the connection to open a new one (--reconnect-every)');
+        continue;
+      }
       if (outcome !== 'lost') return;
       this.opts.stats.drainFailures++;
       this.limited.warn('lost', { drain: this.target }, 'connection to drain lost; reconnecting');
@@ -123,7 +148,7 @@ export class Connection implements Sink {
     while (!this.aborted) {
       try {
         const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
-        const opening = open(this.opts.host, this.opts.port, timeoutMs, this.abortController.signal).then(async (sock) => {
+        const opening = open(this.opts.host, this.opts.port, timeoutMs, this.abortController.signal, this.opts.address).then(async (sock) => {
           await this.protocol.greet?.(sock, timeoutMs);
           return sock;
         });

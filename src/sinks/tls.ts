@@ -4,6 +4,7 @@ import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { nodeTls } from './lazy-tls.js';
 import type { Logger } from '../telemetry/log.js';
 import type { TlsMaterial } from './tls-material.js';
+import { pinnedLookup, type Opener } from './connection.js';
 
 /**
  * In TLS 1.3 the client finishes its handshake before the server has judged the client's certificate;
@@ -54,11 +55,11 @@ function connectionOptions(material: TlsMaterial, host: string): ConnectionOptio
  * Opens TLS connections for a sink's Connection (its `open` option): TCP connect, handshake, verification. A rejected
  * promise is a failed attempt, retried by the Connection with its backoff; nothing is ever sent in plaintext.
  */
-export function tlsOpener(material: TlsMaterial, log: Logger): (host: string, port: number, timeoutMs: number, signal?: AbortSignal) => Promise<Socket> {
-  return (host, port, timeoutMs, signal) =>
+export function tlsOpener(material: TlsMaterial, log: Logger): Opener {
+  return (host, port, timeoutMs, signal, address) =>
     new Promise<Socket>((resolve, reject) => {
       const { settings } = material;
-      const sock: TLSSocket = nodeTls().connect({ ...connectionOptions(material, host), port });
+      const sock: TLSSocket = nodeTls().connect({ ...connectionOptions(material, host), port, lookup: pinnedLookup(address) });
       let tcpUp = false;
       let ticket = false;
       let settled = false;

@@ -21,11 +21,11 @@ export class TestDrain {
     this.server = server;
   }
 
-  static async start(opts: { framing?: 'octet-counting' | 'lf'; port?: number } = {}): Promise<TestDrain> {
+  static async start(opts: { framing?: 'octet-counting' | 'lf'; port?: number; host?: string } = {}): Promise<TestDrain> {
     let drain!: TestDrain;
     const server = createServer((sock) => drain.accept(sock));
     drain = new TestDrain(opts.framing ?? 'octet-counting', server);
-    server.listen(opts.port ?? 0, '127.0.0.1');
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
     await once(server, 'listening');
     return drain;
   }

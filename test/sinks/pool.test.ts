@@ -10,6 +10,7 @@ import { PoolQueue } from '../../src/sinks/pool-queue.js';
 import { RelpSink } from '../../src/sinks/relp.js';
 import { ResendWindow } from '../../src/sinks/resend-window.js';
 import { TcpSink } from '../../src/sinks/tcp.js';
+import { membersOf } from '../../src/sinks/resolve.js';
 import { TestDrain } from '../helpers/drain.js';
 import { freePort } from '../helpers/net.js';
 import { untilTrue } from '../helpers/ops.js';
@@ -158,3 +159,83 @@ t.test('round-robin: batches dealt to the members in turn, handed on in order', 
   t.same(s.handed, names('b', 10));
 });
 
+
+t.test('DNS: a name with several addresses is a pool of its own; one address stays one member', async (t) => {
+  const lookup = async (host: string) =>
+    host === 'relays.test' ? [{ address: '127.0.0.2' }, { address: '127.0.0.3' }, { address: '127.0.0.2' }] : host === 'one.test' ? [{ address: '127.0.0.4' }] : Promise.reject(new Error('ENOTFOUND'));
+  const members = await membersOf(
+    [
+      { transport: 'relp', host: 'relays.test', port: 2514 },
+      { transport: 'relp', host: 'one.test', port: 2514 },
+      { transport: 'relp', host: 'gone.test', port: 2514 },
+      { transport: 'relp', host: '10.0.0.1', port: 2514 },
+    ],
+    lookup,
+  );
+  t.same(
+    members.map((m) => [m.name, m.address]),
+    [
+      ['relp://relays.test:2514@127.0.0.2', '127.0.0.2'],
+      ['relp://relays.test:2514@127.0.0.3', '127.0.0.3'],
+      ['relp://one.test:2514', undefined],
+      ['relp://gone.test:2514', undefined],
+      ['relp://10.0.0.1:2514', undefined],
+    ],
+    'each address once, in order; a name that does not resolve now is resolved again at connect',
+  );
+});
+
+t.test('DNS: a member pinned to an address connects there, whatever its name resolves to', async (t) => {
+  const d2 = await TestDrain.start({ host: '127.0.0.2' });
+  const d3 = await TestDrain.start({ host: '127.0.0.3', port: d2.port }).catch(() => undefined);
+  t.teardown(() => Promise.all([d2.close(), d3?.close()]));
+  if (!d3) return t.skip('127.0.0.3 not bindable here');
+  const stats = new Stats();
+  const log = pino({ level: 'silent' });
+  const pool = new PoolSink(
+    ['127.0.0.2', '127.0.0.3'].map((address) => ({
+      name: address,
+      make: (s: SinkStats) => new TcpSink({ host: 'relays.invalid', port: d2.port, address, stats: s, log, framing: 'octet-counting', backoff: new Backoff(10, 40, 10) }),
+    })),
+    'round-robin',
+    stats,
+    log,
+  );
+  const buffer = new MemoryBuffer(1 << 20);
+  const done = pool.run(buffer);
+  t.teardown(() => (pool.abort(), done));
+  await untilTrue(() => [...stats.members.values()].every((m) => m.drainConnected), () => 'not connected', 5000);
+  for (let i = 0; i < 4; i++) await buffer.push(batch([`m${i}`], () => {}));
+  buffer.close();
+  await done;
+  await untilTrue(() => d2.messages.length + d3.messages.length === 4, () => 'not received', 5000);
+  t.ok(d2.messages.length > 0 && d3.messages.length > 0, 'both addresses used');
+});
+
+t.test('--reconnect-every: connections are replaced between messages, nothing lost or doubled (tcp and relp)', async (t) => {
+  for (const transport of ['tcp', 'relp'] as const) {
+    const relp = transport === 'relp' ? await TestRelpServer.start() : undefined;
+    const tcp = transport === 'tcp' ? await TestDrain.start() : undefined;
+    t.teardown(() => Promise.all([relp?.close(), tcp?.close()]));
+    const stats = new Stats();
+    const log = pino({ level: 'silent' });
+    const common = { host: '127.0.0.1', port: (relp ?? tcp)!.port, stats, log, backoff: new Backoff(10, 40, 10), reconnectEveryMs: 60 };
+    const sink = relp ? new RelpSink(common) : new TcpSink({ ...common, framing: 'octet-counting', resend: new ResendWindow(1 << 20) });
+    const buffer = new MemoryBuffer(1 << 20);
+    const done = sink.run(buffer);
+    const handed: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      await buffer.push(batch([`m${i}`], () => handed.push(i)));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    buffer.close();
+    await done;
+    const received = relp ? relp.messages.map(String) : (await tcp!.waitFor(40), bodies(tcp!));
+    t.same(received, names('m', 40), `${transport}: every message once, in order`);
+    t.same(handed, Array.from({ length: 40 }, (_, i) => i));
+    const conns = relp ? relp.conns.length : tcp!.connections;
+    t.ok(conns >= 2, `${transport}: ${conns} connections`);
+    t.equal(stats.messagesResent, 0, 'a connection auditfwd closed is not followed by a resend');
+    t.equal(stats.drainFailures, 0);
+  }
+});
