@@ -1,10 +1,11 @@
 import t from 'tap';
-import { statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { untilTrue } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { Rsyslog, rsyslogMissing } from '../helpers/rsyslog.js';
 import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
+import { countDelivered, outputBytes } from '../helpers/rsyslog-count.js';
 
 const missing = rsyslogMissing({ imrelp: 'rsyslog-relp' });
 if (missing) t.skip(`RELP interoperability with rsyslog: ${missing}`);
@@ -42,34 +43,9 @@ t.test('kill -9 of rsyslog mid-stream, again and again: every line arrives, repe
   }
   t.equal(await run.exited, 0, 'auditfwd delivered everything and exited 0');
   const got = rs.lines();
-  const seen = new Uint32Array(n);
-  const bad: string[] = [];
-  let torn = 0;
-  for (const line of got) {
-    const whole = (s: string) => {
-      const k = seqOf(s);
-      return k >= 0 && k < n && s === lines[k] ? k : -1;
-    };
-    let k = whole(line);
-    if (k < 0) {
-      // A kill -9 inside rsyslog's write(2) leaves the start of a line it had not acknowledged; the
-      // restarted rsyslog appends the next message to it. The torn start is not counted as delivered.
-      const at = line.indexOf('{"seq":', 1);
-      const head = at > 0 ? line.slice(0, at) : line;
-      k = at > 0 ? whole(line.slice(at)) : -1;
-      const h = seqOf(head);
-      if (k >= 0 && h >= 0 && h < n && lines[h].startsWith(head)) torn++;
-      else {
-        bad.push(line.slice(0, 200));
-        continue;
-      }
-    }
-    seen[k]++;
-  }
+  const { bad, torn, lost, repeats } = countDelivered(got, lines);
   t.same(bad, [], 'every line written by rsyslog is one of the input lines (after a torn write at most)');
   t.ok(torn <= kills, `torn writes (${torn}) at most one per kill`);
-  const lost = seen.reduce((a, c) => a + (c === 0 ? 1 : 0), 0);
-  const repeats = got.length - bad.length - (n - lost);
   t.equal(lost, 0, `zero lines lost of ${n}`);
   const summary = JSON.parse(run.stderr().split('\n').filter((l) => l.includes('all input delivered'))[0]);
   t.ok(repeats <= summary.resent, `repeats in the output (${repeats}) were all counted as resent (${summary.resent})`);
@@ -99,10 +75,3 @@ t.test('rsyslog stopped gracefully mid-stream (serverclose): reconnect, every li
   t.match(run.stderr(), /"reason":"(drain closed the session \(serverclose\)|connection closed|ECONNRESET|EPIPE)".*"msg":"RELP session ended"/, 'the session end is logged with its reason');
 });
 
-function outputBytes(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
