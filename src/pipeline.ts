@@ -96,6 +96,8 @@ export class Pipeline {
 
   private createSink(members: Member[]): Sink {
     const { cfg, stats, log } = this;
+    // A reload may change the pool: the metrics show the members of the sink in use.
+    stats.members.clear();
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
     this.tlsMaterial = to.transport === 'tls' || to.transport === 'relp+tls' ? new TlsMaterial(cfg.tls!, log) : undefined;

@@ -3,19 +3,9 @@ import type { Logger } from '../telemetry/log.js';
 import { MemberStats, type SinkStats, type Stats } from '../telemetry/stats.js';
 import { PoolQueue } from './pool-queue.js';
 import type { Sink } from './sink.js';
+import { Signal } from './signal.js';
 
 export type PoolMode = 'failover' | 'round-robin';
-
-/** Resolves everything waiting on it when poked. */
-class Signal {
-  private waiters: Array<() => void> = [];
-  wait(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-  poke(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-}
 
 interface Member {
   name: string;

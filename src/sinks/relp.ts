@@ -6,6 +6,7 @@ import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
 import { RelpSession } from './relp-session.js';
 import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 import { defaultNumber } from '../config/options.js';
+import { Signal } from './signal.js';
 
 /** The flags' defaults (src/config/options.ts), for a sink built without them. */
 export const RELP_DEFAULTS = {
@@ -85,17 +86,6 @@ class Progress {
 /** A returned batch's progress without its frames: the spill may free (or rewrite) those meanwhile. */
 export type RelpProgress = Pick<Progress, 'state' | 'done' | 'refusals'>;
 type Saved = RelpProgress;
-
-/** Resolves everything waiting on it when poked; each wait() gets the next poke. */
-class Signal {
-  private waiters: Array<() => void> = [];
-  wait(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-  poke(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-}
 
 /**
  * RELP: every message is kept until the drain acknowledges it (`rsp 200`), at most `window` of

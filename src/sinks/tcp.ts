@@ -50,7 +50,7 @@ export class SyslogProtocol implements Protocol {
     const { resend } = this.opts;
     await writeBatches(sock, buffer, this.opts.framing, this.opts.stats, Promise.race([closedP, aborted]), () => closed || isAborted, {
       inflight,
-      written: resend && ((frames, count) => resend.record(frames, count)),
+      written: resend && ((frames, count) => resend.record(frames, count, sock)),
       // A pool member on standby leaves the replay to the member that takes over.
       beforeTake: () => {
         if (!buffer.standby) this.replay(sock);
@@ -65,7 +65,7 @@ export class SyslogProtocol implements Protocol {
     buffer.requeue(inflight.splice(0));
     sock.destroy();
     if (isAborted) return 'aborted';
-    this.opts.resend?.lost();
+    this.opts.resend?.lost(sock);
     return 'lost';
   }
 
@@ -75,7 +75,7 @@ export class SyslogProtocol implements Protocol {
    * bounded and already in memory, and the next write then waits for the socket to drain.
    */
   private replay(sock: Socket): void {
-    const chunks = this.opts.resend?.takeReplay();
+    const chunks = this.opts.resend?.takeReplay(sock);
     if (!chunks) return;
     let messages = 0;
     for (const { frames, count } of chunks) {

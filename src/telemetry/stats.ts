@@ -61,6 +61,10 @@ export class Stats {
 /** What a sink updates: the pipeline's Stats, or a pool member's MemberStats (which add up into them). */
 export type SinkStats = Pick<Stats, 'messagesSent' | 'bytesSent' | 'lastSendMs' | 'messagesResent' | 'messagesRefused' | 'reconnects' | 'drainConnected' | 'drainConnects' | 'drainFailures' | 'addDropped'>;
 
+/** Counters a pool member keeps of its own and adds into the pipeline's totals. */
+const SUMMED = ['messagesSent', 'bytesSent', 'messagesResent', 'messagesRefused', 'reconnects', 'drainConnects', 'drainFailures'] as const;
+type Summed = (typeof SUMMED)[number];
+
 /**
  * One pool member's counters. Each update also goes to the pipeline's totals, so the sinks stay
  * unaware of the pool; whether the pipeline counts as connected is the pool's call (any member up).
@@ -68,13 +72,14 @@ export type SinkStats = Pick<Stats, 'messagesSent' | 'bytesSent' | 'lastSendMs' 
 export class MemberStats implements SinkStats {
   /** active: takes batches; standby: connected, waits its turn (failover); down: not connected. */
   state: 'active' | 'standby' | 'down' = 'down';
-  private sent = 0;
-  private bytes = 0;
-  private resent = 0;
-  private refused = 0;
-  private reconnected = 0;
-  private connects = 0;
-  private failures = 0;
+  declare messagesSent: number;
+  declare bytesSent: number;
+  declare messagesResent: number;
+  declare messagesRefused: number;
+  declare reconnects: number;
+  declare drainConnects: number;
+  declare drainFailures: number;
+  private readonly own: Record<Summed, number> = Object.fromEntries(SUMMED.map((k) => [k, 0])) as Record<Summed, number>;
   private up = false;
 
   constructor(
@@ -82,23 +87,15 @@ export class MemberStats implements SinkStats {
     private readonly onConnected: () => void,
   ) {}
 
-  get messagesSent(): number { return this.sent; }
-  set messagesSent(v: number) { this.total.messagesSent += v - this.sent; this.sent = v; }
-  get bytesSent(): number { return this.bytes; }
-  set bytesSent(v: number) { this.total.bytesSent += v - this.bytes; this.bytes = v; }
-  get messagesResent(): number { return this.resent; }
-  set messagesResent(v: number) { this.total.messagesResent += v - this.resent; this.resent = v; }
-  get messagesRefused(): number { return this.refused; }
-  set messagesRefused(v: number) { this.total.messagesRefused += v - this.refused; this.refused = v; }
-  get reconnects(): number { return this.reconnected; }
-  set reconnects(v: number) { this.total.reconnects += v - this.reconnected; this.reconnected = v; }
-  get drainConnects(): number { return this.connects; }
-  set drainConnects(v: number) { this.total.drainConnects += v - this.connects; this.connects = v; }
-  get drainFailures(): number { return this.failures; }
-  set drainFailures(v: number) { this.total.drainFailures += v - this.failures; this.failures = v; }
-  get lastSendMs(): number { return this.total.lastSendMs; }
-  set lastSendMs(v: number) { this.total.lastSendMs = v; }
-  get drainConnected(): boolean { return this.up; }
+  get lastSendMs(): number {
+    return this.total.lastSendMs;
+  }
+  set lastSendMs(v: number) {
+    this.total.lastSendMs = v;
+  }
+  get drainConnected(): boolean {
+    return this.up;
+  }
   set drainConnected(v: boolean) {
     if (v === this.up) return;
     this.up = v;
@@ -106,5 +103,19 @@ export class MemberStats implements SinkStats {
   }
   addDropped(reason: string, n: number): void {
     this.total.addDropped(reason, n);
+  }
+
+  static {
+    for (const key of SUMMED) {
+      Object.defineProperty(MemberStats.prototype, key, {
+        get(this: MemberStats) {
+          return this.own[key];
+        },
+        set(this: MemberStats, v: number) {
+          this.total[key] += v - this.own[key];
+          this.own[key] = v;
+        },
+      });
+    }
   }
 }

@@ -35,19 +35,30 @@ async function throughDyingDrain(t: Tap.Test, extra: string[]) {
   }
   const summary = logEntries(run.stderr()).find((e) => e.msg === 'all input delivered') ?? {};
   t.comment(`${extra.join(' ') || 'defaults'}: deaths ${drain.deaths}, received ${drain.messages.length}, lost ${lost}, duplicates ${dups}, resent (metric) ${String(summary.resent)}`);
-  t.equal(drain.deaths, 5, 'the drain died five times mid-stream');
-  return { lost, dups, resent: summary.resent as number | undefined };
+  return { lost, dups, deaths: drain.deaths, resent: summary.resent as number | undefined };
 }
 
-t.test('a drain that dies mid-stream five times loses nothing: the resend window covers its buffers', async (t) => {
-  const { lost, dups, resent } = await throughDyingDrain(t, []);
+// What a death loses is what both kernels held: on loopback here usually under 4 MiB, at times (a
+// loaded machine, where receive-buffer autotuning lets the drain's buffer grow) about 4.5 MB. The
+// assertion of zero uses a window with room to spare; the default's figures are printed.
+t.test('a drain that dies mid-stream five times loses nothing when the resend window covers its buffers', async (t) => {
+  const { lost, dups, deaths, resent } = await throughDyingDrain(t, ['--tcp-resend-window', '8MiB']);
+  t.equal(deaths, 5, 'the drain died five times mid-stream');
   t.equal(lost, 0, 'no line lost');
   t.ok(dups > 0, 'lines held by the dead drain arrive again');
   t.ok(resent !== undefined && resent >= dups, 'every resent message is counted');
 });
 
+t.test('the default window (4 MiB): duplicates, each counted', async (t) => {
+  const { dups, deaths, resent } = await throughDyingDrain(t, []);
+  t.equal(deaths, 5, 'the drain died five times mid-stream');
+  t.ok(dups > 0 && resent !== undefined && resent >= dups, `duplicates (${dups}) all counted as resent (${resent})`);
+});
+
 t.test('--tcp-resend-window 0: what the dead drain held is lost, as plain TCP does', async (t) => {
-  const { lost, resent } = await throughDyingDrain(t, ['--tcp-resend-window', '0']);
+  const { lost, deaths, resent } = await throughDyingDrain(t, ['--tcp-resend-window', '0']);
+  // Without resends less is sent again, so the input may run out before a fifth death.
+  t.ok(deaths >= 3, `the drain died ${deaths} times`);
   t.ok(lost > 0, 'lines are lost without the window');
   t.equal(resent ?? 0, 0, 'nothing resent');
 });

@@ -54,3 +54,18 @@ t.test('the window holds copies: the batch memory may be reused once handed on',
   w.lost();
   t.equal(replayed(w), '3 abc');
 });
+
+t.test('only what the lost connection carried is sent again; a replay is carried by the new connection', async (t) => {
+  const [c1, c2, idle] = [{}, {}, {}];
+  const w = new ResendWindow(1024);
+  w.record(frames('a'), 1, c1);
+  w.lost(idle);
+  t.equal(w.takeReplay(c2), undefined, 'an idle connection (a pool member on standby) that drops causes no resend');
+  w.lost(c1);
+  t.same(w.takeReplay(c2)!.map((c) => c.frames.toString()), ['1 a']);
+  w.record(frames('b'), 1, c2);
+  w.lost(c1);
+  t.equal(w.takeReplay(c2), undefined, 'c1 carries nothing any more');
+  w.lost(c2);
+  t.same(w.takeReplay({})!.map((c) => c.frames.toString()), ['1 a', '1 b'], 'c2 carried the replay and its own');
+});
