@@ -17,9 +17,11 @@ interface TestLike {
 export class FlakyDrain {
   private server: Server | undefined;
   private sockets = new Set<Socket>();
-  private waiters: Array<{ n: number; resolve: () => void }> = [];
+  private waiters: Array<{ cond: () => boolean; resolve: () => void }> = [];
   /** Every message received, over every incarnation, in arrival order. */
   readonly messages: Buffer[] = [];
+  /** The distinct "seq" numbers received (numberedAuditLines): a resend does not add to them. */
+  readonly seqs = new Set<number>();
 
   private constructor(readonly port: number) {}
 
@@ -46,8 +48,12 @@ export class FlakyDrain {
     sock.on('data', (data: Buffer) => {
       const { frames, rest } = splitOctetCounted(pending.length ? Buffer.concat([pending, data]) : data);
       this.messages.push(...frames);
+      for (const f of frames) {
+        const m = /\{"seq":(\d+),/.exec(f.toString('latin1', 0, Math.min(f.length, 1024)));
+        if (m) this.seqs.add(Number(m[1]));
+      }
       pending = rest;
-      this.waiters = this.waiters.filter((w) => (this.messages.length >= w.n ? (w.resolve(), false) : true));
+      this.waiters = this.waiters.filter((w) => (w.cond() ? (w.resolve(), false) : true));
     });
     sock.on('error', () => {});
     sock.on('close', () => this.sockets.delete(sock));
@@ -65,8 +71,17 @@ export class FlakyDrain {
 
   /** Resolves once `n` messages in total have arrived. */
   waitFor(n: number): Promise<void> {
-    if (this.messages.length >= n) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+    return this.until(() => this.messages.length >= n);
+  }
+
+  /** Resolves once `n` distinct numbered lines have arrived, however many were sent twice. */
+  waitForSeqs(n: number): Promise<void> {
+    return this.until(() => this.seqs.size >= n);
+  }
+
+  private until(cond: () => boolean): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ cond, resolve }));
   }
 }
 
