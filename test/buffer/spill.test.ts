@@ -7,6 +7,7 @@ import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
 import { Stats } from '../../src/telemetry/stats.js';
 import { crc32, crc32Table } from '../../src/buffer/spill/crc32.js';
 import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/disk-record.js';
+import { nodeIo, type SpillIo } from '../../src/buffer/spill/io.js';
 import { SpillBuffer, type SpillOptions } from '../../src/buffer/spill/spill-buffer.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 
@@ -206,6 +207,24 @@ t.test('order across memory and spill; commits once durable; files 0600, folder 
   const left = await shutdown();
   t.equal(left.bytes, 0, 'nothing left');
   t.same(readdirSync(dir).filter((n) => n.endsWith('.seg')), [], 'sent segments are deleted');
+});
+
+t.test('what was handed on from the spill is not sent again after kill -9, though no fsync came', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  // The real file operations; a rename onto cursor.json is the quick save the test waits for.
+  let cursorSaved: () => void = () => {};
+  const io: SpillIo = { ...nodeIo, rename: (from, to) => nodeIo.rename(from, to).then(() => (to.endsWith('cursor.json') ? cursorSaved() : undefined)) };
+  // An hour between fsyncs: only the quick save can record what was handed on.
+  const a = await openSpill(t, dir, { fsyncIntervalMs: 3_600_000, io });
+  for (let i = 0; i < 30; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  t.ok(a.spill.counters.spilledBatches >= 20, 'most went to disk');
+  const saved = new Promise<void>((resolve) => (cursorSaved = resolve));
+  t.same(await drainAll(a.spill, 20), [...Array(20).keys()].map(big));
+  await saved;
+  a.spill.abandon(); // kill -9: no shutdown, no fsync, no further save
+  const b = await openSpill(t, dir);
+  t.same(await drainAll(b.spill, 10), [...Array(10).keys()].map((i) => big(i + 20)), 'the next run starts after what was handed on');
+  await b.shutdown();
 });
 
 t.test('what was spilled and not sent is sent first by the next run', async (t) => {
