@@ -134,6 +134,20 @@ export class CheckpointStore {
     if (isNew) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
   }
 
+  /**
+   * Records a file as followed from `offset` before any of its lines is read, and resolves once the
+   * state file says so (a write and rename; fsynced too when `durably`). Otherwise a kill -9 after its
+   * first lines were handed on, and before their commit was saved, leaves a next run that does not
+   * know the file: once renamed away, it would be taken for old history and the rest never read.
+   */
+  async remember(path: string, id: FileIdentity, offset: number, durably: boolean): Promise<void> {
+    if (this.entries.has(inodeKey(id))) return;
+    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
+    this.dirty = true;
+    this.unsaved = true;
+    await (durably ? this.save() : this.chain(() => this.writeQuick()));
+  }
+
   forget(id: { dev: number; ino: number }): void {
     if (this.entries.delete(inodeKey(id))) this.changed();
   }
@@ -146,7 +160,7 @@ export class CheckpointStore {
     this.quickTimer = setTimeout(() => {
       this.quickTimer = undefined;
       this.lastQuick = Date.now();
-      this.saving = this.saving.then(() => this.writeQuick()).catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
+      this.chain(() => this.writeQuick()).catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
     }, wait);
     this.quickTimer.unref();
   }
@@ -168,8 +182,14 @@ export class CheckpointStore {
 
   /** Saves are serialised: a save never overtakes an earlier one. */
   save(): Promise<void> {
-    this.saving = this.saving.then(() => this.write());
-    return this.saving;
+    return this.chain(() => this.write());
+  }
+
+  /** Runs `op` after every earlier save; a failed save (a full disk, for a while) does not stop the later ones. */
+  private chain(op: () => Promise<void>): Promise<void> {
+    const p = this.saving.then(op);
+    this.saving = p.catch(() => {});
+    return p;
   }
 
   private body(): string {

@@ -235,8 +235,11 @@ export class FileTailer implements Source {
     const id = ident.id;
     const pos = await this.startOffset(fh, id, firstOpen && !this.warnedMissing);
     this.cur = this.newReader(fh, ident, this.name, pos, false);
-    // Record that this file is followed, even before it has a line: if it is renamed away while we
-    // are stopped, the next run finds it by its inode and reads what it got.
+    // On disk as followed before a line of it is read: if it is renamed away while we are stopped
+    // (even by kill -9 right after its first lines went out), the next run finds it by its inode
+    // and reads the rest. A fresh state folder's first file durably: a run without history would
+    // take the renamed file for old history.
+    await this.opts.checkpoints?.remember(this.name, id, pos, firstOpen && !this.hasHistory).catch((err) => this.opts.log.error({ file: this.name, err: String(err) }, 'saving checkpoints failed'));
     await this.push(this.cur, EMPTY_CHUNK, pos);
     this.opts.log.info({ file: this.name, ino: id.ino, offset: pos }, 'following file');
     return true;
