@@ -49,6 +49,8 @@ export class Pipeline {
   exitCode = 0;
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
+  /** The shutdown deadline passed: the sink is cut off, also one created after it. */
+  private cutOff = false;
   private started = false;
   private encoders: Array<{ appName: string; encoder: SwappableEncoder<Config> }> = [];
   private tlsMaterial: TlsMaterial | undefined;
@@ -191,6 +193,12 @@ export class Pipeline {
       this.sources.push(new StreamSource('stdin', this.io.stdin, encoderFor(cfg.appName ?? 'auditfwd'), this.buffer, this.stats, cfg.maxMessageBytes));
     }
     log.info({ to: describeDestination(cfg.to), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
+    // A SIGTERM during start-up (the spill's recovery, the state file) came before there was anything to stop.
+    if (this.stopping) {
+      for (const s of this.sources) s.stop();
+      this.buffer.close();
+      if (this.cutOff) this.sink.abort();
+    }
 
     this.started = true;
     const sinkDone = this.runSinks();
@@ -319,8 +327,9 @@ export class Pipeline {
     for (const s of this.sources) s.stop();
     this.buffer?.close();
     const deadline = setTimeout(() => {
-      this.log.warn({ unsentBytes: this.buffer.bytes }, 'shutdown deadline reached; cutting the drain off');
-      this.sink.abort();
+      this.cutOff = true;
+      this.log.warn({ unsentBytes: this.buffer?.bytes ?? 0 }, 'shutdown deadline reached; cutting the drain off');
+      this.sink?.abort();
     }, this.cfg.shutdownTimeoutMs);
     deadline.unref();
   }
