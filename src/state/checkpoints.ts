@@ -135,14 +135,16 @@ export class CheckpointStore {
   }
 
   /**
-   * Records a file as followed from `offset` before any of its lines is read, and resolves once the
-   * state file says so (a write and rename; fsynced too when `durably`). Otherwise a kill -9 after its
+   * Records files as followed from an offset before any of their lines is read, and resolves once the
+   * state file says so (a write and rename; fsynced too when `durably`). Otherwise a kill -9 after their
    * first lines were handed on, and before their commit was saved, leaves a next run that does not
-   * know the file: once renamed away, it would be taken for old history and the rest never read.
+   * know them: once renamed away (or older than that run's last commit), they would be taken for old
+   * history and the rest never read. Files already known keep their entry.
    */
-  async remember(path: string, id: FileIdentity, offset: number, durably: boolean): Promise<void> {
-    if (this.entries.has(inodeKey(id))) return;
-    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
+  async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean): Promise<void> {
+    const fresh = files.filter(({ id }) => !this.entries.has(inodeKey(id)));
+    if (fresh.length === 0) return;
+    for (const { id, offset } of fresh) this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
     this.dirty = true;
     this.unsaved = true;
     await (durably ? this.save() : this.chain(() => this.writeQuick()));

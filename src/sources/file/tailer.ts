@@ -239,7 +239,7 @@ export class FileTailer implements Source {
     // (even by kill -9 right after its first lines went out), the next run finds it by its inode
     // and reads the rest. A fresh state folder's first file durably: a run without history would
     // take the renamed file for old history.
-    await this.opts.checkpoints?.remember(this.name, id, pos, firstOpen && !this.hasHistory).catch((err) => this.opts.log.error({ file: this.name, err: String(err) }, 'saving checkpoints failed'));
+    await this.opts.checkpoints?.remember(this.name, [{ id, offset: pos }], firstOpen && !this.hasHistory).catch((err) => this.opts.log.error({ file: this.name, err: String(err) }, 'saving checkpoints failed'));
     await this.push(this.cur, EMPTY_CHUNK, pos);
     this.opts.log.info({ file: this.name, ino: id.ino, offset: pos }, 'following file');
     return true;
