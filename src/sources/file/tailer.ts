@@ -34,6 +34,8 @@ export interface TailerOptions {
   rotateWaitMs?: number;
   /** Finish when the path has been missing this long (a glob match that went away). */
   retireWhenGoneMs?: number;
+  /** When auditfwd started (default: the process's start): without history, backups renamed since are read. */
+  startedAtMs?: number;
 }
 
 type Change = 'none' | 'grown' | 'truncated' | 'replaced' | 'missing';
@@ -116,8 +118,11 @@ export class FileTailer implements Source {
   /** Follows the path until stopped (or, with --once, to its end); closes everything it opened. */
   private async follow(): Promise<void> {
     try {
-      await this.seen.meetSiblings();
       await this.planResume();
+      // Without history, reading from the beginning: a backup renamed since the process started
+      // (a slow start on a busy master, a writer that rotates every second) was the live file then.
+      const fresh = !this.hasHistory && this.opts.startAt === 'beginning';
+      await this.seen.meetSiblings(fresh ? (this.opts.startedAtMs ?? performance.timeOrigin) : Infinity);
       while (!this.stopped) {
         const r = this.cur;
         if (!r) {
