@@ -52,6 +52,8 @@ export class Pipeline {
   private started = false;
   private encoders: Array<{ appName: string; encoder: SwappableEncoder<Config> }> = [];
   private tlsMaterial: TlsMaterial | undefined;
+  /** Loaded only for a NATS destination: the client costs RSS a syslog forwarder does not need. */
+  private natsSink: typeof import('./sinks/nats.js').NatsSink | undefined;
 
   constructor(
     private cfg: Config,
@@ -89,6 +91,16 @@ export class Pipeline {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
+    if (cfg.nats && this.natsSink) {
+      return new this.natsSink({
+        ...cfg.nats,
+        sdId: cfg.k8s.format === 'raw' ? undefined : cfg.k8s.sdId,
+        stats,
+        log,
+        backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+        reconnectMaxDelayMs: cfg.reconnectMaxDelayMs,
+      });
+    }
     if (to.transport === 'tls' || to.transport === 'relp+tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
     if (to.transport === 'relp' || to.transport === 'relp+tls') {
       return new RelpSink({
@@ -143,6 +155,7 @@ export class Pipeline {
     }
     if (!this.spill) this.memory = new MemoryBuffer(cfg.memoryMaxBytes);
     this.buffer = this.spill ?? this.memory!;
+    if (cfg.nats) this.natsSink = (await import('./sinks/nats.js')).NatsSink;
     this.sink = this.createSink();
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
@@ -170,6 +183,8 @@ export class Pipeline {
           rotateWaitMs: cfg.rotateWaitMs,
           rescanMs: cfg.globRescanIntervalMs,
           retireWhenGoneMs: cfg.forgetAfterMs,
+          // JetStream drops a line sent twice by its Nats-Msg-Id: the file and offset it came from.
+          messageKeys: cfg.nats !== undefined,
         }),
       );
     }
@@ -267,7 +282,10 @@ export class Pipeline {
       const factory = this.encoderFactory();
       for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => factory(appName));
     }
-    if (what.sink && this.sink && !this.stopping) {
+    if (what.sink && cfg.nats && !this.natsSink) {
+      // The NATS client is loaded, and files give their lines keys, only when started that way.
+      this.log.warn({ to: describeDestination(cfg.to) }, 'reload: switching to a NATS destination takes effect only after a restart');
+    } else if (what.sink && this.sink && !this.stopping) {
       const old = this.sink;
       this.sink = this.createSink();
       old.abort();
