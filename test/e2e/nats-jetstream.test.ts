@@ -1,12 +1,11 @@
 import t from 'tap';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { get, untilTrue } from '../helpers/ops.js';
-import { freePort } from '../helpers/net.js';
+import { get, opsPort, until, untilTrue } from '../helpers/ops.js';
 import { runAuditfwd, type Run } from '../helpers/proc.js';
 import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
 import { NatsCluster, natsServerMissing, readStream } from '../helpers/nats.js';
-import type { JsMsg } from '@nats-io/jetstream';
+import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 const missing = natsServerMissing();
@@ -20,12 +19,12 @@ const lineOf = (m: JsMsg) => {
   return body.slice(body.indexOf('{"seq":'));
 };
 
-async function cluster(t: Tap.Test): Promise<{ c: NatsCluster; nc: NatsConnection }> {
+async function cluster(t: Tap.Test): Promise<{ c: NatsCluster; nc: NatsConnection; jsm: JetStreamManager }> {
   const c = await NatsCluster.start(t);
   const nc = await c.client();
   t.teardown(() => nc.close());
-  await c.addStream(nc, STREAM, ['auditfwd.>']);
-  return { c, nc };
+  const jsm = await c.addStream(nc, STREAM, ['auditfwd.>']);
+  return { c, nc, jsm };
 }
 
 t.test('a file goes to an R3 stream once, as RFC 5424 with audit headers; sent again, JetStream drops every repeat by its Nats-Msg-Id', { skip: missing }, async (t) => {
@@ -48,4 +47,86 @@ t.test('a file goes to an R3 stream once, as RFC 5424 with audit headers; sent a
   t.equal(m.headers?.get('Audit-Stage'), event.stage);
   t.equal(m.headers?.get('Audit-Verb'), event.verb);
   t.match(m.headers?.get('Nats-Msg-Id'), /^\d+:\d+:[\w-]{16}:0$/, 'file identity and the byte offset of the line');
+});
+
+/** The NATS server auditfwd last said it is connected to (its port). */
+function connectedPort(run: Run): number {
+  const all = [...run.stderr().matchAll(/"server":"127\.0\.0\.1:(\d+)","msg":"(?:re)?connected to NATS"/g)];
+  return all.length ? Number(all[all.length - 1][1]) : -1;
+}
+
+t.test('30,000 lines, kill -9 of the NATS server auditfwd is connected to and of auditfwd itself: the stream holds every line exactly once', { skip: missing, timeout: 90_000 }, async (t) => {
+  const { c, nc, jsm } = await cluster(t);
+  // The test's own client may be on the killed node, or the stream electing a leader: asked again.
+  const stored = async () => jsm.streams.info(STREAM).then((i) => i.state.messages, () => -1);
+  const until = async (n: number, why: string) => {
+    const deadline = Date.now() + 40_000;
+    while ((await stored()) < n) {
+      if (Date.now() > deadline) throw new Error(`${why}: stream has ${await stored()} of ${n}\n${c.logs()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const n = 30_000;
+  const lines = numberedAuditLines(n);
+  const dir = t.testdir({ app: { 'audit.log': '' }, state: {} });
+  const file = join(dir, 'app', 'audit.log');
+  const args = ['--file', file, '--to', `nats://${c.urls}`, '--state-dir', join(dir, 'state'), '--poll-interval', '50ms', '--reconnect-max-delay', '1s'];
+  // The audit log grows while auditfwd follows it: about 4,000 lines a second.
+  const out = createWriteStream(file, { flags: 'a' });
+  const writing = (async () => {
+    for (let i = 0; i < n; i += 400) {
+      if (!out.write(lines.slice(i, i + 400).join('\n') + '\n')) await new Promise((r) => out.once('drain', r));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => out.end(r));
+  })();
+  let run = runAuditfwd(t, args);
+
+  await until(6_000, 'before the server kill');
+  const port = connectedPort(run);
+  const victim = c.indexOfPort(port);
+  t.ok(victim >= 0, `auditfwd is connected to node ${victim + 1} (port ${port})`);
+  await c.kill9(victim);
+  await c.startNode(victim);
+
+  await until(14_000, 'before the auditfwd kill');
+  t.match(run.stderr(), /NATS connection lost; reconnecting/, 'the server kill was felt');
+  await untilTrue(() => connectedPort(run) !== port, () => `auditfwd did not reconnect:\n${run.stderr()}`, 20_000);
+  run.child.kill('SIGKILL');
+  t.equal(await run.exited, 'SIGKILL');
+  if (process.env.NATS_TEST_DEBUG) console.error(run.stderr());
+  run = runAuditfwd(t, args);
+
+  await writing;
+  await until(n, 'after both kills');
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0, 'stops cleanly once everything is acknowledged');
+
+  const got = (await readStream(nc, STREAM)).map((m) => seqOf(lineOf(m)));
+  const seen = new Map<number, number>();
+  for (const s of got) seen.set(s, (seen.get(s) ?? 0) + 1);
+  const repeated = [...seen].filter(([, k]) => k > 1).map(([s]) => s);
+  const lost = lines.map((_, i) => i).filter((i) => !seen.has(i));
+  t.same({ messages: got.length, lost: lost.slice(0, 10), repeated: repeated.slice(0, 10) }, { messages: n, lost: [], repeated: [] }, 'every line exactly once');
+});
+
+t.test('no stream captures the subject: a clear error, /healthz 503 saying so, retried until a stream appears', { skip: missing }, async (t) => {
+  const { c, nc, jsm } = await cluster(t);
+  const lines = numberedAuditLines(500);
+  const dir = t.testdir({ app: { 'audit.log': lines.join('\n') + '\n' }, state: {} });
+  const run = runAuditfwd(t, [
+    '--file', join(dir, 'app', 'audit.log'), '--to', `nats://${c.urls}`, '--nats-subject', 'other.audit', '--once', '--state-dir', join(dir, 'state'),
+    '--metrics-listen', '127.0.0.1:0', '--unhealthy-after', '200ms', '--reconnect-max-delay', '300ms',
+  ]);
+  await run.waitForLog(/no JetStream stream captures subject other\.audit/);
+  const base = `http://127.0.0.1:${opsPort(run.stderr())}`;
+  const down = await until('503 naming the missing stream', async () => {
+    const r = await get(`${base}/healthz`);
+    return r.status === 503 ? r : undefined;
+  });
+  t.match(down.text, /drain unreachable for \d+s \(no JetStream stream captures subject other\.audit/);
+  await jsm.streams.add({ name: 'OTHER', subjects: ['other.>'], num_replicas: 3, storage: 'file' as never });
+  t.equal(await run.exited, 0, run.stderr());
+  const got = await readStream(nc, 'OTHER');
+  t.same(got.map(lineOf), lines, 'every line, once the stream exists');
 });
