@@ -1,10 +1,10 @@
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { Stats } from '../telemetry/stats.js';
 import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { defaultNumber } from '../config/options.js';
 import { Backoff } from './backoff.js';
+import { AckInbox } from './nats-acks.js';
 import { connectNats, describeServers, type NatsAccess } from './nats-connect.js';
 import { natsMessages } from './nats-messages.js';
 import type { Sink } from './sink.js';
@@ -59,6 +59,7 @@ export class NatsSink implements Sink {
   private wakeAbort: () => void = () => {};
   private readonly abortedP = new Promise<void>((resolve) => (this.wakeAbort = resolve));
   private nc: NatsConnection | undefined;
+  private acks: AckInbox | undefined;
   private readonly window: number;
 
   constructor(private readonly opts: NatsSinkOptions) {
@@ -75,21 +76,28 @@ export class NatsSink implements Sink {
     while (!this.aborted && !buffer.finished) {
       const nc = await this.connect();
       if (!nc) return;
-      const js = jetstream(nc, { timeout: this.opts.ackTimeoutMs ?? NATS_DEFAULTS.ackTimeoutMs });
-      while (!this.aborted && !nc.isClosed()) {
-        const outcome = await this.pump(js, buffer);
-        if (outcome === 'finished') {
-          await nc.close().catch(() => {});
-          return;
+      const acks = new AckInbox(nc, this.opts.subject, this.opts.ackTimeoutMs ?? NATS_DEFAULTS.ackTimeoutMs);
+      this.acks = acks;
+      try {
+        while (!this.aborted && !nc.isClosed()) {
+          const outcome = await this.pump(acks, buffer);
+          if (outcome === 'finished') {
+            await nc.close().catch(() => {});
+            return;
+          }
+          if (outcome === 'aborted') return;
+          await this.delay(this.backoff.next());
         }
-        if (outcome === 'aborted') return;
-        await this.delay(this.backoff.next());
+      } finally {
+        acks.close(new Error('connection closed'));
       }
     }
   }
 
   abort(): void {
     this.aborted = true;
+    // What is still unanswered fails now, not at the ack timeout: its batches go back to the buffer.
+    this.acks?.close(new Error('aborted'));
     void this.nc?.close().catch(() => {});
     this.wake.poke();
     this.wakeAbort();
@@ -136,8 +144,8 @@ export class NatsSink implements Sink {
   }
 
   /** Publishes batches until the buffer is finished, a publish fails, or the sink is aborted. */
-  private async pump(js: JetStreamClient, buffer: BatchBuffer): Promise<'finished' | 'failed' | 'aborted'> {
-    const { stats, subject, sdId } = this.opts;
+  private async pump(acks: AckInbox, buffer: BatchBuffer): Promise<'finished' | 'failed' | 'aborted'> {
+    const { stats, sdId } = this.opts;
     const out: Entry[] = [];
     let unacked = 0;
     let failure: unknown;
@@ -161,29 +169,20 @@ export class NatsSink implements Sink {
       for (const m of natsMessages(batch, sdId)) {
         while (unacked >= this.window && failure === undefined && !this.aborted) await this.wake.wait();
         if (failure !== undefined || this.aborted) break;
-        let h;
-        if (m.headers) {
-          h = natsHeaders();
-          for (const [k, v] of m.headers) h.set(k, v);
-        }
         entry.unacked++;
         entry.bytes += m.body.length;
         unacked++;
-        js.publish(subject, m.body, { ...(m.msgId !== undefined && { msgID: m.msgId }), ...(h && { headers: h }) }).then(
-          (ack) => {
-            unacked--;
+        acks.publish(m, (err, duplicate) => {
+          unacked--;
+          if (err) failure ??= err;
+          else {
             entry.unacked--;
-            if (ack.duplicate) stats.messagesResent++;
+            if (duplicate) stats.messagesResent++;
             this.accepted();
             handOn();
-            this.wake.poke();
-          },
-          (err: unknown) => {
-            unacked--;
-            failure ??= err;
-            this.wake.poke();
-          },
-        );
+          }
+          this.wake.poke();
+        });
       }
       entry.issued = failure === undefined && !this.aborted;
       handOn();
@@ -209,10 +208,7 @@ export class NatsSink implements Sink {
 
   private failed(err: unknown): void {
     const { stats, subject } = this.opts;
-    const e = err as Error & { code?: string };
-    // nats.js names "nobody answered the publish" JetStreamNotEnabled: mostly no stream captures the subject.
-    const noStream = e?.name === 'JetStreamNotEnabled' || /no responders|not enabled/i.test(e?.message ?? '');
-    const reason = noStream ? `no JetStream stream captures subject ${subject} (or JetStream is not enabled)` : (e?.message ?? String(err));
+    const reason = err instanceof Error ? err.message : String(err);
     stats.drainConnected = false;
     stats.drainProblem = reason;
     this.limited.warn('publish', { drain: this.servers, subject, reason, attempt: this.backoff.attempts + 1 }, 'JetStream did not acknowledge; publishing again');
