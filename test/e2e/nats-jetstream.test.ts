@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { get, opsPort, until, untilTrue } from '../helpers/ops.js';
 import { runAuditfwd, type Run } from '../helpers/proc.js';
@@ -129,4 +129,23 @@ t.test('no stream captures the subject: a clear error, /healthz 503 saying so, r
   t.equal(await run.exited, 0, run.stderr());
   const got = await readStream(nc, 'OTHER');
   t.same(got.map(lineOf), lines, 'every line, once the stream exists');
+});
+
+t.test('a token from --nats-token-file logs in; a wrong one is refused and retried; the token is never logged', { skip: missing }, async (t) => {
+  const token = 'tok-3f9a1c77e2';
+  const c = await NatsCluster.start(t, 1, [`authorization { token: "${token}" }`]);
+  const nc = await c.client(token);
+  t.teardown(() => nc.close());
+  await c.addStream(nc, STREAM, ['auditfwd.>'], 1);
+  const lines = numberedAuditLines(200);
+  const dir = t.testdir({ app: { 'audit.log': lines.join('\n') + '\n' }, state: {}, 'token': token + '\n', 'wrong': 'tok-wrong-5b2e\n' });
+  const args = ['--file', join(dir, 'app', 'audit.log'), '--to', `nats://${c.urls}`, '--once', '--state-dir', join(dir, 'state'), '--reconnect-max-delay', '200ms', '--exit-timeout', '2s'];
+  const wrong = runAuditfwd(t, [...args, '--nats-token-file', join(dir, 'wrong')]);
+  t.equal(await wrong.exited, 75, 'not delivered: the rest waits in the spill');
+  t.match(wrong.stderr(), /cannot connect to NATS; retrying/);
+  t.notMatch(wrong.stderr(), /tok-wrong-5b2e/, 'the wrong token is not in the log');
+  const right = runAuditfwd(t, [...args, '--nats-token-file', join(dir, 'token')]);
+  t.equal(await right.exited, 0, right.stderr());
+  t.notMatch(right.stderr(), new RegExp(token), 'the token is not in the log');
+  t.same((await readStream(nc, STREAM)).map(lineOf), lines);
 });

@@ -36,7 +36,8 @@ export class NatsCluster {
     readonly nodes: Node[],
   ) {}
 
-  static async start(t: TestLike, size = 3): Promise<NatsCluster> {
+  /** `extra`: more lines for every node's config (authorization, ...). */
+  static async start(t: TestLike, size = 3, extra: string[] = []): Promise<NatsCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'auditfwd-nats-'));
     const ports = await Promise.all(Array.from({ length: size * 2 }, () => freePort()));
     const nodes: Node[] = [];
@@ -54,7 +55,8 @@ export class NatsCluster {
           `server_name: ${name}`,
           `listen: 127.0.0.1:${ports[i]}`,
           `jetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 2GB }`,
-          `cluster { name: auditfwd-test, listen: 127.0.0.1:${ports[size + i]}, routes: [${routes.join(', ')}] }`,
+          ...(size > 1 ? [`cluster { name: auditfwd-test, listen: 127.0.0.1:${ports[size + i]}, routes: [${routes.join(', ')}] }`] : []),
+          ...extra,
         ].join('\n') + '\n',
       );
       nodes.push({ name, port: ports[i], conf, proc: undefined, log: '' });
@@ -97,8 +99,8 @@ export class NatsCluster {
     return this.nodes.map((n) => `--- ${n.name}\n${n.log}`).join('\n');
   }
 
-  async client(): Promise<NatsConnection> {
-    return connect({ servers: this.nodes.map((n) => `127.0.0.1:${n.port}`), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  async client(token?: string): Promise<NatsConnection> {
+    return connect({ servers: this.nodes.map((n) => `127.0.0.1:${n.port}`), maxReconnectAttempts: -1, reconnectTimeWait: 200, ...(token && { token }) });
   }
 
   /** Creates a replicated file stream once the cluster has elected its JetStream leader. */
