@@ -8,7 +8,8 @@ export class NoStreamError extends Error {
   }
 }
 
-type Done = (err: Error | undefined, duplicate: boolean) => void;
+/** `dropped`: the message can never be published (larger than the server's max_payload). */
+type Done = (err: Error | undefined, duplicate: boolean, dropped?: boolean) => void;
 
 const SWEEP_MS = 100;
 
@@ -48,6 +49,8 @@ export class AckInbox {
     try {
       this.nc.publish(this.subject, m.body, { reply: `${this.prefix}.${id}`, headers: h });
     } catch (err) {
+      // Sending it again would fail the same way, forever: it is dropped, counted and logged by the caller.
+      if (/max_payload/.test((err as Error).message)) return this.settle(id, undefined, false, true);
       this.settle(id, err as Error, false);
     }
   }
@@ -81,10 +84,10 @@ export class AckInbox {
     }
   }
 
-  private settle(id: number, err: Error | undefined, duplicate: boolean): void {
+  private settle(id: number, err: Error | undefined, duplicate: boolean, dropped = false): void {
     const w = this.waiting.get(id);
     if (!w) return;
     this.waiting.delete(id);
-    w.done(err, duplicate);
+    w.done(err, duplicate, dropped);
   }
 }

@@ -33,7 +33,10 @@ const headerName = (param: string) => HEADER_NAMES[param] ?? `Audit-${param.repl
  */
 export function natsMessages(batch: Batch, sdId: string | undefined): NatsMessage[] {
   const out: NatsMessage[] = [];
-  const { frames, keys } = batch;
+  const { keys } = batch;
+  // The client holds a message's bytes by reference until it can write them (while reconnecting, for
+  // long); by then the batch may have been handed on or spilled and its memory reused. One copy per batch.
+  const frames = Buffer.from(batch.frames);
   let repeat = 0;
   forEachFrame(frames, (start, end) => {
     const i = out.length;

@@ -3,7 +3,7 @@ import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { Stats } from '../telemetry/stats.js';
 import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { defaultNumber } from '../config/options.js';
-import { Backoff } from './backoff.js';
+import { abortableDelay, Backoff } from './backoff.js';
 import { AckInbox } from './nats-acks.js';
 import { connectNats, describeServers, type NatsAccess } from './nats-connect.js';
 import { natsMessages } from './nats-messages.js';
@@ -172,13 +172,14 @@ export class NatsSink implements Sink {
         entry.unacked++;
         entry.bytes += m.body.length;
         unacked++;
-        acks.publish(m, (err, duplicate) => {
+        acks.publish(m, (err, duplicate, dropped) => {
           unacked--;
           if (err) failure ??= err;
           else {
             entry.unacked--;
             if (duplicate) stats.messagesResent++;
-            this.accepted();
+            if (dropped) this.tooLarge(m.body.length);
+            else this.accepted();
             handOn();
           }
           this.wake.poke();
@@ -206,6 +207,11 @@ export class NatsSink implements Sink {
     this.backoff.reset();
   }
 
+  private tooLarge(bytes: number): void {
+    this.opts.stats.addDropped('nats-max-payload', 1);
+    this.limited.warn('max-payload', { drain: this.servers, bytes }, "message larger than the NATS server's max_payload; dropped (lower --max-message-bytes or raise max_payload)");
+  }
+
   private failed(err: unknown): void {
     const { stats, subject } = this.opts;
     const reason = err instanceof Error ? err.message : String(err);
@@ -215,12 +221,6 @@ export class NatsSink implements Sink {
   }
 
   private delay(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      void this.abortedP.then(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    return abortableDelay(ms, this.abortedP);
   }
 }
