@@ -236,6 +236,8 @@ export class Pipeline {
         bytes: this.stats.bytesSent,
         truncated: this.stats.linesTruncated,
         ...((cfg.to.transport === 'relp' || cfg.to.transport === 'relp+tls') && { resent: this.stats.messagesResent, refused: this.stats.messagesRefused }),
+        // NATS: messages JetStream acknowledged as duplicates (sent again, stored once).
+        ...(cfg.nats && { resent: this.stats.messagesResent }),
         ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
         ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
         ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),

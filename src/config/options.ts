@@ -59,7 +59,7 @@ const GiB = 1024 * MiB;
 
 const TABLE = [
   { flag: 'file', alias: 'f', kind: 'list', group: 'Input', fileKey: 'files', description: 'File to follow (repeatable); - is stdin. Without --file, stdin is read' },
-  { flag: 'to', alias: 't', kind: 'string', group: 'Output', reload: 'sink', description: 'Drain: host:port, tcp://host:port, [::1]:port, - for stdout, or nats://host:4222,host2:4222 (NATS JetStream; seeds of one cluster)' },
+  { flag: 'to', alias: 't', kind: 'string', group: 'Output', reload: 'sink', description: 'Drain: host:port, tcp://host:port, [::1]:port, - for stdout, or nats://host:4222 (NATS JetStream; repeat it, or list host:port,host:port, for the seeds of one cluster)' },
   { flag: 'state-dir', kind: 'string', group: 'Input', defaultText: '$STATE_DIRECTORY, /var/lib/auditfwd for root, else ~/.local/state/auditfwd', description: 'Where read positions are kept' },
   { flag: 'start-at', kind: 'choice', choices: ['beginning', 'end'], default: 'beginning', group: 'Input', description: 'Where a file never seen before starts' },
   { flag: 'framing', kind: 'choice', choices: ['octet-counting', 'lf'], default: 'octet-counting', group: 'Output', reload: 'sink', description: 'octet-counting (RFC 6587) | lf' },

@@ -61,3 +61,11 @@ export function describeDestination(d: Destination): string {
   const host = d.host.includes(':') ? `[${d.host}]` : d.host;
   return `${d.transport}://${host}:${d.port}`;
 }
+
+/** `--to nats://a --to nats://b`: the seeds of one cluster, as one `nats://a,b`; undefined for anything else. */
+export function natsSeedList(to: unknown): string | undefined {
+  if (!Array.isArray(to) || to.length < 2) return undefined;
+  const scheme = /^(nats|nats\+tls):\/\//i.exec(String(to[0]))?.[1].toLowerCase();
+  if (!scheme || !to.every((v) => String(v).toLowerCase().startsWith(`${scheme}://`))) return undefined;
+  return to.map(String).join(',');
+}

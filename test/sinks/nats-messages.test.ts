@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ConfigError, resolveConfig, type RawSettings } from '../../src/config/config.js';
-import { parseDestination, describeDestination } from '../../src/sinks/destination.js';
+import { parseDestination, describeDestination, natsSeedList } from '../../src/sinks/destination.js';
 import { natsMessages, sdParams } from '../../src/sinks/nats-messages.js';
 
 const frames = (...msgs: string[]) => Buffer.concat(msgs.map((m) => Buffer.from(`${Buffer.byteLength(m)} ${m}`)));
@@ -17,6 +17,9 @@ t.test('nats:// seeds of one cluster: comma list, each with or without the schem
   t.equal(describeDestination(parseDestination('nats://a,b:1')), 'nats://a:4222,b:1');
   t.throws(() => parseDestination('nats://a:1,tls://b:2'), /same scheme/);
   t.throws(() => parseDestination('nats://a:99999'), /out of range/);
+  t.equal(natsSeedList(['nats://a:1', 'NATS://b:2']), 'nats://a:1,NATS://b:2', '--to repeated: one list');
+  t.equal(natsSeedList(['nats://a:1', 'tls://b:2']), undefined, 'mixed: not a seed list');
+  t.equal(natsSeedList(['nats://a:1']), undefined);
   t.same(parseDestination('tls://drain:6514'), { transport: 'tls', host: 'drain', port: 6514 }, 'other schemes unchanged');
 });
 
