@@ -55,7 +55,7 @@ let runNo = 0;
 async function auditfwd(to, extra) {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const run = measured(process.execPath, [BIN, '--file', input, '--to', to, '--once', '--log-level', 'warn', '--state-dir', join(work, `state-${runNo}`), ...extra], { env, timeFile: join(work, `time-${runNo++}`) });
+  const run = measured(process.execPath, [BIN, '--file', input, '--to', to, '--once', '--log-level', 'warn', '--exit-timeout', '10m', '--state-dir', join(work, `state-${runNo}`), ...extra], { env, timeFile: join(work, `time-${runNo++}`) });
   cleanup.push(() => run.child.exitCode === null && run.child.kill('SIGKILL'));
   const t0 = process.hrtime.bigint();
   const r = await run.exited;

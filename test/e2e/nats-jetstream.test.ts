@@ -2,11 +2,12 @@ import t from 'tap';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { get, opsPort, until, untilTrue } from '../helpers/ops.js';
+import { makeCertificates, opensslMissing } from '../helpers/interop.js';
 import { runAuditfwd, type Run } from '../helpers/proc.js';
 import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
 import { NatsCluster, natsServerMissing, readStream } from '../helpers/nats.js';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 const missing = natsServerMissing();
 if (missing) t.skip(`NATS JetStream: ${missing}`);
@@ -165,4 +166,21 @@ t.test("a message larger than the server's max_payload is dropped and counted, t
   t.match(run.stderr(), /larger than the NATS server's max_payload; dropped/);
   t.match(run.stderr(), /"dropped":\{"nats-max-payload":1\}/);
   t.same((await readStream(nc, STREAM)).map(lineOf), [lines[0], lines[2]]);
+});
+
+t.test('nats+tls:// verifies the server against --ca; without it (system store) the connection is refused, never plaintext', { skip: missing ?? opensslMissing() }, async (t) => {
+  const lines = numberedAuditLines(100);
+  const dir = t.testdir({ app: { 'audit.log': lines.join('\n') + '\n' }, state: {}, certs: {} });
+  const certs = makeCertificates(join(dir, 'certs'));
+  const c = await NatsCluster.start(t, 1, [`tls { cert_file: "${certs.cert}", key_file: "${certs.key}" }`]);
+  const nc = await connect({ servers: c.urls, tls: { caFile: certs.ca } });
+  t.teardown(() => nc.close());
+  await c.addStream(nc, STREAM, ['auditfwd.>'], 1);
+  const args = ['--file', join(dir, 'app', 'audit.log'), '--to', `nats+tls://${c.urls}`, '--once', '--state-dir', join(dir, 'state'), '--exit-timeout', '2s', '--reconnect-max-delay', '200ms'];
+  const unverified = runAuditfwd(t, args);
+  t.equal(await unverified.exited, 75, 'the server certificate is not trusted without --ca');
+  t.match(unverified.stderr(), /cannot connect to NATS; retrying/);
+  const verified = runAuditfwd(t, [...args, '--ca', certs.ca]);
+  t.equal(await verified.exited, 0, verified.stderr());
+  t.same((await readStream(nc, STREAM)).map(lineOf), lines);
 });
