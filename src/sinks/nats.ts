@@ -113,6 +113,8 @@ export class NatsSink implements Sink {
           return undefined;
         }
         this.nc = nc;
+        // Up, unless JetStream refused before (no stream): only an acknowledgement clears that.
+        stats.drainConnected = stats.drainProblem === undefined;
         this.limited.clear('connect');
         log.info({ drain: this.servers, server: nc.getServer() }, 'connected to NATS');
         void this.watch(nc);
@@ -136,6 +138,7 @@ export class NatsSink implements Sink {
         this.limited.warn('disconnect', { drain: this.servers, server: s.server }, 'NATS connection lost; reconnecting');
       } else if (s.type === 'reconnect') {
         stats.reconnects++;
+        stats.drainConnected = stats.drainProblem === undefined;
         log.info({ drain: this.servers, server: s.server }, 'reconnected to NATS');
       } else if (s.type === 'error') {
         this.limited.warn('nats-error', { drain: this.servers, reason: s.error.message }, 'NATS error');

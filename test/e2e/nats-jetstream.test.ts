@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { get, opsPort, until, untilTrue } from '../helpers/ops.js';
+import { get, opsPort, parseMetrics, until, untilTrue } from '../helpers/ops.js';
 import { makeCertificates, opensslMissing } from '../helpers/interop.js';
 import { runAuditfwd, type Run } from '../helpers/proc.js';
 import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
@@ -183,4 +183,17 @@ t.test('nats+tls:// verifies the server against --ca; without it (system store) 
   const verified = runAuditfwd(t, [...args, '--ca', certs.ca]);
   t.equal(await verified.exited, 0, verified.stderr());
   t.same((await readStream(nc, STREAM)).map(lineOf), lines);
+});
+
+t.test('connected and idle is healthy: the drain counts as up from the connection, before any acknowledgement', { skip: missing }, async (t) => {
+  const c = await NatsCluster.start(t, 1);
+  const dir = t.testdir({ app: { 'audit.log': '' }, state: {} });
+  const run = runAuditfwd(t, ['--file', join(dir, 'app', 'audit.log'), '--to', `nats://${c.urls}`, '--state-dir', join(dir, 'state'), '--metrics-listen', '127.0.0.1:0', '--unhealthy-after', '0']);
+  await run.waitForLog(/connected to NATS/);
+  await run.waitForLog(/serving \/metrics/);
+  const base = `http://127.0.0.1:${opsPort(run.stderr())}`;
+  t.equal(parseMetrics((await get(`${base}/metrics`)).text).get('auditfwd_drain_connected'), 1);
+  t.equal((await get(`${base}/healthz`)).status, 200, 'healthy with --unhealthy-after 0');
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0);
 });
