@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { get, opsPort, parseMetrics, until, untilTrue } from '../helpers/ops.js';
 import { makeCertificates, opensslMissing } from '../helpers/interop.js';
 import { runAuditfwd, type Run } from '../helpers/proc.js';
-import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
+import { k8sAuditLines, numberedAuditLines, seqOf } from '../helpers/fixtures.js';
+import { post, webhookPort } from '../helpers/http.js';
 import { NatsCluster, natsServerMissing, readStream } from '../helpers/nats.js';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -196,4 +197,22 @@ t.test('connected and idle is healthy: the drain counts as up from the connectio
   t.equal((await get(`${base}/healthz`)).status, 200, 'healthy with --unhealthy-after 0');
   run.child.kill('SIGTERM');
   t.equal(await run.exited, 0);
+});
+
+t.test('webhook events: Nats-Msg-Id is auditID:stage, so a request kube-apiserver sends again is stored once', { skip: missing }, async (t) => {
+  const c = await NatsCluster.start(t, 1);
+  const nc = await c.client();
+  t.teardown(() => nc.close());
+  await c.addStream(nc, STREAM, ['auditfwd.>'], 1);
+  const dir = t.testdir({ state: {} });
+  const run = runAuditfwd(t, ['--to', `nats://${c.urls}`, '--state-dir', join(dir, 'state'), '--format', 'k8s-audit', '--listen-webhook', '127.0.0.1:0']);
+  await run.waitForLog(/webhook listening/);
+  const events = k8sAuditLines().slice(0, 5).map((l, i) => ({ ...JSON.parse(l), auditID: `wh-${process.pid}-${i}` }));
+  const body = JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: events });
+  for (let i = 0; i < 2; i++) t.equal((await post(webhookPort(run.stderr()), body)).status, 200);
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0, run.stderr());
+  const got = await readStream(nc, STREAM);
+  t.same(got.map((m) => m.headers?.get('Nats-Msg-Id')), events.map((e) => `${e.auditID}:${e.stage}`), 'each event once, named by auditID and stage');
+  t.equal(got[0].subject, 'auditfwd.kube-apiserver');
 });
