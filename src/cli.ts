@@ -6,6 +6,7 @@ import { helpLine } from './config/describe.js';
 import { ConfigError } from './config/errors.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, OPTION_TABLE, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { camel, GROUPS, SETTINGS, type RawSettings } from './config/options.js';
+import { natsSeedList } from './sinks/destination.js';
 import { preflight } from './config/preflight.js';
 import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
@@ -70,7 +71,7 @@ function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
   for (const s of SETTINGS) {
     if (s.fileKey === null) continue;
     const key = camel(s.flag);
-    raw[key] = s.kind === 'list' ? parsed[key] : pick(parsed[key]);
+    raw[key] = s.kind === 'list' ? parsed[key] : key === 'to' ? (natsSeedList(parsed[key]) ?? pick(parsed[key])) : pick(parsed[key]);
   }
   return raw as RawSettings;
 }

@@ -54,6 +54,8 @@ export class Pipeline {
   private started = false;
   private encoders: Array<{ appName: string; encoder: SwappableEncoder<Config> }> = [];
   private tlsMaterial: TlsMaterial | undefined;
+  /** Loaded only for a NATS destination: the client costs RSS a syslog forwarder does not need. */
+  private natsSink: typeof import('./sinks/nats.js').NatsSink | undefined;
 
   constructor(
     private cfg: Config,
@@ -91,6 +93,16 @@ export class Pipeline {
     const { cfg, stats, log } = this;
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
+    if (cfg.nats && this.natsSink) {
+      return new this.natsSink({
+        ...cfg.nats,
+        sdId: cfg.k8s.format === 'raw' ? undefined : cfg.k8s.sdId,
+        stats,
+        log,
+        backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+        reconnectMaxDelayMs: cfg.reconnectMaxDelayMs,
+      });
+    }
     if (to.transport === 'tls' || to.transport === 'relp+tls') this.tlsMaterial = new TlsMaterial(cfg.tls!, log);
     if (to.transport === 'relp' || to.transport === 'relp+tls') {
       return new RelpSink({
@@ -145,6 +157,7 @@ export class Pipeline {
     }
     if (!this.spill) this.memory = new MemoryBuffer(cfg.memoryMaxBytes);
     this.buffer = this.spill ?? this.memory!;
+    if (cfg.nats) this.natsSink = (await import('./sinks/nats.js')).NatsSink;
     this.sink = this.createSink();
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
@@ -172,6 +185,8 @@ export class Pipeline {
           rotateWaitMs: cfg.rotateWaitMs,
           rescanMs: cfg.globRescanIntervalMs,
           retireWhenGoneMs: cfg.forgetAfterMs,
+          // JetStream drops a line sent twice by its Nats-Msg-Id: the file and offset it came from.
+          messageKeys: cfg.nats !== undefined,
         }),
       );
     }
@@ -229,6 +244,8 @@ export class Pipeline {
         bytes: this.stats.bytesSent,
         truncated: this.stats.linesTruncated,
         ...((cfg.to.transport === 'relp' || cfg.to.transport === 'relp+tls') && { resent: this.stats.messagesResent, refused: this.stats.messagesRefused }),
+        // NATS: messages JetStream acknowledged as duplicates (sent again, stored once).
+        ...(cfg.nats && { resent: this.stats.messagesResent }),
         ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
         ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
         ...(this.stats.dropped.size > 0 && { dropped: Object.fromEntries(this.stats.dropped) }),
@@ -275,7 +292,10 @@ export class Pipeline {
       const factory = this.encoderFactory();
       for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => factory(appName));
     }
-    if (what.sink && this.sink && !this.stopping) {
+    if (what.sink && cfg.nats && !this.natsSink) {
+      // The NATS client is loaded, and files give their lines keys, only when started that way.
+      this.log.warn({ to: describeDestination(cfg.to) }, 'reload: switching to a NATS destination takes effect only after a restart');
+    } else if (what.sink && this.sink && !this.stopping) {
       const old = this.sink;
       this.sink = this.createSink();
       old.abort();

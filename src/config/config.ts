@@ -6,6 +6,7 @@ import type { Framing } from '../sinks/sink.js';
 import { parseSdElements } from './sd-element.js';
 import { resolveTls, type TlsSettings } from './tls-settings.js';
 import { resolveK8sConfig, type K8sConfig } from './k8s-config.js';
+import { resolveNats, type NatsConfig } from './nats-config.js';
 import { ConfigError } from './errors.js';
 import { DEFAULTS, type RawSettings } from './options.js';
 import { choiceSetting, code, listenAddress, numberSetting, toKebab } from './validate.js';
@@ -38,6 +39,8 @@ export interface Config {
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
+  /** Set when the destination is NATS JetStream (nats://, nats+tls://). */
+  nats: NatsConfig | undefined;
   /** Encoded SD-ELEMENTs added to every message ('' for none). */
   structuredData: string;
   /** Where /metrics, /healthz and /readyz are served; undefined: not served. */
@@ -83,7 +86,7 @@ export function resolveConfig(raw: RawSettings): Config {
   }
   let tls: TlsSettings | undefined;
   ({ to, tls } = resolveTls(raw, to, String(d.framing)));
-  if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'tls' && to.transport !== 'relp' && to.transport !== 'relp+tls') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  const nats = resolveNats(raw, to, tls, { window: d.natsWindow, ackTimeout: d.natsAckTimeout });
   const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
   const stateDir = raw.stateDir ?? defaultStateDir();
   // A pipe has no home of its own: stdin alone spills only where it was told to.
@@ -110,6 +113,7 @@ export function resolveConfig(raw: RawSettings): Config {
     relpWindow: numberSetting('relp-window', d.relpWindow),
     relpAckTimeoutMs: numberSetting('relp-ack-timeout', d.relpAckTimeout),
     relpMaxRefusals: numberSetting('relp-max-refusals', d.relpMaxRefusals),
+    nats,
     structuredData: parseSdElements('sd-element', (raw.sdElement ?? []).map(String)),
     metricsListen: raw.metricsListen === undefined ? undefined : listenAddress('metrics-listen', raw.metricsListen),
     unhealthyAfterMs: numberSetting('unhealthy-after', d.unhealthyAfter),

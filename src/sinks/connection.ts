@@ -2,7 +2,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { Stats } from '../telemetry/stats.js';
 import type { BatchBuffer } from '../batch.js';
-import { Backoff } from './backoff.js';
+import { abortableDelay, Backoff } from './backoff.js';
 import type { Sink } from './sink.js';
 
 export interface ConnectionOptions {
@@ -145,12 +145,6 @@ export class Connection implements Sink {
   }
 
   private delay(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      void this.abortedP.then(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    return abortableDelay(ms, this.abortedP);
   }
 }

@@ -242,6 +242,36 @@ t.test('what was spilled and not sent is sent first by the next run', async (t) 
   await b.shutdown();
 });
 
+t.test('message keys (NATS Nats-Msg-Id) survive the record and a restart; records without them read as before', async (t) => {
+  const keys = { prefix: '2049:131:abcdEFGH-_ijklmn:', offsets: [0, 1200, 1200, 5000] };
+  const origin = { source: '/var/log/a.log', start: 0, end: 6000 };
+  const p = parseRecord(encodeRecord(frame('k'), 4, origin, 99, keys), 0);
+  t.equal(p.kind, 'record');
+  if (p.kind !== 'record') return;
+  t.same(p.record.keys, keys);
+  t.same(p.record.origin, origin);
+  t.equal(p.record.id, 99);
+  t.same(msgOf(p.record.frames), ['k'], 'the frames follow the keys');
+  const plain = parseRecord(encodeRecord(frame('k'), 1, origin, 99), 0);
+  t.equal(plain.kind === 'record' && plain.record.keys, undefined, 'no keys: none read');
+
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir);
+  for (let i = 0; i < 10; i++) await a.spill.push({ frames: frame(big(i)), count: 1, keys: { prefix: 'f:', offsets: [i * 100] } });
+  a.spill.close();
+  t.ok((await a.shutdown()).bytes > 0, 'on disk');
+  const b = await openSpill(t, dir);
+  const got: Array<unknown> = [];
+  for (let i = 0; i < 10; i++) {
+    const batch = b.spill.take() ?? (await b.spill.waitForData(), b.spill.take());
+    if (!batch) break;
+    got.push(batch.keys);
+    b.spill.handedOn(batch);
+  }
+  t.same(got, [...Array(10).keys()].map((i) => ({ prefix: 'f:', offsets: [i * 100] })), 'every batch read back with its keys');
+  await b.shutdown();
+});
+
 t.test('a torn record at the end of the last segment is cut off at start', async (t) => {
   const dir = join(t.testdir(), 'spill');
   const a = await openSpill(t, dir);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/log.js';
-import type { Batch } from '../../batch.js';
+import type { Batch, MessageKeys } from '../../batch.js';
 import { moveAside, segName, writeCursor } from './files.js';
 import type { SpillFile, SpillIo } from './io.js';
 import { Deque, type Ticket } from './order.js';
@@ -48,6 +48,7 @@ export class Item implements Batch {
     readonly frames: Buffer,
     readonly count: number,
     readonly origin: Origin | undefined,
+    readonly keys?: MessageKeys,
   ) {}
 }
 

@@ -164,7 +164,7 @@ export class SpillBuffer implements BatchBuffer {
   // ---- the sources' side ----
 
   async push(batch: Batch): Promise<void> {
-    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin);
+    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys);
     item.release = batch.release;
     if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn));
     const size = item.frames.length;
@@ -430,7 +430,7 @@ export class SpillBuffer implements BatchBuffer {
         return bytes === 0 ? readBack < this.readAhead : readBack === 0 || readBack + bytes <= this.readAhead;
       },
       (record, release, place) => {
-        const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin);
+        const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin, record.keys);
         item.release = release;
         item.place = place;
         this.mem.push(item);
