@@ -24,6 +24,18 @@ export interface Batch {
   release?: () => void;
   /** Which bytes of which source the lines came from: a dropped batch is reported by it. */
   origin?: { source: string; start: number; end: number };
+  /**
+   * Names each message the same way every time the same line is sent, across restarts and the
+   * spill (a file's lines: its identity and each line's byte offset). A de-duplicating sink (NATS
+   * JetStream's Nats-Msg-Id) uses them; set only when the sink asks for them.
+   */
+  keys?: MessageKeys;
+}
+
+/** Message i is `prefix + offsets[i]`; a line that made several messages repeats its offset. */
+export interface MessageKeys {
+  prefix: string;
+  offsets: number[];
 }
 
 /**

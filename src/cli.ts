@@ -13,6 +13,9 @@ import { Pipeline } from './pipeline.js';
 import { StateError } from './state/checkpoints.js';
 import { stdoutFraming, TERMINAL_NOTE } from './sinks/stream.js';
 
+/** How long after --shutdown-timeout a stop may still take before the process exits regardless. */
+const STOP_BACKSTOP_MS = 10_000;
+
 const EXIT_USAGE = 2;
 
 function version(): string {
@@ -180,8 +183,18 @@ export async function main(argv: string[]): Promise<void> {
   }
   const reloader = new Reloader(settings, () => loadSettings(argv), resolve, pipeline, log);
   process.on('SIGHUP', () => void reloader.reload());
-  process.on('SIGTERM', () => pipeline.stop());
-  process.on('SIGINT', () => pipeline.stop());
+  const stop = (): void => {
+    pipeline.stop();
+    // The last resort, should a part never finish: positions cover only what was handed on, so
+    // exiting loses nothing, while a stop that hangs holds up systemd, BOSH and a restart.
+    const backstopMs = pipeline.settings.shutdownTimeoutMs + STOP_BACKSTOP_MS;
+    setTimeout(() => {
+      log.error({ waitedMs: backstopMs }, 'shutdown did not finish; exiting now (what was not handed on is read again at the next start)');
+      process.exit(1);
+    }, backstopMs).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     log.error({ code: err.code }, 'stdout closed');
     process.exit(1);

@@ -52,9 +52,13 @@ export class Pipeline {
   exitCode = 0;
   private checkpoints: CheckpointStore | undefined;
   private stopping = false;
+  /** The shutdown deadline passed: the sink is cut off, also one created after it. */
+  private cutOff = false;
   private started = false;
   private encoders: Array<{ appName: string; encoder: SwappableEncoder<Config> }> = [];
   private tlsMaterial: TlsMaterial | undefined;
+  /** Loaded only for a NATS destination: the client costs RSS a syslog forwarder does not need. */
+  private natsSink: typeof import('./sinks/nats.js').NatsSink | undefined;
 
   constructor(
     private cfg: Config,
@@ -90,7 +94,8 @@ export class Pipeline {
 
   /** The sink for the current settings; names with several addresses are looked up first (a pool of their own). */
   private async makeSink(): Promise<Sink> {
-    const drains = this.cfg.destinations.filter((d): d is Drain => d.transport !== 'stdout');
+    // NATS seeds are the client's own cluster list: never a pool of members.
+    const drains = this.cfg.nats ? [] : this.cfg.destinations.filter((d): d is Drain => d.transport !== 'stdout');
     return this.createSink(drains.length ? await membersOf(drains) : []);
   }
 
@@ -100,6 +105,16 @@ export class Pipeline {
     stats.members.clear();
     const to = cfg.to;
     if (to.transport === 'stdout') return new StreamSink(this.io.stdout, cfg.framing, stats);
+    if (cfg.nats && this.natsSink) {
+      return new this.natsSink({
+        ...cfg.nats,
+        sdId: cfg.k8s.format === 'raw' ? undefined : cfg.k8s.sdId,
+        stats,
+        log,
+        backoff: new Backoff(200, cfg.reconnectMaxDelayMs),
+        reconnectMaxDelayMs: cfg.reconnectMaxDelayMs,
+      });
+    }
     this.tlsMaterial = to.transport === 'tls' || to.transport === 'relp+tls' ? new TlsMaterial(cfg.tls!, log) : undefined;
     const open = this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined;
     // One of each for the whole pool: a member that fails leaves them to the next.
@@ -150,6 +165,7 @@ export class Pipeline {
     }
     if (!this.spill) this.memory = new MemoryBuffer(cfg.memoryMaxBytes);
     this.buffer = this.spill ?? this.memory!;
+    if (cfg.nats) this.natsSink = (await import('./sinks/nats.js')).NatsSink;
     this.sink = await this.makeSink();
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
@@ -177,6 +193,8 @@ export class Pipeline {
           rotateWaitMs: cfg.rotateWaitMs,
           rescanMs: cfg.globRescanIntervalMs,
           retireWhenGoneMs: cfg.forgetAfterMs,
+          // JetStream drops a line sent twice by its Nats-Msg-Id: the file and offset it came from.
+          messageKeys: cfg.nats !== undefined,
         }),
       );
     }
@@ -198,6 +216,12 @@ export class Pipeline {
       this.sources.push(new StreamSource('stdin', this.io.stdin, encoderFor(cfg.appName ?? 'auditfwd'), this.buffer, this.stats, cfg.maxMessageBytes));
     }
     log.info({ to: cfg.destinations.length > 1 ? cfg.destinations.map(describeDestination) : describeDestination(cfg.to), ...(cfg.destinations.length > 1 && { pool: cfg.pool }), sources: this.sources.map((s) => s.name) }, 'auditfwd started');
+    // A SIGTERM during start-up (the spill's recovery, the state file) came before there was anything to stop.
+    if (this.stopping) {
+      for (const s of this.sources) s.stop();
+      this.buffer.close();
+      if (this.cutOff) this.sink.abort();
+    }
 
     this.started = true;
     const sinkDone = this.runSinks();
@@ -228,6 +252,7 @@ export class Pipeline {
         bytes: this.stats.bytesSent,
         truncated: this.stats.linesTruncated,
         ...((cfg.to.transport === 'relp' || cfg.to.transport === 'relp+tls') && { refused: this.stats.messagesRefused }),
+        // Sent again: not acknowledged (RELP), the --tcp-resend-window (TCP/TLS); NATS: acknowledged by JetStream as duplicates (stored once).
         ...(cfg.to.transport !== 'stdout' && { resent: this.stats.messagesResent }),
         ...(cfg.k8s.format !== 'raw' && { auditEvents: this.stats.auditEvents, nonEventLines: this.stats.nonEventLines }),
         ...(webhook && { webhookResponses: Object.fromEntries(this.stats.webhookResponses) }),
@@ -275,7 +300,10 @@ export class Pipeline {
       const factory = this.encoderFactory();
       for (const { appName, encoder } of this.encoders) encoder.reconfigure(cfg, () => factory(appName));
     }
-    if (what.sink && this.sink && !this.stopping) {
+    if (what.sink && cfg.nats && !this.natsSink) {
+      // The NATS client is loaded, and files give their lines keys, only when started that way.
+      this.log.warn({ to: describeDestination(cfg.to) }, 'reload: switching to a NATS destination takes effect only after a restart');
+    } else if (what.sink && this.sink && !this.stopping) {
       // The new sink is in place before the old one stops: runSinks then goes on with it.
       void this.makeSink().then((sink) => {
         if (this.stopping) return;
@@ -331,8 +359,9 @@ export class Pipeline {
     for (const s of this.sources) s.stop();
     this.buffer?.close();
     const deadline = setTimeout(() => {
-      this.log.warn({ unsentBytes: this.buffer.bytes }, 'shutdown deadline reached; cutting the drain off');
-      this.sink.abort();
+      this.cutOff = true;
+      this.log.warn({ unsentBytes: this.buffer?.bytes ?? 0 }, 'shutdown deadline reached; cutting the drain off');
+      this.sink?.abort();
     }, this.cfg.shutdownTimeoutMs);
     deadline.unref();
   }

@@ -1,12 +1,13 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { FACILITIES, SEVERITIES } from '../framing/rfc5424.js';
-import { describeDestination, parseDestination, type Destination } from '../sinks/destination.js';
+import { describeDestination, natsSeedList, parseDestination, type Destination } from '../sinks/destination.js';
 import type { Framing } from '../sinks/sink.js';
 import type { PoolMode } from '../sinks/pool.js';
 import { parseSdElements } from './sd-element.js';
 import { resolveTls, type TlsSettings } from './tls-settings.js';
 import { resolveK8sConfig, type K8sConfig } from './k8s-config.js';
+import { resolveNats, type NatsConfig } from './nats-config.js';
 import { ConfigError } from './errors.js';
 import { DEFAULTS, type RawSettings } from './options.js';
 import { choiceSetting, code, listenAddress, numberSetting, toKebab } from './validate.js';
@@ -47,6 +48,8 @@ export interface Config {
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
+  /** Set when the destination is NATS JetStream (nats://, nats+tls://). */
+  nats: NatsConfig | undefined;
   /** Encoded SD-ELEMENTs added to every message ('' for none). */
   structuredData: string;
   /** Where /metrics, /healthz and /readyz are served; undefined: not served. */
@@ -82,8 +85,11 @@ export function defaultStateDir(): string {
  * destinations of one transport, whatever the transport.
  */
 function resolveDestinations(raw: RawSettings, framing: string): { to: Destination; destinations: Destination[]; tls: TlsSettings | undefined } {
-  const given = [raw.to ?? []].flat().map(String);
-  if (given.length === 0 || given.every((g) => g === '')) throw new ConfigError('--to is required (host:port, tcp://host:port, [::1]:6514 or - for stdout)');
+  const list = [raw.to ?? []].flat().map(String);
+  if (list.length === 0 || list.every((g) => g === '')) throw new ConfigError('--to is required (host:port, tcp://host:port, [::1]:6514 or - for stdout)');
+  // NATS seeds are one destination (a cluster the client fails over within); other lists are a pool.
+  const seeds = natsSeedList(list);
+  const given = seeds ? [seeds] : list;
   const parsed = given.map((text) => {
     try {
       return parseDestination(text);
@@ -112,7 +118,7 @@ export function resolveConfig(raw: RawSettings): Config {
     if (typeof v === 'string' && v === '' && k !== 'appName' && k !== 'to') throw new ConfigError(`--${toKebab(k)}: empty value`);
   }
   const { to, destinations, tls } = resolveDestinations(raw, String(d.framing));
-  if (to.transport !== 'stdout' && to.transport !== 'tcp' && to.transport !== 'tls' && to.transport !== 'relp' && to.transport !== 'relp+tls') throw new ConfigError(`--to: ${to.transport} is not supported yet`);
+  const nats = resolveNats(raw, to, tls, { window: d.natsWindow, ackTimeout: d.natsAckTimeout });
   const files = (raw.file ?? []).filter((f) => f !== undefined).map(String);
   const stateDir = raw.stateDir ?? defaultStateDir();
   // A pipe has no home of its own: stdin alone spills only where it was told to.
@@ -143,6 +149,7 @@ export function resolveConfig(raw: RawSettings): Config {
     relpWindow: numberSetting('relp-window', d.relpWindow),
     relpAckTimeoutMs: numberSetting('relp-ack-timeout', d.relpAckTimeout),
     relpMaxRefusals: numberSetting('relp-max-refusals', d.relpMaxRefusals),
+    nats,
     structuredData: parseSdElements('sd-element', (raw.sdElement ?? []).map(String)),
     metricsListen: raw.metricsListen === undefined ? undefined : listenAddress('metrics-listen', raw.metricsListen),
     unhealthyAfterMs: numberSetting('unhealthy-after', d.unhealthyAfter),

@@ -42,12 +42,14 @@ export async function preflight(cfg: Config, create: boolean): Promise<string[]>
   return problems;
 }
 
-/** The files the settings name, by flag: TLS material, passphrase, webhook certificate and token. */
+/** The files the settings name, by flag: TLS material, passphrase, webhook certificate and token, NATS login. */
 function namedFiles(cfg: Config): Array<[string, string]> {
   const out: Array<[string, string | undefined]> = [];
   if (cfg.tls) out.push(['ca', cfg.tls.ca], ['cert', cfg.tls.cert], ['key', cfg.tls.key], ['key-passphrase-file', cfg.tls.keyPassphraseFile]);
   const w = cfg.k8s.webhook;
   if (w) out.push(['webhook-tls-cert', w.tlsCertFile], ['webhook-tls-key', w.tlsKeyFile], ['webhook-token-file', w.tokenFile]);
+  const nats = cfg.nats?.access;
+  if (nats) out.push(['nats-creds', nats.credsFile], ['nats-nkey', nats.nkeyFile], ['nats-token-file', nats.tokenFile]);
   return out.filter((e): e is [string, string] => e[1] !== undefined);
 }
 

@@ -47,7 +47,8 @@ export function resolveTls(raw: RawTlsSettings, to: Destination, framing: string
   if (raw.tls && to.transport === 'stdout') fail('--tls: --to - writes to stdout; TLS needs a drain host:port');
   if (raw.tls && to.transport === 'tcp') to = { ...to, transport: 'tls' };
   if (raw.tls && to.transport === 'relp') to = { ...to, transport: 'relp+tls' };
-  const isTls = to.transport === 'tls' || to.transport === 'relp+tls';
+  if (raw.tls && to.transport === 'nats') to = { ...to, transport: 'nats+tls' };
+  const isTls = to.transport === 'tls' || to.transport === 'relp+tls' || to.transport === 'nats+tls';
   const given: Array<[string, unknown]> = [
     ['ca', raw.ca],
     ['cert', raw.cert],

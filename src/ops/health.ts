@@ -22,7 +22,7 @@ export function health(p: HealthSource, thresholdMs: number, now = Date.now()): 
   const problems: string[] = [];
   const { stats } = p;
   if (p.destination.transport !== 'stdout' && !stats.drainConnected && now - stats.drainChangedMs > thresholdMs) {
-    problems.push(`drain unreachable for ${Math.round((now - stats.drainChangedMs) / 1000)}s`);
+    problems.push(`drain unreachable for ${Math.round((now - stats.drainChangedMs) / 1000)}s${stats.drainProblem ? ` (${stats.drainProblem})` : ''}`);
   }
   const full = p.bufferState.fullSinceMs;
   if (full !== undefined && now - full > thresholdMs) problems.push(`buffer full for ${Math.round((now - full) / 1000)}s`);

@@ -28,3 +28,14 @@ export class Backoff {
     this.attempt = 0;
   }
 }
+
+/** Waits `ms`, or less when `aborted` resolves first. */
+export function abortableDelay(ms: number, aborted: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    void aborted.then(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}

@@ -2,7 +2,7 @@ import { connect as netConnect, isIPv6, type LookupFunction, type Socket } from 
 import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { SinkStats } from '../telemetry/stats.js';
 import type { BatchBuffer } from '../batch.js';
-import { Backoff } from './backoff.js';
+import { abortableDelay, Backoff } from './backoff.js';
 import { RotatingView } from './rotation.js';
 import type { Sink } from './sink.js';
 
@@ -173,12 +173,6 @@ export class Connection implements Sink {
   }
 
   private delay(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      void this.abortedP.then(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    return abortableDelay(ms, this.abortedP);
   }
 }

@@ -1,5 +1,5 @@
 import { sharedFrameWriter } from '../framing/frame-writer.js';
-import { LineSplitter } from '../transforms/lines.js';
+import { LineSplitter, type OnLine } from '../transforms/lines.js';
 import type { Encoder } from '../transforms/encoder.js';
 
 export interface Chunk {
@@ -12,6 +12,8 @@ export interface Chunk {
   consumed: number;
   /** Lets `frames`' memory be reused: call once the batch was handed on (optional, see FrameWriter). */
   release?: () => void;
+  /** With `at` given: each message's line, as the byte offset where it starts in the input. */
+  offsets?: number[];
 }
 
 /** Bytes in, framed messages out: line splitting, then the encoder, into one buffer per chunk. */
@@ -31,30 +33,34 @@ export class LineBatcher {
     return this.splitter.pending;
   }
 
-  process(input: Buffer): Chunk {
-    return this.batch((onLine) => this.splitter.push(input, onLine));
+  /** `at`: the input's offset in its file, when each message's line offset is wanted (Chunk.offsets). */
+  process(input: Buffer, at?: number): Chunk {
+    return this.batch((onLine) => this.splitter.push(input, onLine), at);
   }
 
-  /** At the end of a stream: the last line, even without its LF. */
-  flush(): Chunk {
+  /** At the end of a stream: the last line, even without its LF. `at`: the offset the input has reached. */
+  flush(at?: number): Chunk {
     const before = this.splitter.pending;
     return this.batch((onLine) => {
       this.splitter.flush(onLine);
       return before;
-    });
+    }, at);
   }
 
   /** Encodes the lines `split` yields into one batch; `split` returns the bytes it consumed. */
-  private batch(split: (onLine: (line: Buffer, originalLength: number) => void) => number): Chunk {
+  private batch(split: (onLine: OnLine) => number, at: number | undefined): Chunk {
     this.out.discard();
     this.encoder.beginBatch();
     let count = 0;
     let lines = 0;
-    const consumed = split((line, originalLength) => {
+    const offsets: number[] | undefined = at === undefined ? undefined : [];
+    const consumed = split((line, originalLength, start) => {
       lines++;
-      count += this.encoder.encode(this.out, line, originalLength);
+      const n = this.encoder.encode(this.out, line, originalLength);
+      count += n;
+      for (let i = 0; i < n; i++) offsets?.push(at! + start);
     });
-    return { ...this.out.takeBatch(), count, lines, consumed };
+    return { ...this.out.takeBatch(), count, lines, consumed, ...(offsets && { offsets }) };
   }
 
   /** Forget a partial line (the file it came from was truncated). */

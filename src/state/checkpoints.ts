@@ -134,6 +134,22 @@ export class CheckpointStore {
     if (isNew) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
   }
 
+  /**
+   * Records files as followed from an offset before any of their lines is read, and resolves once the
+   * state file says so (a write and rename; fsynced too when `durably`). Otherwise a kill -9 after their
+   * first lines were handed on, and before their commit was saved, leaves a next run that does not
+   * know them: once renamed away (or older than that run's last commit), they would be taken for old
+   * history and the rest never read. Files already known keep their entry.
+   */
+  async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean): Promise<void> {
+    const fresh = files.filter(({ id }) => !this.entries.has(inodeKey(id)));
+    if (fresh.length === 0) return;
+    for (const { id, offset } of fresh) this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
+    this.dirty = true;
+    this.unsaved = true;
+    await (durably ? this.save() : this.chain(() => this.writeQuick()));
+  }
+
   forget(id: { dev: number; ino: number }): void {
     if (this.entries.delete(inodeKey(id))) this.changed();
   }
@@ -146,7 +162,7 @@ export class CheckpointStore {
     this.quickTimer = setTimeout(() => {
       this.quickTimer = undefined;
       this.lastQuick = Date.now();
-      this.saving = this.saving.then(() => this.writeQuick()).catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
+      this.chain(() => this.writeQuick()).catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
     }, wait);
     this.quickTimer.unref();
   }
@@ -168,8 +184,14 @@ export class CheckpointStore {
 
   /** Saves are serialised: a save never overtakes an earlier one. */
   save(): Promise<void> {
-    this.saving = this.saving.then(() => this.write());
-    return this.saving;
+    return this.chain(() => this.write());
+  }
+
+  /** Runs `op` after every earlier save; a failed save (a full disk, for a while) does not stop the later ones. */
+  private chain(op: () => Promise<void>): Promise<void> {
+    const p = this.saving.then(op);
+    this.saving = p.catch(() => {});
+    return p;
   }
 
   private body(): string {

@@ -31,6 +31,8 @@ export class Stats {
   spillUnwritable = 0;
   /** When the drain last connected or disconnected: /healthz tells how long it has been down. */
   drainChangedMs = Date.now();
+  /** Why the drain is taken as unreachable when it is up but refuses (NATS: no stream captures the subject); /healthz says it. */
+  drainProblem: string | undefined;
   private connected = false;
 
   get drainConnected(): boolean {

@@ -1,4 +1,5 @@
-export type OnLine = (line: Buffer, originalLength: number) => void;
+/** `start`: where the line began, relative to the start of the chunk pushed (negative: in an earlier one), or to the end of the last one for flush. */
+export type OnLine = (line: Buffer, originalLength: number, start: number) => void;
 
 /**
  * Splits a byte stream into lines on LF, on Buffers (never strings: offsets are byte offsets and
@@ -32,14 +33,15 @@ export class LineSplitter {
     }
     while (lf !== -1) {
       if (this.pendingLen > 0) {
+        const began = start - this.pendingLen;
         this.hold(chunk, start, lf);
-        this.emit(this.joinPending(), this.pendingLen, onLine);
+        this.emit(this.joinPending(), this.pendingLen, onLine, began);
         this.parts = [];
         this.partsLen = 0;
         this.pendingLen = 0;
       } else {
         const len = lf - start;
-        this.emit(len > this.maxLineBytes ? chunk.subarray(start, start + this.maxLineBytes) : chunk.subarray(start, lf), len, onLine);
+        this.emit(len > this.maxLineBytes ? chunk.subarray(start, start + this.maxLineBytes) : chunk.subarray(start, lf), len, onLine, start);
       }
       start = lf + 1;
       lf = chunk.indexOf(0x0a, start);
@@ -50,7 +52,7 @@ export class LineSplitter {
 
   /** Emits a last line that has no LF (end of stdin). */
   flush(onLine: OnLine): void {
-    if (this.pendingLen > 0) this.emit(this.joinPending(), this.pendingLen, onLine);
+    if (this.pendingLen > 0) this.emit(this.joinPending(), this.pendingLen, onLine, -this.pendingLen);
     this.reset();
   }
 
@@ -74,7 +76,7 @@ export class LineSplitter {
     return this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLen);
   }
 
-  private emit(line: Buffer, originalLength: number, onLine: OnLine): void {
+  private emit(line: Buffer, originalLength: number, onLine: OnLine, start: number): void {
     let len = line.length;
     let orig = originalLength;
     if (orig === len && len > 0 && line[len - 1] === 0x0d) {
@@ -82,6 +84,6 @@ export class LineSplitter {
       orig--;
     }
     if (orig === 0) return;
-    onLine(len === line.length ? line : line.subarray(0, len), orig);
+    onLine(len === line.length ? line : line.subarray(0, len), orig, start);
   }
 }

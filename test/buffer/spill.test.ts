@@ -7,6 +7,7 @@ import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
 import { Stats } from '../../src/telemetry/stats.js';
 import { crc32, crc32Table } from '../../src/buffer/spill/crc32.js';
 import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/disk-record.js';
+import { nodeIo, type SpillIo } from '../../src/buffer/spill/io.js';
 import { SpillBuffer, type SpillOptions } from '../../src/buffer/spill/spill-buffer.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 
@@ -208,6 +209,24 @@ t.test('order across memory and spill; commits once durable; files 0600, folder 
   t.same(readdirSync(dir).filter((n) => n.endsWith('.seg')), [], 'sent segments are deleted');
 });
 
+t.test('what was handed on from the spill is not sent again after kill -9, though no fsync came', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  // The real file operations; a rename onto cursor.json is the quick save the test waits for.
+  let cursorSaved: () => void = () => {};
+  const io: SpillIo = { ...nodeIo, rename: (from, to) => nodeIo.rename(from, to).then(() => (to.endsWith('cursor.json') ? cursorSaved() : undefined)) };
+  // An hour between fsyncs: only the quick save can record what was handed on.
+  const a = await openSpill(t, dir, { fsyncIntervalMs: 3_600_000, io });
+  for (let i = 0; i < 30; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
+  t.ok(a.spill.counters.spilledBatches >= 20, 'most went to disk');
+  const saved = new Promise<void>((resolve) => (cursorSaved = resolve));
+  t.same(await drainAll(a.spill, 20), [...Array(20).keys()].map(big));
+  await saved;
+  a.spill.abandon(); // kill -9: no shutdown, no fsync, no further save
+  const b = await openSpill(t, dir);
+  t.same(await drainAll(b.spill, 10), [...Array(10).keys()].map((i) => big(i + 20)), 'the next run starts after what was handed on');
+  await b.shutdown();
+});
+
 t.test('what was spilled and not sent is sent first by the next run', async (t) => {
   const dir = join(t.testdir(), 'spill');
   const a = await openSpill(t, dir);
@@ -220,6 +239,36 @@ t.test('what was spilled and not sent is sent first by the next run', async (t) 
   t.match(b.lines.map((l) => l.msg), ['spill from an earlier run found; it is sent first']);
   await b.spill.push({ frames: frame('new'), count: 1 });
   t.same(await drainAll(b.spill, 26), [...[...Array(25).keys()].map((i) => big(i + 5)), 'new'], 'no loss, no duplicate, the new line last');
+  await b.shutdown();
+});
+
+t.test('message keys (NATS Nats-Msg-Id) survive the record and a restart; records without them read as before', async (t) => {
+  const keys = { prefix: '2049:131:abcdEFGH-_ijklmn:', offsets: [0, 1200, 1200, 5000] };
+  const origin = { source: '/var/log/a.log', start: 0, end: 6000 };
+  const p = parseRecord(encodeRecord(frame('k'), 4, origin, 99, keys), 0);
+  t.equal(p.kind, 'record');
+  if (p.kind !== 'record') return;
+  t.same(p.record.keys, keys);
+  t.same(p.record.origin, origin);
+  t.equal(p.record.id, 99);
+  t.same(msgOf(p.record.frames), ['k'], 'the frames follow the keys');
+  const plain = parseRecord(encodeRecord(frame('k'), 1, origin, 99), 0);
+  t.equal(plain.kind === 'record' && plain.record.keys, undefined, 'no keys: none read');
+
+  const dir = join(t.testdir(), 'spill');
+  const a = await openSpill(t, dir);
+  for (let i = 0; i < 10; i++) await a.spill.push({ frames: frame(big(i)), count: 1, keys: { prefix: 'f:', offsets: [i * 100] } });
+  a.spill.close();
+  t.ok((await a.shutdown()).bytes > 0, 'on disk');
+  const b = await openSpill(t, dir);
+  const got: Array<unknown> = [];
+  for (let i = 0; i < 10; i++) {
+    const batch = b.spill.take() ?? (await b.spill.waitForData(), b.spill.take());
+    if (!batch) break;
+    got.push(batch.keys);
+    b.spill.handedOn(batch);
+  }
+  t.same(got, [...Array(10).keys()].map((i) => ({ prefix: 'f:', offsets: [i * 100] })), 'every batch read back with its keys');
   await b.shutdown();
 });
 

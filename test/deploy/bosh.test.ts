@@ -73,7 +73,7 @@ t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail
 
   const bad = render(dir, 'config.yml.erb', { auditfwd: { drain: { address: 'd', transport: 'udp' } } });
   t.not(bad.status, 0);
-  t.match(bad.err, /auditfwd.drain.transport must be tcp, tls, relp or relp\+tls, not "udp"/);
+  t.match(bad.err, /auditfwd.drain.transport must be tcp, tls, relp, relp\+tls, nats or nats\+tls, not "udp"/);
   const missing = render(dir, 'config.yml.erb', {});
   t.not(missing.status, 0, 'the drain address is required');
   t.match(missing.err, /Can't find property 'auditfwd.drain.address'/);
@@ -82,7 +82,7 @@ t.test('BOSH properties with awkward values cannot break the YAML; bad ones fail
 t.test('the job spec\'s defaults are the settings table\'s', async (t) => {
   const fileKeys = new Map(SETTINGS.filter((s) => fileKeyOf(s)).map((s) => [fileKeyOf(s)!, s]));
   /** Properties that are not one setting: parts of --to, PEM contents and secrets written to files, the sd_element, bpm. */
-  const composed = new Set(['drain.address', 'drain.addresses', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'tls.private_key_passphrase', 'webhook.token', 'director_name', 'memory_limit']);
+  const composed = new Set(['drain.address', 'drain.addresses', 'drain.port', 'drain.transport', 'tls.ca', 'tls.certificate', 'tls.private_key', 'tls.private_key_passphrase', 'webhook.token', 'nats.creds', 'nats.nkey', 'nats.token', 'director_name', 'memory_limit']);
   /** Properties grouped under another name than their key; the others are their key with "_" for ".". */
   const renamed: Record<string, string> = {
     'drain.framing': 'framing',
@@ -162,4 +162,15 @@ t.test('the buffer.dir description matches what an unset buffer.dir does', { ski
   const spec = parse(readFileSync(join(JOB, 'spec'), 'utf8')) as { properties: Record<string, { description: string }> };
   t.equal(eff.buffer_dir, '/var/vcap/data/auditfwd/state/spill', 'the spill is on by default');
   t.match(spec.properties['auditfwd.buffer.dir'].description, String(eff.buffer_dir));
+});
+
+t.test('a NATS drain: the job renders nats://, the subject, and the token to its own file', { skip: !hasRuby && 'ruby (Debian package ruby) is not installed' }, async (t) => {
+  const dir = t.testdir({});
+  const r = render(dir, 'config.yml.erb', { auditfwd: { drain: { address: 'nats.service.internal', port: 4222, transport: 'nats' }, nats_subject: 'audit.z1', nats: { token: 'secret' } } });
+  t.equal(r.status, 0, r.err);
+  const rendered = parse(r.out) as Record<string, unknown>;
+  t.match(rendered, { to: 'nats://nats.service.internal:4222', nats_subject: 'audit.z1', nats_token_file: '/var/vcap/jobs/auditfwd/config/nats/token' });
+  t.notMatch(r.out, /secret/, 'the token itself is only in its own file');
+  const token = render(dir, 'nats-token.erb', { auditfwd: { nats: { token: 'secret' } } });
+  t.equal(token.out.trim(), 'secret');
 });

@@ -20,6 +20,8 @@ t.test('bad invocations exit 2 with one line naming the flag', async (t) => {
   await usageError(t, ['--to', 'drain:70000'], /--to: port 70000 is out of range/);
   await usageError(t, ['--to', 'drain:0'], /--to: port 0 is out of range/);
   await usageError(t, ['--to', 'ftp://drain:1'], /--to: unknown scheme "ftp"/);
+  await usageError(t, ['--to', 'drain:514', '--nats-subject', 'a'], /--nats-subject: only for a NATS destination/);
+  await usageError(t, ['--to', 'nats://n1,n2', '--nats-creds', join(dir, 'missing.creds')], /--nats-creds: cannot read .*missing\.creds \(ENOENT\)/);
   await usageError(t, ['--to', 'drain:514', '--frobnicate'], /unknown flag --frobnicate/);
   await usageError(t, ['--to', 'drain:514', '--framing', 'xml'], /--framing: "xml" is not one of octet-counting, lf/);
   await usageError(t, ['--to', 'drain:514', '--start-at', 'middle'], /--start-at/);

@@ -253,6 +253,9 @@ async function oneRun(index, drain, dir, seconds) {
   await drain.start();
   const fwdArgs = ['--file', file, '--to', drain.to, '--state-dir', join(dir, 'state'), '--shutdown-timeout', '2s'];
   const figures = { kills: 0, terms: 0, outages: 0, slows: 0, copytruncates: 0 };
+  /** What happened when, as the seq the writer had reached: a lost range is read against it. */
+  const events = [];
+  const note = (what) => events.push(`${what}@${lj.next}`);
   let fwd;
   let stderr = '';
   const startFwd = () => {
@@ -276,6 +279,7 @@ async function oneRun(index, drain, dir, seconds) {
     while (writing) {
       await sleep(between(3000, 7000));
       if (!writing) break;
+      note('copytruncate');
       logrotate(file);
       figures.copytruncates++;
     }
@@ -285,21 +289,26 @@ async function oneRun(index, drain, dir, seconds) {
       await sleep(between(700, 2500));
       const what = rand();
       if (what < 0.4) {
+        note('kill-9');
         fwd.kill('SIGKILL');
         await fwd.exited;
         figures.kills++;
         await sleep(between(100, 700));
         startFwd();
       } else if (what < 0.55) {
+        note('term');
         fwd.kill('SIGTERM');
         await fwd.exited;
         figures.terms++;
         await sleep(between(100, 500));
         startFwd();
       } else if (what < 0.8) {
+        note('outage');
         await drain.outage(between(300, 2000));
+        note('back');
         figures.outages++;
       } else {
+        note('slow');
         drain.slow = true;
         await sleep(between(500, 2000));
         drain.slow = false;
@@ -326,7 +335,15 @@ async function oneRun(index, drain, dir, seconds) {
   await drain.stop();
   const seen = new Set(got.seqs);
   let lost = 0;
-  for (let i = 0; i < written; i++) if (!seen.has(i)) lost++;
+  const missing = [];
+  for (let i = 0; i < written; i++) {
+    if (seen.has(i)) continue;
+    lost++;
+    const last = missing[missing.length - 1];
+    if (last && last[1] === i - 1) last[1] = i;
+    else missing.push([i, i]);
+  }
+  if (lost) stderr += `\nsoak: lost seqs ${missing.slice(0, 10).map(([a, b]) => (a === b ? a : `${a}-${b}`)).join(', ')}\nsoak: events (seq written then): ${events.join(', ')}\n`;
   const firsts = [];
   const met = new Set();
   for (const s of got.seqs) if (!met.has(s)) (met.add(s), firsts.push(s));

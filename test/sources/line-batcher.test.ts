@@ -38,3 +38,20 @@ t.test('a batch left half-written by a throw does not leak into the next one', a
   t.equal(next.frames.toString(), 'ok:y\n');
   next.release?.();
 });
+
+t.test('with the input offset given, each message carries where its line starts: across reads, CRLF, empty lines, flush', async (t) => {
+  const b = new LineBatcher(plain(''), 1024);
+  const c1 = b.process(Buffer.from('ab\n\ncd\r\npart'), 100);
+  t.same(c1.offsets, [100, 104], 'empty line skipped, CR stripped, offsets of the bytes in the file');
+  const c2 = b.process(Buffer.from('ial\nxy\n'), 114);
+  t.same(c2.offsets, [110, 118], 'a line begun in the earlier read starts there');
+  const c3 = b.process(Buffer.from('tail'), 121);
+  t.same(c3.offsets, [], 'no complete line');
+  const c4 = b.flush(125);
+  t.same(c4.offsets, [121], 'the last line without LF');
+  t.equal(b.process(Buffer.from('q\n')).offsets, undefined, 'no offset asked: none kept');
+  const skip: Encoder = { beginBatch() {}, encode: (out, line) => (line.toString() === 'b' ? 0 : 1) };
+  const f = new LineBatcher(skip, 1024).process(Buffer.from('a\nb\nc\n'), 0);
+  t.same(f.offsets, [0, 4], 'a filtered line has no message and no offset');
+  for (const c of [c1, c2, c3, c4, f]) c.release?.();
+});

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { appendFileSync, chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAuditfwd, usageError } from '../helpers/proc.js';
 import { savedOffset } from '../helpers/state.js';
@@ -101,4 +101,19 @@ t.test('damaged entries are dropped one by one; the rest still count; nothing cr
   writeFileSync(join(state, 'checkpoints.json'), JSON.stringify({ version: 1, files: [{ ...good, offset: 3.5 }] }));
   const again = await once(t, log, state);
   t.match(again, /"n":1\}.*\n?.*"n":2/s, 'whole lines from the start');
+});
+
+t.test('a save that failed (the disk full for a while) does not stop the later saves', async (t) => {
+  const { CheckpointStore } = await import('../../src/state/checkpoints.js');
+  const { RecordingLog } = await import('../helpers/tail-harness.js');
+  const state = t.testdir({ 'checkpoints.json.tmp': { blocker: 'a folder where the temp file goes: the write fails' } });
+  const store = await CheckpointStore.open(state, new RecordingLog().logger);
+  const id = { dev: 1, ino: 2, fpLen: 0, fp: '' };
+  store.commit('/x/audit.log', id, 10);
+  await t.rejects(store.save(), 'the first save fails');
+  rmSync(join(state, 'checkpoints.json.tmp'), { recursive: true });
+  store.commit('/x/audit.log', id, 20);
+  await store.save();
+  t.same(JSON.parse(readFileSync(join(state, 'checkpoints.json'), 'utf8')).files.map((f: { offset: number }) => f.offset), [20], 'a later save writes the file');
+  await store.close();
 });

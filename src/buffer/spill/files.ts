@@ -1,7 +1,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { privateDirProblem } from '../../state/private-dir.js';
-import { errCode, readWhole, SpillError, writeAll, writeFileDurably, type SpillIo } from './io.js';
+import { errCode, readWhole, SpillError, writeAll, writeFileDurably, writeFileQuickly, type SpillIo } from './io.js';
 
 /**
  * The spill folder: segment files named by a sequence number (read in ascending order), a cursor
@@ -35,8 +35,10 @@ export async function readCursor(io: SpillIo, dir: string): Promise<Cursor> {
   }
 }
 
-export function writeCursor(io: SpillIo, dir: string, cursor: Cursor): Promise<void> {
-  return writeFileDurably(io, dir, 'cursor.json', Buffer.from(JSON.stringify({ version: 1, acked: Object.fromEntries(cursor) })));
+/** `quick`: without fsync (survives kill -9; a power loss may leave an older cursor: duplicates, never losses). */
+export function writeCursor(io: SpillIo, dir: string, cursor: Cursor, quick = false): Promise<void> {
+  const write = quick ? writeFileQuickly : writeFileDurably;
+  return write(io, dir, 'cursor.json', Buffer.from(JSON.stringify({ version: 1, acked: Object.fromEntries(cursor) })));
 }
 
 /** Moves a damaged segment aside as `*.corrupt`, keeping only the newest few. */

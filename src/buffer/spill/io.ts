@@ -123,12 +123,25 @@ export async function writeAll(f: SpillFile, parts: Buffer[], position: number):
  * rename over `name`, folder fsync. A failure leaves the old file as it was.
  */
 export async function writeFileDurably(io: SpillIo, dir: string, name: string, data: Buffer): Promise<void> {
+  await replaceFile(io, dir, name, data, true);
+  await io.syncDir(dir);
+}
+
+/**
+ * A whole file the same way without any fsync: it survives kill -9 (the page cache outlives the
+ * process), not a power loss.
+ */
+export async function writeFileQuickly(io: SpillIo, dir: string, name: string, data: Buffer): Promise<void> {
+  await replaceFile(io, dir, name, data, false);
+}
+
+async function replaceFile(io: SpillIo, dir: string, name: string, data: Buffer, sync: boolean): Promise<void> {
   const tmp = join(dir, `${name}.tmp`);
   await io.unlink(tmp).catch(() => {});
   const f = await io.open(tmp, 'create');
   try {
     await writeAll(f, [data], 0);
-    await f.sync();
+    if (sync) await f.sync();
   } catch (err) {
     await f.close().catch(() => {});
     await io.unlink(tmp).catch(() => {});
@@ -136,7 +149,6 @@ export async function writeFileDurably(io: SpillIo, dir: string, name: string, d
   }
   await f.close();
   await io.rename(tmp, join(dir, name));
-  await io.syncDir(dir);
 }
 
 /** The errno code of a failed operation, for logs, metrics and /healthz. */

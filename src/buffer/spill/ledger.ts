@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/log.js';
-import type { Batch } from '../../batch.js';
+import type { Batch, MessageKeys } from '../../batch.js';
 import { moveAside, segName, writeCursor } from './files.js';
 import type { SpillFile, SpillIo } from './io.js';
 import { Deque, type Ticket } from './order.js';
@@ -48,6 +48,7 @@ export class Item implements Batch {
     readonly frames: Buffer,
     readonly count: number,
     readonly origin: Origin | undefined,
+    readonly keys?: MessageKeys,
   ) {}
 }
 
@@ -64,7 +65,10 @@ export class Ledger {
   unread = 0;
   /** Segments all sent whose files are being deleted: number → size. */
   private readonly deleting = new Map<number, number>();
+  /** The cursor changed since its last fsynced save. */
   cursorDirty = false;
+  /** The cursor changed since its last save of any kind. */
+  cursorQuickDirty = false;
 
   constructor(
     readonly io: SpillIo,
@@ -110,7 +114,7 @@ export class Ledger {
     place.done = true;
     const seg = place.seg;
     while (seg.places.length > 0 && seg.places.peek()!.done) seg.acked = seg.places.shift()!.end;
-    this.cursorDirty = true;
+    this.cursorDirty = this.cursorQuickDirty = true;
     this.maybeRemove(seg);
   }
 
@@ -119,7 +123,7 @@ export class Ledger {
     seg.removed = true;
     this.segs.splice(this.segs.indexOf(seg), 1);
     this.diskBytes -= seg.size;
-    this.cursorDirty = true;
+    this.cursorDirty = this.cursorQuickDirty = true;
     // Until the file is gone, the cursor says it was all sent: a crash in between costs no resend.
     this.deleting.set(seg.seq, seg.size);
     this.onRemoved(seg);
@@ -133,19 +137,26 @@ export class Ledger {
       this.log.warn({ segment: aside }, 'damaged spill segment moved aside after its readable records were sent');
     } else await this.io.unlink(this.path(seg)).catch((err) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
     this.deleting.delete(seg.seq);
-    this.cursorDirty = true;
+    this.cursorDirty = this.cursorQuickDirty = true;
   }
 
-  async saveCursor(): Promise<void> {
-    if (!this.cursorDirty) return;
-    this.cursorDirty = false;
+  /**
+   * Saves the cursor: durably, or `quick` (no fsync: enough after kill -9 for a restart not to send
+   * again what was handed on from the spill; fsync stays on the interval).
+   */
+  async saveCursor(quick = false): Promise<void> {
+    if (quick ? !this.cursorQuickDirty : !this.cursorDirty) return;
+    const wasDirty = this.cursorDirty;
+    this.cursorQuickDirty = false;
+    if (!quick) this.cursorDirty = false;
     const acked = new Map<number, number>();
     for (const s of this.segs) if (s.acked > 0) acked.set(s.seq, s.acked);
     for (const [seq, size] of this.deleting) acked.set(seq, size);
     try {
-      await writeCursor(this.io, this.dir, acked);
+      await writeCursor(this.io, this.dir, acked, quick);
     } catch (err) {
-      this.cursorDirty = true;
+      this.cursorQuickDirty = true;
+      this.cursorDirty = wasDirty || !quick;
       throw err;
     }
   }

@@ -14,6 +14,9 @@ import { Spiller } from './spiller.js';
 import { FullPolicy, type WhenFull } from './when-full.js';
 import { SegmentWriter } from './writer.js';
 
+/** As the file checkpoints' quick save: duplicates after kill -9 are what was handed on in about this long. */
+const QUICK_CURSOR_MS = 50;
+
 export type { SpillProblem, WhenFull };
 export { SpillError } from './io.js';
 
@@ -71,6 +74,8 @@ export class SpillBuffer implements BatchBuffer {
    */
   private fullAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** A quick save of the cursor is due: what was handed on from the spill. */
+  private quickTimer: NodeJS.Timeout | undefined;
   private readonly limited: RateLimitedLog;
   private readonly readAhead: number;
   private readonly overflowMax: number;
@@ -159,7 +164,7 @@ export class SpillBuffer implements BatchBuffer {
   // ---- the sources' side ----
 
   async push(batch: Batch): Promise<void> {
-    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin);
+    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys);
     item.release = batch.release;
     if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn));
     const size = item.frames.length;
@@ -251,6 +256,7 @@ export class SpillBuffer implements BatchBuffer {
     const item = batch as Item;
     this.mem.handedOn(item);
     this.settle(item);
+    if (this.ledger.cursorQuickDirty) this.saveCursorSoon();
     this.free(item);
     this.wake(this.roomWaiters);
     this.maybeLoad();
@@ -276,6 +282,7 @@ export class SpillBuffer implements BatchBuffer {
    */
   async shutdown(): Promise<{ bytes: number; segments: number }> {
     clearInterval(this.timer);
+    clearTimeout(this.quickTimer);
     this.stopped = true;
     this.disk.retryNow();
     if (this.policy.gapPending) this.emitGap();
@@ -303,6 +310,7 @@ export class SpillBuffer implements BatchBuffer {
   /** Stops at once, as a crash would: no more disk operations, nothing saved (tests). */
   abandon(): void {
     clearInterval(this.timer);
+    clearTimeout(this.quickTimer);
     this.stopped = true;
     this.isClosed = true;
   }
@@ -350,6 +358,19 @@ export class SpillBuffer implements BatchBuffer {
 
   private async saveCursor(): Promise<void> {
     await this.ledger.saveCursor().catch((err) => this.disk.failed(err));
+  }
+
+  /**
+   * What was handed on from the spill reaches cursor.json within QUICK_CURSOR_MS, without fsync (that
+   * stays on the interval): a restart after kill -9 does not send a read-back backlog again.
+   */
+  private saveCursorSoon(): void {
+    if (this.quickTimer || this.stopped) return;
+    this.quickTimer = setTimeout(() => {
+      this.quickTimer = undefined;
+      if (!this.stopped && this.disk.canWrite) void this.serial(() => this.ledger.saveCursor(true).catch((err) => this.disk.failed(err)));
+    }, QUICK_CURSOR_MS);
+    this.quickTimer.unref();
   }
 
   private tick(): void {
@@ -409,7 +430,7 @@ export class SpillBuffer implements BatchBuffer {
         return bytes === 0 ? readBack < this.readAhead : readBack === 0 || readBack + bytes <= this.readAhead;
       },
       (record, release, place) => {
-        const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin);
+        const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin, record.keys);
         item.release = release;
         item.place = place;
         this.mem.push(item);

@@ -40,7 +40,7 @@ export class Spiller {
     // Keep only what completion needs: holding the frames until the fsync would cost memory.
     const done = { tickets: item.tickets, place: item.place, covers: item.covers };
     try {
-      await this.writer.append(encodeRecordParts(item.frames, item.count, item.origin, item.id), () => this.hooks.settle(done));
+      await this.writer.append(encodeRecordParts(item.frames, item.count, item.origin, item.id, item.keys), () => this.hooks.settle(done));
     } catch (err) {
       this.disk.failed(err);
       return false;
@@ -94,7 +94,7 @@ export class Spiller {
     }
     if (!this.disk.canWrite) return mem.putBack(items);
     try {
-      await this.writer.writeFront(Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin, i.id))));
+      await this.writer.writeFront(Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin, i.id, i.keys))));
     } catch (err) {
       this.disk.failed(err);
       return mem.putBack(items);

@@ -100,7 +100,7 @@ export class FullPolicy {
       if (rec.origin) {
         ledgerOfDrops.add(rec.origin, rec.count, rec.frames.length);
         lines += rec.count;
-      } else keep.push(encodeRecord(rec.frames, rec.count, undefined, rec.id ?? nextBatchId()));
+      } else keep.push(encodeRecord(rec.frames, rec.count, undefined, rec.id ?? nextBatchId(), rec.keys));
     }
     if (r.value < victim.size) this.damaged(ledgerOfDrops, victim.size - r.value);
     await victim.reader?.close();

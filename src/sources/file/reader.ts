@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { FINGERPRINT_BYTES, fingerprintOf, type FileIdentity } from '../../state/file-identity.js';
 import type { LineBatcher } from '../line-batcher.js';
@@ -34,4 +35,16 @@ export function extendIdentity(r: Reader, start: number, data: Buffer): void {
   const more = data.subarray(have - start, Math.min(bytesRead, FINGERPRINT_BYTES - start));
   r.head = Buffer.concat([r.head, more]);
   r.id = { ...r.id, fpLen: r.head.length, fp: fingerprintOf(r.head) };
+}
+
+/**
+ * What the keys of a file's messages start with (Batch.keys; the line's offset follows): device,
+ * inode and a hash of the file's first line (up to FINGERPRINT_BYTES). Unlike `id.fp` it does not
+ * grow as the file does, so a line gets the same key before and after a restart; the first line is
+ * always read by the time any line is sent. A reused inode with other content gets other keys.
+ */
+export function keyPrefix(r: Reader): string {
+  const lf = r.head.indexOf(0x0a);
+  const first = lf >= 0 ? r.head.subarray(0, lf) : r.head;
+  return `${r.id.dev}:${r.id.ino}:${createHash('sha256').update(first).digest('base64url').slice(0, 16)}:`;
 }

@@ -45,7 +45,26 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
     log.info({ file: path, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
   }
   if (backlog.length > 0) log.info({ file: path, rotated: backlog.map((u) => u.path) }, 'finishing rotated files first');
+  await rememberBacklog(path, store, backlog).catch((err) => log.error({ file: path, err: String(err) }, 'saving checkpoints failed'));
   return { hasHistory: true, backlog, truncatedWhileAway };
+}
+
+/**
+ * The backlog on disk before any of it is read: a run stopped while catching up (a crash loop) must
+ * find it again, and by their times alone, backups older than that run's own commits look read.
+ */
+async function rememberBacklog(path: string, store: CheckpointStore, backlog: Unfinished[]): Promise<void> {
+  const files = [];
+  for (const u of backlog) {
+    const fh = await openRegular(u.path).catch(() => undefined);
+    if (!fh) continue;
+    try {
+      files.push({ id: (await identifyWithHead(fh)).id, offset: u.offset });
+    } finally {
+      await fh.close();
+    }
+  }
+  await store.remember(path, files, false);
 }
 
 async function recordRead(path: string, store: CheckpointStore, u: Unfinished): Promise<void> {

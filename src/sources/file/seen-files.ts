@@ -27,9 +27,12 @@ export class SeenFiles {
     if (this.heads.length > HEADS) this.heads.shift();
   }
 
-  /** Every file now next to the path is met (those already there are not rotated past us). */
-  async meetSiblings(): Promise<void> {
-    for (const s of await siblings(this.path)) this.met(s.st);
+  /**
+   * Every file now next to the path is met (those already there are not rotated past us), except
+   * those renamed or written at or after `since`: they were the live file then.
+   */
+  async meetSiblings(since = Infinity): Promise<void> {
+    for (const s of await siblings(this.path)) if (Math.max(s.st.ctimeMs, s.st.mtimeMs) < since) this.met(s.st);
   }
 
   /**

@@ -9,7 +9,7 @@ import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, identifyWithHead, inodeKey, sameContent, type FileIdentity } from '../../state/file-identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
 import { lastLineEnd } from './line-end.js';
-import { extendIdentity, type Reader } from './reader.js';
+import { extendIdentity, keyPrefix, type Reader } from './reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
 import { findCopy, type Unfinished } from './rotated.js';
@@ -34,6 +34,10 @@ export interface TailerOptions {
   rotateWaitMs?: number;
   /** Finish when the path has been missing this long (a glob match that went away). */
   retireWhenGoneMs?: number;
+  /** When auditfwd started (default: the process's start): without history, backups renamed since are read. */
+  startedAtMs?: number;
+  /** Give each batch its messages' keys (Batch.keys): the sink de-duplicates by them. */
+  messageKeys?: boolean;
 }
 
 type Change = 'none' | 'grown' | 'truncated' | 'replaced' | 'missing';
@@ -116,8 +120,11 @@ export class FileTailer implements Source {
   /** Follows the path until stopped (or, with --once, to its end); closes everything it opened. */
   private async follow(): Promise<void> {
     try {
-      await this.seen.meetSiblings();
       await this.planResume();
+      // Without history, reading from the beginning: a backup renamed since the process started
+      // (a slow start on a busy master, a writer that rotates every second) was the live file then.
+      const fresh = !this.hasHistory && this.opts.startAt === 'beginning';
+      await this.seen.meetSiblings(fresh ? (this.opts.startedAtMs ?? performance.timeOrigin) : Infinity);
       while (!this.stopped) {
         const r = this.cur;
         if (!r) {
@@ -235,8 +242,11 @@ export class FileTailer implements Source {
     const id = ident.id;
     const pos = await this.startOffset(fh, id, firstOpen && !this.warnedMissing);
     this.cur = this.newReader(fh, ident, this.name, pos, false);
-    // Record that this file is followed, even before it has a line: if it is renamed away while we
-    // are stopped, the next run finds it by its inode and reads what it got.
+    // On disk as followed before a line of it is read: if it is renamed away while we are stopped
+    // (even by kill -9 right after its first lines went out), the next run finds it by its inode
+    // and reads the rest. A fresh state folder's first file durably: a run without history would
+    // take the renamed file for old history.
+    await this.opts.checkpoints?.remember(this.name, [{ id, offset: pos }], firstOpen && !this.hasHistory).catch((err) => this.opts.log.error({ file: this.name, err: String(err) }, 'saving checkpoints failed'));
     await this.push(this.cur, EMPTY_CHUNK, pos);
     this.opts.log.info({ file: this.name, ino: id.ino, offset: pos }, 'following file');
     return true;
@@ -276,7 +286,7 @@ export class FileTailer implements Source {
     r.lastGrowth = Date.now();
     r.afterText = true;
     extendIdentity(r, start, data);
-    const chunk = r.batcher.process(data);
+    const chunk = r.batcher.process(data, this.opts.messageKeys ? start : undefined);
     if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
     // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
     r.lastGrowth = Date.now();
@@ -306,7 +316,7 @@ export class FileTailer implements Source {
     }
     if (!this.warnedNul) this.opts.log.warn({ file: this.name, offset: start, bytes: n }, 'skipping NUL bytes (a hole left by copytruncate under a writer without O_APPEND); counted in auditfwd_nul_bytes_skipped_total, logged once');
     this.warnedNul = true;
-    const rest = r.batcher.pending > 0 ? r.batcher.flush() : EMPTY_CHUNK;
+    const rest = r.batcher.pending > 0 ? r.batcher.flush(this.opts.messageKeys ? start : undefined) : EMPTY_CHUNK;
     await this.push(r, rest, r.pos);
     return true;
   }
@@ -340,12 +350,13 @@ export class FileTailer implements Source {
       },
       origin,
       release: chunk.release,
+      ...(chunk.offsets && chunk.count > 0 && { keys: { prefix: keyPrefix(r), offsets: chunk.offsets } }),
     });
   }
 
   /** A rotated file is done: its last line needs no LF (nobody will complete it). */
   private async finish(r: Reader): Promise<void> {
-    const rest = r.batcher.flush();
+    const rest = r.batcher.flush(this.opts.messageKeys ? r.pos : undefined);
     // Committed even when empty: a finished file (a copytruncate copy too) is then known as ours and
     // read to its end, so the next run does not take it for a backup it has not seen.
     await this.push(r, rest.lines > 0 ? rest : EMPTY_CHUNK, r.pos);
