@@ -107,7 +107,10 @@ export class Connection implements Sink {
     while (!this.aborted) {
       if (buffer.finished) return;
       const sock = await this.connect();
-      if (!sock) return; // aborted
+      if (!sock) {
+        this.opts.stats.drainConnected = false;
+        return; // aborted
+      }
       this.opts.stats.drainConnects++;
       this.opts.stats.drainConnected = true;
       if (connectedOnce) this.opts.stats.reconnects++;
@@ -122,9 +125,12 @@ export class Connection implements Sink {
       const outcome = await this.protocol.pump(sock, view ?? buffer, this.abortedP);
       view?.stop();
       this.socket = undefined;
-      this.opts.stats.drainConnected = false;
+      const rotated = outcome === 'finished' && view?.rotated;
+      // A connection replaced on purpose still counts as up while the next one opens: a pool does
+      // not fail over for it, /healthz does not blink. A failed connect says otherwise.
+      if (!rotated) this.opts.stats.drainConnected = false;
       if (Date.now() - since >= (this.opts.stableMs ?? 5000)) this.backoff.reset();
-      if (outcome === 'finished' && view?.rotated) {
+      if (rotated) {
         this.opts.log.info({ drain: this.target, afterMs: Date.now() - since }, 'closed the connection to open a new one (--reconnect-every)');
         continue;
       }
@@ -163,6 +169,7 @@ export class Connection implements Sink {
         const { code, message } = err as NodeJS.ErrnoException;
         const reason = code ?? message;
         this.opts.stats.drainFailures++;
+        this.opts.stats.drainConnected = false;
         this.connectFailures.add(`connect:${reason}`);
         const detail = code && !message.includes(code) ? { detail: message } : {};
         this.limited.warn(`connect:${reason}`, { drain: this.target, reason, ...detail, attempt: this.backoff.attempts + 1 }, 'cannot connect to drain; retrying');

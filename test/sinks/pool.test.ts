@@ -239,3 +239,33 @@ t.test('--reconnect-every: connections are replaced between messages, nothing lo
     t.equal(stats.drainFailures, 0);
   }
 });
+
+t.test('--reconnect-every in a failover pool: the member in use reconnects without handing over', async (t) => {
+  const d1 = await drain(t);
+  const d2 = await drain(t);
+  const stats = new Stats();
+  const log = pino({ level: 'silent' });
+  const pool = new PoolSink(
+    [d1, d2].map((d) => ({
+      name: d.address,
+      make: (s: SinkStats) => new TcpSink({ host: '127.0.0.1', port: d.port, stats: s, log, framing: 'octet-counting', backoff: new Backoff(10, 40, 10), reconnectEveryMs: 40 }),
+    })),
+    'failover',
+    stats,
+    log,
+  );
+  const buffer = new MemoryBuffer(1 << 20);
+  const done = pool.run(buffer);
+  t.teardown(() => (pool.abort(), done));
+  await untilTrue(() => stats.members.get(d1.address)!.state === 'active', () => 'first member not active', 5000);
+  for (let i = 0; i < 30; i++) {
+    await buffer.push(batch([`m${i}`], () => {}));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  buffer.close();
+  await done;
+  await d1.waitFor(30);
+  t.ok(d1.connections >= 2, `the first member reconnected (${d1.connections} connections)`);
+  t.same(bodies(d1), names('m', 30), 'every message to the first member, once');
+  t.equal(d2.messages.length, 0, 'none to the second');
+});
