@@ -8,7 +8,7 @@ import type { Logger } from './telemetry/log.js';
 import { Stats, type SinkStats } from './telemetry/stats.js';
 import { Backoff } from './sinks/backoff.js';
 import { describeDestination } from './sinks/destination.js';
-import { membersOf, type Drain, type Member } from './sinks/resolve.js';
+import { membersOf, watchMembers, type Drain, type Member } from './sinks/resolve.js';
 import type { Sink } from './sinks/sink.js';
 import { RelpSink, type RelpProgress } from './sinks/relp.js';
 import { StreamSink } from './sinks/stream.js';
@@ -96,7 +96,24 @@ export class Pipeline {
   private async makeSink(): Promise<Sink> {
     // NATS seeds are the client's own cluster list: never a pool of members.
     const drains = this.cfg.nats ? [] : this.cfg.destinations.filter((d): d is Drain => d.transport !== 'stdout');
-    return this.createSink(drains.length ? await membersOf(drains) : []);
+    const members = drains.length ? await membersOf(drains) : [];
+    this.stopDnsWatch();
+    // A name's addresses change: the sink is made again for them, as a reload would.
+    this.stopDnsWatch = watchMembers(drains, members, (now) => {
+      this.log.info({ members: now.map((m) => m.name) }, 'DNS: the drains resolve to other addresses; reconnecting');
+      this.replaceSink(this.createSink(now));
+    });
+    return this.createSink(members);
+  }
+
+  private stopDnsWatch: () => void = () => {};
+
+  /** The new sink is in place before the old one stops: runSinks then goes on with it. */
+  private replaceSink(sink: Sink): void {
+    if (this.stopping) return;
+    const old = this.sink;
+    this.sink = sink;
+    old.abort();
   }
 
   private createSink(members: Member[]): Sink {
@@ -236,6 +253,7 @@ export class Pipeline {
       await Promise.all([sourcesDone, sinkDone]);
     } finally {
       clearTimeout(exitTimer);
+      this.stopDnsWatch();
       const left = await this.spill?.shutdown();
       if (left && left.bytes > 0) log.warn({ dir: cfg.bufferDir, bytes: left.bytes, segments: left.segments }, 'left in the spill; sent first at the next start');
       // Without a spill only stdin and the webhook feed the buffer: neither can be read again.
@@ -304,13 +322,7 @@ export class Pipeline {
       // The NATS client is loaded, and files give their lines keys, only when started that way.
       this.log.warn({ to: describeDestination(cfg.to) }, 'reload: switching to a NATS destination takes effect only after a restart');
     } else if (what.sink && this.sink && !this.stopping) {
-      // The new sink is in place before the old one stops: runSinks then goes on with it.
-      void this.makeSink().then((sink) => {
-        if (this.stopping) return;
-        const old = this.sink;
-        this.sink = sink;
-        old.abort();
-      });
+      void this.makeSink().then((sink) => this.replaceSink(sink));
     }
   }
 
@@ -355,6 +367,7 @@ export class Pipeline {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
+    this.stopDnsWatch();
     this.log.info({ deadlineMs: this.cfg.shutdownTimeoutMs }, 'stopping');
     for (const s of this.sources) s.stop();
     this.buffer?.close();

@@ -10,7 +10,7 @@ import { PoolQueue } from '../../src/sinks/pool-queue.js';
 import { RelpSink } from '../../src/sinks/relp.js';
 import { ResendWindow } from '../../src/sinks/resend-window.js';
 import { TcpSink } from '../../src/sinks/tcp.js';
-import { membersOf } from '../../src/sinks/resolve.js';
+import { membersOf, watchMembers } from '../../src/sinks/resolve.js';
 import { TestDrain } from '../helpers/drain.js';
 import { freePort } from '../helpers/net.js';
 import { untilTrue } from '../helpers/ops.js';
@@ -268,4 +268,29 @@ t.test('--reconnect-every in a failover pool: the member in use reconnects witho
   t.ok(d1.connections >= 2, `the first member reconnected (${d1.connections} connections)`);
   t.same(bodies(d1), names('m', 30), 'every message to the first member, once');
   t.equal(d2.messages.length, 0, 'none to the second');
+});
+
+t.test('DNS looked up again: a changed set of addresses is reported once; a failed lookup changes nothing', async (t) => {
+  let answer: Array<{ address: string }> | undefined = [{ address: '127.0.0.2' }, { address: '127.0.0.3' }];
+  const lookup = async () => (answer ? answer : Promise.reject(new Error('ENOTFOUND')));
+  const drains = [{ transport: 'relp' as const, host: 'relays.test', port: 2514 }];
+  const current = await membersOf(drains, lookup);
+  const seen: string[][] = [];
+  let notify: () => void = () => {};
+  const stop = watchMembers(drains, current, (ms) => (seen.push(ms.map((m) => m.address ?? '-')), notify()), { everyMs: 10, lookup });
+  // The watch's timer does not keep a process alive; this test must stay for it.
+  const alive = setInterval(() => {}, 1000);
+  t.teardown(() => (stop(), clearInterval(alive)));
+  const next = () => new Promise<void>((resolve) => (notify = resolve));
+  answer = undefined; // a DNS outage: no change reported
+  await new Promise((r) => setTimeout(r, 50)); // several rounds of the 10 ms timer
+  t.same(seen, [], 'a failed lookup does not collapse the pool');
+  let got = next();
+  answer = [{ address: '127.0.0.2' }, { address: '127.0.0.3' }, { address: '127.0.0.4' }];
+  await got;
+  got = next();
+  answer = [{ address: '127.0.0.4' }];
+  await got;
+  t.same(seen, [['127.0.0.2', '127.0.0.3', '127.0.0.4'], ['-']], 'each change once; one address left: one member resolving at connect');
+  t.same(await membersOf([{ transport: 'tcp', host: '10.0.0.1', port: 1 }], lookup), [{ drain: { transport: 'tcp', host: '10.0.0.1', port: 1 }, name: 'tcp://10.0.0.1:1' }]);
 });
