@@ -67,6 +67,22 @@ async function drain(t: Tap.Test, port?: number): Promise<TestDrain> {
 
 const bodies = (d: { messages: Buffer[] }) => d.messages.map((m) => m.toString());
 
+/** A pool of TCP members, each with its own options, running on a fresh buffer. */
+function tcpPool(t: Tap.Test, members: Array<{ name: string; host: string; port: number; address?: string; reconnectEveryMs?: number }>, mode: PoolMode) {
+  const stats = new Stats();
+  const log = pino({ level: 'silent' });
+  const pool = new PoolSink(
+    members.map(({ name, ...m }) => ({ name, make: (s: SinkStats) => new TcpSink({ ...m, stats: s, log, framing: 'octet-counting', backoff: new Backoff(10, 40, 10) }) })),
+    mode,
+    stats,
+    log,
+  );
+  const buffer = new MemoryBuffer(1 << 20);
+  const done = pool.run(buffer);
+  t.teardown(() => (pool.abort(), done));
+  return { stats, buffer, done };
+}
+
 t.test('PoolQueue: hand-ons reach the buffer in the order taken; given-back batches go first, in order', async (t) => {
   const buffer = new MemoryBuffer(1 << 20);
   const handed: string[] = [];
@@ -190,20 +206,7 @@ t.test('DNS: a member pinned to an address connects there, whatever its name res
   const d3 = await TestDrain.start({ host: '127.0.0.3', port: d2.port }).catch(() => undefined);
   t.teardown(() => Promise.all([d2.close(), d3?.close()]));
   if (!d3) return t.skip('127.0.0.3 not bindable here');
-  const stats = new Stats();
-  const log = pino({ level: 'silent' });
-  const pool = new PoolSink(
-    ['127.0.0.2', '127.0.0.3'].map((address) => ({
-      name: address,
-      make: (s: SinkStats) => new TcpSink({ host: 'relays.invalid', port: d2.port, address, stats: s, log, framing: 'octet-counting', backoff: new Backoff(10, 40, 10) }),
-    })),
-    'round-robin',
-    stats,
-    log,
-  );
-  const buffer = new MemoryBuffer(1 << 20);
-  const done = pool.run(buffer);
-  t.teardown(() => (pool.abort(), done));
+  const { stats, buffer, done } = tcpPool(t, ['127.0.0.2', '127.0.0.3'].map((address) => ({ name: address, host: 'relays.invalid', port: d2.port, address })), 'round-robin');
   await untilTrue(() => [...stats.members.values()].every((m) => m.drainConnected), () => 'not connected', 5000);
   for (let i = 0; i < 4; i++) await buffer.push(batch([`m${i}`], () => {}));
   buffer.close();
@@ -243,20 +246,7 @@ t.test('--reconnect-every: connections are replaced between messages, nothing lo
 t.test('--reconnect-every in a failover pool: the member in use reconnects without handing over', async (t) => {
   const d1 = await drain(t);
   const d2 = await drain(t);
-  const stats = new Stats();
-  const log = pino({ level: 'silent' });
-  const pool = new PoolSink(
-    [d1, d2].map((d) => ({
-      name: d.address,
-      make: (s: SinkStats) => new TcpSink({ host: '127.0.0.1', port: d.port, stats: s, log, framing: 'octet-counting', backoff: new Backoff(10, 40, 10), reconnectEveryMs: 40 }),
-    })),
-    'failover',
-    stats,
-    log,
-  );
-  const buffer = new MemoryBuffer(1 << 20);
-  const done = pool.run(buffer);
-  t.teardown(() => (pool.abort(), done));
+  const { stats, buffer, done } = tcpPool(t, [d1, d2].map((d) => ({ name: d.address, host: '127.0.0.1', port: d.port, reconnectEveryMs: 40 })), 'failover');
   await untilTrue(() => stats.members.get(d1.address)!.state === 'active', () => 'first member not active', 5000);
   for (let i = 0; i < 30; i++) {
     await buffer.push(batch([`m${i}`], () => {}));
