@@ -5,16 +5,13 @@ import { SpillBuffer, type SpillProblem } from './buffer/spill/spill-buffer.js';
 import type { Config } from './config/config.js';
 import { Rfc5424Framer } from './framing/rfc5424.js';
 import type { Logger } from './telemetry/log.js';
-import { Stats, type SinkStats } from './telemetry/stats.js';
+import { Stats } from './telemetry/stats.js';
 import { Backoff } from './sinks/backoff.js';
 import { describeDestination } from './sinks/destination.js';
 import { membersOf, watchMembers, type Drain, type Member } from './sinks/resolve.js';
 import type { Sink } from './sinks/sink.js';
-import { RelpSink, type RelpProgress } from './sinks/relp.js';
 import { StreamSink } from './sinks/stream.js';
-import { TcpSink } from './sinks/tcp.js';
-import { PoolSink } from './sinks/pool.js';
-import { ResendWindow } from './sinks/resend-window.js';
+import { drainSink } from './sinks/drains.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
@@ -133,24 +130,7 @@ export class Pipeline {
       });
     }
     this.tlsMaterial = to.transport === 'tls' || to.transport === 'relp+tls' ? new TlsMaterial(cfg.tls!, log) : undefined;
-    const open = this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined;
-    // One of each for the whole pool: a member that fails leaves them to the next.
-    const resend = cfg.tcpResendWindowBytes > 0 ? new ResendWindow(cfg.tcpResendWindowBytes) : undefined;
-    const progress = new Map<number, RelpProgress>();
-    const make = ({ drain: d, address }: Member) => (memberStats: SinkStats) => {
-      const common = { host: d.host, port: d.port, address, stats: memberStats, log, backoff: new Backoff(200, cfg.reconnectMaxDelayMs), open, reconnectEveryMs: cfg.reconnectEveryMs };
-      if (d.transport === 'relp' || d.transport === 'relp+tls') {
-        return new RelpSink({ ...common, window: cfg.relpWindow, ackTimeoutMs: cfg.relpAckTimeoutMs, maxRefusals: cfg.relpMaxRefusals, progress });
-      }
-      return new TcpSink({ ...common, framing: cfg.framing, resend });
-    };
-    if (members.length === 1) return make(members[0])(stats);
-    return new PoolSink(
-      members.map((m) => ({ name: m.name, make: make(m) })),
-      cfg.pool,
-      stats,
-      log,
-    );
+    return drainSink(members, cfg, this.tlsMaterial ? tlsOpener(this.tlsMaterial, log) : undefined, stats, log);
   }
 
   /**

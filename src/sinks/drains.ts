@@ -1,0 +1,43 @@
+import type { Logger } from '../telemetry/log.js';
+import type { SinkStats, Stats } from '../telemetry/stats.js';
+import { Backoff } from './backoff.js';
+import type { Opener } from './connection.js';
+import { PoolSink, type PoolMode } from './pool.js';
+import { RelpSink, type RelpProgress } from './relp.js';
+import { ResendWindow } from './resend-window.js';
+import type { Member } from './resolve.js';
+import type { Framing, Sink } from './sink.js';
+import { TcpSink } from './tcp.js';
+
+/** What the socket drains (tcp, tls, relp, relp+tls) take from the settings. */
+export interface DrainSettings {
+  framing: Framing;
+  pool: PoolMode;
+  reconnectMaxDelayMs: number;
+  reconnectEveryMs: number | undefined;
+  tcpResendWindowBytes: number;
+  relpWindow: number;
+  relpAckTimeoutMs: number;
+  relpMaxRefusals: number;
+}
+
+/** One drain, or a pool of them: a sink per member, and what the members share. */
+export function drainSink(members: Member[], s: DrainSettings, open: Opener | undefined, stats: Stats, log: Logger): Sink {
+  // One of each for the whole pool: a member that fails leaves them to the next.
+  const resend = s.tcpResendWindowBytes > 0 ? new ResendWindow(s.tcpResendWindowBytes) : undefined;
+  const progress = new Map<number, RelpProgress>();
+  const make = ({ drain: d, address }: Member) => (memberStats: SinkStats) => {
+    const common = { host: d.host, port: d.port, address, stats: memberStats, log, backoff: new Backoff(200, s.reconnectMaxDelayMs), open, reconnectEveryMs: s.reconnectEveryMs };
+    if (d.transport === 'relp' || d.transport === 'relp+tls') {
+      return new RelpSink({ ...common, window: s.relpWindow, ackTimeoutMs: s.relpAckTimeoutMs, maxRefusals: s.relpMaxRefusals, progress });
+    }
+    return new TcpSink({ ...common, framing: s.framing, resend });
+  };
+  if (members.length === 1) return make(members[0])(stats);
+  return new PoolSink(
+    members.map((m) => ({ name: m.name, make: make(m) })),
+    s.pool,
+    stats,
+    log,
+  );
+}
