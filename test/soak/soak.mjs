@@ -44,6 +44,8 @@ const RATE = 1500;
 const SPILL_FSYNC_S = 1;
 const QUICK_SAVE_S = 0.05;
 const RELP_WINDOW = 1024;
+const RESEND_WINDOW_BYTES = 4 * 1024 * 1024;
+const SHORTEST_LINE = Math.min(...sample.map((l) => Buffer.byteLength(l)));
 
 // ---- drains -----------------------------------------------------------------------------------
 
@@ -352,8 +354,10 @@ async function oneRun(index, drain, dir, seconds) {
   if (at > 0) stderr += `\nsoak: first out of order: ${firsts.slice(Math.max(0, at - 3), at + 3).join(',')}\n`;
   const duplicates = got.seqs.length - seen.size;
   // The documented bound: per kill -9, the lines handed on in the last ~50 ms plus one spill fsync
-  // interval of spilled lines; per drain outage over RELP, the unacknowledged window.
-  const bound = Math.ceil(figures.kills * RATE * (QUICK_SAVE_S + SPILL_FSYNC_S) + (drain instanceof RsyslogReceiver ? figures.outages * RELP_WINDOW : 0));
+  // interval of spilled lines; per drain outage over RELP, the unacknowledged window;
+  // per drain outage over plain TCP, what --tcp-resend-window sends again (4 MiB of the shortest lines).
+  const perOutage = drain instanceof RsyslogReceiver ? RELP_WINDOW : RESEND_WINDOW_BYTES / SHORTEST_LINE;
+  const bound = Math.ceil(figures.kills * RATE * (QUICK_SAVE_S + SPILL_FSYNC_S) + figures.outages * perOutage);
   return { index, drain: drain.name, written, delivered: got.seqs.length, lost, duplicates, bound, outOfOrder, nul: got.nul, empty: got.empty, rotations: lj.rotations, ...figures, stderr };
 }
 
