@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { inodeKey, type FileIdentity } from '../../state/file-identity.js';
-import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Unfinished } from './rotated.js';
+import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
 
 /** How many identities of files read are kept to tell a copy from a file rotated past us. */
 const HEADS = 64;
@@ -28,11 +28,11 @@ export class SeenFiles {
   }
 
   /**
-   * Every file now next to the path is met (those already there are not rotated past us), except
-   * those renamed or written at or after `since`: they were the live file then.
+   * Every file next to the path when `listed` was taken is met (those already there are not rotated
+   * past us), except those renamed or written at or after `since`: they were the live file then.
    */
-  async meetSiblings(since = Infinity): Promise<void> {
-    for (const s of await siblings(this.path)) if (Math.max(s.st.ctimeMs, s.st.mtimeMs) < since) this.met(s.st);
+  meetSiblings(listed: Sibling[], since = Infinity): void {
+    for (const s of listed) if (Math.max(s.st.ctimeMs, s.st.mtimeMs) < since) this.met(s.st);
   }
 
   /**

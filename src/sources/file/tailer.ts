@@ -12,7 +12,7 @@ import { lastLineEnd } from './line-end.js';
 import { extendIdentity, keyPrefix, type Reader } from './reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
-import { findCopy, type Unfinished } from './rotated.js';
+import { findCopy, siblings, type Unfinished } from './rotated.js';
 import { SeenFiles } from './seen-files.js';
 import { Waker } from './watch.js';
 import { defaultNumber } from '../../config/options.js';
@@ -120,11 +120,14 @@ export class FileTailer implements Source {
   /** Follows the path until stopped (or, with --once, to its end); closes everything it opened. */
   private async follow(): Promise<void> {
     try {
+      // Listed before the plan looks: a file renamed while the plan is made is then not met, and
+      // the first open reads it as rotated past us.
+      const listed = await siblings(this.name);
       await this.planResume();
       // Without history, reading from the beginning: a backup renamed since the process started
       // (a slow start on a busy master, a writer that rotates every second) was the live file then.
       const fresh = !this.hasHistory && this.opts.startAt === 'beginning';
-      await this.seen.meetSiblings(fresh ? (this.opts.startedAtMs ?? performance.timeOrigin) : Infinity);
+      this.seen.meetSiblings(listed, fresh ? (this.opts.startedAtMs ?? performance.timeOrigin) : Infinity);
       while (!this.stopped) {
         const r = this.cur;
         if (!r) {

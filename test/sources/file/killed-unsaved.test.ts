@@ -120,3 +120,51 @@ t.test('killed while catching up rotated backups: the next run still reads the b
     'every line of the backups not reached, and of the live file',
   );
 });
+
+t.test('a rotation while the next run plans its backlog: the file renamed meanwhile is read too', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  const stateDir = join(dir, 'state');
+  writeFileSync(path, lines(0, 10));
+  const first = new TailHarness(path, stateDir);
+  await first.start();
+  await first.waitDelivered(10).finally(() => first.stop());
+  // While stopped: more lines, then a rename and a new live file.
+  writeFileSync(path, lines(0, 15));
+  renameSync(path, join(dir, 'audit-2026-11-30T12-00-01.000.log'));
+  writeFileSync(path, lines(15, 25));
+
+  const log = new RecordingLog();
+  const store = await CheckpointStore.open(stateDir, log.logger);
+  // The next rotation lands after the plan has listed the folder, before the first open.
+  const remember = store.remember.bind(store);
+  let rotated = false;
+  store.remember = async (...args) => {
+    if (!rotated) {
+      rotated = true;
+      renameSync(path, join(dir, 'audit-2026-11-30T12-00-02.000.log'));
+      writeFileSync(path, lines(25, 35));
+    }
+    return remember(...args);
+  };
+  const buffer = new MemoryBuffer(1024 * 1024);
+  const tailer = new FileTailer(path, { encoder: new BareEncoder(), buffer, stats: new Stats(), checkpoints: store, log: log.logger, startAt: 'beginning', once: false, pollMs: 20, maxLineBytes: 65536 });
+  const running = tailer.run();
+  const got = new Set<number>();
+  while (got.size < 25) {
+    await buffer.waitForData();
+    const b = buffer.take();
+    if (!b) continue;
+    for (const m of b.frames.toString('latin1').matchAll(/\d+ (\d+) x/g)) got.add(Number(m[1]));
+    buffer.handedOn(b);
+    if (got.has(34) && got.size < 25) break; // the live file is done: what is missing stays missing
+  }
+  tailer.stop();
+  await running;
+  await store.close();
+  t.same(
+    Array.from({ length: 25 }, (_, i) => i + 10).filter((n) => !got.has(n)),
+    [],
+    'the rest of the known file, the file renamed during the plan, and the live one',
+  );
+});
