@@ -17,6 +17,9 @@ import { SegmentWriter } from './writer.js';
 export type { SpillProblem, WhenFull };
 export { SpillError } from './io.js';
 
+/** Room a gap record needs: a few hundred bytes per range it names. */
+const GAP_ROOM = 2048;
+
 export interface SpillOptions {
   dir: string;
   /** Bound of the segment files together. */
@@ -165,12 +168,16 @@ export class SpillBuffer implements BatchBuffer {
     const size = item.frames.length;
     const mem = this.mem;
     for (;;) {
-      if (this.policy.gapPending && this.hasRoom(size + 2048)) this.emitGap();
+      // Into the spill ahead of the batch; into memory only with a batch that follows (below): lines
+      // dropped one by one are named together.
+      if (this.policy.gapPending && this.spilling && this.disk.canWrite && this.hasRoom(size + GAP_ROOM)) this.emitGap();
       // With no sink sending (the drain is away), memory holds only a read-ahead's worth, unless
       // the spill cannot take the rest.
       const idle = this.dataWaiters.length === 0 && mem.out === 0;
       const budget = idle && !this.disk.unwritable ? this.readAhead : this.opts.memoryMaxBytes;
       if (!this.spilling && (mem.bytes + size <= budget || mem.bytes === 0)) {
+        // A gap record waiting for room goes first, past the bound by its few bytes: no line overtakes it.
+        this.emitGap(true);
         mem.push(item);
         this.gotThrough();
         this.wake(this.dataWaiters);
@@ -180,8 +187,7 @@ export class SpillBuffer implements BatchBuffer {
         if (await this.toDisk(item)) return;
         continue;
       }
-      // The read-back may still take its read-ahead on top of what memory holds.
-      if (this.disk.unwritable && this.spilling && (mem.bytes + size <= this.overflowMax || mem.overflow.length === 0)) {
+      if (this.disk.unwritable && this.spilling && this.overflowFits(size)) {
         mem.toOverflow(item, false);
         this.gotThrough();
         return;
@@ -196,6 +202,17 @@ export class SpillBuffer implements BatchBuffer {
       this.policy.drop(item);
       return;
     }
+  }
+
+  /**
+   * The read-back may still take its read-ahead on top of what memory holds. One batch more keeps
+   * the overflow moving, but only within --memory-max-bytes: the overflow joins the queue when the
+   * reader catches up, and a batch past the bound each time the disk is tried again would add up.
+   */
+  private overflowFits(size: number): boolean {
+    const mem = this.mem;
+    if (mem.bytes + size <= this.overflowMax) return true;
+    return mem.overflow.length === 0 && (mem.bytes + size <= this.opts.memoryMaxBytes || mem.bytes === 0);
   }
 
   private gotThrough(): void {
@@ -265,7 +282,7 @@ export class SpillBuffer implements BatchBuffer {
 
   close(): void {
     this.isClosed = true;
-    if (this.policy.gapPending) this.emitGap();
+    this.emitGap(true);
     this.wake(this.dataWaiters);
   }
 
@@ -278,7 +295,7 @@ export class SpillBuffer implements BatchBuffer {
     clearInterval(this.timer);
     this.stopped = true;
     this.disk.retryNow();
-    if (this.policy.gapPending) this.emitGap();
+    this.emitGap(true);
     if (this.mem.hasUndurable()) void this.serial(() => this.spiller.writeMemory('stopping'));
     void this.serial(() => this.spiller.flushOverflow());
     await this.serial(async () => {
@@ -353,7 +370,7 @@ export class SpillBuffer implements BatchBuffer {
   }
 
   private tick(): void {
-    if (this.policy.gapPending) this.emitGap();
+    this.emitGap(this.isClosed);
     if (this.disk.unwritable && this.disk.canWrite) {
       this.wake(this.roomWaiters);
       void this.serial(() => this.disk.probe());
@@ -405,8 +422,9 @@ export class SpillBuffer implements BatchBuffer {
       seg,
       (bytes) => {
         const readBack = this.mem.bytes - this.mem.overflowBytes;
-        // Past the read-ahead by no record: what is read back counts in --memory-max-bytes.
-        return bytes === 0 ? readBack < this.readAhead : readBack === 0 || readBack + bytes <= this.readAhead;
+        // Past the read-ahead by no record, nor, with the overflow, past --memory-max-bytes.
+        if (bytes === 0) return readBack < this.readAhead;
+        return readBack === 0 || (readBack + bytes <= this.readAhead && this.mem.bytes + bytes <= this.opts.memoryMaxBytes);
       },
       (record, release, place) => {
         const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin);
@@ -431,16 +449,26 @@ export class SpillBuffer implements BatchBuffer {
 
   // ---- when full ----
 
-  /** The gap record goes where the hole is: next in the stream, even past the bound (it is small). */
-  private emitGap(): void {
-    const item = this.policy.takeGap();
+  /**
+   * The gap record goes where the hole is: next in the stream. Past --memory-max-bytes only when it
+   * must (`force`: a batch follows it, or closing): with memory full it waits, and what is dropped
+   * meanwhile joins it, so that lines dropped one by one do not leave a gap record each in memory.
+   */
+  private emitGap(force = false): void {
+    if (!this.policy.gapPending) return;
+    const room = (bytes: number) => force || this.mem.bytes + bytes <= this.opts.memoryMaxBytes;
     if (!this.spilling && !this.stopped) {
-      this.mem.push(item);
+      if (!room(GAP_ROOM)) return;
+      this.mem.push(this.policy.takeGap());
       this.wake(this.dataWaiters);
       return;
     }
+    if (!this.disk.canWrite && !room(GAP_ROOM)) return;
+    const item = this.policy.takeGap();
     this.inChain(async () => {
-      if (!((await this.spiller.flushOverflow()) && (await this.spiller.append(item)))) this.mem.toOverflow(item, false);
+      if ((await this.spiller.flushOverflow()) && (await this.spiller.append(item))) return;
+      if (room(item.frames.length)) this.mem.toOverflow(item, false);
+      else this.policy.giveBack(item);
     });
   }
 
