@@ -298,5 +298,6 @@ export function check(o: Outcome, whenFull: WhenFull): string | undefined {
 function describe(spill: SpillBuffer): string {
   const x = spill as unknown as Record<string, any>;
   const segs = x.ledger.segs.map((s: Record<string, unknown>) => ({ seq: s.seq, size: s.size, readOff: s.readOff, acked: s.acked, sealed: s.sealed, removed: s.removed, places: (s.places as { length: number }).length }));
-  return JSON.stringify({ front: x.front.length, queue: x.queue.length, overflow: x.overflow.length, out: x.out, pendingOps: x.pendingOps, unread: x.ledger.unread, loading: x.loading, stuck: x.stuck, memBytes: x.memBytes, closed: x.isClosed, stopped: x.stopped, gapPending: x.policy.gapPending, finished: spill.finished, dataWaiters: x.dataWaiters.length, segs });
+  const m = x.mem;
+  return JSON.stringify({ front: m.front.length, queue: m.queue.length, overflow: m.overflow.length, out: m.out, memBytes: m.bytes, overflowBytes: m.overflowBytes, pendingOps: x.pendingOps, unread: x.ledger.unread, loading: x.loading, problem: spill.problem, closed: x.isClosed, stopped: x.stopped, gapPending: x.policy.gapPending, finished: spill.finished, dataWaiters: x.dataWaiters.length, roomWaiters: x.roomWaiters.length, segs });
 }
