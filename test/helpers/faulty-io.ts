@@ -19,9 +19,12 @@ export class FaultyIo implements SpillIo {
   onCrash: () => void = () => {};
   /** Files opened and not yet closed: a dead process's files are closed by the kernel, so by closeAll here. */
   readonly openFiles = new Set<SpillFile>();
+  /** closeAll ran: the process is gone, a file still being opened is closed at once. */
+  private dead = false;
 
   /** What the kernel does for a process that died: closes every file it had open. */
   async closeAll(): Promise<void> {
+    this.dead = true;
     const files = [...this.openFiles];
     this.openFiles.clear();
     await Promise.all(files.map((f) => f.close().catch(() => {})));
@@ -44,6 +47,11 @@ export class FaultyIo implements SpillIo {
   async open(path: string, mode: OpenMode): Promise<SpillFile> {
     await (mode === 'read' ? this.step() : this.grows());
     const f = await nodeIo.open(path, mode);
+    if (this.dead) {
+      // Opened while the "kernel" closed the dead process's files: it closes this one too.
+      await f.close();
+      return fail('ECRASHED');
+    }
     this.openFiles.add(f);
     return new FaultyFile(this, f);
   }

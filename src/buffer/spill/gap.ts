@@ -27,17 +27,27 @@ export class GapLedger {
 
   /** `bytes` counts the frames when the source offsets are not known. */
   add(origin: Origin | undefined, lines: number, frameBytes: number): void {
-    const source = origin?.source ?? 'unknown';
     const bytes = origin ? origin.end - origin.start : frameBytes;
+    this.merge({ source: origin?.source ?? 'unknown', start: origin?.start ?? -1, end: origin?.end ?? -1, lines, bytes });
+  }
+
+  /** Ranges taken and then not sent after all: they come before those added since, merged with them. */
+  restore(older: GapRange[]): void {
+    const newer = this.ranges;
+    this.ranges = older.map((r) => ({ ...r }));
+    for (const r of newer) this.merge(r);
+  }
+
+  private merge(range: GapRange): void {
     let last: GapRange | undefined;
-    for (let i = this.ranges.length - 1; i >= 0 && !last; i--) if (this.ranges[i].source === source) last = this.ranges[i];
-    if (last && origin && last.end === origin.start) {
-      last.end = origin.end;
-      last.lines += lines;
-      last.bytes += bytes;
+    for (let i = this.ranges.length - 1; i >= 0 && !last; i--) if (this.ranges[i].source === range.source) last = this.ranges[i];
+    if (last && range.start >= 0 && last.end === range.start) {
+      last.end = range.end;
+      last.lines += range.lines;
+      last.bytes += range.bytes;
       return;
     }
-    this.ranges.push({ source, start: origin?.start ?? -1, end: origin?.end ?? -1, lines, bytes });
+    this.ranges.push(range);
   }
 
   take(): GapRange[] {

@@ -69,18 +69,18 @@ export class Spiller {
   async writeMemory(why: string): Promise<void> {
     const mem = this.mem;
     const all = mem.takeAll();
-    // What comes before the first batch that is durable nowhere was read back from the spill and
-    // is still there: it stays in memory, in front of what is written now, so the order holds.
     const first = all.findIndex((i) => !i.place);
-    mem.putBack(first === -1 ? all : all.slice(0, first));
-    if (first === -1) return;
-    const items = all.slice(first);
+    if (first === -1) return mem.putBack(all);
     if (!this.announced) {
       this.announced = true;
       this.log.info({ dir: this.dir, why }, 'spilling to disk');
     }
     // They count in memory until they are written: pushes meanwhile must not take their room.
     if (this.ledger.unread === 0) {
+      // What comes before the first batch that is durable nowhere was read back from the spill and
+      // is still there, in a segment before the one appended to: it stays in memory, in front.
+      mem.putBack(all.slice(0, first));
+      const items = all.slice(first);
       let k = 0;
       while (k < items.length && (await this.append(items[k]))) mem.bytes -= items[k++].frames.length;
       // Those written are in the spill now: the rest comes after it.
@@ -92,6 +92,9 @@ export class Spiller {
         }
       return;
     }
+    // A front segment sorts before every other: what memory read back from those goes into it
+    // too, or the next run would read it after what follows it.
+    const items = all;
     if (!this.disk.canWrite) return mem.putBack(items);
     try {
       await this.writer.writeFront(Buffer.concat(items.map((i) => encodeRecord(i.frames, i.count, i.origin, i.id, i.keys))));

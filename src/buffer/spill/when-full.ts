@@ -29,6 +29,8 @@ export class FullPolicy {
   private readonly gaps = new GapLedger();
   /** Commits of dropped lines: they run when the gap record that names them is safe. */
   private gapTickets: Ticket[] = [];
+  /** What each gap item taken names, should it be given back. */
+  private readonly taken = new WeakMap<Item, GapRange[]>();
 
   constructor(
     private readonly opts: PolicyOptions,
@@ -74,8 +76,19 @@ export class FullPolicy {
     const ranges = this.gaps.take();
     const item = this.gapItem(ranges, this.opts.whenFull);
     item.tickets = this.gapTickets.splice(0);
+    this.taken.set(item, ranges);
     this.opts.log.warn({ gaps: ranges }, 'lines dropped; gap records sent in their place');
     return item;
+  }
+
+  /**
+   * A gap item from takeGap() that has no room after all: its ranges wait again, merged with what
+   * is dropped meanwhile, so that a full memory holds no gap record per drop.
+   */
+  giveBack(item: Item): void {
+    this.gaps.restore(this.taken.get(item) ?? []);
+    this.gapTickets.unshift(...item.tickets);
+    this.counters.gapRecords -= item.count;
   }
 
   private gapItem(ranges: GapRange[], policy: WhenFull): Item {
