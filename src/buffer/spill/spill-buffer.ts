@@ -52,7 +52,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
   // ---- the sources' side ----
 
   async push(batch: Batch): Promise<void> {
-    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin);
+    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys);
     item.release = batch.release;
     if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn));
     const size = item.frames.length;

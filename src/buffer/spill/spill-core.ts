@@ -219,7 +219,7 @@ export abstract class SpillCore {
         return readBack === 0 || (readBack + bytes <= this.readAhead && this.mem.bytes + bytes <= this.opts.memoryMaxBytes);
       },
       (record, release, place) => {
-        const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin);
+        const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin, record.keys);
         item.release = release;
         item.place = place;
         this.mem.push(item);
