@@ -329,6 +329,8 @@ export class EventScanner {
   private valueEnd(b: Buffer, i: number): number {
     const stack = this.stack;
     let depth = 0;
+    // The innermost open container, '{' or '[' (0 outside): the byte that closes it is open + 2.
+    let open = 0;
     for (;;) {
       // A value starts at i.
       const c = b[i];
@@ -336,20 +338,16 @@ export class EventScanner {
         i = this.stringEnd(b, i + 1);
         if (i < 0) return -1;
         i++;
-      } else if (c === LBRACE) {
+      } else if (c === LBRACE || c === LBRACKET) {
         i = skipWs(b, i + 1);
-        if (b[i] === RBRACE) i++;
+        if (b[i] === c + 2) i++;
         else {
-          stack[depth++] = LBRACE;
-          i = this.memberValue(b, i);
-          if (i < 0) return -1;
-          continue;
-        }
-      } else if (c === LBRACKET) {
-        i = skipWs(b, i + 1);
-        if (b[i] === RBRACKET) i++;
-        else {
-          stack[depth++] = LBRACKET;
+          stack[depth++] = open;
+          open = c;
+          if (c === LBRACE) {
+            i = this.memberValue(b, i);
+            if (i < 0) return -1;
+          }
           continue;
         }
       } else if (c === MINUS || (c >= 0x30 && c <= 0x39)) {
@@ -364,7 +362,6 @@ export class EventScanner {
         if (depth === 0) return i;
         i = skipWs(b, i);
         const d = b[i];
-        const open = stack[depth - 1];
         if (d === COMMA) {
           i = skipWs(b, i + 1);
           if (open === LBRACE) {
@@ -373,12 +370,9 @@ export class EventScanner {
           }
           break;
         }
-        if ((d === RBRACE && open === LBRACE) || (d === RBRACKET && open === LBRACKET)) {
-          depth--;
-          i++;
-          continue;
-        }
-        return -1;
+        if (d !== open + 2) return -1;
+        open = stack[--depth];
+        i++;
       }
     }
   }
