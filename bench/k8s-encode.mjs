@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Encode cost of --format raw, k8s-audit and auto on the real audit events (lines/s, median of 3).
-// Usage: npm run build && node bench/k8s-encode.mjs [lines=200000] [dist folder to compare raw against, e.g. main's]
-// Lines go through the encoders in batches of 256, as the file tailer hands them over; framing only,
-// no I/O, so the numbers are the CPU cost of the formats themselves.
+// Encode cost of --format raw, k8s-audit and auto on the real audit events: lines per CPU second
+// (this thread's user + system time, so that other jobs on a shared machine weigh less than on wall
+// time), median and best of N runs, the contenders alternated within each run.
+// Usage: npm run build && node bench/k8s-encode.mjs [lines=200000] [another build's dist folder to compare, e.g. main's] [runs=9]
+// Lines go through the encoders in batches of 256, as subarrays of one buffer, as the file tailer
+// hands them over; framing only, no I/O, so the numbers are the CPU cost of the formats themselves.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,11 +12,18 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const total = Number(process.argv[2] ?? 200_000);
 const otherDist = process.argv[3];
+const runCount = Number(process.argv[4] ?? 9);
 
 const fixtures = join(root, 'test/fixtures/k8s-audit');
 const files = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'];
 const sample = files.flatMap((f) => readFileSync(join(fixtures, f), 'utf8').split('\n').filter(Boolean));
-const lines = Array.from({ length: total }, (_, i) => Buffer.from(sample[i % sample.length]));
+const text = Buffer.from(Array.from({ length: total }, (_, i) => sample[i % sample.length]).join('\n') + '\n');
+const lines = [];
+for (let p = 0; p < text.length; ) {
+  const e = text.indexOf(10, p);
+  lines.push(text.subarray(p, e));
+  p = e + 1;
+}
 const bytes = lines.reduce((n, l) => n + l.length, 0);
 
 async function load(dist) {
@@ -40,7 +49,7 @@ function once(m, format) {
   const enc = makeEncoder(m, format);
   const out = new m.FrameWriter();
   let sink = 0;
-  const t0 = process.hrtime.bigint();
+  const t0 = process.cpuUsage();
   for (let i = 0; i < lines.length; i += 256) {
     enc.beginBatch();
     const end = Math.min(lines.length, i + 256);
@@ -49,7 +58,8 @@ function once(m, format) {
     sink += batch.frames.length;
     batch.release();
   }
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const used = process.cpuUsage(t0);
+  const s = (used.user + used.system) / 1e6;
   if (sink === 0) throw new Error('nothing encoded');
   return lines.length / s;
 }
@@ -57,13 +67,18 @@ function once(m, format) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mine = await load(join(root, 'dist'));
 const runs = [['raw', mine, 'raw'], ['k8s-audit', mine, 'k8s-audit'], ['auto', mine, 'auto']];
-if (otherDist) runs.push([`raw (${otherDist})`, await load(otherDist), 'raw']);
+if (otherDist) {
+  const other = await load(otherDist);
+  runs.push(['raw (other)', other, 'raw'], ['k8s (other)', other, 'k8s-audit']);
+}
 for (const [, m, f] of runs) once(m, f); // warm-up: JIT
 const results = {};
-for (let r = 0; r < 3; r++) for (const [name, m, f] of runs) (results[name] ??= []).push(once(m, f));
-console.log(`${total} lines, ${(bytes / total).toFixed(0)} bytes/line average, ${sample.length} distinct real events`);
-const raw = median(results.raw);
+for (let r = 0; r < runCount; r++) for (const [name, m, f] of runs) (results[name] ??= []).push(once(m, f));
+console.log(`${total} lines, ${(bytes / total).toFixed(0)} bytes/line average, ${sample.length} distinct real events; lines per CPU second, median (best) of ${runCount}${otherDist ? `; other: ${otherDist}` : ''}`);
+const best = (xs) => Math.max(...xs);
 for (const [name] of runs) {
   const med = median(results[name]);
-  console.log(`${name.padEnd(12)} ${Math.round(med).toLocaleString('en').padStart(10)} lines/s  ${((med * bytes) / total / 2 ** 20).toFixed(1).padStart(6)} MiB/s  ${(med / raw).toFixed(2)}x raw   runs: ${results[name].map((x) => Math.round(x)).join(', ')}`);
+  const raw = median(results[name.includes('other') ? 'raw (other)' : 'raw']);
+  const nsExtra = (1 / med - 1 / raw) * 1e9;
+  console.log(`${name.padEnd(12)} ${Math.round(med).toLocaleString('en').padStart(10)} (${Math.round(best(results[name])).toLocaleString('en')}) lines/s  ${(1e9 / med).toFixed(0).padStart(5)} ns/line  ${(raw / med).toFixed(2)}x raw's CPU  ${nsExtra > 0 ? `+${nsExtra.toFixed(0)} ns/line over raw` : ''}`);
 }

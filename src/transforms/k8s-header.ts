@@ -2,16 +2,17 @@ import { headerField, MAX_MSGID, type Rfc5424Framer } from '../framing/rfc5424.j
 import { Field, type EventScanner } from './k8s-scan.js';
 import { normaliseTimestamp, sdText, MAX_SD_VALUE_BYTES } from './k8s-values.js';
 
-const SD_PARAMS: ReadonlyArray<readonly [number, Buffer]> = [
-  [Field.stage, Buffer.from(' stage="')],
-  [Field.verb, Buffer.from(' verb="')],
-  [Field.user, Buffer.from(' user="')],
-  [Field.resource, Buffer.from(' resource="')],
-  [Field.namespace, Buffer.from(' namespace="')],
-  [Field.name, Buffer.from(' name="')],
-];
+// Two arrays, not pairs: destructuring a pair per param per event showed in profiles.
+const SD_IDS = [Field.stage, Field.verb, Field.user, Field.resource, Field.namespace, Field.name];
+const SD_NAMES = ['stage', 'verb', 'user', 'resource', 'namespace', 'name'].map((n) => Buffer.from(' ' + n + '="'));
+/** Distinct stages remembered with the header bytes around them (there are four stages). */
+const STAGE_CACHE = 8;
 const CODE = Buffer.from(' code="');
 const SOURCE_IP = Buffer.from(' sourceIP="');
+/** Where the digits of `YYYY-MM-DDTHH:MM:SS` are. */
+const DIGIT_AT = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+/** The number of the two digits at `at`. */
+const two = (b: Buffer, at: number): number => (b[at] - 0x30) * 10 + b[at + 1] - 0x30;
 const TIMES = [Field.stageTimestamp, Field.requestReceivedTimestamp, Field.timestamp];
 /** Largest header besides the SD every message carries: fixed parts, and nine SD values of at most 256 bytes each escaped. */
 const HEADER_ROOM = 6 * 1024;
@@ -29,6 +30,9 @@ export class EventHeaderWriter {
   /** ` ` + the SD-ELEMENTs every message carries + `[SD-ID auditID="`. */
   private readonly sdStart: Buffer;
   private len = 0;
+  /** Stages seen, and for each the bytes from after TIMESTAMP to the auditID value (see cachedStage). */
+  private readonly stages: Buffer[] = [];
+  private readonly stageParts: Buffer[] = [];
 
   constructor(
     private readonly framer: Rfc5424Framer,
@@ -54,14 +58,17 @@ export class EventHeaderWriter {
     this.len = 0;
     this.put(this.pri);
     this.timestamp(sc);
-    this.put(this.middle);
-    this.msgId(sc);
-    this.put(this.sdStart);
+    if (!this.cachedStage(sc)) {
+      this.put(this.middle);
+      this.msgId(sc);
+      this.put(this.sdStart);
+    }
     this.value(sc, Field.auditID);
     this.buf[this.len++] = 0x22;
-    for (const [id, name] of SD_PARAMS) {
+    for (let p = 0; p < SD_IDS.length; p++) {
+      const id = SD_IDS[p];
       if (sc.from[id] < 0 || sc.to[id] === sc.from[id]) continue;
-      this.put(name);
+      this.put(SD_NAMES[p]);
       this.value(sc, id);
       this.buf[this.len++] = 0x22;
     }
@@ -136,6 +143,33 @@ export class EventHeaderWriter {
     this.len += this.buf.write(sdText(sc.text(id) ?? ''), this.len, 'utf8');
   }
 
+  /**
+   * ` HOSTNAME APP-NAME PROCID MSGID SD…[SD-ID auditID="` in one copy, when the stage is one seen
+   * before and written as it is (printable ASCII, no escapes, not cut): false when it is not.
+   */
+  private cachedStage(sc: EventScanner): boolean {
+    const s = sc.from[Field.stage];
+    const n = sc.to[Field.stage] - s;
+    if (s < 0 || n <= 0 || n > MAX_MSGID || sc.esc[Field.stage] !== 0) return false;
+    const b = sc.bytes;
+    const stages = this.stages;
+    for (let c = 0; c < stages.length; c++) {
+      const stage = stages[c];
+      if (stage.length !== n) continue;
+      let k = 0;
+      while (k < n && stage[k] === b[s + k]) k++;
+      if (k === n) {
+        this.put(this.stageParts[c]);
+        return true;
+      }
+    }
+    if (stages.length >= STAGE_CACHE) return false;
+    for (let k = s; k < s + n; k++) if (b[k] < 33 || b[k] > 126) return false;
+    stages.push(Buffer.from(b.subarray(s, s + n)));
+    this.stageParts.push(Buffer.concat([this.middle, b.subarray(s, s + n), this.sdStart]));
+    return false;
+  }
+
   /** HEADER MSGID: the stage, as headerField makes it. */
   private msgId(sc: EventScanner): void {
     const id = Field.stage;
@@ -178,21 +212,20 @@ export class EventHeaderWriter {
   private utcTimestamp(b: Buffer, s: number, e: number): boolean {
     const n = e - s;
     if (n < 20 || b[s + 4] !== 0x2d || b[s + 7] !== 0x2d || b[s + 10] !== 0x54 || b[s + 13] !== 0x3a || b[s + 16] !== 0x3a || b[e - 1] !== 0x5a) return false;
-    const d = (at: number) => {
+    // Plain loops and a module function: the closure this was written with was not inlined.
+    let bad = 0;
+    for (const at of DIGIT_AT) {
       const c = b[s + at] - 0x30;
-      return c >= 0 && c <= 9 ? c : -100;
-    };
-    if (d(0) < 0 || d(1) < 0 || d(2) < 0 || d(3) < 0) return false;
-    const mo = d(5) * 10 + d(6);
-    const day = d(8) * 10 + d(9);
-    const h = d(11) * 10 + d(12);
-    const mi = d(14) * 10 + d(15);
-    const sec = d(17) * 10 + d(18);
-    if (mo < 1 || mo > 12 || day < 1 || day > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false;
+      bad |= c < 0 || c > 9 ? 1 : 0;
+    }
+    if (bad !== 0) return false;
+    const mo = two(b, s + 5);
+    const day = two(b, s + 8);
+    if (mo < 1 || mo > 12 || day < 1 || day > 31 || two(b, s + 11) > 23 || two(b, s + 14) > 59 || two(b, s + 17) > 59) return false;
     let end = s + 19;
     if (n > 20) {
       if (b[end] !== 0x2e || n === 21) return false;
-      for (let k = end + 1; k < e - 1; k++) if (d(k - s) < 0) return false;
+      for (let k = end + 1; k < e - 1; k++) if (b[k] < 0x30 || b[k] > 0x39) return false;
       end = Math.min(e - 1, end + 7);
     } else if (n !== 20) return false;
     const buf = this.buf;

@@ -75,6 +75,16 @@ const USER_KEYS = new KeyTable(IN_USER);
 const OBJECT_REF_KEYS = new KeyTable(IN_OBJECT_REF);
 const RESPONSE_STATUS_KEYS = new KeyTable(IN_RESPONSE_STATUS);
 
+/**
+ * SWAR: the top bit of each byte of `x` that is a quote, a backslash or below 0x20 is set (XOR 0x02
+ * maps '"' to 0x20 and keeps controls below 0x21, so one "less than 0x21" test finds both).
+ */
+function special(x: number): number {
+  const y = x ^ 0x02020202;
+  const e = x ^ 0x5c5c5c5c;
+  return (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080;
+}
+
 /** Zero bytes after the copy of the line: more than the longest read ahead (a \\u escape), and a whole word. */
 const PADDING = 12;
 const ABSENT = -1;
@@ -201,47 +211,40 @@ export class EventScanner {
     };
   }
 
-  /** Index of the quote that ends the string whose content starts at `i`, or -1. Small, to be inlined. */
+  /**
+   * Index of the quote that ends the string whose content starts at `i`, or -1 (a control
+   * character, a bad escape or the end of the line). Four bytes at a time: `special` marks in a
+   * word the bytes that may be a quote, a backslash or a control character, and the lowest mark
+   * is the byte to look at (marks above a real one can be false, from the borrow; those below `i`
+   * are masked off, and a false one is cleared and the search goes on).
+   */
   private stringEnd(b: Buffer, i: number): number {
     const words = this.words;
-    // Four bytes at a time up to the word holding a quote, a backslash or a control character
-    // (SWAR: a byte's top bit is set in `hits` for each such byte; never missed, rarely a false one).
-    // XOR 0x02 maps '"' to 0x20 and keeps controls below 0x20, so one "less than 0x21" test finds both.
+    let escaped = false;
     let k = i >> 2;
-    let x = words[k];
-    let y = x ^ 0x02020202;
-    let e = x ^ 0x5c5c5c5c;
-    let hits = (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080 & (-1 << ((i & 3) << 3));
-    while (hits === 0) {
-      x = words[++k];
-      y = x ^ 0x02020202;
-      e = x ^ 0x5c5c5c5c;
-      hits = (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080;
-    }
-    if (k << 2 > i) i = k << 2;
-    let c = b[i];
-    while (c !== QUOTE && c !== BACKSLASH && c >= 0x20) c = b[++i];
-    if (c !== QUOTE) return this.escapedStringEnd(b, i);
-    this.escaped = false;
-    return i;
-  }
-
-  /** stringEnd from a backslash (or a control character) at `i` on. */
-  private escapedStringEnd(b: Buffer, i: number): number {
+    let hits = special(words[k]) & (-1 << ((i & 3) << 3));
     for (;;) {
-      let c = b[i];
-      while (c !== QUOTE && c !== BACKSLASH && c >= 0x20) c = b[++i];
-      if (c === QUOTE) break;
-      if (c !== BACKSLASH) return -1; // a control character, or the end of the line
-      const after = b[i + 1];
-      if (after === 0x75) {
-        if ((HEX[b[i + 2]] | HEX[b[i + 3]] | HEX[b[i + 4]] | HEX[b[i + 5]]) < 0) return -1;
-        i += 6;
-      } else if (SIMPLE_ESCAPE[after] === 1) i += 2;
-      else return -1;
+      while (hits === 0) hits = special(words[++k]);
+      const p = (k << 2) + ((31 - Math.clz32(hits & -hits)) >> 3);
+      const c = b[p];
+      if (c === QUOTE) {
+        this.escaped = escaped;
+        return p;
+      }
+      if (c === BACKSLASH) {
+        const after = b[p + 1];
+        let next: number;
+        if (after === 0x75) {
+          if ((HEX[b[p + 2]] | HEX[b[p + 3]] | HEX[b[p + 4]] | HEX[b[p + 5]]) < 0) return -1;
+          next = p + 6;
+        } else if (SIMPLE_ESCAPE[after] === 1) next = p + 2;
+        else return -1;
+        escaped = true;
+        k = next >> 2;
+        hits = special(words[k]) & (-1 << ((next & 3) << 3));
+      } else if (c < 0x20) return -1;
+      else hits &= hits - 1;
     }
-    this.escaped = true;
-    return i;
   }
 
   /** Records field `id`'s string range (NOT_STRING for any other valid value); the end of the value or -1. */
@@ -326,27 +329,32 @@ export class EventScanner {
   private valueEnd(b: Buffer, i: number): number {
     const stack = this.stack;
     let depth = 0;
+    // The innermost open container, '{' or '[' (0 outside): the byte that closes it is open + 2.
+    let open = 0;
+    // A member's key comes next, not a value. Keys and string values share one call of stringEnd,
+    // so that V8 inlines it here.
+    let key = false;
     for (;;) {
-      // A value starts at i.
       const c = b[i];
       if (c === QUOTE) {
         i = this.stringEnd(b, i + 1);
         if (i < 0) return -1;
         i++;
-      } else if (c === LBRACE) {
-        i = skipWs(b, i + 1);
-        if (b[i] === RBRACE) i++;
-        else {
-          stack[depth++] = LBRACE;
-          i = this.memberValue(b, i);
-          if (i < 0) return -1;
+        if (key) {
+          i = skipWs(b, i);
+          if (b[i] !== COLON) return -1;
+          i = skipWs(b, i + 1);
+          key = false;
           continue;
         }
-      } else if (c === LBRACKET) {
+      } else if (key) return -1;
+      else if (c === LBRACE || c === LBRACKET) {
         i = skipWs(b, i + 1);
-        if (b[i] === RBRACKET) i++;
+        if (b[i] === c + 2) i++;
         else {
-          stack[depth++] = LBRACKET;
+          stack[depth++] = open;
+          open = c;
+          key = c === LBRACE;
           continue;
         }
       } else if (c === MINUS || (c >= 0x30 && c <= 0x39)) {
@@ -361,32 +369,15 @@ export class EventScanner {
         if (depth === 0) return i;
         i = skipWs(b, i);
         const d = b[i];
-        const open = stack[depth - 1];
         if (d === COMMA) {
           i = skipWs(b, i + 1);
-          if (open === LBRACE) {
-            i = this.memberValue(b, i);
-            if (i < 0) return -1;
-          }
+          key = open === LBRACE;
           break;
         }
-        if ((d === RBRACE && open === LBRACE) || (d === RBRACKET && open === LBRACKET)) {
-          depth--;
-          i++;
-          continue;
-        }
-        return -1;
+        if (d !== open + 2) return -1;
+        open = stack[--depth];
+        i++;
       }
     }
-  }
-
-  /** From a member's key at `i` to the start of its value, or -1. */
-  private memberValue(b: Buffer, i: number): number {
-    if (b[i] !== QUOTE) return -1;
-    i = this.stringEnd(b, i + 1);
-    if (i < 0) return -1;
-    i = skipWs(b, i + 1);
-    if (b[i] !== COLON) return -1;
-    return skipWs(b, i + 1);
   }
 }

@@ -214,3 +214,37 @@ t.test('selectors read only the keys they name, with the same result as on the p
   );
   t.pass('1500 lines under random selectors');
 });
+
+t.test('one encoder for many events (header parts it keeps between events): same bytes as JSON.parse', async (t) => {
+  // Stages repeat as in a real log, with more distinct ones than the encoder keeps, and odd ones.
+  const stage = fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom('RequestReceived', 'ResponseStarted', 'ResponseComplete', 'Panic') },
+    { weight: 2, arbitrary: fc.oneof(text, fc.constantFrom('Response', 'ResponseCompleted', 'RequestReceived\u00e9', 'Ресурс'), fc.constantFrom('ResponseCompleteResponseComplete', 'ResponseCompleteResponseComplete:', 'x'.repeat(40)), anyJson) },
+  );
+  const line = fc.oneof(
+    { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...REAL), stage).map(([l, s]) => JSON.stringify({ ...(JSON.parse(l) as object), stage: s })) },
+    { weight: 1, arbitrary: generated },
+  );
+  const encoders = (viaParse: boolean) => {
+    const framer = new Rfc5424Framer({ facility: 13, severity: 5, hostname: 'master-0', appName: 'kube-apiserver', maxMessageBytes: 256 * 1024 });
+    const enc = new K8sAuditEncoder(framer, new Stats(), { format: 'auto', sdId: DEFAULT_SD_ID });
+    return (lines: string[]) => {
+      const out = new FrameWriter(64 * 1024);
+      enc.beginBatch();
+      framer.beginBatch(RECEIVED);
+      for (const l of lines) {
+        const b = Buffer.from(l);
+        if (!viaParse) enc.encode(out, b, b.length);
+        else {
+          const v = /^[ \t]*\{/.test(l) ? parsed(b) : undefined;
+          enc.encodeParsed(out, v !== null && typeof v === 'object' ? v : {}, b);
+        }
+      }
+      return out.take().toString('latin1');
+    };
+  };
+  const scanned = encoders(false);
+  const reference = encoders(true);
+  fc.assert(fc.property(fc.array(line, { minLength: 1, maxLength: 30 }), (lines) => scanned(lines) === reference(lines)), { numRuns: 300 });
+  t.pass('300 runs of up to 30 events through the same encoders');
+});
