@@ -59,6 +59,11 @@ export class Pipeline {
     private readonly io: Io,
   ) {}
 
+  /** Gap records (what was dropped or never read) come from auditfwd itself, at warning severity. */
+  private gapFramer(): Rfc5424Framer {
+    return new Rfc5424Framer({ facility: this.cfg.facility, severity: 4, hostname: this.cfg.hostname, appName: 'auditfwd', maxMessageBytes: 64 * 1024 });
+  }
+
   private encoderFactory(): EncoderFactory {
     const { cfg, stats } = this;
     const framer = (appName: string) =>
@@ -138,7 +143,7 @@ export class Pipeline {
         whenFull: cfg.whenFull,
         log,
         stats: this.stats,
-        gapFramer: new Rfc5424Framer({ facility: cfg.facility, severity: 4, hostname: cfg.hostname, appName: 'auditfwd', maxMessageBytes: 64 * 1024 }),
+        gapFramer: this.gapFramer(),
       });
     }
     if (!this.spill) this.memory = new MemoryBuffer(cfg.memoryMaxBytes);
@@ -170,6 +175,7 @@ export class Pipeline {
           rotateWaitMs: cfg.rotateWaitMs,
           rescanMs: cfg.globRescanIntervalMs,
           retireWhenGoneMs: cfg.forgetAfterMs,
+          gapFramer: this.gapFramer(),
         }),
       );
     }

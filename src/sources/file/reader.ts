@@ -1,16 +1,18 @@
-import type { FileHandle } from 'node:fs/promises';
 import { FINGERPRINT_BYTES, fingerprintOf, type FileIdentity } from '../../state/file-identity.js';
 import type { LineBatcher } from '../line-batcher.js';
+import type { ReadableFile } from './gzip-file.js';
 
 /** One open file: what it is, how far it was read, and the partial line read from it. */
 export interface Reader {
-  fh: FileHandle;
+  fh: ReadableFile;
   id: FileIdentity;
   /** The bytes `id` is fingerprinted on; grows with what is read until FINGERPRINT_BYTES. */
   head: Buffer;
   path: string;
   /** Next byte to read. */
   pos: number;
+  /** The largest size seen: saved with each position, what a deletion leaves unread. */
+  size: number;
   /** Where the lines of the next batch start (the end of the last one pushed). */
   batchStart: number;
   batcher: LineBatcher;

@@ -2,7 +2,8 @@ import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import { fingerprint, identifyWithHead, inodeKey } from '../../state/file-identity.js';
-import { findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
+import { findCopiesMadeWhileAway, findUnfinished, siblings, type Unfinished } from './rotated.js';
+import { findGzipUnfinished } from './gzip-backups.js';
 
 export interface ResumePlan {
   /** We followed this path in an earlier run: a file there we do not know is new, read from its start. */
@@ -11,12 +12,14 @@ export interface ResumePlan {
   backlog: Unfinished[];
   /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
   truncatedWhileAway?: string;
+  /** Files of ours gone with bytes not read, and no .gz of them: what was lost, to be reported. */
+  lost: Checkpoint[];
 }
 
 /** Before the first open of `path`: what an earlier run left unread, from its checkpoints. */
 export async function planResume(path: string, store: CheckpointStore, log: Logger): Promise<ResumePlan> {
   const mine = store.all().filter((c) => c.path === path);
-  if (mine.length === 0) return { hasHistory: false, backlog: [] };
+  if (mine.length === 0) return { hasHistory: false, backlog: [], lost: [] };
   let live: { dev: number; ino: number; knownFp: boolean } | undefined;
   let liveCp: Checkpoint | undefined;
   const fh = await openRegular(path).catch(() => undefined);
@@ -33,6 +36,12 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   }
   const found = await findUnfinished(path, mine, live);
   const backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
+  const gz = await findGzipUnfinished(path, mine, store.retired(path), live);
+  backlog.push(...gz.unfinished);
+  backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  const present = new Set((await siblings(path)).map((s) => inodeKey(s.st)));
+  if (live) present.add(inodeKey(live));
+  const lost = mine.filter((c) => !present.has(inodeKey(c)) && !gz.accounted.has(inodeKey(c)) && (c.size ?? c.offset) > c.offset);
   // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
   // newer than its last commit, could take one for a copy it has not read.
   for (const u of found) if (u.size !== undefined && u.size <= u.offset) await recordRead(path, store, u);
@@ -45,7 +54,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
     log.info({ file: path, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
   }
   if (backlog.length > 0) log.info({ file: path, rotated: backlog.map((u) => u.path) }, 'finishing rotated files first');
-  return { hasHistory: true, backlog, truncatedWhileAway };
+  return { hasHistory: true, backlog, truncatedWhileAway, lost };
 }
 
 async function recordRead(path: string, store: CheckpointStore, u: Unfinished): Promise<void> {

@@ -72,6 +72,11 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
  */
 const FS_CLOCK_SLACK_MS = 1000;
 
+/** Files changed after this were made after our last commit (a backup made while we were away). */
+export function madeSince(mine: Checkpoint[]): number {
+  return Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+}
+
 /** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
 export const MIN_CONTENT_MATCH = 64;
 
@@ -81,6 +86,11 @@ export interface Unfinished {
   mtimeMs: number;
   /** Size when found: at or below `offset`, the file is ours and already read to its end. */
   size?: number;
+  /** A gzip backup: read from its decompressed stream, once complete. */
+  gz?: boolean;
+  /** What the file was known by (its checkpoint): a .gz made of it is found by these bytes. */
+  fpLen?: number;
+  fp?: string;
 }
 
 /**
@@ -91,7 +101,7 @@ export interface Unfinished {
  */
 export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<Unfinished[]> {
   if (mine.length === 0) return [];
-  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const since = madeSince(mine);
   const base = basename(path);
   const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
   const found: Unfinished[] = [];
@@ -105,9 +115,11 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
   }
   for (const s of all) {
     let offset: number | undefined;
+    let known: Checkpoint | undefined;
     const own = mine.find((c) => c.dev === s.st.dev && c.ino === s.st.ino);
     if (own && own.fpLen <= s.st.size && (await beginsWith(s.path, own.fpLen, own.fp))) {
       offset = own.offset;
+      known = own;
     } else {
       // A rename changes ctime, not mtime: a backup made while we were away has a ctime past our last commit.
       const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
@@ -118,12 +130,13 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
         if (await beginsWith(s.path, c.fpLen, c.fp)) {
           offset = c.offset;
+          known = c;
           break;
         }
       }
       if (offset === undefined && newBackup) offset = 0;
     }
-    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size });
+    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: known?.fpLen, fp: known?.fp });
   }
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
 }
@@ -149,7 +162,7 @@ export async function findCopy(path: string, id: { dev: number; ino: number; fpL
  * (logrotate's `copy` without truncate looks the same and is read as copytruncate: duplicates, not loss.)
  */
 export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mine: Checkpoint[]): Promise<Unfinished[]> {
-  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const since = madeSince(mine);
   const base = basename(path);
   const fresh = (await siblings(path))
     .filter((s) => !mine.some((c) => c.dev === s.st.dev && c.ino === s.st.ino))

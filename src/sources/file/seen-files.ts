@@ -1,6 +1,9 @@
 import { basename } from 'node:path';
-import { inodeKey, type FileIdentity } from '../../state/file-identity.js';
+import { identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
+import { openRegular } from './open-regular.js';
 import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Unfinished } from './rotated.js';
+import { gzipBackups, headMatches, plainTwin } from './gzip-backups.js';
+import { inspectGzip } from './gzip-file.js';
 
 /** How many identities of files read are kept to tell a copy from a file rotated past us. */
 const HEADS = 64;
@@ -15,6 +18,11 @@ export class SeenFiles {
   private readonly known = new Set<string>();
   /** Identities of files read: a new backup beginning like one of them is a copy, not skipped. */
   private heads: FileIdentity[] = [];
+  /**
+   * Identities of the plain backups there at start: read by an earlier run, by this one's resume, or
+   * not ours; a .gz made of one later is no file rotated past us.
+   */
+  private atStart: FileIdentity[] = [];
 
   constructor(private readonly path: string) {}
 
@@ -29,7 +37,17 @@ export class SeenFiles {
 
   /** Every file now next to the path is met (those already there are not rotated past us). */
   async meetSiblings(): Promise<void> {
-    for (const s of await siblings(this.path)) this.met(s.st);
+    for (const s of await siblings(this.path)) {
+      this.met(s.st);
+      const fh = await openRegular(s.path).catch(() => undefined);
+      if (!fh) continue;
+      try {
+        this.atStart.push((await identifyWithHead(fh)).id);
+      } finally {
+        await fh.close();
+      }
+    }
+    for (const s of await gzipBackups(this.path)) this.met(s.st);
   }
 
   /**
@@ -48,6 +66,27 @@ export class SeenFiles {
       for (const h of heads) if (!copy && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
       if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size });
     }
+    out.push(...(await this.gzippedPast([...heads, ...this.atStart.filter((h) => h.fpLen >= MIN_CONTENT_MATCH)])));
     return out.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  }
+
+  /**
+   * A writer that rotates and compresses while we are behind (lumberjack --audit-log-compress) can
+   * leave a file we never saw only as a .gz: one beginning with the bytes of no file read (nor open,
+   * nor still there as a plain file) is read whole, once complete.
+   */
+  private async gzippedPast(heads: FileIdentity[]): Promise<Unfinished[]> {
+    const out: Unfinished[] = [];
+    const plains = await siblings(this.path);
+    for (const g of await gzipBackups(this.path)) {
+      if (this.known.has(inodeKey(g.st))) continue;
+      const info = await inspectGzip(g.path, true);
+      // Not even its first bytes yet: looked at again next time.
+      if (!info || info.head.length < Math.min(MIN_CONTENT_MATCH, info.length) || info.head.length === 0) continue;
+      this.met(g.st);
+      if (heads.some((h) => headMatches(info.head, h)) || (await plainTwin(plains, info.head))) continue;
+      out.push({ path: g.path, offset: 0, mtimeMs: g.st.mtimeMs, gz: true });
+    }
+    return out;
   }
 }

@@ -1,0 +1,121 @@
+import { open, readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Checkpoint } from '../../state/checkpoints.js';
+import { fingerprintOf, inodeKey } from '../../state/file-identity.js';
+import { inspectGzip } from './gzip-file.js';
+import { beginsWith, isBackupOf, madeSince, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
+
+/**
+ * Gzipped backups of `path`, oldest first: lumberjack's `audit-<time>.log.gz` (--audit-log-compress)
+ * and logrotate's `audit.log.1.gz`. A copy of a backup (`audit-<time>.log.1.gz`) is not one: it
+ * holds what the backup itself held.
+ */
+export async function gzipBackups(path: string): Promise<Sibling[]> {
+  const dir = dirname(path);
+  const base = basename(path);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: Sibling[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.gz') || !isBackupOf(base, name.slice(0, -3))) continue;
+    const p = join(dir, name);
+    const st = await stat(p).catch(() => undefined);
+    if (st?.isFile()) out.push({ path: p, st });
+  }
+  return out.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
+}
+
+/** Whether decompressed first bytes `head` begin with the bytes a checkpoint was fingerprinted on. */
+export function headMatches(head: Buffer, c: { fpLen: number; fp: string }): boolean {
+  return c.fpLen > 0 && c.fpLen <= head.length && fingerprintOf(head.subarray(0, c.fpLen)) === c.fp;
+}
+
+/** Whether a plain file next to `path` begins with `head`: the .gz's original is still there, and read as itself. */
+export async function plainTwin(plains: Sibling[], head: Buffer): Promise<boolean> {
+  const fp = fingerprintOf(head);
+  for (const p of plains) if (p.st.size >= head.length && (await beginsWith(p.path, head.length, fp))) return true;
+  return false;
+}
+
+/** The length (mod 2^32) the last member's trailer declares: for a one-member .gz, its decompressed length. */
+async function trailerLength(path: string, size: number): Promise<number | undefined> {
+  if (size < 18) return undefined;
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const buf = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(buf, 0, 4, size - 4);
+    return bytesRead === 4 ? buf.readUInt32LE(0) : undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface GzipPlan {
+  /** Gzipped backups with lines not handed on, to read from their decompressed stream (oldest first). */
+  unfinished: Unfinished[];
+  /** Checkpoints (inode keys) whose file is accounted for by a .gz, read or to be read. */
+  accounted: Set<string>;
+}
+
+/**
+ * After a restart: .gz backups holding lines of `path` not handed on. A .gz is the file it was made
+ * of when its decompressed first bytes are that file's fingerprint (the checkpoint of the plain file,
+ * one kept after it was deleted, or the .gz's own when we read from it before): it continues at the
+ * saved offset, an offset in the decompressed stream. One made of no file we knew, after our last
+ * commit, while the live file changed, was rotated and compressed while we were away: read whole.
+ * A .gz whose original is still there as a plain file is left to that file.
+ */
+export async function findGzipUnfinished(path: string, mine: Checkpoint[], retired: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<GzipPlan> {
+  const plan: GzipPlan = { unfinished: [], accounted: new Set() };
+  if (mine.length === 0) return plan;
+  const since = madeSince(mine);
+  const plains = await siblings(path);
+  const onDisk = new Set(plains.map((p) => inodeKey(p.st)));
+  const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
+  for (const g of await gzipBackups(path)) {
+    const info = await inspectGzip(g.path, true);
+    if (!info || info.head.length === 0 || (await plainTwin(plains, info.head))) continue;
+    const own = mine.find((c) => c.dev === g.st.dev && c.ino === g.st.ino && headMatches(info.head, c));
+    let matched: Checkpoint[] = own ? [own] : [];
+    if (!own) {
+      const cands = [...mine, ...retired].filter((c) => !isLive(c) && !onDisk.has(inodeKey(c)) && headMatches(info.head, c));
+      const longest = Math.max(0, ...cands.map((c) => c.fpLen));
+      matched = cands.filter((c) => c.fpLen === longest);
+    }
+    const newBackup = !live?.knownFp && Math.max(g.st.mtimeMs, g.st.ctimeMs) > since;
+    // A short fingerprint alone (a few bytes of an unterminated line) is weak evidence.
+    if (matched.length > 0 && matched[0].fpLen < MIN_CONTENT_MATCH && !newBackup && !own) matched = [];
+    for (const c of matched) plan.accounted.add(inodeKey(c));
+    // Several files known by the same first bytes (a NUL hole): the least read, so nothing is lost.
+    const offset = matched.length > 0 ? Math.min(...matched.map((c) => c.offset)) : newBackup ? 0 : undefined;
+    if (offset === undefined) continue;
+    // Read to its end before (its own checkpoint, or its original's): the trailer says so without
+    // decompressing it. Otherwise (several members, or not so) opening it checks the whole stream.
+    if (offset > 0 && offset % 2 ** 32 === (await trailerLength(g.path, g.st.size))) continue;
+    plan.unfinished.push({ path: g.path, offset, mtimeMs: g.st.mtimeMs, gz: true });
+  }
+  return plan;
+}
+
+/**
+ * A backup we were to read was deleted before we opened it: lumberjack's compression leaves it as
+ * `<backup>.gz`, logrotate's as `<backup>.N.gz`. The .gz beginning with the bytes the file was known
+ * by (any .gz of the path when it was not known by any: then lumberjack's name) continues it.
+ */
+export async function gzipTwin(path: string, u: Unfinished): Promise<Unfinished | undefined> {
+  for (const g of await gzipBackups(path)) {
+    if (u.fpLen === undefined || u.fp === undefined) {
+      if (g.path !== `${u.path}.gz`) continue;
+    } else {
+      const info = await inspectGzip(g.path, true);
+      if (!info || !headMatches(info.head, { fpLen: u.fpLen, fp: u.fp })) continue;
+    }
+    return { path: g.path, offset: u.offset, mtimeMs: u.mtimeMs, gz: true };
+  }
+  return undefined;
+}
