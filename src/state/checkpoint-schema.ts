@@ -29,6 +29,7 @@ function problem(c: unknown): string | undefined {
   if (typeof e.path !== 'string' || e.path === '' || e.path.length > MAX_PATH || e.path.includes('\0')) return 'path is not a file path';
   for (const k of ['dev', 'ino', 'offset', 'updatedAt'] as const) if (!count(e[k])) return `${k} is not a non-negative integer`;
   if (e.size !== undefined && !count(e.size)) return 'size is not a non-negative integer';
+  if (e.tail !== undefined && !(typeof e.tail === 'string' && e.tail.length === FP_HEX && /^[0-9a-f]+$/.test(e.tail))) return `tail is not ${FP_HEX} lowercase hex digits`;
   if (!count(e.fpLen) || (e.fpLen as number) > FINGERPRINT_BYTES) return `fpLen is not an integer from 0 to ${FINGERPRINT_BYTES}`;
   const fpOk = e.fpLen === 0 ? e.fp === '' : typeof e.fp === 'string' && e.fp.length === FP_HEX && /^[0-9a-f]+$/.test(e.fp);
   if (!fpOk) return e.fpLen === 0 ? 'fp must be empty when fpLen is 0' : `fp is not ${FP_HEX} lowercase hex digits`;
@@ -54,7 +55,7 @@ export function validateCheckpoints(doc: unknown): LoadedCheckpoints {
         return;
       }
       const e = c as Checkpoint;
-      out.push({ path: e.path, dev: e.dev, ino: e.ino, fpLen: e.fpLen, fp: e.fp, offset: e.offset, updatedAt: e.updatedAt, ...(e.size !== undefined ? { size: e.size } : {}) });
+      out.push({ path: e.path, dev: e.dev, ino: e.ino, fpLen: e.fpLen, fp: e.fp, offset: e.offset, updatedAt: e.updatedAt, ...(e.size !== undefined ? { size: e.size } : {}), ...(e.tail !== undefined ? { tail: e.tail } : {}) });
     });
     return out;
   };

@@ -17,6 +17,8 @@ export interface Checkpoint extends FileIdentity {
   updatedAt: number;
   /** The file's size as last seen by the reader (at least `offset`): what a deletion leaves unread. */
   size?: number;
+  /** Hash of the bytes just before `offset` (up to 32): tells apart files that begin alike. */
+  tail?: string;
 }
 
 const FILE = 'checkpoints.json';
@@ -136,14 +138,15 @@ export class CheckpointStore {
     return this.retiredList.filter((c) => c.path === path);
   }
 
-  commit(path: string, id: FileIdentity, offset: number, size?: number): void {
-    const isNew = !this.entries.has(inodeKey(id));
+  commit(path: string, id: FileIdentity, offset: number, size?: number, tail?: string): void {
+    const prev = this.entries.get(inodeKey(id));
     const known = Math.max(offset, size ?? 0);
-    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now(), size: known });
+    const end = tail ?? (prev?.offset === offset ? prev.tail : undefined);
+    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now(), size: known, ...(end ? { tail: end } : {}) });
     this.changed();
     // A file followed for the first time is saved at once, not at the next interval: after a kill -9
     // followed by a rotation, the next run finds the rotated file only by an inode it knows.
-    if (isNew) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
+    if (!prev) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
   }
 
   forget(id: { dev: number; ino: number }): void {

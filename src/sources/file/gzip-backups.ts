@@ -1,8 +1,9 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprintOf, inodeKey } from '../../state/file-identity.js';
-import { inspectGzip } from './gzip-file.js';
+import { fingerprintOf, inodeKey, type FileIdentity } from '../../state/file-identity.js';
+import { GzipFile, inspectGzip } from './gzip-file.js';
+import { TAIL_BYTES } from './reader.js';
 import { beginsWith, isBackupOf, madeSince, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
 
 /**
@@ -55,6 +56,54 @@ async function trailerLength(path: string, size: number): Promise<number | undef
   }
 }
 
+/** A file read (or being read) and how long it was then. */
+export type Known = FileIdentity & { size: number };
+
+const allNul = (head: Buffer) => head.length > 0 && head.every((b) => b === 0);
+
+/**
+ * Whether the .gz `g` (decompressed first bytes `head`) was made of the file `h` knows. Files that
+ * begin with a NUL hole (copytruncate under lumberjack) all begin alike: for them the length the
+ * .gz declares must be the file's too.
+ */
+export async function isCopyOf(g: Sibling, head: Buffer, h: Known): Promise<boolean> {
+  if (!headMatches(head, h)) return false;
+  return !allNul(head) || (await trailerLength(g.path, g.st.size)) === h.size % 2 ** 32;
+}
+
+/** Hashes the up to 32 decompressed bytes before `offset` (the tail a checkpoint keeps), streamed. */
+async function tailAt(path: string, offset: number): Promise<string | undefined> {
+  const len = Math.min(TAIL_BYTES, offset);
+  const fh = await GzipFile.open(path, Infinity).catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, offset - len);
+    return bytesRead === len ? fingerprintOf(buf) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/**
+ * Of the checkpoints a .gz's first bytes match, those whose reading stopped at bytes the .gz holds
+ * too (checked only when there is a doubt: several match, or they begin with a hole). Checkpoints
+ * saved without a tail are kept: nothing tells them apart.
+ */
+async function confirmed(g: Sibling, head: Buffer, cands: Checkpoint[]): Promise<Checkpoint[]> {
+  if (cands.length <= 1 && !allNul(head)) return cands;
+  const out: Checkpoint[] = [];
+  for (const c of cands) if (c.tail === undefined || c.offset === 0 || (await tailAt(g.path, c.offset)) === c.tail) out.push(c);
+  return out;
+}
+
+/** A .gz known by its inode and its decompressed first bytes (as the reader of it commits). */
+export function gzIdentity(g: Sibling, head: Buffer): FileIdentity {
+  return { dev: g.st.dev, ino: g.st.ino, fpLen: head.length, fp: fingerprintOf(head) };
+}
+
 export interface GzipPlan {
   /** Gzipped backups with lines not handed on, to read from their decompressed stream (oldest first). */
   unfinished: Unfinished[];
@@ -85,7 +134,7 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     if (!own) {
       const cands = [...mine, ...retired].filter((c) => !isLive(c) && !onDisk.has(inodeKey(c)) && headMatches(info.head, c));
       const longest = Math.max(0, ...cands.map((c) => c.fpLen));
-      matched = cands.filter((c) => c.fpLen === longest);
+      matched = await confirmed(g, info.head, cands.filter((c) => c.fpLen === longest));
     }
     const newBackup = !live?.knownFp && Math.max(g.st.mtimeMs, g.st.ctimeMs) > since;
     // A short fingerprint alone (a few bytes of an unterminated line) is weak evidence.
@@ -97,7 +146,7 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     // Read to its end before (its own checkpoint, or its original's): the trailer says so without
     // decompressing it. Otherwise (several members, or not so) opening it checks the whole stream.
     if (offset > 0 && offset % 2 ** 32 === (await trailerLength(g.path, g.st.size))) continue;
-    plan.unfinished.push({ path: g.path, offset, mtimeMs: g.st.mtimeMs, gz: true });
+    plan.unfinished.push({ path: g.path, offset, mtimeMs: g.st.mtimeMs, gz: true, gzId: gzIdentity(g, info.head) });
   }
   return plan;
 }

@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
@@ -11,6 +12,9 @@ export interface ReadableFile {
   close(): Promise<void>;
 }
 
+/** Two reads (one read and the read-ahead) of decompressed bytes are kept to be read again. */
+const KEEP_BYTES = 2 * 1024 * 1024;
+
 export interface GzipInfo {
   /** Every member's trailer (CRC-32 and length) checked: the compressor closed the file. */
   complete: boolean;
@@ -20,9 +24,9 @@ export interface GzipInfo {
   length: number;
 }
 
-/** A decompressing stream over an open .gz, from its start; the handle stays open when it ends. */
-function gunzipOf(fh: FileHandle): { raw: Readable; gz: Gunzip } {
-  const raw = fh.createReadStream({ start: 0, autoClose: false });
+/** A decompressing stream over a .gz, from its start (a stream of its own, never sharing a handle). */
+function gunzipOf(path: string): { raw: Readable; gz: Gunzip } {
+  const raw = createReadStream(path);
   const gz = createGunzip();
   raw.on('error', (err) => gz.destroy(err));
   raw.pipe(gz);
@@ -36,7 +40,8 @@ function gunzipOf(fh: FileHandle): { raw: Readable; gz: Gunzip } {
 export async function inspectGzip(path: string, headOnly = false): Promise<GzipInfo | undefined> {
   const fh = await openRegular(path).catch(() => undefined);
   if (!fh) return undefined;
-  const { raw, gz } = gunzipOf(fh);
+  await fh.close();
+  const { raw, gz } = gunzipOf(path);
   const head: Buffer[] = [];
   let headLen = 0;
   let length = 0;
@@ -57,7 +62,6 @@ export async function inspectGzip(path: string, headOnly = false): Promise<GzipI
   } finally {
     raw.destroy();
     gz.destroy();
-    await fh.close().catch(() => {});
   }
   return { complete, head: Buffer.concat(head), length };
 }
@@ -69,19 +73,22 @@ export async function inspectGzip(path: string, headOnly = false): Promise<GzipI
  */
 export class GzipFile implements ReadableFile {
   private stream: { raw: Readable; gz: Gunzip; iter: AsyncIterator<Buffer> } | undefined;
-  private pending: Buffer = Buffer.alloc(0);
-  private streamPos = 0;
+  /** The last decompressed chunks (at least KEEP_BYTES): a reader going back a little (to a NUL run) reads them again. */
+  private kept: Array<{ pos: number; buf: Buffer }> = [];
+  /** Position after the last chunk decompressed. */
+  private end = 0;
   /** Reads are served one after another (the read-ahead asks for the next before this one is used). */
   private chain: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly fh: FileHandle,
+    private readonly path: string,
     /** The decompressed length, checked when the file was found complete. */
     readonly length: number,
   ) {}
 
   static async open(path: string, length: number): Promise<GzipFile> {
-    return new GzipFile(await openRegular(path), length);
+    return new GzipFile(await openRegular(path), path, length);
   }
 
   read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
@@ -91,35 +98,31 @@ export class GzipFile implements ReadableFile {
   }
 
   private async readAt(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    if (position < this.streamPos || !this.stream) this.restart();
-    const iter = this.stream!.iter;
+    if (!this.stream || position < (this.kept[0]?.pos ?? this.end)) this.restart();
     let n = 0;
     while (n < length) {
-      if (this.pending.length === 0) {
-        const next = await iter.next();
-        if (next.done) break;
-        this.pending = next.value;
-      }
-      if (this.streamPos < position) {
-        const skip = Math.min(position - this.streamPos, this.pending.length);
-        this.pending = this.pending.subarray(skip);
-        this.streamPos += skip;
+      const p = position + n;
+      const c = this.kept.find((k) => p >= k.pos && p < k.pos + k.buf.length);
+      if (c) {
+        const from = p - c.pos;
+        n += c.buf.copy(buf, offset + n, from, Math.min(c.buf.length, from + length - n));
         continue;
       }
-      const k = this.pending.copy(buf, offset + n, 0, Math.min(length - n, this.pending.length));
-      this.pending = this.pending.subarray(k);
-      this.streamPos += k;
-      n += k;
+      const next = await this.stream!.iter.next();
+      if (next.done) break;
+      this.kept.push({ pos: this.end, buf: next.value });
+      this.end += next.value.length;
+      while (this.kept.length > 1 && this.end - this.kept[1].pos >= KEEP_BYTES) this.kept.shift();
     }
     return { bytesRead: n };
   }
 
   private restart(): void {
     this.stopStream();
-    const { raw, gz } = gunzipOf(this.fh);
+    const { raw, gz } = gunzipOf(this.path);
     this.stream = { raw, gz, iter: (gz as AsyncIterable<Buffer>)[Symbol.asyncIterator]() };
-    this.pending = Buffer.alloc(0);
-    this.streamPos = 0;
+    this.kept = [];
+    this.end = 0;
   }
 
   private stopStream(): void {
@@ -136,6 +139,7 @@ export class GzipFile implements ReadableFile {
   async close(): Promise<void> {
     await this.chain;
     this.stopStream();
+    this.kept = [];
     await this.fh.close();
   }
 }

@@ -38,6 +38,9 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   const backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
   const gz = await findGzipUnfinished(path, mine, store.retired(path), live);
   backlog.push(...gz.unfinished);
+  // Known as ours from now on, by its own inode: a run stopped before reading it still finds it
+  // (a backup new to us now is no longer "made after our last commit" then).
+  for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset);
   backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
   const present = new Set((await siblings(path)).map((s) => inodeKey(s.st)));
   if (live) present.add(inodeKey(live));

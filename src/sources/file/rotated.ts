@@ -88,6 +88,8 @@ export interface Unfinished {
   size?: number;
   /** A gzip backup: read from its decompressed stream, once complete. */
   gz?: boolean;
+  /** Its identity (the .gz's inode, its decompressed first bytes): saved when planned, so a later run knows it. */
+  gzId?: { dev: number; ino: number; fpLen: number; fp: string };
   /** What the file was known by (its checkpoint): a .gz made of it is found by these bytes. */
   fpLen?: number;
   fp?: string;

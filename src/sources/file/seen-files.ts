@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import { identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { openRegular } from './open-regular.js';
 import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Unfinished } from './rotated.js';
-import { gzipBackups, headMatches, plainTwin } from './gzip-backups.js';
+import { gzipBackups, gzIdentity, isCopyOf, plainTwin, type Known } from './gzip-backups.js';
 import { inspectGzip } from './gzip-file.js';
 
 /** How many identities of files read are kept to tell a copy from a file rotated past us. */
@@ -17,12 +17,12 @@ export class SeenFiles {
   /** Inodes met (next to the path at start, or opened): a backup on any other was rotated past us. */
   private readonly known = new Set<string>();
   /** Identities of files read: a new backup beginning like one of them is a copy, not skipped. */
-  private heads: FileIdentity[] = [];
+  private heads: Known[] = [];
   /**
    * Identities of the plain backups there at start: read by an earlier run, by this one's resume, or
    * not ours; a .gz made of one later is no file rotated past us.
    */
-  private atStart: FileIdentity[] = [];
+  private atStart: Known[] = [];
 
   constructor(private readonly path: string) {}
 
@@ -30,8 +30,9 @@ export class SeenFiles {
     this.known.add(inodeKey(id));
   }
 
-  read(id: FileIdentity): void {
-    this.heads.push(id);
+  /** A file read to `size`, its end. */
+  read(id: FileIdentity, size: number): void {
+    this.heads.push({ ...id, size });
     if (this.heads.length > HEADS) this.heads.shift();
   }
 
@@ -42,7 +43,7 @@ export class SeenFiles {
       const fh = await openRegular(s.path).catch(() => undefined);
       if (!fh) continue;
       try {
-        this.atStart.push((await identifyWithHead(fh)).id);
+        this.atStart.push({ ...(await identifyWithHead(fh)).id, size: s.st.size });
       } finally {
         await fh.close();
       }
@@ -54,7 +55,7 @@ export class SeenFiles {
    * Backups of the path on inodes not met, that do not begin with the bytes of a file read (`open`:
    * those being read too), to be read from their start, oldest first. Each is met from now on.
    */
-  async rotatedPast(open: FileIdentity[]): Promise<Unfinished[]> {
+  async rotatedPast(open: Known[]): Promise<Unfinished[]> {
     const base = basename(this.path);
     const heads = [...this.heads, ...open].filter((h) => h.fpLen >= MIN_CONTENT_MATCH);
     const out: Unfinished[] = [];
@@ -75,7 +76,7 @@ export class SeenFiles {
    * leave a file we never saw only as a .gz: one beginning with the bytes of no file read (nor open,
    * nor still there as a plain file) is read whole, once complete.
    */
-  private async gzippedPast(heads: FileIdentity[]): Promise<Unfinished[]> {
+  private async gzippedPast(heads: Known[]): Promise<Unfinished[]> {
     const out: Unfinished[] = [];
     const plains = await siblings(this.path);
     for (const g of await gzipBackups(this.path)) {
@@ -84,8 +85,10 @@ export class SeenFiles {
       // Not even its first bytes yet: looked at again next time.
       if (!info || info.head.length < Math.min(MIN_CONTENT_MATCH, info.length) || info.head.length === 0) continue;
       this.met(g.st);
-      if (heads.some((h) => headMatches(info.head, h)) || (await plainTwin(plains, info.head))) continue;
-      out.push({ path: g.path, offset: 0, mtimeMs: g.st.mtimeMs, gz: true });
+      let copy = false;
+      for (const h of heads) if (!copy && (await isCopyOf(g, info.head, h))) copy = true;
+      if (copy || (await plainTwin(plains, info.head))) continue;
+      out.push({ path: g.path, offset: 0, mtimeMs: g.st.mtimeMs, gz: true, gzId: gzIdentity(g, info.head) });
     }
     return out;
   }

@@ -9,7 +9,7 @@ import type { Source } from '../source.js';
 import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from '../../state/file-identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
 import { lastLineEnd } from './line-end.js';
-import { extendIdentity, type Reader } from './reader.js';
+import { extendIdentity, lastBytes, type Reader } from './reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
 import { findCopy, type Unfinished } from './rotated.js';
@@ -193,7 +193,7 @@ export class FileTailer implements Source {
   }
 
   private newReader(fh: ReadableFile, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
-    const r: Reader = { fh, id, head, path, pos, size: pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
+    const r: Reader = { fh, id, head, path, pos, size: pos, tail: Buffer.alloc(0), batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
     this.committed.set(r, pos);
     this.seen.met(id);
     return r;
@@ -340,13 +340,15 @@ export class FileTailer implements Source {
     // (what this read saw of the old content is in the copy).
     if (!r.rotated && r.head.length > 0 && !(await sameContent(r.fh, r.head, this.scratch))) return false;
     const start = r.pos;
+    const before = r.tail;
     r.pos += bytesRead;
     r.size = Math.max(r.size, r.pos);
+    r.tail = lastBytes(before, data);
     r.lastGrowth = Date.now();
     r.afterText = true;
     extendIdentity(r, start, data);
     const chunk = r.batcher.process(data);
-    if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed);
+    if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed, lastBytes(before, data.subarray(0, chunk.consumed)));
     // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
     r.lastGrowth = Date.now();
     return true;
@@ -363,6 +365,7 @@ export class FileTailer implements Source {
     const start = r.pos;
     r.pos += n;
     r.size = Math.max(r.size, r.pos);
+    r.tail = lastBytes(r.tail, data.subarray(0, n));
     r.lastGrowth = Date.now();
     extendIdentity(r, start, data.subarray(0, n));
     const cut = r.afterText === true && start > 0;
@@ -392,13 +395,15 @@ export class FileTailer implements Source {
     return n;
   }
 
-  private async push(r: Reader, chunk: Chunk, position: number): Promise<void> {
+  /** `end`: the bytes before `position` (known when it is where the reader is). */
+  private async push(r: Reader, chunk: Chunk, position: number, end = position === r.pos ? r.tail : undefined): Promise<void> {
     this.opts.stats.addLines(this.name, chunk.lines);
     const { checkpoints } = this.opts;
     const id = r.id;
     const path = this.name;
     const origin = { source: r.path, start: r.batchStart, end: position };
     const size = r.size;
+    const tail = end && end.length > 0 ? fingerprintOf(end) : undefined;
     r.batchStart = position;
     // Even a batch whose lines were all filtered out travels through the buffer, so that its
     // position is committed in order with the batches before it.
@@ -407,7 +412,7 @@ export class FileTailer implements Source {
       count: chunk.count,
       onHandedOn: () => {
         this.committed.set(r, position);
-        checkpoints?.commit(path, id, position, size);
+        checkpoints?.commit(path, id, position, size, tail);
       },
       origin,
       release: chunk.release,
@@ -429,7 +434,7 @@ export class FileTailer implements Source {
       await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.retire(id) });
     }
     await r.fh.close().catch(() => {});
-    this.seen.read(r.id);
+    this.seen.read(r.id, r.pos);
     this.opts.log.info({ file: this.name, rotated: r.path, ino: r.id.ino, offset: r.pos }, 'finished rotated file');
   }
 
@@ -482,9 +487,10 @@ export class FileTailer implements Source {
       this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated; reading it from the start');
       r.batcher.reset();
     }
-    this.seen.read(r.id);
+    this.seen.read(r.id, r.pos);
     r.pos = 0;
     r.size = 0;
+    r.tail = Buffer.alloc(0);
     r.afterText = false;
     r.batchStart = 0;
     r.head = Buffer.alloc(0);
@@ -524,9 +530,10 @@ export class FileTailer implements Source {
    * the open, so that a rotation between the look and the open is not missed.
    */
   private async queueSkipped(): Promise<boolean> {
-    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => x.id));
+    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => ({ ...x.id, size: x.size })));
     if (skipped.length === 0) return false;
     this.backlog.push(...skipped);
+    for (const u of skipped) if (u.gzId && !this.opts.checkpoints?.get(u.gzId)) this.opts.checkpoints?.commit(this.name, u.gzId, u.offset);
     this.opts.log.info({ file: this.name, rotated: skipped.map((u) => u.path) }, 'rotated more than once since the last look; reading the files in between first');
     return true;
   }
