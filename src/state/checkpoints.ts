@@ -139,7 +139,13 @@ export class CheckpointStore {
   }
 
   commit(path: string, id: FileIdentity, offset: number, size?: number, tail?: string): void {
-    const prev = this.entries.get(inodeKey(id));
+    let prev = this.entries.get(inodeKey(id));
+    // Another file on this inode now (the number was free again, or the file was truncated): what
+    // the one before was is retired, not overwritten, so that a .gz made of it is still known.
+    if (prev && prev.fpLen > 0 && (prev.fpLen > id.fpLen || (prev.fpLen === id.fpLen && prev.fp !== id.fp))) {
+      this.retire(prev);
+      prev = undefined;
+    }
     const known = Math.max(offset, size ?? 0);
     const end = tail ?? (prev?.offset === offset ? prev.tail : undefined);
     this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now(), size: known, ...(end ? { tail: end } : {}) });

@@ -132,7 +132,8 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     const own = mine.find((c) => c.dev === g.st.dev && c.ino === g.st.ino && headMatches(info.head, c));
     let matched: Checkpoint[] = own ? [own] : [];
     if (!own) {
-      const cands = [...mine, ...retired].filter((c) => !isLive(c) && !onDisk.has(inodeKey(c)) && headMatches(info.head, c));
+      // A retired file's inode number means nothing any more; a checkpoint's still names its file.
+      const cands = [...mine.filter((c) => !isLive(c) && !onDisk.has(inodeKey(c))), ...retired].filter((c) => headMatches(info.head, c));
       const longest = Math.max(0, ...cands.map((c) => c.fpLen));
       matched = await confirmed(g, info.head, cands.filter((c) => c.fpLen === longest));
     }
