@@ -1,10 +1,10 @@
-import { open, readdir, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
 import { fingerprintOf, inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { GzipFile, inspectGzip } from './gzip-file.js';
 import { TAIL_BYTES } from './reader.js';
-import { beginsWith, isBackupOf, madeSince, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
+import { beginsWith, filesNextTo, isBackupOf, madeSince, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
 
 /**
  * Gzipped backups of `path`, oldest first: lumberjack's `audit-<time>.log.gz` (--audit-log-compress)
@@ -12,21 +12,8 @@ import { beginsWith, isBackupOf, madeSince, MIN_CONTENT_MATCH, siblings, type Si
  * holds what the backup itself held.
  */
 export async function gzipBackups(path: string): Promise<Sibling[]> {
-  const dir = dirname(path);
   const base = basename(path);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
-  }
-  const out: Sibling[] = [];
-  for (const name of names) {
-    if (!name.endsWith('.gz') || !isBackupOf(base, name.slice(0, -3))) continue;
-    const p = join(dir, name);
-    const st = await stat(p).catch(() => undefined);
-    if (st?.isFile()) out.push({ path: p, st });
-  }
+  const out = await filesNextTo(path, (name) => name.endsWith('.gz') && isBackupOf(base, name.slice(0, -3)));
   return out.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
 }
 

@@ -2,7 +2,7 @@ import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import { fingerprint, identifyWithHead, inodeKey } from '../../state/file-identity.js';
-import { findCopiesMadeWhileAway, findUnfinished, siblings, type Unfinished } from './rotated.js';
+import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, type Unfinished } from './rotated.js';
 import { findGzipUnfinished } from './gzip-backups.js';
 
 export interface ResumePlan {
@@ -42,9 +42,16 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   // (a backup new to us now is no longer "made after our last commit" then).
   for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset);
   backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
-  const present = new Set((await siblings(path)).map((s) => inodeKey(s.st)));
-  if (live) present.add(inodeKey(live));
-  const lost = mine.filter((c) => !present.has(inodeKey(c)) && !gz.accounted.has(inodeKey(c)) && (c.size ?? c.offset) > c.offset);
+  // Gone: no file on its inode begins with its bytes any more (the number may be another file's now),
+  // and no backup, plain or gzipped, was found to hold it.
+  const present = new Set<string>();
+  for (const s of await siblings(path)) {
+    const c = mine.find((m) => m.dev === s.st.dev && m.ino === s.st.ino);
+    if (c && c.fpLen <= s.st.size && (await beginsWith(s.path, c.fpLen, c.fp))) present.add(inodeKey(c));
+  }
+  if (live?.knownFp) present.add(inodeKey(live));
+  const inBackup = (c: Checkpoint) => found.some((u) => u.fpLen === c.fpLen && u.fp === c.fp) || gz.accounted.has(inodeKey(c));
+  const lost = mine.filter((c) => !present.has(inodeKey(c)) && !inBackup(c) && (c.size ?? c.offset) > c.offset);
   // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
   // newer than its last commit, could take one for a copy it has not read.
   for (const u of found) if (u.size !== undefined && u.size <= u.offset) await recordRead(path, store, u);

@@ -35,9 +35,14 @@ export interface Sibling {
  * `isBackupOf` on purpose; callers match content (identity, fingerprint), not names.
  */
 export async function siblings(path: string): Promise<Sibling[]> {
-  const dir = dirname(path);
   const base = basename(path);
   const stem = base.slice(0, base.length - extname(base).length) || base;
+  return filesNextTo(path, (name) => name !== base && name.startsWith(stem) && !COMPRESSED.test(name));
+}
+
+/** Regular files in the folder of `path` whose names `accept` takes. */
+export async function filesNextTo(path: string, accept: (name: string) => boolean): Promise<Sibling[]> {
+  const dir = dirname(path);
   let names: string[];
   try {
     names = await readdir(dir);
@@ -46,7 +51,7 @@ export async function siblings(path: string): Promise<Sibling[]> {
   }
   const out: Sibling[] = [];
   for (const name of names) {
-    if (name === base || !name.startsWith(stem) || COMPRESSED.test(name)) continue;
+    if (!accept(name)) continue;
     const p = join(dir, name);
     const st = await stat(p).catch(() => undefined);
     if (st?.isFile()) out.push({ path: p, st });

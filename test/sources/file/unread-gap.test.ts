@@ -13,6 +13,17 @@ import { TailHarness } from '../../helpers/tail-harness.js';
 
 const text = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `line ${from + i} ${'x'.repeat(30)}\n`).join('');
 
+/** Rotated to `backup` and deleted while stopped (no .gz of it), a new file from line `from`; run until `delivered` messages. */
+async function deletedWhileStopped(h: TailHarness, backup: string, from: number, delivered: number): Promise<void> {
+  const moved = join(h.path, '..', backup);
+  renameSync(h.path, moved);
+  unlinkSync(moved);
+  writeFileSync(h.path, text(from, from + 10));
+  await h.start();
+  await h.waitDelivered(delivered);
+  await h.stop();
+}
+
 t.test('a rotated file deleted with bytes the reader had seen but not handed on: counted, logged once, one gap record', async (t) => {
   const dir = t.testdir({ state: {} });
   const path = join(dir, 'audit.log');
@@ -30,13 +41,7 @@ t.test('a rotated file deleted with bytes the reader had seen but not handed on:
   const offset = state.files[0].offset;
   state.files[0].size = offset + 5000;
   writeFileSync(file, JSON.stringify(state));
-  // Rotated and deleted while stopped; no .gz of it.
-  renameSync(path, join(dir, 'audit-2026-11-30T10-00-00.000.log'));
-  unlinkSync(join(dir, 'audit-2026-11-30T10-00-00.000.log'));
-  writeFileSync(path, text(100, 110));
-  await h.start();
-  await h.waitDelivered(111);
-  await h.stop();
+  await deletedWhileStopped(h, 'audit-2026-11-30T10-00-00.000.log', 100, 111);
   const gaps = h.delivered.filter((m) => m.includes('gap@32473'));
   t.equal(gaps.length, 1, 'one gap record');
   t.match(gaps[0], new RegExp(`from="${offset}" to="${offset + 5000}"`), 'the byte range never read');
@@ -65,12 +70,7 @@ t.test('a deleted file read to its end is no gap', async (t) => {
   await h.start();
   await h.waitDelivered(50);
   await h.stop();
-  renameSync(path, join(dir, 'audit.log.1'));
-  unlinkSync(join(dir, 'audit.log.1'));
-  writeFileSync(path, text(50, 60));
-  await h.start();
-  await h.waitDelivered(60);
-  await h.stop();
+  await deletedWhileStopped(h, 'audit.log.1', 50, 60);
   t.equal(stats.bytesUnread.size, 0);
   t.equal(h.delivered.length, 60);
 });
