@@ -24,6 +24,14 @@ export function inodeKey(id: { dev: number; ino: number }): string {
   return `${id.dev}:${id.ino}`;
 }
 
+/**
+ * Whether a fingerprint is of zeros only: a file beginning with a NUL hole (copytruncate under a
+ * writer without O_APPEND). Every such file has it: it names no file by itself.
+ */
+export function isHoleFingerprint(id: { fpLen: number; fp: string }): boolean {
+  return id.fpLen > 0 && id.fp === fingerprintOf(Buffer.alloc(id.fpLen));
+}
+
 export function fingerprintOf(head: Buffer): string {
   return head.length === 0 ? '' : createHash('sha256').update(head).digest('hex').slice(0, 32);
 }

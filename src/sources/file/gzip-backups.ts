@@ -82,7 +82,9 @@ async function tailAt(path: string, offset: number): Promise<string | undefined>
 async function confirmed(g: Sibling, head: Buffer, cands: Checkpoint[]): Promise<Checkpoint[]> {
   if (cands.length <= 1 && !allNul(head)) return cands;
   const out: Checkpoint[] = [];
-  for (const c of cands) if (c.tail === undefined || c.offset === 0 || (await tailAt(g.path, c.offset)) === c.tail) out.push(c);
+  // A hole names no file: only a tail that checks out does (one saved without a tail is no evidence).
+  const hole = allNul(head);
+  for (const c of cands) if ((c.tail === undefined && !hole) || c.offset === 0 || (await tailAt(g.path, c.offset)) === c.tail) out.push(c);
   return out;
 }
 
@@ -124,7 +126,9 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
       const longest = Math.max(0, ...cands.map((c) => c.fpLen));
       matched = await confirmed(g, info.head, cands.filter((c) => c.fpLen === longest));
     }
-    const newBackup = !live?.knownFp && Math.max(g.st.mtimeMs, g.st.ctimeMs) > since;
+    // Beginning with a hole and confirmed as none of ours: possibly ours all the same (saved without a
+    // tail), so read whole rather than skipped (duplicates, not loss).
+    const newBackup = (!live?.knownFp && Math.max(g.st.mtimeMs, g.st.ctimeMs) > since) || (allNul(info.head) && !own);
     // A short fingerprint alone (a few bytes of an unterminated line) is weak evidence.
     if (matched.length > 0 && matched[0].fpLen < MIN_CONTENT_MATCH && !newBackup && !own) matched = [];
     for (const c of matched) plan.accounted.add(inodeKey(c));

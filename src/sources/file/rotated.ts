@@ -2,7 +2,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import type { Stats as FsStats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprint } from '../../state/file-identity.js';
+import { fingerprint, isHoleFingerprint } from '../../state/file-identity.js';
 
 /** Compressed backups cannot be read as text; they are never a continuation. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|zip|Z)$/;
@@ -135,6 +135,8 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
         if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size || here.has(`${c.dev}:${c.ino}`)) continue;
         // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
+        // Files beginning with a hole all begin alike: such a checkpoint names its file by its inode only.
+        if (isHoleFingerprint(c)) continue;
         if (await beginsWith(s.path, c.fpLen, c.fp)) {
           offset = c.offset;
           known = c;
