@@ -118,7 +118,9 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
   for (const g of await gzipBackups(path)) {
     const info = await inspectGzip(g.path, true);
     if (!info || info.head.length === 0 || (await plainTwin(plains, info.head))) continue;
-    const own = mine.find((c) => c.dev === g.st.dev && c.ino === g.st.ino && headMatches(info.head, c));
+    let own = mine.find((c) => c.dev === g.st.dev && c.ino === g.st.ino && headMatches(info.head, c));
+    // The .gz's inode number may be a file's before it that began with a hole too.
+    if (own && allNul(info.head) && (await confirmed(g, info.head, [own])).length === 0) own = undefined;
     let matched: Checkpoint[] = own ? [own] : [];
     if (!own) {
       // A retired file's inode number means nothing any more; a checkpoint's still names its file.
@@ -133,12 +135,13 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     if (matched.length > 0 && matched[0].fpLen < MIN_CONTENT_MATCH && !newBackup && !own) matched = [];
     for (const c of matched) plan.accounted.add(inodeKey(c));
     // Several files known by the same first bytes (a NUL hole): the least read, so nothing is lost.
-    const offset = matched.length > 0 ? Math.min(...matched.map((c) => c.offset)) : newBackup ? 0 : undefined;
+    const least = matched.length > 0 ? matched.reduce((a, b) => (b.offset < a.offset ? b : a)) : undefined;
+    const offset = least ? least.offset : newBackup ? 0 : undefined;
     if (offset === undefined) continue;
     // Read to its end before (its own checkpoint, or its original's): the trailer says so without
     // decompressing it. Otherwise (several members, or not so) opening it checks the whole stream.
     if (offset > 0 && offset % 2 ** 32 === (await trailerLength(g.path, g.st.size))) continue;
-    plan.unfinished.push({ path: g.path, offset, mtimeMs: g.st.mtimeMs, gz: true, gzId: gzIdentity(g, info.head) });
+    plan.unfinished.push({ path: g.path, offset, mtimeMs: g.st.mtimeMs, gz: true, gzId: gzIdentity(g, info.head), tail: least?.tail });
   }
   return plan;
 }

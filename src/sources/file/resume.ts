@@ -40,7 +40,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   backlog.push(...gz.unfinished);
   // Known as ours from now on, by its own inode: a run stopped before reading it still finds it
   // (a backup new to us now is no longer "made after our last commit" then).
-  for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset);
+  for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset, undefined, u.tail);
   backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
   // Gone: no file on its inode begins with its bytes any more (the number may be another file's now),
   // and no backup, plain or gzipped, was found to hold it.

@@ -95,6 +95,8 @@ export interface Unfinished {
   gz?: boolean;
   /** Its identity (the .gz's inode, its decompressed first bytes): saved when planned, so a later run knows it. */
   gzId?: { dev: number; ino: number; fpLen: number; fp: string };
+  /** The hash of the bytes before `offset` its checkpoint kept. */
+  tail?: string;
   /** What the file was known by (its checkpoint): a .gz made of it is found by these bytes. */
   fpLen?: number;
   fp?: string;
