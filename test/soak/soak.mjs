@@ -8,8 +8,8 @@
 //
 // usage: node test/soak/soak.mjs [--seconds 120] [--runs 4] [--compress] [--seed N]
 //   --compress: lumberjack's --audit-log-compress and logrotate's compress (backups gzipped, then
-//               deleted). Lines in a backup gzipped before auditfwd read them are not read from the .gz
-//               (yet): with --compress a soak with kills and outages reports them as lost.
+//               deleted): lines of a backup gzipped before auditfwd read them are read from the .gz.
+// A failing run keeps its folder, with auditfwd's whole log (auditfwd.log) and the lost ranges printed.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
