@@ -130,7 +130,9 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     }
     // Beginning with a hole and confirmed as none of ours: possibly ours all the same (saved without a
     // tail), so read whole rather than skipped (duplicates, not loss).
-    const newBackup = (!live?.knownFp && Math.max(g.st.mtimeMs, g.st.ctimeMs) > since) || (allNul(info.head) && !own);
+    // Written after our last commit (a .gz is written once; logrotate shifting .N.gz renames it, which
+    // changes its ctime only, and makes it no newer).
+    const newBackup = (!live?.knownFp && g.st.mtimeMs > since) || (allNul(info.head) && !own);
     // A short fingerprint alone (a few bytes of an unterminated line) is weak evidence.
     if (matched.length > 0 && matched[0].fpLen < MIN_CONTENT_MATCH && !newBackup && !own) matched = [];
     for (const c of matched) plan.accounted.add(inodeKey(c));
