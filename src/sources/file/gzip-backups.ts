@@ -122,9 +122,10 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     // The .gz's inode number may be a file's before it that began with a hole too.
     if (own && allNul(info.head) && (await confirmed(g, info.head, [own])).length === 0) own = undefined;
     let matched: Checkpoint[] = own ? [own] : [];
+    let alike: Checkpoint[] = [];
     if (!own) {
       // A retired file's inode number means nothing any more; a checkpoint's still names its file.
-      const cands = [...mine.filter((c) => !isLive(c) && !onDisk.has(inodeKey(c))), ...retired].filter((c) => headMatches(info.head, c));
+      const cands = (alike = [...mine.filter((c) => !isLive(c) && !onDisk.has(inodeKey(c))), ...retired].filter((c) => headMatches(info.head, c)));
       const longest = Math.max(0, ...cands.map((c) => c.fpLen));
       matched = await confirmed(g, info.head, cands.filter((c) => c.fpLen === longest));
     }
@@ -140,6 +141,8 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     const least = matched.length > 0 ? matched.reduce((a, b) => (b.offset < a.offset ? b : a)) : undefined;
     const offset = least ? least.offset : newBackup ? 0 : undefined;
     if (offset === undefined) continue;
+    // Read whole: it holds whatever of the files beginning alike it may be (no gap to report for them).
+    if (offset === 0) for (const c of alike) plan.accounted.add(inodeKey(c));
     // Read to its end before (its own checkpoint, or its original's): the trailer says so without
     // decompressing it. Otherwise (several members, or not so) opening it checks the whole stream.
     if (offset > 0 && offset % 2 ** 32 === (await trailerLength(g.path, g.st.size))) continue;
