@@ -34,7 +34,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
       await fh.close();
     }
   }
-  const found = await findUnfinished(path, mine, live);
+  const found = await findUnfinished(path, mine, live, store.retired(path));
   const backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
   const gz = await findGzipUnfinished(path, mine, store.retired(path), live);
   backlog.push(...gz.unfinished);

@@ -108,7 +108,7 @@ export interface Unfinished {
  * copytruncate copy (another inode beginning with the bytes of a file we had not finished); and, when
  * the live file is not the one we knew, backups that appeared after our last commit. Oldest first.
  */
-export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<Unfinished[]> {
+export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined, retired: Checkpoint[] = []): Promise<Unfinished[]> {
   if (mine.length === 0) return [];
   const since = madeSince(mine);
   const base = basename(path);
@@ -133,8 +133,10 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
       // A rename changes ctime, not mtime: a backup made while we were away has a ctime past our last commit.
       const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
       // The longest fingerprint first: a short one (a few bytes of an unterminated line) can match by chance.
-      for (const c of [...mine].sort((x, y) => y.fpLen - x.fpLen)) {
-        if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size || here.has(`${c.dev}:${c.ino}`)) continue;
+      // Retired files too (what a truncated live file was before): their inode numbers mean nothing now.
+      const cands = [...mine.filter((c) => !isLive(c) && !here.has(`${c.dev}:${c.ino}`)), ...retired];
+      for (const c of cands.sort((x, y) => y.fpLen - x.fpLen)) {
+        if (c.fpLen === 0 || c.fpLen > s.st.size) continue;
         // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
         // Files beginning with a hole all begin alike: such a checkpoint names its file by its inode only.
