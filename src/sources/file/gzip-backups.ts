@@ -98,6 +98,8 @@ export interface GzipPlan {
   unfinished: Unfinished[];
   /** Checkpoints (inode keys) whose file is accounted for by a .gz, read or to be read. */
   accounted: Set<string>;
+  /** The decompressed first bytes of every .gz there: a file beginning so is not gone. */
+  heads: Buffer[];
 }
 
 /**
@@ -109,7 +111,7 @@ export interface GzipPlan {
  * A .gz whose original is still there as a plain file is left to that file.
  */
 export async function findGzipUnfinished(path: string, mine: Checkpoint[], retired: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<GzipPlan> {
-  const plan: GzipPlan = { unfinished: [], accounted: new Set() };
+  const plan: GzipPlan = { unfinished: [], accounted: new Set(), heads: [] };
   if (mine.length === 0) return plan;
   const since = madeSince(mine);
   const plains = await siblings(path);
@@ -117,6 +119,7 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
   const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
   for (const g of await gzipBackups(path)) {
     const info = await inspectGzip(g.path, true);
+    if (info) plan.heads.push(info.head);
     if (!info || info.head.length === 0 || (await plainTwin(plains, info.head))) continue;
     let own = mine.find((c) => c.dev === g.st.dev && c.ino === g.st.ino && headMatches(info.head, c));
     // The .gz's inode number may be a file's before it that began with a hole too.

@@ -2,8 +2,8 @@ import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import { fingerprint, identifyWithHead, inodeKey } from '../../state/file-identity.js';
-import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, type Unfinished } from './rotated.js';
-import { findGzipUnfinished } from './gzip-backups.js';
+import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, type Sibling, type Unfinished } from './rotated.js';
+import { findGzipUnfinished, headMatches } from './gzip-backups.js';
 
 export interface ResumePlan {
   /** We followed this path in an earlier run: a file there we do not know is new, read from its start. */
@@ -50,8 +50,14 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
     if (c && c.fpLen <= s.st.size && (await beginsWith(s.path, c.fpLen, c.fp))) present.add(inodeKey(c));
   }
   if (live?.knownFp) present.add(inodeKey(live));
-  const inBackup = (c: Checkpoint) => found.some((u) => u.fpLen === c.fpLen && u.fp === c.fp) || gz.accounted.has(inodeKey(c));
-  const lost = mine.filter((c) => !present.has(inodeKey(c)) && !inBackup(c) && (c.size ?? c.offset) > c.offset);
+  const plains = await siblings(path);
+  const inBackup = async (c: Checkpoint) =>
+    found.some((u) => u.fpLen === c.fpLen && u.fp === c.fp) ||
+    gz.accounted.has(inodeKey(c)) ||
+    gz.heads.some((h) => headMatches(h, c)) ||
+    (c.fpLen > 0 && (await anyBeginsWith(plains, c)));
+  const lost: Checkpoint[] = [];
+  for (const c of mine) if (!present.has(inodeKey(c)) && (c.size ?? c.offset) > c.offset && !(await inBackup(c))) lost.push(c);
   // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
   // newer than its last commit, could take one for a copy it has not read.
   for (const u of found) if (u.size !== undefined && u.size <= u.offset) await recordRead(path, store, u);
@@ -65,6 +71,12 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   }
   if (backlog.length > 0) log.info({ file: path, rotated: backlog.map((u) => u.path) }, 'finishing rotated files first');
   return { hasHistory: true, backlog, truncatedWhileAway, lost };
+}
+
+/** Whether a file next to the path begins with the bytes a checkpoint knows (a backup of it, under another inode). */
+async function anyBeginsWith(plains: Sibling[], c: Checkpoint): Promise<boolean> {
+  for (const p of plains) if (c.fpLen <= p.st.size && (await beginsWith(p.path, c.fpLen, c.fp))) return true;
+  return false;
 }
 
 async function recordRead(path: string, store: CheckpointStore, u: Unfinished): Promise<void> {
