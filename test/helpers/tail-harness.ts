@@ -65,11 +65,25 @@ export class TailHarness {
   private deliveryWaiters: Array<{ n: number; resolve: () => void }> = [];
   private idleWaiters: Array<() => void> = [];
 
+  /** While set, the consumer hands nothing on: a drain that stopped reading (backpressure). */
+  private paused: Promise<void> | undefined;
+  private unpause: (() => void) | undefined;
+
   constructor(
     readonly path: string,
     readonly stateDir: string,
     readonly opts: Partial<TailerOptions> = {},
+    readonly bufferBytes = 64 * 1024,
   ) {}
+
+  pause(): void {
+    this.paused ??= new Promise((resolve) => (this.unpause = resolve));
+  }
+
+  resume(): void {
+    this.unpause?.();
+    this.paused = this.unpause = undefined;
+  }
 
   get isRunning(): boolean {
     return this.tailer !== undefined;
@@ -77,7 +91,7 @@ export class TailHarness {
 
   async start(): Promise<void> {
     this.store = await CheckpointStore.open(this.stateDir, this.log.logger);
-    this.buffer = new MemoryBuffer(64 * 1024);
+    this.buffer = new MemoryBuffer(this.bufferBytes);
     this.consumer = this.consume(this.buffer);
     this.tailer = new FileTailer(this.path, {
       encoder: new BareEncoder(),
@@ -98,6 +112,7 @@ export class TailHarness {
   /** Graceful stop: stop reading, hand on what was read, save positions (SIGTERM). */
   async stop(): Promise<void> {
     if (!this.tailer) return;
+    this.resume();
     this.tailer.stop();
     await this.running;
     this.buffer.close();
@@ -111,6 +126,7 @@ export class TailHarness {
       await buffer.waitForData();
       let b;
       while ((b = buffer.take())) {
+        if (this.paused) await this.paused;
         const frames = b.frames;
         forEachFrame(frames, (s, e) => this.delivered.push(frames.toString('latin1', s, e)));
         buffer.handedOn(b);
