@@ -7,8 +7,8 @@ import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
 import { Stats } from '../../src/telemetry/stats.js';
 import { crc32, crc32Table } from '../../src/buffer/spill/crc32.js';
 import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/disk-record.js';
-import { nodeIo, type SpillIo } from '../../src/buffer/spill/io.js';
 import { SpillBuffer, type SpillOptions } from '../../src/buffer/spill/spill-buffer.js';
+import { FaultyIo } from '../helpers/faulty-io.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 
 /** One octet-counted frame per message, as the encoder makes them. */
@@ -211,9 +211,15 @@ t.test('order across memory and spill; commits once durable; files 0600, folder 
 
 t.test('what was handed on from the spill is not sent again after kill -9, though no fsync came', async (t) => {
   const dir = join(t.testdir(), 'spill');
-  // The real file operations; a rename onto cursor.json is the quick save the test waits for.
+  // The real file operations, files tracked so that the "killed" run's can be closed as the kernel
+  // would; a rename onto cursor.json is the quick save the test waits for.
   let cursorSaved: () => void = () => {};
-  const io: SpillIo = { ...nodeIo, rename: (from, to) => nodeIo.rename(from, to).then(() => (to.endsWith('cursor.json') ? cursorSaved() : undefined)) };
+  const io = new (class extends FaultyIo {
+    override async rename(from: string, to: string) {
+      await super.rename(from, to);
+      if (to.endsWith('cursor.json')) cursorSaved();
+    }
+  })();
   // An hour between fsyncs: only the quick save can record what was handed on.
   const a = await openSpill(t, dir, { fsyncIntervalMs: 3_600_000, io });
   for (let i = 0; i < 30; i++) await a.spill.push({ frames: frame(big(i)), count: 1 });
@@ -222,6 +228,7 @@ t.test('what was handed on from the spill is not sent again after kill -9, thoug
   t.same(await drainAll(a.spill, 20), [...Array(20).keys()].map(big));
   await saved;
   a.spill.abandon(); // kill -9: no shutdown, no fsync, no further save
+  await io.closeAll();
   const b = await openSpill(t, dir);
   t.same(await drainAll(b.spill, 10), [...Array(10).keys()].map((i) => big(i + 20)), 'the next run starts after what was handed on');
   await b.shutdown();
