@@ -20,7 +20,7 @@ type Action =
   | { t: 'settle' }
   | { t: 'rotate'; style: Style }
   | { t: 'restart'; during: Array<{ t: 'append'; k: number; len: number } | { t: 'rotate'; style: Exclude<Style, 'delete'> }> }
-  | { t: 'pause'; ms: number; during: Array<{ t: 'append'; k: number; len: number }> };
+  | { t: 'pause'; ms: number; before: Array<{ t: 'append'; k: number; len: number }>; rotate: Exclude<Style, 'copytruncate'> | undefined; after: Array<{ t: 'append'; k: number; len: number }> };
 
 const style = fc.constantFrom<Style>('lumberjack', 'numbered', 'copytruncate', 'delete');
 const append = fc.record({ t: fc.constant('append' as const), k: fc.integer({ min: 1, max: 40 }), len: fc.integer({ min: 0, max: 120 }) });
@@ -32,13 +32,15 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('rotate' as const), style }) },
   {
     // The drain stops reading for a while (longer than --rotate-wait): the tailer blocks on a full
-    // buffer while the writer goes on; rotations before and after it happen with lines still blocked.
+    // buffer while the writer goes on and rotates; the rotated file's rest waits behind the blocked lines.
     weight: 1,
     arbitrary: fc.record({
       t: fc.constant('pause' as const),
       ms: fc.integer({ min: 0, max: 120 }),
-      // Appends only: a rotation while the drain is paused is not modelled yet.
-      during: fc.array(append, { maxLength: 4 }),
+      // At most one rotation while paused (a copytruncate waits for a line to be delivered first).
+      before: fc.array(append, { maxLength: 3 }),
+      rotate: fc.option(fc.constantFrom('lumberjack' as const, 'numbered' as const, 'delete' as const), { nil: undefined }),
+      after: fc.array(append, { maxLength: 3 }),
     }),
   },
   {
@@ -129,8 +131,8 @@ class World {
     return { lines, fragments };
   }
 
-  async rotate(s: Style, running: boolean): Promise<void> {
-    if (running) await within(this.observed, 'the tailer to see the previous rotation');
+  async rotate(s: Style, running: boolean, waitForPrevious = running): Promise<void> {
+    if (waitForPrevious) await within(this.observed, 'the tailer to see the previous rotation');
     const completeLines = this.live.split('\n').length - 1;
     if (s === 'copytruncate' && running) {
       // The tailer must have read from this file once, or it has no content of it to recognise the
@@ -210,8 +212,12 @@ t.test('model: appends, rotations of every style and restarts; nothing lost, not
           else if (a.t === 'settle') await h.waitDelivered(w.expected().lines.length, WAIT_MS);
           else if (a.t === 'rotate') await w.rotate(a.style, true);
           else if (a.t === 'pause') {
+            // The rotation before the pause is seen first: a paused drain holds the tailer back from it.
+            if (a.rotate) await within(w.observed, 'the tailer to see the previous rotation');
             h.pause();
-            for (const d of a.during) w.append(d.k, d.len);
+            for (const d of a.before) w.append(d.k, d.len);
+            if (a.rotate) await w.rotate(a.rotate, true, false);
+            for (const d of a.after) w.append(d.k, d.len);
             await new Promise((r) => setTimeout(r, a.ms)); // time passes with the drain away: the scenario, not a wait for an event
             h.resume();
             totals.pauses++;
