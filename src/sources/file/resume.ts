@@ -1,7 +1,7 @@
 import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
-import { fingerprint, identifyWithHead, inodeKey } from '../../state/file-identity.js';
+import { fingerprint, identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
 
 export interface ResumePlan {
@@ -56,23 +56,23 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
 async function rememberBacklog(path: string, store: CheckpointStore, backlog: Unfinished[]): Promise<void> {
   const files = [];
   for (const u of backlog) {
-    const fh = await openRegular(u.path).catch(() => undefined);
-    if (!fh) continue;
-    try {
-      files.push({ id: (await identifyWithHead(fh)).id, offset: u.offset });
-    } finally {
-      await fh.close();
-    }
+    const id = await identityAt(u.path);
+    if (id) files.push({ id, offset: u.offset });
   }
   await store.remember(path, files, false);
 }
 
 async function recordRead(path: string, store: CheckpointStore, u: Unfinished): Promise<void> {
-  const fh = await openRegular(u.path).catch(() => undefined);
-  if (!fh) return;
+  const id = await identityAt(u.path);
+  if (id) store.commit(path, id, u.size ?? u.offset);
+}
+
+/** The identity of the file at `path` now; undefined when it is gone (deleted since it was listed). */
+async function identityAt(path: string): Promise<FileIdentity | undefined> {
+  const fh = await openRegular(path).catch(() => undefined);
+  if (!fh) return undefined;
   try {
-    const { id } = await identifyWithHead(fh);
-    store.commit(path, id, u.size ?? u.offset);
+    return (await identifyWithHead(fh)).id;
   } finally {
     await fh.close();
   }
