@@ -5,6 +5,7 @@ import type { Logger } from '../telemetry/log.js';
 import { CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
 import { writeFileDurably, writeFileQuickly } from './durable.js';
 import { inodeKey, type FileIdentity } from './file-identity.js';
+import { SlotPositions } from './slot-positions.js';
 
 /** A state folder that cannot be used: the CLI turns it into exit 2 with this message. */
 export class StateError extends Error {
@@ -68,6 +69,8 @@ export class CheckpointStore {
   private lastQuick = 0;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
+  /** Each change, in place within the tick (what a kill -9 leaves); undefined when it cannot be written. */
+  private slots: SlotPositions<Checkpoint> | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -82,6 +85,12 @@ export class CheckpointStore {
     } catch (err) {
       // Whatever is wrong with the state file, never a crash (and a crash loop under systemd).
       throw new StateError(`--state-dir: cannot read ${store.path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    try {
+      store.slots = await SlotPositions.open(dir, store.entries, (c) => validateCheckpoints({ version: 1, files: [c] }).entries[0], log);
+    } catch (err) {
+      // Not fatal: checkpoints.json alone still holds positions, saved a little later.
+      log.error({ dir, err: String(err) }, 'cannot write positions.slots; positions are saved in checkpoints.json alone');
     }
     return store;
   }
@@ -128,7 +137,7 @@ export class CheckpointStore {
   commit(path: string, id: FileIdentity, offset: number): void {
     const isNew = !this.entries.has(inodeKey(id));
     this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
-    this.changed();
+    this.changed(inodeKey(id));
     // A file followed for the first time is saved at once, not at the next interval: after a kill -9
     // followed by a rotation, the next run finds the rotated file only by an inode it knows.
     if (isNew) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
@@ -144,17 +153,21 @@ export class CheckpointStore {
   async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean): Promise<void> {
     const fresh = files.filter(({ id }) => !this.entries.has(inodeKey(id)));
     if (fresh.length === 0) return;
-    for (const { id, offset } of fresh) this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
+    for (const { id, offset } of fresh) {
+      this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
+      this.slots?.changed(inodeKey(id));
+    }
     this.dirty = true;
     this.unsaved = true;
     await (durably ? this.save() : this.chain(() => this.writeQuick()));
   }
 
   forget(id: { dev: number; ino: number }): void {
-    if (this.entries.delete(inodeKey(id))) this.changed();
+    if (this.entries.delete(inodeKey(id))) this.changed(inodeKey(id));
   }
 
-  private changed(): void {
+  private changed(key: string): void {
+    this.slots?.changed(key);
     this.dirty = true;
     this.unsaved = true;
     if (this.quickTimer || this.closed) return;
@@ -173,6 +186,7 @@ export class CheckpointStore {
   }
 
   private closed = false;
+  private abandoned = false;
 
   async close(): Promise<void> {
     this.closed = true;
@@ -180,6 +194,20 @@ export class CheckpointStore {
     clearTimeout(this.quickTimer);
     this.quickTimer = undefined;
     await this.save();
+    await this.slots?.close();
+  }
+
+  /**
+   * Stops at once, as a kill -9 would (tests): nothing more is written, and a save under way is let
+   * finish, so that what the state folder holds when this resolves is what the next run finds.
+   */
+  async abandon(): Promise<void> {
+    this.closed = this.abandoned = true;
+    clearInterval(this.timer);
+    clearTimeout(this.quickTimer);
+    this.quickTimer = undefined;
+    await this.slots?.abandon();
+    await this.saving;
   }
 
   /** Saves are serialised: a save never overtakes an earlier one. */
@@ -196,15 +224,20 @@ export class CheckpointStore {
 
   private body(): string {
     const cutoff = Date.now() - RETAIN_MS;
-    for (const [k, c] of this.entries) if (c.updatedAt < cutoff) this.entries.delete(k);
+    for (const [k, c] of this.entries) {
+      if (c.updatedAt >= cutoff) continue;
+      this.entries.delete(k);
+      this.slots?.changed(k);
+    }
     return JSON.stringify({ version: 1, files: [...this.entries.values()] });
   }
 
   private async write(): Promise<void> {
-    if (!this.dirty) return;
+    if (!this.dirty || this.abandoned) return;
     this.dirty = false;
     this.unsaved = false;
     try {
+      await this.slots?.sync();
       await writeFileDurably(this.dir, FILE, this.body());
     } catch (err) {
       this.dirty = true;
@@ -215,7 +248,7 @@ export class CheckpointStore {
 
   /** Not fsynced: `dirty` stays set for the next durable save. */
   private async writeQuick(): Promise<void> {
-    if (!this.unsaved) return;
+    if (!this.unsaved || this.abandoned) return;
     this.unsaved = false;
     try {
       await writeFileQuickly(this.dir, FILE, this.body());

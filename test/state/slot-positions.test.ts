@@ -1,0 +1,86 @@
+import t from 'tap';
+import { lstatSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CheckpointStore } from '../../src/state/checkpoints.js';
+import { SLOT_BYTES } from '../../src/state/slot-file.js';
+import { RecordingLog } from '../helpers/tail-harness.js';
+
+const id = (ino: number, fp = 'a'.repeat(32)) => ({ dev: 1, ino, fpLen: 64, fp });
+const jsonOffset = (dir: string, ino: number) =>
+  (JSON.parse(readFileSync(join(dir, 'checkpoints.json'), 'utf8')) as { files: Array<{ ino: number; offset: number }> }).files.find((f) => f.ino === ino)?.offset;
+const tick = () => new Promise((r) => setImmediate(r));
+
+/** A store whose commits are saved (remembered durably), then `offsets` committed, then killed. */
+async function killedAfter(t: Tap.Test, dir: string, offsets: number[], ino = 7): Promise<void> {
+  const store = await CheckpointStore.open(dir, new RecordingLog().logger);
+  await store.remember('/var/log/audit.log', [{ id: id(ino), offset: 0 }], true);
+  for (const o of offsets) {
+    store.commit('/var/log/audit.log', id(ino), o);
+    await tick();
+  }
+  t.equal(jsonOffset(dir, ino), 0, 'checkpoints.json has not been written since (its quick save is 50 ms away)');
+  await store.abandon();
+}
+
+t.test('a commit is in positions.slots by the end of its tick: after kill -9 the next store starts there', async (t) => {
+  const dir = t.testdir({});
+  await killedAfter(t, dir, [100, 250, 4096]);
+  const st = lstatSync(join(dir, 'positions.slots'));
+  t.ok(st.isFile(), 'a regular file');
+  t.equal(st.mode & 0o777, 0o600, 'mode 0600');
+  const next = await CheckpointStore.open(dir, new RecordingLog().logger);
+  t.teardown(() => next.close());
+  t.equal(next.get({ dev: 1, ino: 7 })?.offset, 4096, 'the last commit, not the older one in checkpoints.json');
+  t.equal(next.get({ dev: 1, ino: 7 })?.path, '/var/log/audit.log', 'the path from checkpoints.json');
+});
+
+t.test('a torn newest slot: the other slot of its pair (the commit before) is used; a file the JSON does not know is not', async (t) => {
+  const dir = t.testdir({});
+  await killedAfter(t, dir, [100, 250]);
+  const path = join(dir, 'positions.slots');
+  const buf = readFileSync(path);
+  // Pair 0 begins after the header; the two slots hold 100 and 250: damage the one holding 250.
+  const slot = [SLOT_BYTES, 2 * SLOT_BYTES].find((at) => buf.subarray(at, at + SLOT_BYTES).includes(Buffer.from('"offset":250')))!;
+  buf[slot + 30] ^= 0xff;
+  writeFileSync(path, buf);
+  const next = await CheckpointStore.open(dir, new RecordingLog().logger);
+  t.equal(next.get({ dev: 1, ino: 7 })?.offset, 100, 'the commit before the torn one');
+  await next.abandon();
+
+  // A slot of a file checkpoints.json does not list: its path is unknown, so it is left out.
+  const other = t.testdir({});
+  const store = await CheckpointStore.open(other, new RecordingLog().logger);
+  store.commit('/var/log/audit.log', id(9), 500);
+  await tick();
+  await store.abandon();
+  writeFileSync(join(other, 'checkpoints.json'), JSON.stringify({ version: 1, files: [] }));
+  const again = await CheckpointStore.open(other, new RecordingLog().logger);
+  t.teardown(() => again.close());
+  t.equal(again.get({ dev: 1, ino: 9 }), undefined, 'not taken from the slots alone');
+});
+
+t.test('forgotten files leave no slot behind; a state folder without positions.slots (older versions) still loads', async (t) => {
+  const dir = t.testdir({
+    'checkpoints.json': JSON.stringify({ version: 1, files: [{ path: '/a.log', dev: 1, ino: 3, fpLen: 0, fp: '', offset: 42, updatedAt: Date.now() }] }),
+  });
+  const store = await CheckpointStore.open(dir, new RecordingLog().logger);
+  t.equal(store.get({ dev: 1, ino: 3 })?.offset, 42, 'the JSON entry as it was');
+  store.commit('/a.log', { dev: 1, ino: 3, fpLen: 0, fp: '' }, 50);
+  store.forget({ dev: 1, ino: 3 });
+  await tick();
+  t.notOk(readFileSync(join(dir, 'positions.slots')).includes(Buffer.from('"offset":50')), 'the slot was emptied');
+  await store.close();
+  const next = await CheckpointStore.open(dir, new RecordingLog().logger);
+  t.teardown(() => next.close());
+  t.equal(next.get({ dev: 1, ino: 3 }), undefined);
+});
+
+t.test('a symlink planted at positions.slots is neither read nor written through', async (t) => {
+  const dir = t.testdir({ 'precious.conf': 'x'.repeat(2000), state: {} });
+  const state = join(dir, 'state');
+  symlinkSync(join(dir, 'precious.conf'), join(state, 'positions.slots'));
+  await killedAfter(t, state, [300]);
+  t.equal(readFileSync(join(dir, 'precious.conf'), 'utf8'), 'x'.repeat(2000), 'target untouched');
+  t.ok(lstatSync(join(state, 'positions.slots')).isFile(), 'the link itself was replaced by a regular file');
+  t.equal(statSync(join(state, 'positions.slots')).mode & 0o777, 0o600);
+});
