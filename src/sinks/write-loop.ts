@@ -37,16 +37,48 @@ export async function writeBatches(
       continue;
     }
     inflight.push(batch);
-    const data = framing === 'lf' ? octetToLf(batch.frames) : batch.frames;
+    let data = framing === 'lf' ? octetToLf(batch.frames) : batch.frames;
+    const size = data.length;
+    // Marked pieces (octet framing: LF frames have other boundaries) go one at a time, each reported
+    // when the stream took it, so that a kill -9 repeats at most the piece the kernel held part of.
+    const marks = framing === 'lf' ? undefined : batch.marks?.bytes;
+    if (marks) {
+      // Like the waits below: a stop that rejects (the stream's error) throws here too.
+      const taken = await Promise.race([writePieces(out, data, marks, (k) => inflight[0] === batch && buffer.progress?.(batch, k)), stop.then(() => false)]);
+      // A failed stream: the batch is still in `inflight`, for the caller to requeue whole once the
+      // stream is seen closed (returning before that would read as "finished").
+      if (!taken) await stop;
+      if (stopped()) return;
+      data = data.subarray(marks[marks.length - 1]);
+    }
     const ok = out.write(data, (err) => {
       if (err || inflight[0] !== batch) return;
       inflight.shift();
       stats.messagesSent += batch.count;
-      stats.bytesSent += data.length;
+      stats.bytesSent += size;
       stats.lastSendMs = Date.now();
       written?.(batch.frames, batch.count);
       buffer.handedOn(batch);
     });
     if (!ok) await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
   }
+}
+
+/**
+ * Writes `data` up to its last mark, one piece at a time, each once the stream took the one before
+ * (written together, their callbacks would come together), calling `onPiece(k)` as piece k is taken.
+ * False when the stream failed (a destroyed stream calls back every write with its error).
+ */
+function writePieces(out: Writable, data: Buffer, marks: number[], onPiece: (k: number) => void): Promise<boolean> {
+  return new Promise((resolve) => {
+    let k = 0;
+    const next = (err?: Error | null): void => {
+      if (err) return resolve(false);
+      if (k > 0) onPiece(k - 1);
+      if (k === marks.length) return resolve(true);
+      const from = k === 0 ? 0 : marks[k - 1];
+      out.write(data.subarray(from, marks[k++]), next);
+    };
+    next();
+  });
 }

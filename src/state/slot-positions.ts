@@ -54,7 +54,13 @@ export class SlotPositions<E extends Keyed> {
     }
     for (const [key, { e }] of newest) {
       const known = entries.get(key);
-      const merged = known && validate({ ...e, path: known.path });
+      if (!known) continue;
+      // Forgotten (deleted and read to its end, or not seen for long) after the JSON file was written.
+      if (e.gone === true) {
+        entries.delete(key);
+        continue;
+      }
+      const merged = validate({ ...e, path: known.path });
       if (merged) entries.set(key, merged);
     }
     const keys = [...entries.keys()];
@@ -81,7 +87,9 @@ export class SlotPositions<E extends Keyed> {
     try {
       for (const key of this.pending) {
         const e = this.entries.get(key);
-        const payload = e && payloadOf(e);
+        const [dev, ino] = key.split(':').map(Number);
+        // Gone: a tombstone, so that the JSON file's entry (until its next save) is not used either.
+        const payload = e ? payloadOf(e) : Buffer.from(JSON.stringify({ dev, ino, gone: true }));
         let pair = this.pairs.get(key);
         if (payload) {
           if (pair === undefined) {
@@ -90,7 +98,7 @@ export class SlotPositions<E extends Keyed> {
           }
           this.file.put(pair, payload);
         } else if (pair !== undefined) {
-          // Gone, or too big for a slot: its JSON entry alone says where it is.
+          // Too big for a slot: its JSON entry alone says where it is.
           this.file.clear(pair);
           this.pairs.delete(key);
           this.free.push(pair);
