@@ -84,6 +84,8 @@ class World {
   /** Resolves once the tailer has seen the last rotation (one rotation at a time, as in real life). */
   observed: Promise<void> = Promise.resolve();
   liveReadFrom = -1;
+  /** A file was deleted while followed and may not be read to its end yet: a kill -9 would lose its rest. */
+  deletedUnread = false;
 
   constructor(
     readonly dir: string,
@@ -151,7 +153,10 @@ class World {
     else if (s === 'copytruncate') {
       copyFileSync(this.path, `${this.path}.${seq}`);
       truncateSync(this.path, 0);
-    } else unlinkSync(this.path);
+    } else {
+      unlinkSync(this.path);
+      if (running) this.deletedUnread = true;
+    }
     if (s !== 'copytruncate') writeFileSync(this.path, '');
     this.finished.push(this.live);
     this.live = '';
@@ -164,6 +169,14 @@ class World {
         : this.h.log.waitFor(mark, (e: LogEvent) => e.msg === 'following file' && e.obj.ino === ino);
   }
 
+  /** Every line written so far delivered (repeats do not count twice). */
+  async settle(): Promise<void> {
+    const n = this.expected().lines.length;
+    const deadline = Date.now() + WAIT_MS;
+    while (new Set(this.h.delivered).size < n && Date.now() < deadline) await this.h.waitDelivered(this.h.delivered.length + 1, Math.max(1, deadline - Date.now())).catch(() => {});
+    this.deletedUnread = false;
+  }
+
   private async deliveredLine(line: string): Promise<void> {
     while (!this.h.delivered.includes(line)) await this.h.waitDelivered(this.h.delivered.length + 1);
   }
@@ -172,6 +185,9 @@ class World {
   async restart(during: Extract<Action, { t: 'restart' }>['during'], crash = false, paused = false): Promise<void> {
     // A paused drain holds the tailer back from a rotation: killed then, it never sees it.
     if (!paused) await within(this.observed, 'the tailer to see the previous rotation');
+    // What a deleted file still held dies with the process that had it open (a known limit): the
+    // kill comes once it was read.
+    if (crash && this.deletedUnread) await this.settle();
     await (crash ? this.h.crash() : this.h.stop());
     for (const a of during) {
       if (a.t === 'append') this.append(a.k, a.len);
@@ -214,7 +230,7 @@ t.test('model: appends, rotations of every style and restarts; nothing lost, not
           if (a.t === 'append') w.append(a.k, a.len);
           else if (a.t === 'partial') w.partial(a.cut);
           else if (a.t === 'yield') await new Promise((r) => setTimeout(r, a.ms));
-          else if (a.t === 'settle') await h.waitDelivered(w.expected().lines.length, WAIT_MS);
+          else if (a.t === 'settle') await w.settle();
           else if (a.t === 'rotate') await w.rotate(a.style, true);
           else if (a.t === 'pause') {
             // The rotation before the pause is seen first: a paused drain holds the tailer back from it.
@@ -226,7 +242,7 @@ t.test('model: appends, rotations of every style and restarts; nothing lost, not
             await new Promise((r) => setTimeout(r, a.ms)); // time passes with the drain away: the scenario, not a wait for an event
             totals.pauses++;
             // A file deleted while the drain was away is lost with the process that held it open.
-            if (a.crash && a.rotate !== 'delete') {
+            if (a.crash && a.rotate !== 'delete' && !w.deletedUnread) {
               await w.restart([], true, true);
               totals.crashes++;
             } else h.resume();
@@ -241,8 +257,7 @@ t.test('model: appends, rotations of every style and restarts; nothing lost, not
         w.append(1, 5);
         const { lines, fragments } = w.expected();
         // Repeats count in `delivered`: wait for every line, not for as many arrivals.
-        const deadline = Date.now() + WAIT_MS;
-        while (new Set(h.delivered).size < lines.length && Date.now() < deadline) await h.waitDelivered(h.delivered.length + 1, Math.max(1, deadline - Date.now())).catch(() => {});
+        await w.settle();
         mark = h.log.events.length;
         await h.stop();
         // After a kill -9 a line may come again: each is checked at its first arrival, the repeats counted.
@@ -273,6 +288,9 @@ t.test('model: appends, rotations of every style and restarts; nothing lost, not
         if (process.env.MODEL_DEBUG) console.error(`run ${runNo} ${Date.now() - t0} ms ${JSON.stringify(actions.map((a) => a.t))}`);
         totals.runs++;
         totals.lines += lines.length;
+      } catch (e) {
+        if (process.env.MODEL_DEBUG) console.error(h.log.events.map((e) => `${e.msg} ${JSON.stringify(e.obj).replaceAll(dir + '/', '')}`).join('\n'));
+        throw e;
       } finally {
         await h.stop();
       }
