@@ -41,7 +41,8 @@ export async function writeBatches(
     const size = data.length;
     // Marked pieces (octet framing: LF frames have other boundaries) go one at a time, each reported
     // when the stream took it, so that a kill -9 repeats at most the piece the kernel held part of.
-    const marks = framing === 'lf' ? undefined : batch.marks?.bytes;
+    // A buffer that cannot commit them (a pool member's view) gets whole batches, as before.
+    const marks = framing === 'lf' || !buffer.progress ? undefined : batch.marks?.bytes;
     if (marks) {
       // Like the waits below: a stop that rejects (the stream's error) throws here too.
       const taken = await Promise.race([writePieces(out, data, marks, (k) => inflight[0] === batch && buffer.progress?.(batch, k)), stop.then(() => false)]);
