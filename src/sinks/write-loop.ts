@@ -23,8 +23,9 @@ export async function writeBatches(
 ): Promise<void> {
   const { inflight = [], written, beforeTake } = hooks;
   // The last write was not all taken at once: the kernel's buffer is full (the drain is the limit),
-  // and what it holds of a batch is delivered even if we die before the batch is handed on.
-  let backedUp = false;
+  // and what it holds of a batch is delivered even if we die before the batch is handed on. Assumed
+  // at first: a new connection meets a backlog (a restart catching up) more often than not.
+  let backedUp = true;
   // A stop that rejects (the stream's error) is seen by the races below; unseen, it must not be an unhandled rejection.
   stop.catch(() => {});
   while (!stopped()) {
