@@ -40,6 +40,7 @@ export function drainSink(members: Member[], s: DrainSettings, open: Opener | un
     s.pool,
     stats,
     log,
+    () => resend?.pending ?? false,
   );
 }
 

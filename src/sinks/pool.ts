@@ -37,6 +37,8 @@ export class PoolSink implements Sink {
     readonly mode: PoolMode,
     private readonly stats: Stats,
     private readonly log: Logger,
+    /** Something is still to be sent though the buffer is finished (the members' shared resend window). */
+    private readonly owes: () => boolean = () => false,
   ) {
     this.members = specs.map((spec) => {
       const m = { name: spec.name, done: false } as Member;
@@ -81,7 +83,7 @@ export class PoolSink implements Sink {
       this.active = active;
     }
     for (const m of this.members) m.stats.state = !up.includes(m) ? 'down' : active && m !== active ? 'standby' : 'active';
-    if (this.shared?.finished) this.wakeFinished?.();
+    if (this.finished) this.wakeFinished?.();
     this.changed.poke();
   }
 
@@ -110,7 +112,13 @@ export class PoolSink implements Sink {
     return batch;
   }
 
+  /** Nothing left to take, and no lost connection's window still to send: the members may stop. */
+  get finished(): boolean {
+    return this.shared?.finished && !this.owes();
+  }
+
   waitForData(m: Member): Promise<void> {
+    if (this.shared.finished && !this.finished) return this.changed.wait();
     if (this.standby(m) && !this.shared.finished) return this.changed.wait();
     if (this.queue.hasRetry || this.shared.finished) return Promise.resolve();
     return Promise.race([this.shared.waitForData(), this.changed.wait()]);
@@ -160,7 +168,7 @@ class MemberView implements BatchBuffer {
     return this.pool.buffer.closed;
   }
   get finished(): boolean {
-    return this.pool.buffer.finished;
+    return this.pool.finished;
   }
   get bytes(): number {
     return this.pool.buffer.bytes;

@@ -144,6 +144,11 @@ export class ResendWindow {
     return out.map((e) => ({ frames: Buffer.from(this.view(e)), count: e.count }));
   }
 
+  /** A lost connection's frames wait for the next one. */
+  get pending(): boolean {
+    return this.entries.some((e) => e.pending);
+  }
+
   get heldBytes(): number {
     return this.bytes;
   }

@@ -28,11 +28,17 @@ async function throughDyingDrain(t: Tap.Test, extra: string[]) {
   }
   let lost = 0;
   let dups = 0;
+  const lostAt: number[] = [];
   for (let i = 0; i < LINES; i++) {
     const c = seen.get(i) ?? 0;
-    if (c === 0) lost++;
-    else dups += c - 1;
+    if (c === 0) {
+      lost++;
+      if (lostAt.length === 0 || lostAt[lostAt.length - 1] !== i - 1) lostAt.push(i, i);
+      else lostAt[lostAt.length - 1] = i;
+    } else dups += c - 1;
   }
+  // Where the lost lines were (first-last of each run of them): what the drain held at which death.
+  if (lost > 0) t.comment(`lost lines: ${lostAt.map((n, k) => (k % 2 ? `-${n}` : ` ${n}`)).join('').trim()}`);
   const summary = logEntries(run.stderr()).find((e) => e.msg === 'all input delivered') ?? {};
   t.comment(`${extra.join(' ') || 'defaults'}: deaths ${drain.deaths}, received ${drain.messages.length}, lost ${lost}, duplicates ${dups}, resent (metric) ${String(summary.resent)}`);
   return { lost, dups, deaths: drain.deaths, resent: summary.resent as number | undefined };
