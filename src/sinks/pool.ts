@@ -13,13 +13,16 @@ interface Member {
   stats: MemberStats;
   view: MemberView;
   done: boolean;
+  /** Its socket's buffer is full: round-robin passes its turn on. */
+  backedUp?: boolean;
 }
 
 /**
  * Several drains of one transport (`--to` given more than once). Each member is a sink of its own
  * (connection, backoff, health) over a view of the one buffer; the pool decides which members may
  * take batches: failover, the first connected member in the order given (a member that comes back
- * is taken back); round-robin, the connected members in turn, a batch each. A member that fails
+ * is taken back); round-robin, the connected members in turn, a batch each, passing over a member
+ * whose socket is backed up (a slow drain does not set the pace of the others). A member that fails
  * gives back what it had not delivered (not written for TCP, not acknowledged for RELP); the next
  * member that sends takes it first, in order (PoolQueue).
  */
@@ -61,8 +64,9 @@ export class PoolSink implements Sink {
       }),
     );
     await Promise.race([Promise.all(runs), finished]);
-    // The buffer is finished: members still trying to connect have nothing left to send.
-    for (const m of this.members) if (!m.done) m.sink.abort();
+    // The buffer is finished: members still trying to connect have nothing left to send. Connected
+    // ones end by themselves: cut short, a close waiting for the drain's would not be confirmed.
+    for (const m of this.members) if (!m.done && !m.stats.drainConnected) m.sink.abort();
     await Promise.all(runs);
     this.queue.returnAll();
   }
@@ -93,13 +97,21 @@ export class PoolSink implements Sink {
     return this.turnMember() !== m;
   }
 
-  /** Round-robin: whose turn it is, skipping members that are down. */
+  /** Round-robin: whose turn it is, skipping members that are down, and backed-up ones unless all are. */
   private turnMember(): Member | undefined {
+    let first: Member | undefined;
     for (let k = 0; k < this.members.length; k++) {
       const m = this.members[(this.turn + k) % this.members.length];
-      if (m.stats.drainConnected && !m.done) return m;
+      if (!m.stats.drainConnected || m.done) continue;
+      if (!m.backedUp) return m;
+      first ??= m;
     }
-    return undefined;
+    return first;
+  }
+
+  backedUp(m: Member, yes: boolean): void {
+    m.backedUp = yes;
+    if (this.mode === 'round-robin') this.refresh();
   }
 
   take(m: Member): TakenBatch | undefined {
@@ -160,6 +172,9 @@ class MemberView implements BatchBuffer {
   }
   requeue(batches: Batch[]): void {
     this.pool.requeue(batches);
+  }
+  backedUp(yes: boolean): void {
+    this.pool.backedUp(this.member, yes);
   }
   close(): void {
     this.pool.buffer.close();

@@ -73,7 +73,8 @@ export class SyslogProtocol implements Protocol {
       },
     });
     if (!closed && !isAborted) {
-      await new Promise<void>((resolve) => sock.end(resolve));
+      // An abort (a pool whose buffer finished) may destroy the socket meanwhile: end's callback never comes then.
+      await Promise.race([new Promise<void>((resolve) => sock.end(resolve)), closedP]);
       ourFinSent = true;
       // With a window, the close is clean only once the drain closed too: until then what the
       // kernels hold may still die with it (end of input, --reconnect-every).

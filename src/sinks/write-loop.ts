@@ -47,6 +47,10 @@ export async function writeBatches(
       written?.(batch.frames, batch.count);
       buffer.handedOn(batch);
     });
-    if (!ok) await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
+    if (!ok) {
+      buffer.backedUp?.(true);
+      await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
+      buffer.backedUp?.(false);
+    }
   }
 }
