@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { autoWindowBytes } from '../../dist/sinks/resend-window.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -44,7 +45,8 @@ const RATE = 1500;
 const SPILL_FSYNC_S = 1;
 const QUICK_SAVE_S = 0.05;
 const RELP_WINDOW = 1024;
-const RESEND_WINDOW_BYTES = 4 * 1024 * 1024;
+// --tcp-resend-window auto on this machine (the binary sizes it the same way, from /proc).
+const RESEND_WINDOW_BYTES = autoWindowBytes(1);
 const SHORTEST_LINE = Math.min(...sample.map((l) => Buffer.byteLength(l)));
 
 // ---- drains -----------------------------------------------------------------------------------
@@ -355,7 +357,7 @@ async function oneRun(index, drain, dir, seconds) {
   const duplicates = got.seqs.length - seen.size;
   // The documented bound: per kill -9, the lines handed on in the last ~50 ms plus one spill fsync
   // interval of spilled lines; per drain outage over RELP, the unacknowledged window;
-  // per drain outage over plain TCP, what --tcp-resend-window sends again (4 MiB of the shortest lines).
+  // per drain outage over plain TCP, what --tcp-resend-window sends again (auto: its size in the shortest lines).
   const perOutage = drain instanceof RsyslogReceiver ? RELP_WINDOW : RESEND_WINDOW_BYTES / SHORTEST_LINE;
   const bound = Math.ceil(figures.kills * RATE * (QUICK_SAVE_S + SPILL_FSYNC_S) + figures.outages * perOutage);
   return { index, drain: drain.name, written, delivered: got.seqs.length, lost, duplicates, bound, outOfOrder, nul: got.nul, empty: got.empty, rotations: lj.rotations, ...figures, stderr };
