@@ -61,9 +61,10 @@ interface Entry {
  *
  * Copies in one ring of `maxBytes`, allocated at the first batch (its pages are touched as it
  * fills): a handed-on batch's memory goes back to its writer's slabs, and a copy per batch would
- * leave the GC tens of megabytes a second to find (measured: peak RSS 2.4 times the window's size;
+ * leave the GC tens of megabytes a second to find (measured: peak RSS grew by 2.4 times the window's size;
  * bench/resend-window.mjs). An entry never wraps around the ring's end: a batch that would is split
- * between two frames, so what is held is the last `maxBytes` less at most one frame.
+ * between two frames, so what is held is the last `maxBytes` less under two frames (the one that did
+ * not fit at the end, the one cut at the start).
  */
 export class ResendWindow {
   private ring: Buffer | undefined;
