@@ -69,3 +69,27 @@ t.test('only what the lost connection carried is sent again; a replay is carried
   w.lost(c2);
   t.same(w.takeReplay({})!.map((c) => c.frames.toString()), ['1 a', '1 b'], 'c2 carried the replay and its own');
 });
+
+t.test('as the copies wrap around the ring: always the longest run of newest whole frames that fits', async (t) => {
+  const fc = (await import('fast-check')).default;
+  // Printable ASCII, digits and spaces included: frame starts are found by the counts, not the bytes.
+  const msg = fc.string({ minLength: 0, maxLength: 40 }).map((s) => s.replace(/[^ -~]/g, '7'));
+  fc.assert(
+    fc.property(fc.integer({ min: 45, max: 300 }), fc.array(fc.array(msg, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 40 }), (max, batches) => {
+      const w = new ResendWindow(max);
+      const all: string[] = [];
+      for (const b of batches) {
+        w.record(frames(...b), b.length);
+        all.push(...b.map((m) => frame(m).toString()));
+      }
+      let expected = '';
+      let count = 0;
+      for (let i = all.length - 1; i >= 0 && expected.length + all[i].length <= max; i--, count++) expected = all[i] + expected;
+      w.lost();
+      const chunks = w.takeReplay() ?? [];
+      return chunks.map((c) => c.frames.toString()).join('') === expected && w.heldBytes === expected.length && chunks.reduce((n, c) => n + c.count, 0) === count;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 runs');
+});
