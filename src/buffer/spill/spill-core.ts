@@ -224,6 +224,7 @@ export abstract class SpillCore {
         item.place = place;
         this.mem.push(item);
       },
+      Math.min(this.readAhead - (this.mem.bytes - this.mem.overflowBytes), this.opts.memoryMaxBytes - this.mem.bytes),
     );
     if (loaded > 0) this.wake(this.dataWaiters);
     // Caught up: new batches may stay in memory again; the tail is sealed so it can be deleted.
