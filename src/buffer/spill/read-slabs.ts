@@ -9,14 +9,15 @@
  * A window goes back to the pool once it is no longer filled and every batch in it was released.
  */
 export class ReadSlabs {
-  private readonly spare: Buffer[] = [];
   /** The window being filled, and how much of it records took. */
   private current: Slab | undefined;
   private used = 0;
 
+  /** Windows of `size` bytes from `take`, given back to `giveBack` (the frame writer's pool of slabs). */
   constructor(
     readonly size: number,
-    private readonly keep: number,
+    private readonly take: () => Buffer,
+    readonly giveBack: (buf: Buffer) => void,
   ) {}
 
   /**
@@ -28,7 +29,7 @@ export class ReadSlabs {
     if (!this.current || this.size - this.used < length) {
       // The pool's own reference on the window it fills goes; batches and the reader may still hold it.
       this.current?.unref();
-      this.current = new Slab(this.spare.pop() ?? Buffer.allocUnsafeSlow(this.size), this);
+      this.current = new Slab(this.take(), this);
       this.used = 0;
     }
     this.current.hold();
@@ -39,10 +40,6 @@ export class ReadSlabs {
   done(lease: Lease, taken: number): void {
     if (lease.slab === this.current && lease.start === this.used) this.used += taken;
     lease.slab.unref();
-  }
-
-  giveBack(buf: Buffer): void {
-    if (this.spare.length < this.keep) this.spare.push(buf);
   }
 }
 

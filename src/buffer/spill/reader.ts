@@ -1,13 +1,13 @@
 import type { Logger } from '../../telemetry/log.js';
 import type { Stats } from '../../telemetry/stats.js';
-import { SLAB_BYTES } from '../../framing/frame-writer.js';
+import { pooledSlab, returnSlab, SLAB_BYTES } from '../../framing/frame-writer.js';
 import { errCode } from './io.js';
 import type { Counters, Ledger, Place, Segment } from './ledger.js';
 import { ReadSlabs } from './read-slabs.js';
 import { findMagic, HEADER_BYTES, MAGIC, MAX_BODY_BYTES, parseRecord, type DecodedRecord, type Parsed } from './disk-record.js';
 
-/** A source's batch is at most a frame-writer slab: with its record header it fits one window. */
-export const READ_WINDOW = SLAB_BYTES + 64 * 1024;
+/** Windows are frame-writer slabs; a record larger than one (a batch that filled its slab) is read alone into its own buffer. */
+export const READ_WINDOW = SLAB_BYTES;
 /** Read past what the caller wants: the record that crosses that point is read whole. */
 const RECORD_SLACK = 64 * 1024;
 
@@ -26,9 +26,8 @@ export class SegmentReader {
     private readonly log: Logger,
     private readonly stats: Stats,
     private readonly counters: Counters,
-    keepWindows: number,
   ) {
-    this.slabs = new ReadSlabs(READ_WINDOW, Math.max(1, keepWindows));
+    this.slabs = new ReadSlabs(READ_WINDOW, pooledSlab, returnSlab);
   }
 
   /**
