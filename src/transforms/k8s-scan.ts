@@ -146,9 +146,11 @@ export class EventScanner {
         const ke = this.stringEnd(b, ks);
         if (ke < 0) return false;
         const keyText = this.escaped ? unescape(b, ks, ke) : undefined;
-        i = skipWs(b, ke + 1);
+        i = ke + 1;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         if (b[i] !== COLON) return false;
-        i = skipWs(b, i + 1);
+        i++;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         const vs = i;
         const id = keyText === undefined ? TOP_KEYS.find(b, ks, ke) : TOP_KEYS.findName(keyText);
         i = id === F_OTHER ? this.valueEnd(b, i) : this.pickTop(b, i, id);
@@ -157,9 +159,10 @@ export class EventScanner {
           const key = keyText ?? b.toString('utf8', ks, ke);
           if (wanted!.has(key)) selected[key] = JSON.parse(b.toString('utf8', vs, i));
         }
-        i = skipWs(b, i);
+        if (b[i] <= 0x20) i = skipWs(b, i);
         if (b[i] === COMMA) {
-          i = skipWs(b, i + 1);
+          i++;
+          if (b[i] <= 0x20) i = skipWs(b, i);
           continue;
         }
         if (b[i] === RBRACE) break;
@@ -289,9 +292,11 @@ export class EventScanner {
       const ke = this.stringEnd(b, ks);
       if (ke < 0) return -1;
       const id = this.escaped ? keys.findName(unescape(b, ks, ke)) : keys.find(b, ks, ke);
-      i = skipWs(b, ke + 1);
+      i = ke + 1;
+      if (b[i] <= 0x20) i = skipWs(b, i);
       if (b[i] !== COLON) return -1;
-      i = skipWs(b, i + 1);
+      i++;
+      if (b[i] <= 0x20) i = skipWs(b, i);
       if (id === F_CODE) {
         const end = b[i] === MINUS || (b[i] >= 0x30 && b[i] <= 0x39) ? numberEnd(b, i) : -1;
         if (end >= 0) {
@@ -305,9 +310,10 @@ export class EventScanner {
       } else if (id !== F_OTHER) i = this.pickString(b, i, id);
       else i = this.valueEnd(b, i);
       if (i < 0) return -1;
-      i = skipWs(b, i);
+      if (b[i] <= 0x20) i = skipWs(b, i);
       if (b[i] === COMMA) {
-        i = skipWs(b, i + 1);
+        i++;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         continue;
       }
       return b[i] === RBRACE ? i + 1 : -1;
@@ -341,15 +347,17 @@ export class EventScanner {
         if (i < 0) return -1;
         i++;
         if (key) {
-          i = skipWs(b, i);
+          if (b[i] <= 0x20) i = skipWs(b, i);
           if (b[i] !== COLON) return -1;
-          i = skipWs(b, i + 1);
+          i++;
+          if (b[i] <= 0x20) i = skipWs(b, i);
           key = false;
           continue;
         }
       } else if (key) return -1;
       else if (c === LBRACE || c === LBRACKET) {
-        i = skipWs(b, i + 1);
+        i++;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         if (b[i] === c + 2) i++;
         else {
           stack[depth++] = open;
@@ -367,10 +375,11 @@ export class EventScanner {
       // After a value: close containers until one continues with a comma.
       for (;;) {
         if (depth === 0) return i;
-        i = skipWs(b, i);
+        if (b[i] <= 0x20) i = skipWs(b, i);
         const d = b[i];
         if (d === COMMA) {
-          i = skipWs(b, i + 1);
+          i++;
+          if (b[i] <= 0x20) i = skipWs(b, i);
           key = open === LBRACE;
           break;
         }
