@@ -153,7 +153,12 @@ export class EventScanner {
         if (b[i] <= 0x20) i = skipWs(b, i);
         const vs = i;
         const id = keyText === undefined ? TOP_KEYS.find(b, ks, ke) : TOP_KEYS.findName(keyText);
-        i = id === F_OTHER ? this.valueEnd(b, i) : this.pickTop(b, i, id);
+        if (id !== F_OTHER) i = this.pickTop(b, i, id);
+        else if (b[i] === QUOTE) {
+          // A string value (requestURI, level, userAgent…) is skipped here, without a call.
+          i = this.stringEnd(b, i + 1);
+          if (i >= 0) i++;
+        } else i = this.valueEnd(b, i);
         if (i < 0) return false;
         if (selected) {
           const key = keyText ?? b.toString('utf8', ks, ke);
