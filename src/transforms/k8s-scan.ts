@@ -109,6 +109,8 @@ export class EventScanner {
   bytes = Buffer.alloc(0);
   /** The copy as 32-bit words, for stringEnd. */
   private words = new Int32Array(0);
+  /** The copy for reads of four bytes at any offset (the header writer copies values with it). */
+  view = new DataView(new ArrayBuffer(0));
   /** Per field: where its string's content starts in `bytes` (ABSENT, NOT_STRING), where it ends, whether it has escapes. */
   readonly from = new Int32Array(FIELD_COUNT);
   readonly to = new Int32Array(FIELD_COUNT);
@@ -128,6 +130,7 @@ export class EventScanner {
     if (this.bytes.length < len + PADDING) {
       this.bytes = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.bytes.length, 4096) & ~3);
       this.words = new Int32Array(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length >> 2);
+      this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
     }
     const b = this.bytes;
     b.set(line, 0);
