@@ -155,7 +155,7 @@ export class EventScanner {
         i++;
         if (b[i] <= 0x20) i = skipWs(b, i);
         const vs = i;
-        const id = keyText === undefined ? TOP_KEYS.find(b, ks, ke) : TOP_KEYS.findName(keyText);
+        const id = keyText === undefined ? TOP_KEYS.find(b, this.view, ks, ke) : TOP_KEYS.findName(keyText);
         if (id !== F_OTHER) i = this.pickTop(b, i, id);
         else if (b[i] === QUOTE) {
           // A string value (requestURI, level, userAgent…) is skipped here, without a call.
@@ -299,7 +299,7 @@ export class EventScanner {
       const ks = i + 1;
       const ke = this.stringEnd(b, ks);
       if (ke < 0) return -1;
-      const id = this.escaped ? keys.findName(unescape(b, ks, ke)) : keys.find(b, ks, ke);
+      const id = this.escaped ? keys.findName(unescape(b, ks, ke)) : keys.find(b, this.view, ks, ke);
       i = ke + 1;
       if (b[i] <= 0x20) i = skipWs(b, i);
       if (b[i] !== COLON) return -1;
