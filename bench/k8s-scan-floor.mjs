@@ -4,24 +4,15 @@
 // contenders alternated. The floors are not scanners: they find where strings are and check nothing
 // else, so a scanner built their way costs at least that much.
 // Usage: npm run build && node bench/k8s-scan-floor.mjs [lines=50000] [runs=9]
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { repeatedAuditLines } from './lib/input.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const total = Number(process.argv[2] ?? 50_000);
 const runCount = Number(process.argv[3] ?? 9);
 const { EventScanner } = await import(join(root, 'dist/transforms/k8s-scan.js'));
-const sample = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'].flatMap((f) =>
-  readFileSync(join(root, 'test/fixtures/k8s-audit', f), 'utf8').split('\n').filter(Boolean),
-);
-const text = Buffer.from(Array.from({ length: total }, (_, i) => sample[i % sample.length]).join('\n') + '\n');
-const lines = [];
-for (let p = 0; p < text.length; ) {
-  const e = text.indexOf(10, p);
-  lines.push(text.subarray(p, e));
-  p = e + 1;
-}
+const { sample, text, lines } = repeatedAuditLines(total);
 
 const sc = new EventScanner();
 const bytes = Buffer.allocUnsafeSlow(1 << 20);
