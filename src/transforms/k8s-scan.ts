@@ -85,7 +85,10 @@ function special(x: number): number {
   return (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080;
 }
 
-/** Zero bytes after the copy of the line: more than the longest read ahead (a \\u escape), and a whole word. */
+/**
+ * Zero bytes after the copy of the line, written as three words: more than the longest read ahead
+ * (a \\u escape; a word read at the first zero byte).
+ */
 const PADDING = 12;
 const ABSENT = -1;
 const NOT_STRING = -2;
@@ -129,12 +132,15 @@ export class EventScanner {
   scan(line: Buffer, wanted?: ReadonlySet<string>): boolean {
     const len = line.length;
     if (this.bytes.length < len + PADDING) {
-      this.bytes = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.bytes.length, 4096) & ~3);
+      this.bytes = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.bytes.length, 4096));
       this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
     }
     const b = this.bytes;
     b.set(line, 0);
-    for (let p = len; p < len + PADDING; p++) b[p] = 0;
+    const view = this.view;
+    view.setInt32(len, 0);
+    view.setInt32(len + 4, 0);
+    view.setInt32(len + 8, 0);
     this.from.fill(ABSENT);
     this.code = undefined;
     const selected: Record<string, unknown> | undefined = wanted ? Object.create(null) : undefined;
