@@ -15,8 +15,21 @@ export interface FileIdentity {
   fp: string;
 }
 
+/** Positional reads: an open file, or a .gz read as the file it was. */
+export interface PositionalReader {
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
 export function inodeKey(id: { dev: number; ino: number }): string {
   return `${id.dev}:${id.ino}`;
+}
+
+/**
+ * Whether a fingerprint is of zeros only: a file beginning with a NUL hole (copytruncate under a
+ * writer without O_APPEND). Every such file has it: it names no file by itself.
+ */
+export function isHoleFingerprint(id: { fpLen: number; fp: string }): boolean {
+  return id.fpLen > 0 && id.fp === fingerprintOf(Buffer.alloc(id.fpLen));
 }
 
 export function fingerprintOf(head: Buffer): string {
@@ -45,7 +58,7 @@ export async function identifyWithHead(fh: FileHandle): Promise<{ id: FileIdenti
  * changes that). Compared byte for byte in `scratch` (at least FINGERPRINT_BYTES): this runs after
  * every read, so it neither allocates nor hashes.
  */
-export async function sameContent(fh: FileHandle, head: Buffer, scratch: Buffer): Promise<boolean> {
+export async function sameContent(fh: PositionalReader, head: Buffer, scratch: Buffer): Promise<boolean> {
   if (head.length === 0) return true;
   const { bytesRead } = await fh.read(scratch, 0, head.length, 0);
   return bytesRead === head.length && scratch.subarray(0, bytesRead).equals(head);

@@ -2,7 +2,8 @@ import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import { fingerprint, identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
-import { findCopiesMadeWhileAway, findUnfinished, type Unfinished } from './rotated.js';
+import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, type Sibling, type Unfinished } from './rotated.js';
+import { findGzipUnfinished, headMatches } from './gzip-backups.js';
 
 export interface ResumePlan {
   /** We followed this path in an earlier run: a file there we do not know is new, read from its start. */
@@ -11,12 +12,14 @@ export interface ResumePlan {
   backlog: Unfinished[];
   /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
   truncatedWhileAway?: string;
+  /** Files of ours gone with bytes not read, and no .gz of them: what was lost, to be reported. */
+  lost: Checkpoint[];
 }
 
 /** Before the first open of `path`: what an earlier run left unread, from its checkpoints. */
 export async function planResume(path: string, store: CheckpointStore, log: Logger): Promise<ResumePlan> {
   const mine = store.all().filter((c) => c.path === path);
-  if (mine.length === 0) return { hasHistory: false, backlog: [] };
+  if (mine.length === 0) return { hasHistory: false, backlog: [], lost: [] };
   let live: { dev: number; ino: number; knownFp: boolean } | undefined;
   let liveCp: Checkpoint | undefined;
   const fh = await openRegular(path).catch(() => undefined);
@@ -31,8 +34,30 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
       await fh.close();
     }
   }
-  const found = await findUnfinished(path, mine, live);
+  const found = await findUnfinished(path, mine, live, store.retired(path));
   const backlog = found.filter((u) => u.size === undefined || u.size > u.offset);
+  const gz = await findGzipUnfinished(path, mine, store.retired(path), live);
+  backlog.push(...gz.unfinished);
+  // Known as ours from now on, by its own inode: a run stopped before reading it still finds it
+  // (a backup new to us now is no longer "made after our last commit" then).
+  for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset, undefined, u.tail);
+  backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  // Gone: no file on its inode begins with its bytes any more (the number may be another file's now),
+  // and no backup, plain or gzipped, was found to hold it.
+  const present = new Set<string>();
+  for (const s of await siblings(path)) {
+    const c = mine.find((m) => m.dev === s.st.dev && m.ino === s.st.ino);
+    if (c && c.fpLen <= s.st.size && (await beginsWith(s.path, c.fpLen, c.fp))) present.add(inodeKey(c));
+  }
+  if (live?.knownFp) present.add(inodeKey(live));
+  const plains = await siblings(path);
+  const inBackup = async (c: Checkpoint) =>
+    found.some((u) => u.fpLen === c.fpLen && u.fp === c.fp) ||
+    gz.accounted.has(inodeKey(c)) ||
+    gz.heads.some((h) => headMatches(h, c)) ||
+    (c.fpLen > 0 && (await anyBeginsWith(plains, c)));
+  const lost: Checkpoint[] = [];
+  for (const c of mine) if (!present.has(inodeKey(c)) && (c.size ?? c.offset) > c.offset && !(await inBackup(c))) lost.push(c);
   // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
   // newer than its last commit, could take one for a copy it has not read.
   for (const u of found) if (u.size !== undefined && u.size <= u.offset) await recordRead(path, store, u);
@@ -46,7 +71,13 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   }
   if (backlog.length > 0) log.info({ file: path, rotated: backlog.map((u) => u.path) }, 'finishing rotated files first');
   await rememberBacklog(path, store, backlog).catch((err) => log.error({ file: path, err: String(err) }, 'saving checkpoints failed'));
-  return { hasHistory: true, backlog, truncatedWhileAway };
+  return { hasHistory: true, backlog, truncatedWhileAway, lost };
+}
+
+/** Whether a file next to the path begins with the bytes a checkpoint knows (a backup of it, under another inode). */
+async function anyBeginsWith(plains: Sibling[], c: Checkpoint): Promise<boolean> {
+  for (const p of plains) if (c.fpLen <= p.st.size && (await beginsWith(p.path, c.fpLen, c.fp))) return true;
+  return false;
 }
 
 /**
@@ -55,7 +86,8 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
  */
 async function rememberBacklog(path: string, store: CheckpointStore, backlog: Unfinished[]): Promise<void> {
   const files = [];
-  for (const u of backlog) {
+  // A .gz planned is committed under its own identity above.
+  for (const u of backlog.filter((x) => !x.gz)) {
     const id = await identityAt(u.path);
     if (id) files.push({ id, offset: u.offset });
   }

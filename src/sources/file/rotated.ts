@@ -2,7 +2,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import type { Stats as FsStats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprint } from '../../state/file-identity.js';
+import { fingerprint, isHoleFingerprint } from '../../state/file-identity.js';
 
 /** Compressed backups cannot be read as text; they are never a continuation. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|zip|Z)$/;
@@ -35,9 +35,14 @@ export interface Sibling {
  * `isBackupOf` on purpose; callers match content (identity, fingerprint), not names.
  */
 export async function siblings(path: string): Promise<Sibling[]> {
-  const dir = dirname(path);
   const base = basename(path);
   const stem = base.slice(0, base.length - extname(base).length) || base;
+  return filesNextTo(path, (name) => name !== base && name.startsWith(stem) && !COMPRESSED.test(name));
+}
+
+/** Regular files in the folder of `path` whose names `accept` takes. */
+export async function filesNextTo(path: string, accept: (name: string) => boolean): Promise<Sibling[]> {
+  const dir = dirname(path);
   let names: string[];
   try {
     names = await readdir(dir);
@@ -46,7 +51,7 @@ export async function siblings(path: string): Promise<Sibling[]> {
   }
   const out: Sibling[] = [];
   for (const name of names) {
-    if (name === base || !name.startsWith(stem) || COMPRESSED.test(name)) continue;
+    if (!accept(name)) continue;
     const p = join(dir, name);
     const st = await stat(p).catch(() => undefined);
     if (st?.isFile()) out.push({ path: p, st });
@@ -72,6 +77,11 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
  */
 const FS_CLOCK_SLACK_MS = 1000;
 
+/** Files changed after this were made after our last commit (a backup made while we were away). */
+export function madeSince(mine: Checkpoint[]): number {
+  return Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+}
+
 /** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
 export const MIN_CONTENT_MATCH = 64;
 
@@ -81,6 +91,15 @@ export interface Unfinished {
   mtimeMs: number;
   /** Size when found: at or below `offset`, the file is ours and already read to its end. */
   size?: number;
+  /** A gzip backup: read from its decompressed stream, once complete. */
+  gz?: boolean;
+  /** Its identity (the .gz's inode, its decompressed first bytes): saved when planned, so a later run knows it. */
+  gzId?: { dev: number; ino: number; fpLen: number; fp: string };
+  /** The hash of the bytes before `offset` its checkpoint kept. */
+  tail?: string;
+  /** What the file was known by (its checkpoint): a .gz made of it is found by these bytes. */
+  fpLen?: number;
+  fp?: string;
 }
 
 /**
@@ -89,9 +108,9 @@ export interface Unfinished {
  * copytruncate copy (another inode beginning with the bytes of a file we had not finished); and, when
  * the live file is not the one we knew, backups that appeared after our last commit. Oldest first.
  */
-export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<Unfinished[]> {
+export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined, retired: Checkpoint[] = []): Promise<Unfinished[]> {
   if (mine.length === 0) return [];
-  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const since = madeSince(mine);
   const base = basename(path);
   const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
   const found: Unfinished[] = [];
@@ -105,25 +124,32 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
   }
   for (const s of all) {
     let offset: number | undefined;
+    let known: Checkpoint | undefined;
     const own = mine.find((c) => c.dev === s.st.dev && c.ino === s.st.ino);
     if (own && own.fpLen <= s.st.size && (await beginsWith(s.path, own.fpLen, own.fp))) {
       offset = own.offset;
+      known = own;
     } else {
       // A rename changes ctime, not mtime: a backup made while we were away has a ctime past our last commit.
       const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
       // The longest fingerprint first: a short one (a few bytes of an unterminated line) can match by chance.
-      for (const c of [...mine].sort((x, y) => y.fpLen - x.fpLen)) {
-        if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size || here.has(`${c.dev}:${c.ino}`)) continue;
+      // Retired files too (what a truncated live file was before): their inode numbers mean nothing now.
+      const cands = [...mine.filter((c) => !isLive(c) && !here.has(`${c.dev}:${c.ino}`)), ...retired];
+      for (const c of cands.sort((x, y) => y.fpLen - x.fpLen)) {
+        if (c.fpLen === 0 || c.fpLen > s.st.size) continue;
         // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
+        // Files beginning with a hole all begin alike: such a checkpoint names its file by its inode only.
+        if (isHoleFingerprint(c)) continue;
         if (await beginsWith(s.path, c.fpLen, c.fp)) {
           offset = c.offset;
+          known = c;
           break;
         }
       }
       if (offset === undefined && newBackup) offset = 0;
     }
-    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size });
+    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: known?.fpLen, fp: known?.fp });
   }
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
 }
@@ -149,7 +175,7 @@ export async function findCopy(path: string, id: { dev: number; ino: number; fpL
  * (logrotate's `copy` without truncate looks the same and is read as copytruncate: duplicates, not loss.)
  */
 export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mine: Checkpoint[]): Promise<Unfinished[]> {
-  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const since = madeSince(mine);
   const base = basename(path);
   const fresh = (await siblings(path))
     .filter((s) => !mine.some((c) => c.dev === s.st.dev && c.ino === s.st.ino))

@@ -1,6 +1,9 @@
 import { basename } from 'node:path';
-import { inodeKey, type FileIdentity } from '../../state/file-identity.js';
+import { identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
+import { openRegular } from './open-regular.js';
 import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
+import { gzipBackups, gzIdentity, isCopyOf, plainTwin, type Known } from './gzip-backups.js';
+import { inspectGzip } from './gzip-file.js';
 
 /** How many identities of files read are kept to tell a copy from a file rotated past us. */
 const HEADS = 64;
@@ -14,7 +17,12 @@ export class SeenFiles {
   /** Inodes met (next to the path at start, or opened): a backup on any other was rotated past us. */
   private readonly known = new Set<string>();
   /** Identities of files read: a new backup beginning like one of them is a copy, not skipped. */
-  private heads: FileIdentity[] = [];
+  private heads: Known[] = [];
+  /**
+   * Identities of the plain backups there at start: read by an earlier run, by this one's resume, or
+   * not ours; a .gz made of one later is no file rotated past us.
+   */
+  private atStart: Known[] = [];
 
   constructor(private readonly path: string) {}
 
@@ -22,24 +30,41 @@ export class SeenFiles {
     this.known.add(inodeKey(id));
   }
 
-  read(id: FileIdentity): void {
-    this.heads.push(id);
+  /** A file read to `size`, its end. */
+  read(id: FileIdentity, size: number): void {
+    this.heads.push({ ...id, size });
     if (this.heads.length > HEADS) this.heads.shift();
+  }
+
+  /** What is next to the path now, plain and gzipped: listed before the resume plan looks. */
+  static async list(path: string): Promise<{ plain: Sibling[]; gz: Sibling[] }> {
+    return { plain: await siblings(path), gz: await gzipBackups(path) };
   }
 
   /**
    * Every file next to the path when `listed` was taken is met (those already there are not rotated
    * past us), except those renamed or written at or after `since`: they were the live file then.
    */
-  meetSiblings(listed: Sibling[], since = Infinity): void {
-    for (const s of listed) if (Math.max(s.st.ctimeMs, s.st.mtimeMs) < since) this.met(s.st);
+  async meetSiblings(listed: { plain: Sibling[]; gz: Sibling[] }, since = Infinity): Promise<void> {
+    const before = (s: Sibling) => Math.max(s.st.ctimeMs, s.st.mtimeMs) < since;
+    for (const s of listed.plain.filter(before)) {
+      this.met(s.st);
+      const fh = await openRegular(s.path).catch(() => undefined);
+      if (!fh) continue;
+      try {
+        this.atStart.push({ ...(await identifyWithHead(fh)).id, size: s.st.size });
+      } finally {
+        await fh.close();
+      }
+    }
+    for (const s of listed.gz.filter(before)) this.met(s.st);
   }
 
   /**
    * Backups of the path on inodes not met, that do not begin with the bytes of a file read (`open`:
    * those being read too), to be read from their start, oldest first. Each is met from now on.
    */
-  async rotatedPast(open: FileIdentity[]): Promise<Unfinished[]> {
+  async rotatedPast(open: Known[]): Promise<Unfinished[]> {
     const base = basename(this.path);
     const heads = [...this.heads, ...open].filter((h) => h.fpLen >= MIN_CONTENT_MATCH);
     const out: Unfinished[] = [];
@@ -51,6 +76,29 @@ export class SeenFiles {
       for (const h of heads) if (!copy && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
       if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size });
     }
+    out.push(...(await this.gzippedPast([...heads, ...this.atStart.filter((h) => h.fpLen >= MIN_CONTENT_MATCH)])));
     return out.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  }
+
+  /**
+   * A writer that rotates and compresses while we are behind (lumberjack --audit-log-compress) can
+   * leave a file we never saw only as a .gz: one beginning with the bytes of no file read (nor open,
+   * nor still there as a plain file) is read whole, once complete.
+   */
+  private async gzippedPast(heads: Known[]): Promise<Unfinished[]> {
+    const out: Unfinished[] = [];
+    const plains = await siblings(this.path);
+    for (const g of await gzipBackups(this.path)) {
+      if (this.known.has(inodeKey(g.st))) continue;
+      const info = await inspectGzip(g.path, true);
+      // Not even its first bytes yet: looked at again next time.
+      if (!info || info.head.length < Math.min(MIN_CONTENT_MATCH, info.length) || info.head.length === 0) continue;
+      this.met(g.st);
+      let copy = false;
+      for (const h of heads) if (!copy && (await isCopyOf(g, info.head, h))) copy = true;
+      if (copy || (await plainTwin(plains, info.head))) continue;
+      out.push({ path: g.path, offset: 0, mtimeMs: g.st.mtimeMs, gz: true, gzId: gzIdentity(g, info.head) });
+    }
+    return out;
   }
 }
