@@ -36,6 +36,38 @@ export function fingerprintOf(head: Buffer): string {
   return head.length === 0 ? '' : createHash('sha256').update(head).digest('hex').slice(0, 32);
 }
 
+/** Below this many bytes, a fingerprint alone is too weak to call two files the same (audit lines all begin alike). */
+export const MIN_CONTENT_MATCH = 64;
+
+/**
+ * Whether a checkpoint's offset holds in a file that begins with the bytes it was fingerprinted on
+ * (`before`: that file's byte just before the offset; `size`: its size). A file read while shorter
+ * than MIN_CONTENT_MATCH is known by those few bytes only, and the offset lies within them. At the
+ * end of a line (or of a NUL hole) they are that line, as unique as lines are; inside a line (the
+ * unterminated last line of a finished file, handed on as it was) they are the first bytes of
+ * whatever line another file (a reused inode number, a backup made since) begins with. Such an
+ * offset holds only where nothing follows it; otherwise the file is read from its start: the
+ * fragment at worst is sent again, never a line lost.
+ */
+export function offsetHolds(c: { fpLen: number; offset: number }, before: number | undefined, size: number): boolean {
+  if (c.offset === 0 || c.fpLen >= MIN_CONTENT_MATCH || size <= c.offset) return true;
+  return before === 0x0a || before === 0;
+}
+
+/**
+ * Whether the open file (of `size` bytes) is the one a checkpoint knows, its first bytes, and the
+ * checkpoint's offset holds in it (offsetHolds).
+ */
+export async function resumable(fh: PositionalReader, c: { fpLen: number; fp: string; offset: number }, size: number): Promise<boolean> {
+  if (c.fpLen > size || c.offset > size) return false;
+  const head = Buffer.alloc(c.fpLen);
+  if (c.fpLen > 0 && (await fh.read(head, 0, c.fpLen, 0)).bytesRead < c.fpLen) return false;
+  if (fingerprintOf(head) !== c.fp) return false;
+  // The byte before a weak checkpoint's offset is among the bytes just read (offset <= fpLen).
+  const before = c.offset > 0 && c.offset <= head.length ? head[c.offset - 1] : undefined;
+  return offsetHolds(c, before, size);
+}
+
 export async function fingerprint(fh: FileHandle, length: number): Promise<string> {
   if (length === 0) return '';
   const buf = Buffer.alloc(length);

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprintOf, inodeKey, type FileIdentity } from '../../state/file-identity.js';
+import { fingerprintOf, inodeKey, offsetHolds, type FileIdentity } from '../../state/file-identity.js';
 import { GzipFile, inspectGzip } from './gzip-file.js';
 import { TAIL_BYTES } from './reader.js';
 import { beginsWith, filesNextTo, isBackupOf, madeSince, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
@@ -121,14 +121,17 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     const info = await inspectGzip(g.path, true);
     if (info) plan.heads.push(info.head);
     if (!info || info.head.length === 0 || (await plainTwin(plains, info.head))) continue;
-    let own = mine.find((c) => c.dev === g.st.dev && c.ino === g.st.ino && headMatches(info.head, c));
+    // A weak checkpoint's offset lies within the head: whether it holds there is known from the head.
+    const size = info.complete ? info.length : Infinity;
+    const holds = (c: Checkpoint) => headMatches(info.head, c) && offsetHolds(c, info.head[c.offset - 1], size);
+    let own = mine.find((c) => c.dev === g.st.dev && c.ino === g.st.ino && holds(c));
     // The .gz's inode number may be a file's before it that began with a hole too.
     if (own && allNul(info.head) && (await confirmed(g, info.head, [own])).length === 0) own = undefined;
     let matched: Checkpoint[] = own ? [own] : [];
     let alike: Checkpoint[] = [];
     if (!own) {
       // A retired file's inode number means nothing any more; a checkpoint's still names its file.
-      const cands = (alike = [...mine.filter((c) => !isLive(c) && !onDisk.has(inodeKey(c))), ...retired].filter((c) => headMatches(info.head, c)));
+      const cands = (alike = [...mine.filter((c) => !isLive(c) && !onDisk.has(inodeKey(c))), ...retired].filter((c) => headMatches(info.head, c))).filter(holds);
       const longest = Math.max(0, ...cands.map((c) => c.fpLen));
       matched = await confirmed(g, info.head, cands.filter((c) => c.fpLen === longest));
     }

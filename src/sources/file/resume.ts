@@ -1,7 +1,7 @@
 import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
-import { fingerprint, identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
+import { identifyWithHead, inodeKey, resumable, type FileIdentity } from '../../state/file-identity.js';
 import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, type Sibling, type Unfinished } from './rotated.js';
 import { findGzipUnfinished, headMatches } from './gzip-backups.js';
 
@@ -27,7 +27,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
     try {
       const st = await fh.stat();
       const cp = mine.find((c) => c.dev === st.dev && c.ino === st.ino);
-      const knownFp = cp !== undefined && cp.fpLen <= st.size && cp.offset <= st.size && (await fingerprint(fh, cp.fpLen)) === cp.fp;
+      const knownFp = cp !== undefined && (await resumable(fh, cp, st.size));
       live = { dev: st.dev, ino: st.ino, knownFp };
       if (knownFp) liveCp = cp;
     } finally {

@@ -2,7 +2,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import type { Stats as FsStats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprint, isHoleFingerprint } from '../../state/file-identity.js';
+import { fingerprint, isHoleFingerprint, MIN_CONTENT_MATCH, resumable } from '../../state/file-identity.js';
 
 /** Compressed backups cannot be read as text; they are never a continuation. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|zip|Z)$/;
@@ -70,6 +70,17 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
   }
 }
 
+/** Whether the file at `path` (of `size` bytes) is the one a checkpoint knows, and its offset holds there (resumable). */
+async function holds(path: string, c: Checkpoint, size: number): Promise<boolean> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return false;
+  try {
+    return await resumable(fh, c, size);
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * File times come from the kernel's coarse clock (one tick, up to 10 ms, behind Date.now()), and a
  * rotation can follow our last commit by less than that: "after our last commit" allows this much.
@@ -82,8 +93,7 @@ export function madeSince(mine: Checkpoint[]): number {
   return Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
 }
 
-/** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
-export const MIN_CONTENT_MATCH = 64;
+export { MIN_CONTENT_MATCH };
 
 export interface Unfinished {
   path: string;
@@ -120,13 +130,13 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
   const here = new Set<string>();
   for (const s of all) {
     const c = mine.find((m) => m.dev === s.st.dev && m.ino === s.st.ino);
-    if (c && c.fpLen <= s.st.size && c.offset <= s.st.size && (await beginsWith(s.path, c.fpLen, c.fp))) here.add(`${c.dev}:${c.ino}`);
+    if (c && (await holds(s.path, c, s.st.size))) here.add(`${c.dev}:${c.ino}`);
   }
   for (const s of all) {
     let offset: number | undefined;
     let known: Checkpoint | undefined;
     const own = mine.find((c) => c.dev === s.st.dev && c.ino === s.st.ino);
-    if (own && own.fpLen <= s.st.size && (await beginsWith(s.path, own.fpLen, own.fp))) {
+    if (own && (await holds(s.path, own, s.st.size))) {
       offset = own.offset;
       known = own;
     } else {
@@ -141,7 +151,7 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
         // Files beginning with a hole all begin alike: such a checkpoint names its file by its inode only.
         if (isHoleFingerprint(c)) continue;
-        if (await beginsWith(s.path, c.fpLen, c.fp)) {
+        if (await holds(s.path, c, s.st.size)) {
           offset = c.offset;
           known = c;
           break;

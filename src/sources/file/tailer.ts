@@ -6,7 +6,7 @@ import type { CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
-import { FINGERPRINT_BYTES, fingerprint, fingerprintOf, identifyWithHead, inodeKey, sameContent, type FileIdentity } from '../../state/file-identity.js';
+import { FINGERPRINT_BYTES, fingerprintOf, identifyWithHead, inodeKey, resumable, sameContent, type FileIdentity } from '../../state/file-identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
 import { lastLineEnd } from './line-end.js';
 import { extendIdentity, keyPrefix, lastBytes, type Reader } from './reader.js';
@@ -332,7 +332,7 @@ export class FileTailer implements Source {
     const size = (await fh.stat()).size;
     const cp = this.opts.checkpoints?.get(id);
     if (cp && inodeKey(id) === this.truncatedWhileAway) return 0;
-    if (cp && cp.fpLen <= size && cp.offset <= size && (await fingerprint(fh, cp.fpLen)) === cp.fp) return cp.offset;
+    if (cp && (await resumable(fh, cp, size))) return cp.offset;
     if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
     if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return lastLineEnd(fh, size);
     return 0;
