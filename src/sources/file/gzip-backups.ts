@@ -160,11 +160,11 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
 /**
  * A backup we were to read was deleted before we opened it: lumberjack's compression leaves it as
  * `<backup>.gz`, logrotate's as `<backup>.N.gz`. The .gz beginning with the bytes the file was known
- * by (any .gz of the path when it was not known by any: then lumberjack's name) continues it.
+ * by (lumberjack's name when it was known by no bytes: a file remembered when opened empty) continues it.
  */
 export async function gzipTwin(path: string, u: Unfinished): Promise<Unfinished | undefined> {
   for (const g of await gzipBackups(path)) {
-    if (u.fpLen === undefined || u.fp === undefined) {
+    if (!u.fpLen || u.fp === undefined) {
       if (g.path !== `${u.path}.gz`) continue;
     } else {
       const info = await inspectGzip(g.path, true);

@@ -2,7 +2,7 @@ import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import { identifyWithHead, inodeKey, resumable, type FileIdentity } from '../../state/file-identity.js';
-import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, type Sibling, type Unfinished } from './rotated.js';
+import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, stillFound, type Sibling, type Unfinished } from './rotated.js';
 import { findGzipUnfinished, headMatches } from './gzip-backups.js';
 
 export interface ResumePlan {
@@ -88,23 +88,26 @@ async function rememberBacklog(path: string, store: CheckpointStore, backlog: Un
   const files = [];
   // A .gz planned is committed under its own identity above.
   for (const u of backlog.filter((x) => !x.gz)) {
-    const id = await identityAt(u.path);
+    const id = await identityAt(u);
     if (id) files.push({ id, offset: u.offset });
   }
   await store.remember(path, files, false);
 }
 
 async function recordRead(path: string, store: CheckpointStore, u: Unfinished): Promise<void> {
-  const id = await identityAt(u.path);
+  const id = await identityAt(u);
   if (id) store.commit(path, id, u.size ?? u.offset);
 }
 
-/** The identity of the file at `path` now; undefined when it is gone (deleted since it was listed). */
-async function identityAt(path: string): Promise<FileIdentity | undefined> {
-  const fh = await openRegular(path).catch(() => undefined);
+/**
+ * The identity of the file found as `u`, at its path now; undefined when it is gone (deleted since it
+ * was listed) or the name is another file's now: that one must not inherit `u`'s offset.
+ */
+async function identityAt(u: Unfinished): Promise<FileIdentity | undefined> {
+  const fh = await openRegular(u.path).catch(() => undefined);
   if (!fh) return undefined;
   try {
-    return (await identifyWithHead(fh)).id;
+    return (await stillFound(fh, u)) ? (await identifyWithHead(fh)).id : undefined;
   } finally {
     await fh.close();
   }

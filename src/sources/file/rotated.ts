@@ -1,4 +1,4 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats as FsStats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
@@ -82,6 +82,21 @@ async function holds(path: string, c: Checkpoint, size: number): Promise<boolean
 }
 
 /**
+ * Opens the file found as `u`: at its path, or, when the name is another file's now, under the name
+ * it was renamed to (logrotate's .1 shifted to .2); undefined when it is not there as a plain file.
+ */
+export async function openFound(path: string, u: Unfinished, open: (p: string) => Promise<FileHandle>): Promise<{ fh: FileHandle; path: string } | undefined> {
+  const at = [u.path, ...(await siblings(path)).filter((s) => s.path !== u.path && s.st.ino === u.ino && s.st.dev === u.dev).map((s) => s.path)];
+  for (const p of at) {
+    const fh = await open(p).catch(() => undefined);
+    if (!fh) continue;
+    if (await stillFound(fh, u).catch(() => false)) return { fh, path: p };
+    await fh.close();
+  }
+  return undefined;
+}
+
+/**
  * File times come from the kernel's coarse clock (one tick, up to 10 ms, behind Date.now()), and a
  * rotation can follow our last commit by less than that: "after our last commit" allows this much.
  * A backup this close before our last commit that we had not read is still unread, so it is safe.
@@ -110,6 +125,21 @@ export interface Unfinished {
   /** What the file was known by (its checkpoint): a .gz made of it is found by these bytes. */
   fpLen?: number;
   fp?: string;
+  /** The inode it was found on: a numbered name (audit.log.1) is another file's after the next rotation. */
+  dev?: number;
+  ino?: number;
+}
+
+/**
+ * Whether the file open as `fh` is still the one `u` was found as (its inode, the bytes it was known
+ * by): the name may be another file's by the time it is opened or recorded (logrotate shifting .1 to
+ * .2.gz and copying a new .1, perhaps onto the inode number just freed).
+ */
+export async function stillFound(fh: FileHandle, u: Unfinished): Promise<boolean> {
+  const st = await fh.stat();
+  if (u.ino !== undefined && (st.ino !== u.ino || st.dev !== u.dev)) return false;
+  if (!u.fpLen || u.fp === undefined) return true;
+  return u.fpLen <= st.size && (await fingerprint(fh, u.fpLen)) === u.fp;
 }
 
 /**
@@ -159,7 +189,7 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
       }
       if (offset === undefined && newBackup) offset = 0;
     }
-    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: known?.fpLen, fp: known?.fp });
+    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: known?.fpLen, fp: known?.fp, dev: s.st.dev, ino: s.st.ino });
   }
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
 }
@@ -196,7 +226,7 @@ export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mi
   for (let i = 0; i < fresh.length; i++) {
     const s = fresh[i];
     if (s.st.size <= live.offset || s.st.size < live.fpLen || !(await beginsWith(s.path, live.fpLen, live.fp))) continue;
-    return [{ path: s.path, offset: live.offset, mtimeMs: s.st.mtimeMs, size: s.st.size }, ...fresh.slice(i + 1).map((n) => ({ path: n.path, offset: 0, mtimeMs: n.st.mtimeMs, size: n.st.size }))];
+    return [{ path: s.path, offset: live.offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: live.fpLen, fp: live.fp, dev: s.st.dev, ino: s.st.ino }, ...fresh.slice(i + 1).map((n) => ({ path: n.path, offset: 0, mtimeMs: n.st.mtimeMs, size: n.st.size, dev: n.st.dev, ino: n.st.ino }))];
   }
   return [];
 }

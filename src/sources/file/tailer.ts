@@ -12,7 +12,7 @@ import { lastLineEnd } from './line-end.js';
 import { extendIdentity, keyPrefix, lastBytes, type Reader } from './reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
-import { findCopy, type Unfinished } from './rotated.js';
+import { findCopy, openFound, type Unfinished } from './rotated.js';
 import { SeenFiles } from './seen-files.js';
 import { Waker } from './watch.js';
 import { GzipFile, inspectGzip, type GzipInfo, type ReadableFile } from './gzip-file.js';
@@ -211,20 +211,21 @@ export class FileTailer implements Source {
 
   private async openRotated(u: Unfinished): Promise<boolean> {
     if (u.gz) return this.openGzip(u);
-    const fh = await openRegular(u.path).catch(() => undefined);
-    if (!fh) {
-      // Deleted since: compressed (lumberjack's <backup>.gz), or gone with what we had not read.
+    const found = await openFound(this.name, u, openRegular);
+    if (!found) {
+      // Deleted since: compressed (lumberjack's <backup>.gz, logrotate's .N.gz), or gone with what we had not read.
       const twin = await gzipTwin(this.name, u);
       if (twin) this.backlog.unshift(twin);
       else if (u.size !== undefined && u.size > u.offset) await this.reportUnread(u.path, u.offset, u.size);
       return twin !== undefined;
     }
+    const { fh, path } = found;
     const ident = await identifyWithHead(fh);
     const id = ident.id;
-    this.cur = this.newReader(fh, ident, u.path, u.offset, true);
+    this.cur = this.newReader(fh, ident, path, u.offset, true);
     // Known as ours from now on, even if we stop before its (unterminated) last line is handed on.
     await this.push(this.cur, EMPTY_CHUNK, u.offset);
-    this.opts.log.info({ file: this.name, rotated: u.path, ino: id.ino, offset: u.offset }, 'following rotated file');
+    this.opts.log.info({ file: this.name, rotated: path, ino: id.ino, offset: u.offset }, 'following rotated file');
     return true;
   }
 
