@@ -1,7 +1,9 @@
 import t from 'tap';
-import { statSync, writeFileSync } from 'node:fs';
+import { renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprintOf } from '../../../src/state/file-identity.js';
+import { openFound } from '../../../src/sources/file/rotated.js';
+import { openRegular } from '../../../src/sources/file/open-regular.js';
 import { TailHarness } from '../../helpers/tail-harness.js';
 
 /**
@@ -9,6 +11,7 @@ import { TailHarness } from '../../helpers/tail-harness.js';
  * offset is inside a line (the unterminated last line of a finished file, handed on as it was) must
  * not be applied to another file that merely begins with the same bytes: every line of the next
  * file may begin so (the tailer model's seed -1963381946 lost the first byte of a file that way).
+ * Likewise a backup's name is not its identity: a numbered one holds another file after the next rotation.
  */
 
 /** A checkpoint file (version 2) as a run leaves it. */
@@ -98,4 +101,25 @@ t.test('a finished fragment with nothing after it is not read again', async (t) 
   await h.waitDelivered(1);
   await h.stop();
   t.same(h.delivered, ['0000001 ']);
+});
+
+t.test('a backup found under a numbered name is opened only while the name still holds it', async (t) => {
+  const dir = t.testdir({});
+  const path = join(dir, 'audit.log');
+  const one = join(dir, 'audit.log.1');
+  const first = '0000001 first copy\n'.repeat(8);
+  writeFileSync(one, first);
+  const st = statSync(one);
+  const u = { path: one, offset: 40, mtimeMs: st.mtimeMs, size: st.size, fpLen: first.length, fp: fingerprintOf(Buffer.from(first)), dev: st.dev, ino: st.ino };
+  // logrotate (no compress): .1 shifted to .2, a new .1 copied.
+  renameSync(one, join(dir, 'audit.log.2'));
+  writeFileSync(one, '0000009 second copy\n'.repeat(8));
+  let found = await openFound(path, u, openRegular);
+  t.equal(found?.path, join(dir, 'audit.log.2'), 'read under the name it was renamed to');
+  await found?.fh.close();
+  // compress: the old one gone (into a .gz), a new .1 perhaps on the inode number just freed.
+  unlinkSync(join(dir, 'audit.log.2'));
+  found = await openFound(path, u, openRegular);
+  t.equal(found, undefined, 'the new .1 does not inherit the old offset');
+  await found?.fh.close();
 });
