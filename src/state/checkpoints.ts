@@ -146,7 +146,11 @@ export class CheckpointStore {
     return this.retiredList.filter((c) => c.path === path);
   }
 
-  commit(path: string, id: FileIdentity, offset: number, size?: number, tail?: string): void {
+  /**
+   * `at`: when (default now). A position recorded while planning a start, not read, keeps the time of
+   * the last position read: backups made after that are what the next start must look at.
+   */
+  commit(path: string, id: FileIdentity, offset: number, size?: number, tail?: string, at = Date.now()): void {
     let prev = this.entries.get(inodeKey(id));
     if (prev && otherFile(prev, id)) {
       this.retire(prev);
@@ -154,7 +158,7 @@ export class CheckpointStore {
     }
     const known = Math.max(offset, size ?? 0);
     const end = tail ?? (prev?.offset === offset ? prev.tail : undefined);
-    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now(), size: known, ...(end ? { tail: end } : {}) });
+    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: at, size: known, ...(end ? { tail: end } : {}) });
     this.changed();
     // A file followed for the first time is saved at once, not at the next interval: after a kill -9
     // followed by a rotation, the next run finds the rotated file only by an inode it knows.
@@ -168,7 +172,7 @@ export class CheckpointStore {
    * know them: once renamed away (or older than that run's last commit), they would be taken for old
    * history and the rest never read. Files already known keep their entry.
    */
-  async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean): Promise<void> {
+  async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean, at = Date.now()): Promise<void> {
     const fresh = files.filter(({ id }) => {
       const prev = this.entries.get(inodeKey(id));
       return !prev || otherFile(prev, id);
@@ -177,7 +181,7 @@ export class CheckpointStore {
     for (const { id, offset } of fresh) {
       const prev = this.entries.get(inodeKey(id));
       if (prev) this.retire(prev);
-      this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now(), size: offset });
+      this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: at, size: offset });
     }
     this.dirty = true;
     this.unsaved = true;

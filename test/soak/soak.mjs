@@ -12,7 +12,7 @@
 // A failing run keeps its folder, with auditfwd's whole log (auditfwd.log) and the lost ranges printed.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -239,7 +239,13 @@ function logrotate(path) {
   if (existsSync(`${path}.7${gz}`)) unlinkSync(`${path}.7${gz}`);
   for (let n = 6; n >= 2; n--) if (existsSync(`${path}.${n}${gz}`)) renameSync(`${path}.${n}${gz}`, `${path}.${n + 1}${gz}`);
   if (existsSync(`${path}.1`)) {
-    if (COMPRESS) (writeFileSync(`${path}.2.gz`, gzipSync(readFileSync(`${path}.1`))), unlinkSync(`${path}.1`));
+    // logrotate gives the .gz the time of the file it compressed (its test 108): backups are ordered by it.
+    if (COMPRESS) {
+      const { atime, mtime } = statSync(`${path}.1`);
+      writeFileSync(`${path}.2.gz`, gzipSync(readFileSync(`${path}.1`)));
+      utimesSync(`${path}.2.gz`, atime, mtime);
+      unlinkSync(`${path}.1`);
+    }
     else renameSync(`${path}.1`, `${path}.2`);
   }
   copyFileSync(path, `${path}.1`);

@@ -158,6 +158,16 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
 }
 
 /**
+ * Where the .gz planned as `u` is now: logrotate shifts `.N.gz` to `.N+1.gz` between the plan and the
+ * read (a rename keeps its inode). Undefined when it is gone (past `rotate N`).
+ */
+export async function gzipNow(path: string, u: Unfinished): Promise<string | undefined> {
+  const id = u.gzId;
+  if (!id) return u.path;
+  return (await gzipBackups(path)).find((g) => g.st.ino === id.ino && g.st.dev === id.dev)?.path;
+}
+
+/**
  * A backup we were to read was deleted before we opened it: lumberjack's compression leaves it as
  * `<backup>.gz`, logrotate's as `<backup>.N.gz`. The .gz beginning with the bytes the file was known
  * by (lumberjack's name when it was known by no bytes: a file remembered when opened empty) continues it.

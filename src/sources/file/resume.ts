@@ -40,7 +40,10 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   backlog.push(...gz.unfinished);
   // Known as ours from now on, by its own inode: a run stopped before reading it still finds it
   // (a backup new to us now is no longer "made after our last commit" then).
-  for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset, undefined, u.tail);
+  // Recorded at the time of the last position read, as everything the plan records: a run stopped
+  // before reading on must still take backups made since then for ones it has not seen.
+  const horizon = Math.max(...mine.map((c) => c.updatedAt));
+  for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset, undefined, u.tail, horizon);
   backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
   // Gone: no file on its inode begins with its bytes any more (the number may be another file's now),
   // and no backup, plain or gzipped, was found to hold it.
@@ -60,7 +63,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   for (const c of mine) if (!present.has(inodeKey(c)) && (c.size ?? c.offset) > c.offset && !(await inBackup(c))) lost.push(c);
   // Backups of ours read to their end are recorded as ours, or the next run, seeing a backup
   // newer than its last commit, could take one for a copy it has not read.
-  for (const u of found) if (u.size !== undefined && u.size <= u.offset) await recordRead(path, store, u);
+  for (const u of found) if (u.size !== undefined && u.size <= u.offset) await recordRead(path, store, u, horizon);
   let truncatedWhileAway: string | undefined;
   const copies = liveCp ? await findCopiesMadeWhileAway(path, liveCp, mine) : [];
   if (liveCp && copies.length > 0) {
@@ -70,7 +73,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
     log.info({ file: path, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
   }
   if (backlog.length > 0) log.info({ file: path, rotated: backlog.map((u) => u.path) }, 'finishing rotated files first');
-  await rememberBacklog(path, store, backlog).catch((err) => log.error({ file: path, err: String(err) }, 'saving checkpoints failed'));
+  await rememberBacklog(path, store, backlog, horizon).catch((err) => log.error({ file: path, err: String(err) }, 'saving checkpoints failed'));
   return { hasHistory: true, backlog, truncatedWhileAway, lost };
 }
 
@@ -84,19 +87,19 @@ async function anyBeginsWith(plains: Sibling[], c: Checkpoint): Promise<boolean>
  * The backlog on disk before any of it is read: a run stopped while catching up (a crash loop) must
  * find it again, and by their times alone, backups older than that run's own commits look read.
  */
-async function rememberBacklog(path: string, store: CheckpointStore, backlog: Unfinished[]): Promise<void> {
+async function rememberBacklog(path: string, store: CheckpointStore, backlog: Unfinished[], at: number): Promise<void> {
   const files = [];
   // A .gz planned is committed under its own identity above.
   for (const u of backlog.filter((x) => !x.gz)) {
     const id = await identityAt(u);
     if (id) files.push({ id, offset: u.offset });
   }
-  await store.remember(path, files, false);
+  await store.remember(path, files, false, at);
 }
 
-async function recordRead(path: string, store: CheckpointStore, u: Unfinished): Promise<void> {
+async function recordRead(path: string, store: CheckpointStore, u: Unfinished, at: number): Promise<void> {
   const id = await identityAt(u);
-  if (id) store.commit(path, id, u.size ?? u.offset);
+  if (id) store.commit(path, id, u.size ?? u.offset, undefined, undefined, at);
 }
 
 /**

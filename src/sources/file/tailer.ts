@@ -16,7 +16,7 @@ import { findCopy, openFound, type Unfinished } from './rotated.js';
 import { SeenFiles } from './seen-files.js';
 import { Waker } from './watch.js';
 import { GzipFile, inspectGzip, type GzipInfo, type ReadableFile } from './gzip-file.js';
-import { gzipTwin } from './gzip-backups.js';
+import { gzipNow, gzipTwin, headMatches } from './gzip-backups.js';
 import type { Rfc5424Framer } from '../../framing/rfc5424.js';
 import { gapFrames } from '../../buffer/spill/gap.js';
 import { defaultNumber } from '../../config/options.js';
@@ -236,15 +236,17 @@ export class FileTailer implements Source {
    * finishing it is left, logged).
    */
   private async openGzip(u: Unfinished): Promise<boolean> {
-    const info = await this.completeGzip(u.path);
-    if (!info || info.length <= u.offset) return false;
-    const fh = await GzipFile.open(u.path, info.length).catch(() => undefined);
+    const path = await gzipNow(this.name, u);
+    const info = path === undefined ? undefined : await this.completeGzip(path);
+    // Its inode number may be another .gz's now: the bytes it was known by tell.
+    if (!path || !info || info.length <= u.offset || (u.gzId && !headMatches(info.head, u.gzId))) return false;
+    const fh = await GzipFile.open(path, info.length).catch(() => undefined);
     if (!fh) return false;
     const st = await fh.stat();
     const id: FileIdentity = { dev: st.dev, ino: st.ino, fpLen: info.head.length, fp: fingerprintOf(info.head) };
-    this.cur = this.newReader(fh, { id, head: info.head }, u.path, u.offset, true);
+    this.cur = this.newReader(fh, { id, head: info.head }, path, u.offset, true);
     await this.push(this.cur, EMPTY_CHUNK, u.offset);
-    this.opts.log.info({ file: this.name, rotated: u.path, offset: u.offset, length: info.length }, 'reading gzipped backup');
+    this.opts.log.info({ file: this.name, rotated: path, offset: u.offset, length: info.length }, 'reading gzipped backup');
     return true;
   }
 
