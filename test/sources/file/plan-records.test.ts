@@ -1,0 +1,75 @@
+import t from 'tap';
+import { readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { planResume } from '../../../src/sources/file/resume.js';
+import { gzipNow } from '../../../src/sources/file/gzip-backups.js';
+import { CheckpointStore } from '../../../src/state/checkpoints.js';
+import { fingerprintOf } from '../../../src/state/file-identity.js';
+import { RecordingLog, TailHarness } from '../../helpers/tail-harness.js';
+
+/**
+ * What a start plans and records before reading a line: a run stopped right after planning (SIGTERM
+ * during a slow start) must leave the next run looking at the same backups, and a .gz planned is read
+ * where it is by then (logrotate shifts .N.gz names).
+ */
+
+const text = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${String(from + i).padStart(6, '0')} ${'b'.repeat(70)}\n`).join('');
+
+function gzipAway(path: string, backup: string): void {
+  renameSync(path, backup);
+  writeFileSync(`${backup}.gz`, gzipSync(readFileSync(backup)));
+  unlinkSync(backup);
+}
+
+t.test('a run stopped after planning: the next still reads a .gz made before that plan and after the last line read', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  const h = new TailHarness(path, join(dir, 'state'));
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, 20));
+  await h.start();
+  await h.waitDelivered(20);
+  await h.stop();
+  // The last line was read a while ago (the next start was slow).
+  const lastRead = Date.now() - 10_000;
+  const file = join(dir, 'state', 'checkpoints.json');
+  const state = JSON.parse(readFileSync(file, 'utf8'));
+  for (const c of state.files) c.updatedAt = lastRead;
+  writeFileSync(file, JSON.stringify(state));
+  // Stopped: the file read is rotated with more lines and gzipped; the plan of a run finds its .gz.
+  writeFileSync(path, text(20, 30), { flag: 'a' });
+  gzipAway(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
+  const then = new Date(lastRead + 1000);
+  utimesSync(join(dir, 'audit-2026-11-30T10-00-01.000.log.gz'), then, then);
+  writeFileSync(path, text(30, 40));
+  const log = new RecordingLog().logger;
+  const store = await CheckpointStore.open(join(dir, 'state'), log);
+  const first = await planResume(path, store, log);
+  t.same(first.backlog.map((u) => u.path), [join(dir, 'audit-2026-11-30T10-00-01.000.log.gz')]);
+  await store.close();
+  // That run stopped before reading; a .gz it did not list (the live file then, rotated as it planned).
+  gzipAway(path, join(dir, 'audit-2026-11-30T10-00-02.000.log'));
+  const when = new Date(lastRead + 2000);
+  utimesSync(join(dir, 'audit-2026-11-30T10-00-02.000.log.gz'), when, when);
+  writeFileSync(path, text(40, 50));
+  await h.start();
+  await h.waitDelivered(50);
+  await h.stop();
+  t.same(h.delivered.slice(20).map((l) => Number(l.slice(0, 6))), Array.from({ length: 30 }, (_, i) => 20 + i), 'the rest of both .gz, then the live file, once each');
+});
+
+t.test('a .gz planned and shifted to another name before it is read: read there; gone, or its inode number another .gz now: not read', async (t) => {
+  const dir = t.testdir({});
+  const path = join(dir, 'audit.log');
+  const two = join(dir, 'audit.log.2.gz');
+  writeFileSync(two, gzipSync(text(0, 10)));
+  const head = Buffer.from(text(0, 10).slice(0, 1024));
+  const st = statSync(two);
+  const u = { path: two, offset: 0, mtimeMs: st.mtimeMs, gz: true, gzId: { dev: st.dev, ino: st.ino, fpLen: head.length, fp: fingerprintOf(head) } };
+  renameSync(two, join(dir, 'audit.log.3.gz'));
+  writeFileSync(two, gzipSync(text(10, 20)));
+  t.equal(await gzipNow(path, u), join(dir, 'audit.log.3.gz'));
+  unlinkSync(join(dir, 'audit.log.3.gz'));
+  t.not(await gzipNow(path, u), two, 'the new .2.gz is another file (unless it took the inode number, which its first bytes tell)');
+});
