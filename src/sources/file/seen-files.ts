@@ -14,8 +14,12 @@ const HEADS = 64;
  * never seen at the path.
  */
 export class SeenFiles {
-  /** Inodes met (next to the path at start, or opened): a backup on any other was rotated past us. */
-  private readonly known = new Set<string>();
+  /**
+   * Inodes met (next to the path at start, or opened), with the bytes the file there began with: a
+   * backup on any other inode, or on one whose number was freed and given to a file that begins
+   * otherwise (logrotate's next copy, made where the last .1 was), was rotated past us.
+   */
+  private readonly known = new Map<string, { fpLen: number; fp: string } | undefined>();
   /** Identities of files read: a new backup beginning like one of them is a copy, not skipped. */
   private heads: Known[] = [];
   /**
@@ -26,8 +30,16 @@ export class SeenFiles {
 
   constructor(private readonly path: string) {}
 
-  met(id: { dev: number; ino: number }): void {
-    this.known.add(inodeKey(id));
+  met(id: { dev: number; ino: number; fpLen?: number; fp?: string }): void {
+    this.known.set(inodeKey(id), id.fpLen && id.fp !== undefined ? { fpLen: id.fpLen, fp: id.fp } : undefined);
+  }
+
+  /** Whether the file `s` is the one met on its inode (as far as the bytes it was met with tell). */
+  private async isMet(s: Sibling): Promise<boolean> {
+    const key = inodeKey(s.st);
+    if (!this.known.has(key)) return false;
+    const head = this.known.get(key);
+    return !head || (head.fpLen <= s.st.size && (await beginsWith(s.path, head.fpLen, head.fp)));
   }
 
   /** A file read to `size`, its end. */
@@ -52,7 +64,10 @@ export class SeenFiles {
       const fh = await openRegular(s.path).catch(() => undefined);
       if (!fh) continue;
       try {
-        this.atStart.push({ ...(await identifyWithHead(fh)).id, size: s.st.size });
+        const { id } = await identifyWithHead(fh);
+        // Met with its first bytes when it is still the file listed.
+        if (id.ino === s.st.ino && id.dev === s.st.dev) this.met(id);
+        this.atStart.push({ ...id, size: s.st.size });
       } finally {
         await fh.close();
       }
@@ -69,7 +84,7 @@ export class SeenFiles {
     const heads = [...this.heads, ...open].filter((h) => h.fpLen >= MIN_CONTENT_MATCH);
     const out: Unfinished[] = [];
     for (const s of await siblings(this.path)) {
-      if (this.known.has(inodeKey(s.st))) continue;
+      if (await this.isMet(s)) continue;
       this.met(s.st);
       if (!isBackupOf(base, basename(s.path))) continue;
       let copy = false;
