@@ -14,7 +14,20 @@ import { beginsWith, filesNextTo, isBackupOf, madeSince, MIN_CONTENT_MATCH, sibl
 export async function gzipBackups(path: string): Promise<Sibling[]> {
   const base = basename(path);
   const out = await filesNextTo(path, (name) => name.endsWith('.gz') && isBackupOf(base, name.slice(0, -3)));
-  return out.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
+  return out.sort((a, b) => rotatedAt(a) - rotatedAt(b));
+}
+
+const LUMBERJACK_TIME = /-(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})(?:\.(\d{1,3}))?\.[^.]*\.gz$/;
+
+/**
+ * When a .gz's content ended, to order it among backups: lumberjack gives the .gz the time it was
+ * compressed (after a copytruncate copy made meanwhile), but names it after the rotation, in UTC (as
+ * kube-apiserver runs it): the earlier of the two. logrotate keeps the original's time on its .gz.
+ */
+export function rotatedAt(g: Sibling): number {
+  const m = LUMBERJACK_TIME.exec(basename(g.path));
+  const named = m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], +(m[7] ?? '0').padEnd(3, '0')) : NaN;
+  return Number.isFinite(named) ? Math.min(named, g.st.mtimeMs) : g.st.mtimeMs;
 }
 
 /** Whether decompressed first bytes `head` begin with the bytes a checkpoint was fingerprinted on. */
@@ -152,7 +165,7 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
     // Read to its end before (its own checkpoint, or its original's): the trailer says so without
     // decompressing it. Otherwise (several members, or not so) opening it checks the whole stream.
     if (offset > 0 && offset % 2 ** 32 === (await trailerLength(g.path, g.st.size))) continue;
-    plan.unfinished.push({ path: g.path, offset, mtimeMs: g.st.mtimeMs, gz: true, gzId: gzIdentity(g, info.head), tail: least?.tail });
+    plan.unfinished.push({ path: g.path, offset, mtimeMs: rotatedAt(g), gz: true, gzId: gzIdentity(g, info.head), tail: least?.tail });
   }
   return plan;
 }

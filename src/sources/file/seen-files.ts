@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import { identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { openRegular } from './open-regular.js';
 import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
-import { gzipBackups, gzIdentity, isCopyOf, plainTwin, type Known } from './gzip-backups.js';
+import { gzipBackups, gzIdentity, isCopyOf, plainTwin, rotatedAt, type Known } from './gzip-backups.js';
 import { inspectGzip } from './gzip-file.js';
 
 /** How many identities of files read are kept to tell a copy from a file rotated past us. */
@@ -112,7 +112,7 @@ export class SeenFiles {
       let copy = false;
       for (const h of heads) if (!copy && (await isCopyOf(g, info.head, h))) copy = true;
       if (copy || (await plainTwin(plains, info.head))) continue;
-      out.push({ path: g.path, offset: 0, mtimeMs: g.st.mtimeMs, gz: true, gzId: gzIdentity(g, info.head) });
+      out.push({ path: g.path, offset: 0, mtimeMs: rotatedAt(g), gz: true, gzId: gzIdentity(g, info.head) });
     }
     return out;
   }

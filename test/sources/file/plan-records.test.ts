@@ -3,7 +3,7 @@ import { readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSy
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { planResume } from '../../../src/sources/file/resume.js';
-import { gzipNow } from '../../../src/sources/file/gzip-backups.js';
+import { gzipBackups, gzipNow, rotatedAt } from '../../../src/sources/file/gzip-backups.js';
 import { CheckpointStore } from '../../../src/state/checkpoints.js';
 import { fingerprintOf } from '../../../src/state/file-identity.js';
 import { RecordingLog, TailHarness } from '../../helpers/tail-harness.js';
@@ -72,4 +72,19 @@ t.test('a .gz planned and shifted to another name before it is read: read there;
   t.equal(await gzipNow(path, u), join(dir, 'audit.log.3.gz'));
   unlinkSync(join(dir, 'audit.log.3.gz'));
   t.not(await gzipNow(path, u), two, 'the new .2.gz is another file (unless it took the inode number, which its first bytes tell)');
+});
+
+t.test('a lumberjack .gz is ordered by the rotation its name tells (it is compressed later); logrotate .N.gz by its time', async (t) => {
+  const dir = t.testdir({});
+  const lj = join(dir, 'audit-2026-11-30T15-38-34.072.log.gz');
+  const copy = join(dir, 'audit.log.2.gz');
+  writeFileSync(lj, gzipSync('a\n'));
+  writeFileSync(copy, gzipSync('b\n'));
+  // The copytruncate copy was taken after the rotation and before lumberjack's mill compressed the backup.
+  const rotated = Date.UTC(2026, 10, 30, 15, 38, 34, 72);
+  utimesSync(copy, new Date(rotated + 200), new Date(rotated + 200));
+  utimesSync(lj, new Date(rotated + 400), new Date(rotated + 400));
+  t.equal(rotatedAt({ path: lj, st: statSync(lj) }), rotated);
+  t.equal(rotatedAt({ path: copy, st: statSync(copy) }), rotated + 200);
+  t.same((await gzipBackups(join(dir, 'audit.log'))).map((g) => g.path), [lj, copy], 'oldest content first');
 });
