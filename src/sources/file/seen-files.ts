@@ -84,7 +84,8 @@ export class SeenFiles {
     const heads = [...this.heads, ...open].filter((h) => h.fpLen >= MIN_CONTENT_MATCH);
     const out: Unfinished[] = [];
     for (const s of await siblings(this.path)) {
-      if (await this.isMet(s)) continue;
+      // A file being read is met, whatever it begins with now (copytruncate emptied it since).
+      if (open.some((o) => o.ino === s.st.ino && o.dev === s.st.dev) || (await this.isMet(s))) continue;
       this.met(s.st);
       if (!isBackupOf(base, basename(s.path))) continue;
       let copy = false;

@@ -512,6 +512,8 @@ export class FileTailer implements Source {
     r.batchStart = 0;
     r.head = Buffer.alloc(0);
     r.id = { ...r.id, fpLen: 0, fp: '' };
+    // Still the file met on this inode, though it no longer begins as it did.
+    this.seen.met(r.id);
     // Commit "start of this inode" in order with what came before, so that a restart before the
     // file's next line does not resume at the old offset inside the new content.
     await this.push(r, EMPTY_CHUNK, 0);

@@ -123,3 +123,28 @@ t.test('a backup found under a numbered name is opened only while the name still
   t.equal(found, undefined, 'the new .1 does not inherit the old offset');
   await found?.fh.close();
 });
+
+t.test('a file copytruncated while read, then renamed away: not taken for a backup rotated past the reader', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  writeFileSync(path, '0000000 \n');
+  const h = new TailHarness(path, join(dir, 'state'));
+  t.teardown(() => h.stop());
+  await h.start();
+  await h.waitDelivered(1);
+  let mark = h.log.events.length;
+  writeFileSync(`${path}.1`, '0000000 \n');
+  writeFileSync(path, '');
+  await h.log.waitFor(mark, (e) => /truncated/.test(e.msg));
+  writeFileSync(path, '0000001 \n', { flag: 'a' });
+  await h.waitDelivered(2);
+  mark = h.log.events.length;
+  renameSync(path, join(dir, 'audit-2026-11-22T10-00-02.002.log'));
+  writeFileSync(path, '');
+  const ino = statSync(path).ino;
+  await h.log.waitFor(mark, (e) => e.msg === 'following file' && e.obj.ino === ino);
+  writeFileSync(path, '0000002 \n', { flag: 'a' });
+  await h.waitDelivered(3);
+  await h.stop();
+  t.same(h.delivered, ['0000000 ', '0000001 ', '0000002 ']);
+});
