@@ -22,6 +22,8 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   if (mine.length === 0) return { hasHistory: false, backlog: [], lost: [] };
   let live: { dev: number; ino: number; knownFp: boolean } | undefined;
   let liveCp: Checkpoint | undefined;
+  /** The live file when it is new to us: remembered from its start with the backlog (see below). */
+  let newLive: FileIdentity | undefined;
   const fh = await openRegular(path).catch(() => undefined);
   if (fh) {
     try {
@@ -30,6 +32,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
       const knownFp = cp !== undefined && (await resumable(fh, cp, st.size));
       live = { dev: st.dev, ino: st.ino, knownFp };
       if (knownFp) liveCp = cp;
+      if (!cp) newLive = (await identifyWithHead(fh)).id;
     } finally {
       await fh.close();
     }
@@ -73,7 +76,10 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
     log.info({ file: path, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
   }
   if (backlog.length > 0) log.info({ file: path, rotated: backlog.map((u) => u.path) }, 'finishing rotated files first');
-  await rememberBacklog(path, store, backlog, horizon).catch((err) => log.error({ file: path, err: String(err) }, 'saving checkpoints failed'));
+  // The live file new to us too: a run stopped while still reading the backlog (a crash loop) must
+  // find it again when it has been rotated and compressed meanwhile, by its inode or its first bytes;
+  // its time is no evidence, as the commits of that backlog are later.
+  await rememberBacklog(path, store, backlog, horizon, newLive).catch((err) => log.error({ file: path, err: String(err) }, 'saving checkpoints failed'));
   return { hasHistory: true, backlog, truncatedWhileAway, lost };
 }
 
@@ -87,8 +93,8 @@ async function anyBeginsWith(plains: Sibling[], c: Checkpoint): Promise<boolean>
  * The backlog on disk before any of it is read: a run stopped while catching up (a crash loop) must
  * find it again, and by their times alone, backups older than that run's own commits look read.
  */
-async function rememberBacklog(path: string, store: CheckpointStore, backlog: Unfinished[], at: number): Promise<void> {
-  const files = [];
+async function rememberBacklog(path: string, store: CheckpointStore, backlog: Unfinished[], at: number, live?: FileIdentity): Promise<void> {
+  const files = live ? [{ id: live, offset: 0 }] : [];
   // A .gz planned is committed under its own identity above.
   for (const u of backlog.filter((x) => !x.gz)) {
     const id = await identityAt(u);

@@ -5,7 +5,8 @@ import { gzipSync } from 'node:zlib';
 import { planResume } from '../../../src/sources/file/resume.js';
 import { gzipBackups, gzipNow, rotatedAt } from '../../../src/sources/file/gzip-backups.js';
 import { CheckpointStore } from '../../../src/state/checkpoints.js';
-import { fingerprintOf } from '../../../src/state/file-identity.js';
+import { fingerprintOf, identifyWithHead } from '../../../src/state/file-identity.js';
+import { open } from 'node:fs/promises';
 import { RecordingLog, TailHarness } from '../../helpers/tail-harness.js';
 
 /**
@@ -87,4 +88,36 @@ t.test('a lumberjack .gz is ordered by the rotation its name tells (it is compre
   t.equal(rotatedAt({ path: lj, st: statSync(lj) }), rotated);
   t.equal(rotatedAt({ path: copy, st: statSync(copy) }), rotated + 200);
   t.same((await gzipBackups(join(dir, 'audit.log'))).map((g) => g.path), [lj, copy], 'oldest content first');
+});
+
+t.test('killed while reading the backlog: the live file of that start, rotated and gzipped since, is read from its .gz', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  const h = new TailHarness(path, join(dir, 'state'));
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, 20));
+  await h.start();
+  await h.waitDelivered(20);
+  await h.stop();
+  // Stopped: rotated (the rest to read), a new live file; a start plans and reads that backlog only.
+  writeFileSync(path, text(20, 30), { flag: 'a' });
+  renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
+  writeFileSync(path, text(30, 40));
+  const log = new RecordingLog().logger;
+  let store = await CheckpointStore.open(join(dir, 'state'), log);
+  await planResume(path, store, log);
+  // Its commits of the backlog are later than anything the live file's backup will have.
+  const backup = join(dir, 'audit-2026-11-30T10-00-01.000.log');
+  const fh = await open(backup, 'r');
+  store.commit(path, (await identifyWithHead(fh)).id, statSync(backup).size);
+  await fh.close();
+  await store.close();
+  gzipAway(path, join(dir, 'audit-2026-11-30T10-00-02.000.log'));
+  const back = new Date(Date.now() - 5000);
+  utimesSync(join(dir, 'audit-2026-11-30T10-00-02.000.log.gz'), back, back);
+  writeFileSync(path, text(40, 50));
+  store = await CheckpointStore.open(join(dir, 'state'), log);
+  const plan = await planResume(path, store, log);
+  await store.close();
+  t.ok(plan.backlog.some((u) => u.path.endsWith('10-00-02.000.log.gz') && u.offset === 0), 'its .gz, from its start');
 });
