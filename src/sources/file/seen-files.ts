@@ -5,6 +5,12 @@ import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Sibling, type
 import { gzipBackups, gzIdentity, isCopyOf, plainTwin, rotatedAt, type Known } from './gzip-backups.js';
 import { inspectGzip } from './gzip-file.js';
 
+/** What is next to a path at start: plain files with the identity they had then, and .gz backups. */
+export interface Listed {
+  plain: Array<Sibling & { id: FileIdentity }>;
+  gz: Sibling[];
+}
+
 /** How many identities of files read are kept to tell a copy from a file rotated past us. */
 const HEADS = 64;
 
@@ -49,28 +55,31 @@ export class SeenFiles {
   }
 
   /** What is next to the path now, plain and gzipped: listed before the resume plan looks. */
-  static async list(path: string): Promise<{ plain: Sibling[]; gz: Sibling[] }> {
-    return { plain: await siblings(path), gz: await gzipBackups(path) };
+  static async list(path: string): Promise<Listed> {
+    const plain: Listed['plain'] = [];
+    for (const s of await siblings(path)) {
+      // Its first bytes now: by the time it is met, the name (and the inode number) may be another file's.
+      const fh = await openRegular(s.path).catch(() => undefined);
+      if (!fh) continue;
+      try {
+        const { id } = await identifyWithHead(fh);
+        if (id.ino === s.st.ino && id.dev === s.st.dev) plain.push({ ...s, id });
+      } finally {
+        await fh.close();
+      }
+    }
+    return { plain, gz: await gzipBackups(path) };
   }
 
   /**
    * Every file next to the path when `listed` was taken is met (those already there are not rotated
    * past us), except those renamed or written at or after `since`: they were the live file then.
    */
-  async meetSiblings(listed: { plain: Sibling[]; gz: Sibling[] }, since = Infinity): Promise<void> {
+  async meetSiblings(listed: Listed, since = Infinity): Promise<void> {
     const before = (s: Sibling) => Math.max(s.st.ctimeMs, s.st.mtimeMs) < since;
     for (const s of listed.plain.filter(before)) {
-      this.met(s.st);
-      const fh = await openRegular(s.path).catch(() => undefined);
-      if (!fh) continue;
-      try {
-        const { id } = await identifyWithHead(fh);
-        // Met with its first bytes when it is still the file listed.
-        if (id.ino === s.st.ino && id.dev === s.st.dev) this.met(id);
-        this.atStart.push({ ...id, size: s.st.size });
-      } finally {
-        await fh.close();
-      }
+      this.met(s.id);
+      this.atStart.push({ ...s.id, size: s.st.size });
     }
     for (const s of listed.gz.filter(before)) this.met(s.st);
   }
