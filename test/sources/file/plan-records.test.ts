@@ -17,6 +17,17 @@ import { RecordingLog, TailHarness } from '../../helpers/tail-harness.js';
 
 const text = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${String(from + i).padStart(6, '0')} ${'b'.repeat(70)}\n`).join('');
 
+/** A run that reads 20 lines of `path` and stops; its harness, to start again. */
+async function readTwenty(t: Tap.Test, dir: string, path: string): Promise<TailHarness> {
+  const h = new TailHarness(path, join(dir, 'state'));
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, 20));
+  await h.start();
+  await h.waitDelivered(20);
+  await h.stop();
+  return h;
+}
+
 function gzipAway(path: string, backup: string): void {
   renameSync(path, backup);
   writeFileSync(`${backup}.gz`, gzipSync(readFileSync(backup)));
@@ -26,12 +37,7 @@ function gzipAway(path: string, backup: string): void {
 t.test('a run stopped after planning: the next still reads a .gz made before that plan and after the last line read', async (t) => {
   const dir = t.testdir({ state: {} });
   const path = join(dir, 'audit.log');
-  const h = new TailHarness(path, join(dir, 'state'));
-  t.teardown(() => h.stop());
-  writeFileSync(path, text(0, 20));
-  await h.start();
-  await h.waitDelivered(20);
-  await h.stop();
+  const h = await readTwenty(t, dir, path);
   // The last line was read a while ago (the next start was slow).
   const lastRead = Date.now() - 10_000;
   const file = join(dir, 'state', 'checkpoints.json');
@@ -93,12 +99,7 @@ t.test('a lumberjack .gz is ordered by the rotation its name tells (it is compre
 t.test('killed while reading the backlog: the live file of that start, rotated and gzipped since, is read from its .gz', async (t) => {
   const dir = t.testdir({ state: {} });
   const path = join(dir, 'audit.log');
-  const h = new TailHarness(path, join(dir, 'state'));
-  t.teardown(() => h.stop());
-  writeFileSync(path, text(0, 20));
-  await h.start();
-  await h.waitDelivered(20);
-  await h.stop();
+  const h = await readTwenty(t, dir, path);
   // Stopped: rotated (the rest to read), a new live file; a start plans and reads that backlog only.
   writeFileSync(path, text(20, 30), { flag: 'a' });
   renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));

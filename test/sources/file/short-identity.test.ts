@@ -30,6 +30,18 @@ const entry = (path: string, ino: number, dev: number, content: string, offset: 
   updatedAt,
 });
 
+/** A tailer over the folder prepared: once `first` lines are delivered, one line more is appended; what was delivered. */
+async function runThenAppend(t: Tap.Test, path: string, first: number, more: string): Promise<string[]> {
+  const h = new TailHarness(path, join(path, '..', 'state'));
+  t.teardown(() => h.stop());
+  await h.start();
+  await h.waitDelivered(first);
+  writeFileSync(path, more, { flag: 'a' });
+  await h.waitDelivered(first + 1);
+  await h.stop();
+  return h.delivered;
+}
+
 t.test('a deleted 1-byte fragment (retired) is not the backup made since that begins with the same byte', async (t) => {
   const dir = t.testdir({ state: {} });
   const path = join(dir, 'audit.log');
@@ -42,14 +54,7 @@ t.test('a deleted 1-byte fragment (retired) is not the backup made since that be
   writeState(join(dir, 'state'), [entry(path, st.ino, st.dev, '', 0, Date.now() - 10_000)], [gone]);
   writeFileSync(join(dir, 'audit-2026-11-22T10-00-03.003.log'), '0000001 \n');
   writeFileSync(path, '');
-  const h = new TailHarness(path, join(dir, 'state'));
-  t.teardown(() => h.stop());
-  await h.start();
-  await h.waitDelivered(1);
-  writeFileSync(path, '0000002 \n', { flag: 'a' });
-  await h.waitDelivered(2);
-  await h.stop();
-  t.same(h.delivered, ['0000001 ', '0000002 '], 'the backup read from its start: nothing lost, nothing repeated');
+  t.same(await runThenAppend(t, path, 1, '0000002 \n'), ['0000001 ', '0000002 '], 'the backup read from its start: nothing lost, nothing repeated');
 });
 
 t.test('a fragment finished on an inode number reused by the next file: that file is read from its start', async (t) => {
@@ -59,14 +64,7 @@ t.test('a fragment finished on an inode number reused by the next file: that fil
   const st = statSync(path);
   // Deleted while stopped, after its fragment "0" was handed on; the new live file got its inode number.
   writeState(join(dir, 'state'), [entry(path, st.ino, st.dev, '0', 1)]);
-  const h = new TailHarness(path, join(dir, 'state'));
-  t.teardown(() => h.stop());
-  await h.start();
-  await h.waitDelivered(1);
-  writeFileSync(path, '0000002 \n', { flag: 'a' });
-  await h.waitDelivered(2);
-  await h.stop();
-  t.same(h.delivered, ['0000001 ', '0000002 ']);
+  t.same(await runThenAppend(t, path, 1, '0000002 \n'), ['0000001 ', '0000002 ']);
 });
 
 t.test('a short file resumed at a line end still resumes there (no repeat)', async (t) => {
@@ -75,14 +73,7 @@ t.test('a short file resumed at a line end still resumes there (no repeat)', asy
   writeFileSync(path, '0000001 \n0000002 \n');
   const st = statSync(path);
   writeState(join(dir, 'state'), [entry(path, st.ino, st.dev, '0000001 \n', 9)]);
-  const h = new TailHarness(path, join(dir, 'state'));
-  t.teardown(() => h.stop());
-  await h.start();
-  await h.waitDelivered(1);
-  writeFileSync(path, '0000003 \n', { flag: 'a' });
-  await h.waitDelivered(2);
-  await h.stop();
-  t.same(h.delivered, ['0000002 ', '0000003 ']);
+  t.same(await runThenAppend(t, path, 1, '0000003 \n'), ['0000002 ', '0000003 ']);
 });
 
 t.test('a finished fragment with nothing after it is not read again', async (t) => {
@@ -94,13 +85,7 @@ t.test('a finished fragment with nothing after it is not read again', async (t) 
   writeFileSync(path, '');
   const live = statSync(path);
   writeState(join(dir, 'state'), [entry(path, st.ino, st.dev, '0', 1), entry(path, live.ino, live.dev, '', 0)]);
-  const h = new TailHarness(path, join(dir, 'state'));
-  t.teardown(() => h.stop());
-  await h.start();
-  writeFileSync(path, '0000001 \n', { flag: 'a' });
-  await h.waitDelivered(1);
-  await h.stop();
-  t.same(h.delivered, ['0000001 ']);
+  t.same(await runThenAppend(t, path, 0, '0000001 \n'), ['0000001 ']);
 });
 
 t.test('a backup found under a numbered name is opened only while the name still holds it', async (t) => {
