@@ -2,7 +2,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats as FsStats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprint, isHoleFingerprint, MIN_CONTENT_MATCH, resumable } from '../../state/file-identity.js';
+import { fingerprint, identifyWithHead, isHoleFingerprint, MIN_CONTENT_MATCH, resumable } from '../../state/file-identity.js';
 
 /** Compressed backups cannot be read as text; they are never a continuation. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|zip|Z)$/;
@@ -57,6 +57,18 @@ export async function filesNextTo(path: string, accept: (name: string) => boolea
     if (st?.isFile()) out.push({ path: p, st });
   }
   return out;
+}
+
+/** The first bytes of the file at `path` now (up to FINGERPRINT_BYTES), as a checkpoint knows a file. */
+export async function headOf(path: string): Promise<{ fpLen: number; fp: string } | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const { id } = await identifyWithHead(fh);
+    return { fpLen: id.fpLen, fp: id.fp };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Whether the file at `path` begins with the bytes a checkpoint was fingerprinted on. */
@@ -189,7 +201,10 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
       }
       if (offset === undefined && newBackup) offset = 0;
     }
-    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: known?.fpLen, fp: known?.fp, dev: s.st.dev, ino: s.st.ino });
+    // Known by no checkpoint: by its own first bytes, so that the name holding another file later
+    // (logrotate's next .1, perhaps on this inode number) is seen.
+    const by = known ?? (offset !== undefined ? await headOf(s.path) : undefined);
+    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: by?.fpLen, fp: by?.fp, dev: s.st.dev, ino: s.st.ino });
   }
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
 }

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { openRegular } from './open-regular.js';
-import { beginsWith, isBackupOf, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
+import { beginsWith, headOf, isBackupOf, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
 import { gzipBackups, gzIdentity, isCopyOf, plainTwin, rotatedAt, type Known } from './gzip-backups.js';
 import { inspectGzip } from './gzip-file.js';
 
@@ -99,7 +99,7 @@ export class SeenFiles {
       if (!isBackupOf(base, basename(s.path))) continue;
       let copy = false;
       for (const h of heads) if (!copy && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
-      if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size, dev: s.st.dev, ino: s.st.ino });
+      if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size, dev: s.st.dev, ino: s.st.ino, ...(await headOf(s.path)) });
     }
     out.push(...(await this.gzippedPast([...heads, ...this.atStart.filter((h) => h.fpLen >= MIN_CONTENT_MATCH)])));
     return out.sort((a, b) => a.mtimeMs - b.mtimeMs);
