@@ -273,6 +273,14 @@ async function oneRun(index, drain, dir, seconds) {
   };
   const lj = new Lumberjack(file, 3 * 1024 * 1024);
   startFwd();
+  // The check counts from line 0: auditfwd follows the file before the writer and the troubles begin.
+  // (On a loaded machine a first process killed before it started leaves no state, and the next one,
+  // without history, rightly takes what was rotated before it started for old history.)
+  await new Promise((resolve, reject) => {
+    const seen = (d) => String(d).includes('"msg":"following file"') && (fwd.stderr.off('data', seen), resolve());
+    fwd.stderr.on('data', seen);
+    fwd.exited.then(() => reject(new Error(`auditfwd exited before following the file: ${stderr}`)));
+  });
   const end = Date.now() + seconds * 1000;
   let writing = true;
   const writer = (async () => {
