@@ -32,7 +32,8 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
       const knownFp = cp !== undefined && (await resumable(fh, cp, st.size));
       live = { dev: st.dev, ino: st.ino, knownFp };
       if (knownFp) liveCp = cp;
-      if (!cp) newLive = (await identifyWithHead(fh)).id;
+      // New to us also on an inode number a file we knew had (reused).
+      if (!knownFp) newLive = (await identifyWithHead(fh)).id;
     } finally {
       await fh.close();
     }
