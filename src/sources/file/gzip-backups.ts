@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprintOf, inodeKey, offsetHolds, type FileIdentity } from '../../state/file-identity.js';
+import { fingerprintOf, inodeKey, isHoleFingerprint, offsetHolds, type FileIdentity } from '../../state/file-identity.js';
 import { GzipFile, inspectGzip } from './gzip-file.js';
 import { TAIL_BYTES } from './reader.js';
 import { beginsWith, filesNextTo, isBackupOf, madeSince, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
@@ -183,11 +183,13 @@ export async function gzipNow(path: string, u: Unfinished): Promise<string | und
 /**
  * A backup we were to read was deleted before we opened it: lumberjack's compression leaves it as
  * `<backup>.gz`, logrotate's as `<backup>.N.gz`. The .gz beginning with the bytes the file was known
- * by (lumberjack's name when it was known by no bytes: a file remembered when opened empty) continues it.
+ * by (lumberjack's name when it was known by no bytes, a file remembered when opened empty, or by a
+ * NUL hole's, which any copytruncated file's .gz begins with too) continues it.
  */
 export async function gzipTwin(path: string, u: Unfinished): Promise<Unfinished | undefined> {
   for (const g of await gzipBackups(path)) {
-    if (!u.fpLen || u.fp === undefined) {
+    // Known by no bytes, or by a NUL hole's (every copytruncated file under lumberjack begins so).
+    if (!u.fpLen || u.fp === undefined || isHoleFingerprint({ fpLen: u.fpLen, fp: u.fp })) {
       if (g.path !== `${u.path}.gz`) continue;
     } else {
       const info = await inspectGzip(g.path, true);
