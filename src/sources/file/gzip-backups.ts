@@ -128,7 +128,13 @@ export async function findGzipUnfinished(path: string, mine: Checkpoint[], retir
   if (mine.length === 0) return plan;
   const since = madeSince(mine);
   const plains = await siblings(path);
-  const onDisk = new Set(plains.map((p) => inodeKey(p.st)));
+  // Checkpoints whose file is still there as a plain file (its inode, beginning with its bytes): an
+  // inode number alone may be another file's by now.
+  const onDisk = new Set<string>();
+  for (const p of plains) {
+    const c = mine.find((m) => m.dev === p.st.dev && m.ino === p.st.ino);
+    if (c && c.fpLen <= p.st.size && (await beginsWith(p.path, c.fpLen, c.fp))) onDisk.add(inodeKey(c));
+  }
   const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
   for (const g of await gzipBackups(path)) {
     const info = await inspectGzip(g.path, true);
