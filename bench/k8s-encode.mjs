@@ -5,25 +5,17 @@
 // Usage: npm run build && node bench/k8s-encode.mjs [lines=200000] [another build's dist folder to compare, e.g. main's] [runs=9]
 // Lines go through the encoders in batches of 256, as subarrays of one buffer, as the file tailer
 // hands them over; framing only, no I/O, so the numbers are the CPU cost of the formats themselves.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { repeatedAuditLines } from './lib/input.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const total = Number(process.argv[2] ?? 200_000);
 const otherDist = process.argv[3];
 const runCount = Number(process.argv[4] ?? 9);
 
-const fixtures = join(root, 'test/fixtures/k8s-audit');
-const files = ['falcosecurity-falco.jsonl', 'liggitt-audit2rbac.jsonl'];
-const sample = files.flatMap((f) => readFileSync(join(fixtures, f), 'utf8').split('\n').filter(Boolean));
-const text = Buffer.from(Array.from({ length: total }, (_, i) => sample[i % sample.length]).join('\n') + '\n');
-const lines = [];
-for (let p = 0; p < text.length; ) {
-  const e = text.indexOf(10, p);
-  lines.push(text.subarray(p, e));
-  p = e + 1;
-}
+const { sample, lines } = repeatedAuditLines(total);
 const bytes = lines.reduce((n, l) => n + l.length, 0);
 
 async function load(dist) {

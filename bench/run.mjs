@@ -11,7 +11,7 @@
 // Each flag also reads from the environment: BENCH_MB, BENCH_RUNS, BENCH_FOLLOW_S, BENCH_ONLY,
 // BENCH_SKIP (throughput,follow,dead), BENCH_TMPDIR (where the temporary folder goes).
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { contenders, detectFeatures } from './lib/contenders.mjs';
 import { auditLine, buildInput, sampleLines, SEQ_RE } from './lib/input.mjs';
 import { GNU_TIME, machine, measured, median, percentile, rssOf } from './lib/measure.mjs';
 import { startReceiver } from './lib/receiver.mjs';
+import { tlsMaterial } from './lib/tls-material.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..');
@@ -82,18 +83,6 @@ const log = (...a) => process.stderr.write(a.join(' ') + '\n');
 function withTimeout(p, ms, what) {
   let t;
   return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(t));
-}
-
-/** A throw-away CA and server certificate for the TLS contender. */
-function tlsMaterial(dir) {
-  const d = join(dir, 'tls');
-  mkdirSync(d, { recursive: true });
-  const o = (...args) => execFileSync('openssl', args, { cwd: d, stdio: 'ignore' });
-  o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=bench CA');
-  o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  writeFileSync(join(d, 'ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  o('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext');
-  return { caFile: join(d, 'ca.pem'), key: readFileSync(join(d, 'server.key')), cert: readFileSync(join(d, 'server.pem')) };
 }
 
 async function runOnce(c, input, scratch, tls) {

@@ -83,6 +83,8 @@ export interface BatchBuffer {
   readonly bytes: number;
   /** A pool member's view while another member sends (failover standby, round-robin turn): take() gives nothing. */
   readonly standby?: boolean;
+  /** The sink's connection is backed up (its socket's buffer full) or no longer: a round-robin pool deals to the others meanwhile. */
+  backedUp?(yes: boolean): void;
   /** Since when a push has been waiting for room, or lines dropped (undefined: not full). /healthz and metrics read it. */
   readonly fullSinceMs?: number;
 }

@@ -63,6 +63,11 @@ export class Pipeline {
     private readonly io: Io,
   ) {}
 
+  /** Gap records (what was dropped or never read) come from auditfwd itself, at warning severity. */
+  private gapFramer(): Rfc5424Framer {
+    return new Rfc5424Framer({ facility: this.cfg.facility, severity: 4, hostname: this.cfg.hostname, appName: 'auditfwd', maxMessageBytes: 64 * 1024 });
+  }
+
   private encoderFactory(): EncoderFactory {
     const { cfg, stats } = this;
     const framer = (appName: string) =>
@@ -157,7 +162,7 @@ export class Pipeline {
         whenFull: cfg.whenFull,
         log,
         stats: this.stats,
-        gapFramer: new Rfc5424Framer({ facility: cfg.facility, severity: 4, hostname: cfg.hostname, appName: 'auditfwd', maxMessageBytes: 64 * 1024 }),
+        gapFramer: this.gapFramer(),
       });
     }
     if (!this.spill) this.memory = new MemoryBuffer(cfg.memoryMaxBytes);
@@ -192,6 +197,7 @@ export class Pipeline {
           retireWhenGoneMs: cfg.forgetAfterMs,
           // JetStream drops a line sent twice by its Nats-Msg-Id: the file and offset it came from.
           messageKeys: cfg.nats !== undefined,
+          gapFramer: this.gapFramer(),
         }),
       );
     }

@@ -24,6 +24,24 @@ export function sampleLines() {
   return lines;
 }
 
+/**
+ * `total` real audit lines (the sample over and over) in one buffer, and each line as a view of it,
+ * as the file tailer hands lines to the encoder: for the benches of the encoder alone.
+ */
+export function repeatedAuditLines(total) {
+  const dir = sampleAuditDir();
+  const names = readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort();
+  const sample = names.flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean));
+  const text = Buffer.from(Array.from({ length: total }, (_, i) => sample[i % sample.length]).join('\n') + '\n');
+  const lines = [];
+  for (let p = 0; p < text.length; ) {
+    const e = text.indexOf(10, p);
+    lines.push(text.subarray(p, e));
+    p = e + 1;
+  }
+  return { sample, text, lines };
+}
+
 /** A 36-character UUID whose last 12 hex digits are `seq`: unique, and the receiver can read it back. */
 export function auditLine(sample, seq) {
   return sample.head + seq.toString(16).padStart(12, '0') + sample.tail + '\n';

@@ -10,7 +10,7 @@ import { resolveK8sConfig, type K8sConfig } from './k8s-config.js';
 import { resolveNats, type NatsConfig } from './nats-config.js';
 import { ConfigError } from './errors.js';
 import { DEFAULTS, type RawSettings } from './options.js';
-import { choiceSetting, code, listenAddress, numberSetting, toKebab } from './validate.js';
+import { choiceSetting, code, listenAddress, numberOrWord, numberSetting, toKebab } from './validate.js';
 
 // Where modules outside this folder have always found them.
 export { ConfigError } from './errors.js';
@@ -43,8 +43,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** --reconnect-every; undefined: off. */
   reconnectEveryMs: number | undefined;
-  /** Bytes of complete frames kept to be sent again after a lost TCP/TLS connection (0: off). */
-  tcpResendWindowBytes: number;
+  /** Bytes of complete frames kept to be sent again after a lost TCP/TLS connection (0: off; auto: sized by the sink from the kernel's buffer limits). */
+  tcpResendWindowBytes: number | 'auto';
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
@@ -145,7 +145,7 @@ export function resolveConfig(raw: RawSettings): Config {
     reconnectMaxDelayMs: numberSetting('reconnect-max-delay', d.reconnectMaxDelay),
     shutdownTimeoutMs: numberSetting('shutdown-timeout', d.shutdownTimeout),
     reconnectEveryMs: raw.reconnectEvery === undefined ? undefined : numberSetting('reconnect-every', raw.reconnectEvery),
-    tcpResendWindowBytes: numberSetting('tcp-resend-window', d.tcpResendWindow),
+    tcpResendWindowBytes: numberOrWord('tcp-resend-window', d.tcpResendWindow) as number | 'auto',
     relpWindow: numberSetting('relp-window', d.relpWindow),
     relpAckTimeoutMs: numberSetting('relp-ack-timeout', d.relpAckTimeout),
     relpMaxRefusals: numberSetting('relp-max-refusals', d.relpMaxRefusals),

@@ -33,9 +33,9 @@ export function rangeText(s: Setting): string | undefined {
   if (s.rangeText) return s.rangeText;
   if (s.choices) return s.choices.join(' | ');
   if (s.kind === 'boolean') return 'true | false';
-  if (s.min === undefined && s.max === undefined) return undefined;
-  if (s.max === undefined) return s.min ? `at least ${show(s, s.min)}` : 'any';
-  return `${show(s, s.min ?? 0)} to ${show(s, s.max)}`;
+  if (s.min === undefined && s.max === undefined) return s.word;
+  const range = s.max === undefined ? (s.min ? `at least ${show(s, s.min)}` : 'any') : `${show(s, s.min ?? 0)} to ${show(s, s.max)}`;
+  return s.word ? `${range}, or ${s.word}` : range;
 }
 
 /** One --help line: the description, the choices unless it names them, and the default. */

@@ -1,7 +1,16 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, visit, type Node, type Pair } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type { Node, Pair } from 'yaml';
 import { ConfigError } from './errors.js';
 import { camel, fileKeyOf, SETTINGS } from './options.js';
+
+/**
+ * yaml is loaded on first use, only with --config or --check-config: loaded at start it cost every
+ * run 1.6-2.6 MB of RSS (bench/README.md, RSS). Its `node` export is CommonJS, so require is the same module.
+ */
+let yamlModule: typeof Yaml | undefined;
+const yaml = (): typeof Yaml => (yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
 
 /**
  * The config file: every flag is a key (`--state-dir` → `state_dir`), so a setting added to the table
@@ -89,6 +98,7 @@ export function loadConfigFile(path: string, options: OptionTable): FileSettings
     out.unreadable = true;
     return out;
   }
+  const { isMap, isScalar, LineCounter, parseDocument } = yaml();
   const lines = new LineCounter();
   // Keys are checked for duplicates below, in one pass: yaml's own check compares every pair with every other.
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
@@ -153,6 +163,7 @@ function readConfigText(path: string): string {
 
 /** A key given twice in any mapping, found in one pass (a Set per mapping). */
 function duplicateKeys(root: Node, at: (n: Node | null | undefined) => string, errors: string[]): void {
+  const { isScalar, visit } = yaml();
   visit(root, {
     Map(_, map) {
       const seen = new Set<unknown>();
@@ -195,7 +206,7 @@ function convert(
   }
   if (types.array.has(flag)) {
     const items = Array.isArray(value) ? value : [value];
-    const itemNodes = isSeq(node) ? (node.items as Node[]) : [];
+    const itemNodes = yaml().isSeq(node) ? (node.items as Node[]) : [];
     const result: string[] = [];
     let ok = true;
     items.forEach((item, i) => {
@@ -300,7 +311,7 @@ export function effectiveYaml(options: OptionTable, raw: Record<string, unknown>
     const typed = typeof value === 'number' && !options.number.includes(flag) ? String(value) : value;
     out[fileKey(flag)] = redact(flag, typed);
   }
-  return `# auditfwd: effective configuration (${sources}); secrets redacted\n` + stringify(out, { lineWidth: 0 });
+  return `# auditfwd: effective configuration (${sources}); secrets redacted\n` + yaml().stringify(out, { lineWidth: 0 });
 }
 
 function isPlain(v: unknown): boolean {

@@ -35,6 +35,8 @@ export interface Setting {
   /** A bound that is another setting's value (e.g. "--webhook-max-request-bytes"). */
   readonly rangeText?: string;
   readonly choices?: readonly string[];
+  /** A word a size, duration or integer setting takes besides a number (`auto`): the module then chooses. */
+  readonly word?: string;
   readonly description: string;
   readonly group: Group;
   /** Config-file key; default: the flag with "_" for "-". null: the flag means nothing in a file. */
@@ -70,15 +72,16 @@ const TABLE = [
   { flag: 'app-name', kind: 'string', group: 'Output', defaultText: "the file's parent folder name; auditfwd for stdin", reload: 'encoders', description: 'APP-NAME field' },
   // Under the 200,000-byte octet count a stock rsyslog imtcp stays in sync with (README).
   { flag: 'max-message-bytes', kind: 'size', default: '128KiB', min: 1024, max: MAX_MESSAGE_BYTES_LIMIT, group: 'Output', description: 'Longer messages are truncated with a marker' },
-  { flag: 'memory-max-bytes', kind: 'size', default: '16MiB', min: 64 * 1024, group: 'Buffering', description: 'Bytes held in memory between reading and the drain' },
+  // 4 MiB keeps a drain busy as well as 16 did (same CPU per GB and MB/s); 16 held up to 20 MB of slabs more at peak (bench/README.md, RSS).
+  { flag: 'memory-max-bytes', kind: 'size', default: '4MiB', min: 64 * 1024, group: 'Buffering', description: 'Bytes held in memory between reading and the drain' },
   { flag: 'once', kind: 'boolean', group: 'Input', description: 'Read the files to their current end, deliver everything, exit' },
   { flag: 'ignore-positions', kind: 'boolean', group: 'Input', description: 'Do not use the saved read positions: every file starts at --start-at (e.g. to send a file with --once again); positions are saved anew' },
   { flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, default: 'info', group: 'Operations', reload: 'immediate', description: "auditfwd's own log level" },
   { flag: 'poll-interval', kind: 'duration', default: '250ms', min: 10, group: 'Input', description: 'Stat poll behind filesystem events' },
   { flag: 'checkpoint-interval', kind: 'duration', default: '1s', min: 10, group: 'Input', description: 'How often read positions are saved' },
   { flag: 'reconnect-max-delay', kind: 'duration', default: '30s', min: 100, group: 'Output', reload: 'sink', description: 'Cap of the reconnect backoff' },
-  // Above what both kernels usually held at a drain's death on loopback, at a memory cost of its size (measured: docs/delivery.md).
-  { flag: 'tcp-resend-window', kind: 'size', default: '4MiB', min: 0, max: GiB, group: 'Output', reload: 'sink', description: 'tcp:// and tls://: after a connection ends without auditfwd closing it, the last this many bytes of messages are sent again first (duplicates, counted, instead of losing what the dead drain held); 0 turns it off' },
+  // auto: what the kernels can hold, from /proc (src/sinks/resend-window.ts); a fixed 4 MiB lost lines in 4 of 10 runs (docs/delivery.md).
+  { flag: 'tcp-resend-window', kind: 'size', default: 'auto', word: 'auto', min: 0, max: GiB, group: 'Output', reload: 'sink', description: 'tcp:// and tls://: after a connection ends without auditfwd closing it, the last this many bytes of messages are sent again first (duplicates, counted, instead of losing what the dead drain held); auto: the most one connection can hold in flight, tcp_wmem + tcp_rmem maxima from /proc (10 MiB elsewhere), times the members of a round-robin pool, at most 64 MiB; 0 turns it off' },
   { flag: 'reconnect-every', kind: 'duration', min: 1000, defaultText: 'off', group: 'Output', reload: 'sink', description: 'Close each drain connection after about this long (±10%), between two messages, and open a new one at once: L4 load balancers then spread long-lived senders' },
   { flag: 'shutdown-timeout', kind: 'duration', default: '5s', min: 0, group: 'Buffering', description: 'On SIGTERM/SIGINT, how long to keep sending what was read' },
   // Measured: a wider window adds no throughput on loopback (README "RELP").
@@ -115,7 +118,7 @@ const TABLE = [
   { flag: 'webhook-max-event-bytes', kind: 'size', default: '256KiB', min: 1024, rangeText: '1024 bytes to --webhook-max-request-bytes', group: 'Kubernetes audit', requires: 'listen-webhook', description: 'A request with a larger event gets 413' },
   // Below kube-apiserver's own wait for an answer, so that the 503 is seen and retried.
   { flag: 'webhook-timeout', kind: 'duration', default: '30s', min: 100, max: 600_000, group: 'Kubernetes audit', requires: 'listen-webhook', description: "How long a request waits for its events to be on the drain's socket or fsynced in the spill before 503" },
-  // With the 16 MiB --memory-max-bytes and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README).
+  // With a 16 MiB --memory-max-bytes (4 MiB since) and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README).
   { flag: 'webhook-max-inflight-bytes', kind: 'size', default: '32MiB', max: 16 * GiB, rangeText: '--webhook-max-request-bytes to 16GiB', group: 'Kubernetes audit', requires: 'listen-webhook', description: 'Bytes all webhook requests in flight may hold together; beyond, 429 + Retry-After' },
   // Each held event costs a frame header and bookkeeping besides its bytes: a flood of tiny events is bounded too.
   { flag: 'webhook-max-inflight-events', kind: 'integer', default: 100_000, min: 1, max: 100_000_000, group: 'Kubernetes audit', requires: 'listen-webhook', description: 'Events all webhook requests in flight may hold together; beyond, 429 + Retry-After' },

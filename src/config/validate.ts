@@ -65,6 +65,18 @@ export function numberSetting(flag: string, value: string | number, bounds: { mi
   throw new Error(`--${flag} is not a number setting`);
 }
 
+/** A number setting that also takes its table's `word` (e.g. `auto`), returned as it is. */
+export function numberOrWord(flag: string, value: string | number): number | string {
+  const word = setting(flag).word;
+  if (word !== undefined && typeof value === 'string' && value.trim().toLowerCase() === word) return word;
+  try {
+    return numberSetting(flag, value);
+  } catch (err) {
+    if (word === undefined || !(err instanceof ConfigError) || parseSize(value) !== undefined) throw err;
+    throw new ConfigError(`${err.message.replace(/\)$/, '')} or ${word})`);
+  }
+}
+
 /** A setting that is one of the table's choices. */
 export function choiceSetting<T extends string>(flag: string, value: string): T {
   return oneOf(flag, value, setting(flag).choices as readonly T[]);

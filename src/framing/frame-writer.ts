@@ -4,10 +4,26 @@
  * every batch cost page faults and let garbage pile up far beyond the memory budget before the GC
  * noticed it (profiled: a third of the CPU time and 340 MB RSS for a 16 MiB budget).
  */
-export const SLAB_BYTES = 2048 * 1024;
-/** Free slabs kept for reuse across all writers; beyond that they are left to the GC. */
+// One 512 KiB read's frames (raw or k8s-audit) fit one: 1 MiB rather than 2, as a pooled slab costs
+// its size in RSS once written through (bench/README.md, RSS: -1.5 to -2 MB at peak, same CPU).
+export const SLAB_BYTES = 1024 * 1024;
+/** Free slabs kept for reuse across all writers and the spill's read-back; beyond that they are left to the GC. */
 const POOL_MAX_SLABS = 8;
 const pool: Buffer[] = [];
+
+/**
+ * A free slab of SLAB_BYTES. The spill reads back into the same slabs the sources' batches are
+ * written in: while it spills, the memory of batches written to disk is what the read-back needs,
+ * and two pools each kept their own spares (bench/README.md, RSS).
+ */
+export function pooledSlab(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
+}
+
+/** Gives a slab of SLAB_BYTES back for reuse. */
+export function returnSlab(buf: Buffer): void {
+  if (buf.length === SLAB_BYTES && pool.length < POOL_MAX_SLABS) pool.push(buf);
+}
 
 class Slab {
   /** Batches handed out from this slab and not released yet. */
@@ -18,8 +34,7 @@ class Slab {
   constructor(readonly buf: Buffer) {}
 
   static get(min: number): Slab {
-    const buf = min <= SLAB_BYTES ? pool.pop() : undefined;
-    return new Slab(buf ?? Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, min)));
+    return new Slab(min <= SLAB_BYTES ? pooledSlab() : Buffer.allocUnsafeSlow(min));
   }
 
   seal(): void {
@@ -33,7 +48,7 @@ class Slab {
   }
 
   private recycle(): void {
-    if (this.sealed && this.refs === 0 && this.buf.length === SLAB_BYTES && pool.length < POOL_MAX_SLABS) pool.push(this.buf);
+    if (this.sealed && this.refs === 0) returnSlab(this.buf);
   }
 }
 

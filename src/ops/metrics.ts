@@ -48,6 +48,7 @@ export function createMetrics(p: MetricsSource): Registry {
 
   byLabel('auditfwd_lines_read_total', 'Complete lines read, per file (stdin: "stdin")', 'file', () => s.linesRead);
   byLabel('auditfwd_nul_bytes_skipped_total', 'NUL bytes skipped in a followed file, never sent (a copytruncate hole under a writer without O_APPEND)', 'file', () => s.nulBytesSkipped);
+  byLabel('auditfwd_bytes_unread_total', 'Bytes of a followed file deleted (kube-apiserver maxbackup/maxage) before they were read, with no .gz to read them from; each range also goes to the drain as a gap record', 'file', () => s.bytesUnread);
   counter('auditfwd_messages_sent_total', 'Messages handed on to the drain', () => s.messagesSent);
   counter('auditfwd_bytes_sent_total', 'Bytes handed on to the drain, framing included', () => s.bytesSent);
   counter('auditfwd_messages_resent_total', 'Messages sent again after a connection ended: unacknowledged ones (RELP), the --tcp-resend-window (TCP/TLS)', () => s.messagesResent);

@@ -58,6 +58,8 @@ export interface Protocol {
   pump(sock: Socket, buffer: BatchBuffer, aborted: Promise<void>): Promise<Outcome>;
   /** The sink is being aborted: stop at once. */
   abort?(): void;
+  /** Something is still to be sent though the buffer is finished (a lost connection's resend window). */
+  owes?(): boolean;
 }
 
 export function openTcp(host: string, port: number, timeoutMs: number, _signal?: AbortSignal, address?: string): Promise<Socket> {
@@ -105,7 +107,7 @@ export class Connection implements Sink {
   async run(buffer: BatchBuffer): Promise<void> {
     let connectedOnce = false;
     while (!this.aborted) {
-      if (buffer.finished) return;
+      if (buffer.finished && !this.protocol.owes?.()) return;
       const sock = await this.connect();
       if (!sock) {
         this.opts.stats.drainConnected = false;

@@ -4,7 +4,7 @@ import { Backoff } from './backoff.js';
 import type { Opener } from './connection.js';
 import { PoolSink, type PoolMode } from './pool.js';
 import { RelpSink, type RelpProgress } from './relp.js';
-import { ResendWindow } from './resend-window.js';
+import { autoWindowBytes, ResendWindow } from './resend-window.js';
 import type { Member } from './resolve.js';
 import type { Framing, Sink } from './sink.js';
 import { TcpSink } from './tcp.js';
@@ -15,7 +15,8 @@ export interface DrainSettings {
   pool: PoolMode;
   reconnectMaxDelayMs: number;
   reconnectEveryMs: number | undefined;
-  tcpResendWindowBytes: number;
+  /** auto: sized here, from the kernel's limits and the members sending at once. */
+  tcpResendWindowBytes: number | 'auto';
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
@@ -24,7 +25,7 @@ export interface DrainSettings {
 /** One drain, or a pool of them: a sink per member, and what the members share. */
 export function drainSink(members: Member[], s: DrainSettings, open: Opener | undefined, stats: Stats, log: Logger): Sink {
   // One of each for the whole pool: a member that fails leaves them to the next.
-  const resend = s.tcpResendWindowBytes > 0 ? new ResendWindow(s.tcpResendWindowBytes) : undefined;
+  const resend = members.some((m) => m.drain.transport === 'tcp' || m.drain.transport === 'tls') ? resendWindow(members.length, s, log) : undefined;
   const progress = new Map<number, RelpProgress>();
   const make = ({ drain: d, address }: Member) => (memberStats: SinkStats) => {
     const common = { host: d.host, port: d.port, address, stats: memberStats, log, backoff: new Backoff(200, s.reconnectMaxDelayMs), open, reconnectEveryMs: s.reconnectEveryMs };
@@ -39,5 +40,17 @@ export function drainSink(members: Member[], s: DrainSettings, open: Opener | un
     s.pool,
     stats,
     log,
+    () => resend?.pending ?? false,
   );
+}
+
+/**
+ * One window for the pool. In round-robin every member may hold a connection's worth in flight at
+ * once, interleaved in the window; in failover one member sends at a time.
+ */
+function resendWindow(members: number, s: DrainSettings, log: Logger): ResendWindow | undefined {
+  const plain = s.tcpResendWindowBytes;
+  const bytes = plain === 'auto' ? autoWindowBytes(s.pool === 'round-robin' ? members : 1) : plain;
+  if (plain === 'auto') log.debug({ bytes }, '--tcp-resend-window auto');
+  return bytes > 0 ? new ResendWindow(bytes) : undefined;
 }

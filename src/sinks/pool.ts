@@ -13,13 +13,16 @@ interface Member {
   stats: MemberStats;
   view: MemberView;
   done: boolean;
+  /** Its socket's buffer is full: round-robin passes its turn on. */
+  backedUp?: boolean;
 }
 
 /**
  * Several drains of one transport (`--to` given more than once). Each member is a sink of its own
  * (connection, backoff, health) over a view of the one buffer; the pool decides which members may
  * take batches: failover, the first connected member in the order given (a member that comes back
- * is taken back); round-robin, the connected members in turn, a batch each. A member that fails
+ * is taken back); round-robin, the connected members in turn, a batch each, passing over a member
+ * whose socket is backed up (a slow drain does not set the pace of the others). A member that fails
  * gives back what it had not delivered (not written for TCP, not acknowledged for RELP); the next
  * member that sends takes it first, in order (PoolQueue).
  */
@@ -37,6 +40,8 @@ export class PoolSink implements Sink {
     readonly mode: PoolMode,
     private readonly stats: Stats,
     private readonly log: Logger,
+    /** Something is still to be sent though the buffer is finished (the members' shared resend window). */
+    private readonly owes: () => boolean = () => false,
   ) {
     this.members = specs.map((spec) => {
       const m = { name: spec.name, done: false } as Member;
@@ -59,8 +64,9 @@ export class PoolSink implements Sink {
       }),
     );
     await Promise.race([Promise.all(runs), finished]);
-    // The buffer is finished: members still trying to connect have nothing left to send.
-    for (const m of this.members) if (!m.done) m.sink.abort();
+    // The buffer is finished: members still trying to connect have nothing left to send. Connected
+    // ones end by themselves: cut short, a close waiting for the drain's would not be confirmed.
+    for (const m of this.members) if (!m.done && !m.stats.drainConnected) m.sink.abort();
     await Promise.all(runs);
     this.queue.returnAll();
   }
@@ -81,7 +87,7 @@ export class PoolSink implements Sink {
       this.active = active;
     }
     for (const m of this.members) m.stats.state = !up.includes(m) ? 'down' : active && m !== active ? 'standby' : 'active';
-    if (this.shared?.finished) this.wakeFinished?.();
+    if (this.finished) this.wakeFinished?.();
     this.changed.poke();
   }
 
@@ -91,13 +97,21 @@ export class PoolSink implements Sink {
     return this.turnMember() !== m;
   }
 
-  /** Round-robin: whose turn it is, skipping members that are down. */
+  /** Round-robin: whose turn it is, skipping members that are down, and backed-up ones unless all are. */
   private turnMember(): Member | undefined {
+    let first: Member | undefined;
     for (let k = 0; k < this.members.length; k++) {
       const m = this.members[(this.turn + k) % this.members.length];
-      if (m.stats.drainConnected && !m.done) return m;
+      if (!m.stats.drainConnected || m.done) continue;
+      if (!m.backedUp) return m;
+      first ??= m;
     }
-    return undefined;
+    return first;
+  }
+
+  backedUp(m: Member, yes: boolean): void {
+    m.backedUp = yes;
+    if (this.mode === 'round-robin') this.refresh();
   }
 
   take(m: Member): TakenBatch | undefined {
@@ -110,7 +124,13 @@ export class PoolSink implements Sink {
     return batch;
   }
 
+  /** Nothing left to take, and no lost connection's window still to send: the members may stop. */
+  get finished(): boolean {
+    return this.shared?.finished && !this.owes();
+  }
+
   waitForData(m: Member): Promise<void> {
+    if (this.shared.finished && !this.finished) return this.changed.wait();
     if (this.standby(m) && !this.shared.finished) return this.changed.wait();
     if (this.queue.hasRetry || this.shared.finished) return Promise.resolve();
     return Promise.race([this.shared.waitForData(), this.changed.wait()]);
@@ -153,6 +173,9 @@ class MemberView implements BatchBuffer {
   requeue(batches: Batch[]): void {
     this.pool.requeue(batches);
   }
+  backedUp(yes: boolean): void {
+    this.pool.backedUp(this.member, yes);
+  }
   close(): void {
     this.pool.buffer.close();
   }
@@ -160,7 +183,7 @@ class MemberView implements BatchBuffer {
     return this.pool.buffer.closed;
   }
   get finished(): boolean {
-    return this.pool.buffer.finished;
+    return this.pool.finished;
   }
   get bytes(): number {
     return this.pool.buffer.bytes;

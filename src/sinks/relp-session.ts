@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { encodeFrame, MAX_TXNR, openOffers, parseResponse, RelpProtocolError, RelpReader, type RelpFrame, type RelpResponse } from './relp-protocol.js';
+import { encodeFrame, MAX_TXNR, OK, openOffers, parseResponse, RelpProtocolError, RelpReader, type RelpFrame, type RelpResponse } from './relp-protocol.js';
 
 /**
  * One RELP session on a connected socket: the `open` handshake, transaction numbers, routing of
@@ -22,7 +22,11 @@ export class RelpSession {
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
     socket.on('data', (chunk: Buffer) => {
       try {
-        this.reader.push(chunk, (frame) => this.dispatch(frame));
+        this.reader.push(
+          chunk,
+          (frame) => this.dispatch(frame),
+          (txnr) => this.respond(txnr, OK),
+        );
       } catch (err) {
         this.fail(err instanceof RelpProtocolError ? `protocol error from drain: ${err.message}` : String(err));
       }
@@ -56,6 +60,11 @@ export class RelpSession {
   /** Transaction numbers this session can still give to syslog commands (one is kept for close). */
   get txnrsLeft(): number {
     return MAX_TXNR - this.nextTxnr;
+  }
+
+  /** The number takeTxnr gives next. */
+  get upcomingTxnr(): number {
+    return this.nextTxnr;
   }
 
   takeTxnr(): number {
@@ -124,9 +133,13 @@ export class RelpSession {
       this.fail(`unexpected command "${frame.command}" from drain`);
       return;
     }
-    const rsp = parseResponse(frame.data);
-    const own = this.own.get(frame.txnr);
+    this.respond(frame.txnr, parseResponse(frame.data));
+  }
+
+  private respond(txnr: number, rsp: RelpResponse): void {
+    if (!this.alive) return;
+    const own = this.own.get(txnr);
     if (own) own(rsp);
-    else this.onResponse(frame.txnr, rsp);
+    else this.onResponse(txnr, rsp);
   }
 }

@@ -3,6 +3,7 @@ import { forEachFrame } from '../framing/octet.js';
 import { RateLimitedLog } from '../telemetry/log.js';
 import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { SYSLOG_OVERHEAD, writeSyslogFrame } from './relp-protocol.js';
+import { InFlight } from './relp-inflight.js';
 import { RelpSession } from './relp-session.js';
 import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 import { defaultNumber } from '../config/options.js';
@@ -142,7 +143,7 @@ export class RelpProtocol implements Protocol {
     const held: Progress[] = [];
     /** First held batch that may still have messages to send. */
     let cursor = 0;
-    const inFlight = new Map<number, { p: Progress; i: number }>();
+    const inFlight = new InFlight<Progress>(this.window);
     let waitingSince = Date.now();
     let refused = false;
     let wakeRefused!: () => void;
@@ -157,14 +158,13 @@ export class RelpProtocol implements Protocol {
     };
 
     session.onResponse = (txnr, rsp) => {
-      const entry = inFlight.get(txnr);
-      if (!entry) {
+      const p = inFlight.take(txnr);
+      if (!p) {
         session.fail(`response for unknown transaction ${txnr}`);
         return;
       }
-      inFlight.delete(txnr);
+      const i = inFlight.lastIndex;
       waitingSince = Date.now();
-      const { p, i } = entry;
       if (rsp.code === 200) {
         p.finish(i);
         stats.messagesSent++;
@@ -195,7 +195,7 @@ export class RelpProtocol implements Protocol {
         // Refilled as soon as any answer frees room. Waiting for more room (to write in bigger
         // pieces) stalls against librelp: its small answers sit behind Nagle until our delayed ACK,
         // 40 ms each round (measured: 30× slower at window 64).
-        if (inFlight.size >= this.window) {
+        if (inFlight.size >= this.window || !inFlight.hasRoomFor(session.upcomingTxnr)) {
           await Promise.race([this.wakeup.wait(), session.ended, refusedP]);
           continue;
         }
@@ -223,7 +223,7 @@ export class RelpProtocol implements Protocol {
           continue;
         }
         if (inFlight.size === 0) waitingSince = Date.now();
-        const chunk = this.frames(session, p, this.window - inFlight.size, (txnr, i) => inFlight.set(txnr, { p, i }));
+        const chunk = this.frames(session, p, this.window - inFlight.size, inFlight);
         if (chunk.length === 0) continue;
         stats.bytesSent += chunk.length;
         if (!this.writePooled(session, chunk)) await Promise.race([drained(), session.ended, refusedP]);
@@ -249,12 +249,13 @@ export class RelpProtocol implements Protocol {
   }
 
   /** Frames for the next unacknowledged messages of `p`, at most `room` of them. */
-  private frames(session: RelpSession, p: Progress, room: number, track: (txnr: number, i: number) => void): Buffer {
+  private frames(session: RelpSession, p: Progress, room: number, inFlight: InFlight<Progress>): Buffer {
     const src = p.batch.frames;
+    const first = session.upcomingTxnr;
     let bytes = 0;
     let n = 0;
     let i = p.next;
-    for (; i < p.count && n < room && bytes < CHUNK_BYTES; i++) {
+    for (; i < p.count && n < room && bytes < CHUNK_BYTES && inFlight.hasRoomFor(first + n); i++) {
       if (p.state[i] === DONE) continue;
       bytes += p.ends[i] - p.starts[i] + SYSLOG_OVERHEAD;
       n++;
@@ -269,7 +270,7 @@ export class RelpProtocol implements Protocol {
       if (p.state[i] === SENT) this.opts.stats.messagesResent++;
       p.state[i] = SENT;
       const txnr = session.takeTxnr();
-      track(txnr, i);
+      inFlight.set(txnr, p, i);
       o = writeSyslogFrame(out, o, txnr, src, p.starts[i], p.ends[i]);
     }
     p.next = end;

@@ -1,8 +1,47 @@
+import { readFileSync } from 'node:fs';
 import { forEachFrame } from '../framing/octet.js';
 
-interface Chunk {
-  /** Octet-counted frames, whole ones only. */
-  frames: Buffer;
+const MiB = 1024 * 1024;
+/** Linux's own maxima of tcp_wmem and tcp_rmem (net/ipv4/tcp.c), where /proc does not say (not Linux). */
+export const FALLBACK_BUFFERS = { send: 4 * MiB, receive: 6 * MiB };
+/** `--tcp-resend-window auto` never holds more than this (memory: the window's size). */
+export const AUTO_CEILING_BYTES = 64 * MiB;
+
+/** The third field of /proc/sys/net/ipv4/tcp_[wr]mem: the most autotuning gives one socket's buffer. */
+function procMax(name: string, read: (path: string) => string): number | undefined {
+  try {
+    const max = Number(read(`/proc/sys/net/ipv4/${name}`).trim().split(/\s+/)[2]);
+    return Number.isSafeInteger(max) && max > 0 ? max : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What one connection can hold written and not yet read by the drain's application: our send
+ * buffer (sent-but-unacknowledged bytes stay in it, so this covers the network too) plus the drain's
+ * receive buffer. Both autotune up to this host's tcp_wmem and tcp_rmem maxima; the drain's own
+ * maximum is unknown from here, this host's stands for it.
+ */
+export function kernelBuffers(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): { send: number; receive: number; from: 'proc' | 'fallback' } {
+  const send = procMax('tcp_wmem', read);
+  const receive = procMax('tcp_rmem', read);
+  if (send === undefined || receive === undefined) return { ...FALLBACK_BUFFERS, from: 'fallback' };
+  return { send, receive, from: 'proc' };
+}
+
+/**
+ * `--tcp-resend-window auto`: what `connections` connections sending at once (a round-robin pool's
+ * members; otherwise one) can hold in flight, at most AUTO_CEILING_BYTES.
+ */
+export function autoWindowBytes(connections: number, buffers = kernelBuffers()): number {
+  return Math.min(AUTO_CEILING_BYTES, Math.max(1, connections) * (buffers.send + buffers.receive));
+}
+
+interface Entry {
+  /** Where its whole frames lie, as positions in the stream of bytes ever kept (the ring offset is `% capacity`). */
+  start: number;
+  end: number;
   count: number;
   /** The connection that carried them last (any object naming it: its socket). */
   carrier?: object;
@@ -20,52 +59,95 @@ interface Chunk {
  * Only what the lost connection carried: a pool member on standby whose idle connection drops
  * causes no resend.
  *
- * Copies, never references: a handed-on batch's memory goes back to its writer's slabs. Bounded by
- * maxBytes, plus the newest chunk's excess until it is trimmed.
+ * Copies in one ring of `maxBytes`, allocated at the first batch (its pages are touched as it
+ * fills): a handed-on batch's memory goes back to its writer's slabs, and a copy per batch would
+ * leave the GC tens of megabytes a second to find (measured: peak RSS grew by 2.4 times the window's size;
+ * bench/resend-window.mjs). An entry never wraps around the ring's end: a batch that would is split
+ * between two frames, so what is held is the last `maxBytes` less under two frames (the one that did
+ * not fit at the end, the one cut at the start).
  */
 export class ResendWindow {
-  private chunks: Chunk[] = [];
+  private ring: Buffer | undefined;
+  /** Bytes ever kept: where the next one goes. */
+  private head = 0;
+  private entries: Entry[] = [];
   private bytes = 0;
 
   constructor(readonly maxBytes: number) {}
 
   /** `frames` (octet-counted, `count` of them) were handed to the socket of `carrier`. */
   record(frames: Buffer, count: number, carrier?: object): void {
-    if (this.maxBytes === 0 || frames.length === 0) return;
-    const chunk = frames.length > this.maxBytes ? tail(frames, frames.length - this.maxBytes) : { frames, count };
-    if (chunk.count === 0) return;
-    this.chunks.push({ frames: Buffer.from(chunk.frames), count: chunk.count, carrier });
-    this.bytes += chunk.frames.length;
-    while (this.bytes > this.maxBytes) {
-      const first = this.chunks[0];
-      const excess = this.bytes - this.maxBytes;
-      this.bytes -= first.frames.length;
-      if (first.frames.length <= excess) {
-        this.chunks.shift();
+    const cap = this.maxBytes;
+    if (cap === 0 || frames.length === 0) return;
+    let data = frames.length > cap ? tail(frames, frames.length - cap) : { frames, count };
+    this.ring ??= Buffer.allocUnsafeSlow(cap);
+    while (data.count > 0) {
+      const room = cap - (this.head % cap);
+      const piece = data.frames.length <= room ? data : head(data.frames, room);
+      if (piece.count === 0) {
+        // Not even its first frame fits before the ring's end: start again at the beginning.
+        this.makeRoom(this.head + room);
+        this.head += room;
         continue;
       }
-      const kept = tail(first.frames, excess);
-      // A copy: a view would keep the whole old chunk alive.
-      this.chunks[0] = { ...first, frames: Buffer.from(kept.frames), count: kept.count };
-      this.bytes += kept.frames.length;
-      if (kept.count === 0) this.chunks.shift();
+      const length = piece.frames.length;
+      this.makeRoom(this.head + length);
+      piece.frames.copy(this.ring, this.head % cap);
+      this.entries.push({ start: this.head, end: this.head + length, count: piece.count, carrier });
+      this.head += length;
+      this.bytes += length;
+      data = { frames: data.frames.subarray(length), count: data.count - piece.count };
     }
+  }
+
+  /** The ring is about to hold bytes up to `newHead`: entries (whole frames of them) it overwrites go. */
+  private makeRoom(newHead: number): void {
+    const from = newHead - this.maxBytes;
+    while (this.entries.length > 0 && this.entries[0].start < from) {
+      const first = this.entries[0];
+      this.bytes -= first.end - first.start;
+      if (first.end <= from) {
+        this.entries.shift();
+        continue;
+      }
+      const kept = tail(this.view(first), from - first.start);
+      if (kept.count === 0) {
+        this.entries.shift();
+        continue;
+      }
+      first.start = first.end - kept.frames.length;
+      first.count = kept.count;
+      this.bytes += kept.frames.length;
+    }
+  }
+
+  private view(e: Entry): Buffer {
+    const at = e.start % this.maxBytes;
+    return this.ring!.subarray(at, at + e.end - e.start);
   }
 
   /** `carrier` ended without auditfwd closing it: what it carried goes out again first. */
   lost(carrier?: object): void {
-    for (const c of this.chunks) if (c.carrier === carrier) c.pending = true;
+    for (const e of this.entries) if (e.carrier === carrier) e.pending = true;
   }
 
-  /** After a lost connection, the frames to send first on `carrier` (oldest first), once; else undefined. */
+  /**
+   * After a lost connection, the frames to send first on `carrier` (oldest first), once; else
+   * undefined. Copies: the socket may still hold them when newer batches overwrite the ring.
+   */
   takeReplay(carrier?: object): Array<{ frames: Buffer; count: number }> | undefined {
-    const out = this.chunks.filter((c) => c.pending);
+    const out = this.entries.filter((e) => e.pending);
     if (out.length === 0) return undefined;
-    for (const c of out) {
-      c.pending = false;
-      c.carrier = carrier;
+    for (const e of out) {
+      e.pending = false;
+      e.carrier = carrier;
     }
-    return out.map(({ frames, count }) => ({ frames, count }));
+    return out.map((e) => ({ frames: Buffer.from(this.view(e)), count: e.count }));
+  }
+
+  /** A lost connection's frames wait for the next one. */
+  get pending(): boolean {
+    return this.entries.some((e) => e.pending);
   }
 
   get heldBytes(): number {
@@ -74,7 +156,7 @@ export class ResendWindow {
 }
 
 /** The whole frames of `frames` that start at or after byte `from`. */
-function tail(frames: Buffer, from: number): Chunk {
+function tail(frames: Buffer, from: number): { frames: Buffer; count: number } {
   let start = frames.length;
   let count = 0;
   let frameStart = 0;
@@ -84,4 +166,19 @@ function tail(frames: Buffer, from: number): Chunk {
     frameStart = end;
   });
   return { frames: frames.subarray(start), count };
+}
+
+/** The whole frames of `frames` that end at or before byte `limit`. */
+function head(frames: Buffer, limit: number): { frames: Buffer; count: number } {
+  let end = 0;
+  let count = 0;
+  while (end < frames.length) {
+    let i = end;
+    let len = 0;
+    while (frames[i] !== 0x20) len = len * 10 + frames[i++] - 0x30;
+    if (i + 1 + len > limit) break;
+    end = i + 1 + len;
+    count++;
+  }
+  return { frames: frames.subarray(0, end), count };
 }

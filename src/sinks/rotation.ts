@@ -51,6 +51,9 @@ export class RotatingView implements BatchBuffer {
   requeue(batches: Batch[]): void {
     this.inner.requeue(batches);
   }
+  backedUp(yes: boolean): void {
+    this.inner.backedUp?.(yes);
+  }
   close(): void {
     this.inner.close();
   }

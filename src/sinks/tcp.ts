@@ -10,10 +10,19 @@ import type { ResendWindow } from './resend-window.js';
 
 export { openTcp, type Outcome } from './connection.js';
 
+/**
+ * After our FIN, how long a drain gets to close its side (reading what the kernels still hold
+ * first) before the close counts as clean anyway: a drain that never closes must not hold up the
+ * end of input, nor have its window sent again at every --reconnect-every.
+ */
+export const CLOSE_WAIT_MS = 10_000;
+
 export interface TcpSinkOptions extends ConnectionOptions {
   framing: Framing;
   /** --tcp-resend-window; shared by the members of a pool, so a dead member's last bytes go to the next. */
   resend?: ResendWindow;
+  /** Default CLOSE_WAIT_MS. */
+  closeWaitMs?: number;
 }
 
 /**
@@ -26,7 +35,7 @@ export interface TcpSinkOptions extends ConnectionOptions {
 export class SyslogProtocol implements Protocol {
   private readonly limited: RateLimitedLog;
 
-  constructor(private readonly opts: { host: string; port: number; framing: Framing; stats: SinkStats; log: Logger; keepAliveMs?: number; resend?: ResendWindow }) {
+  constructor(private readonly opts: { host: string; port: number; framing: Framing; stats: SinkStats; log: Logger; keepAliveMs?: number; resend?: ResendWindow; closeWaitMs?: number }) {
     this.limited = new RateLimitedLog(opts.log);
   }
 
@@ -38,6 +47,11 @@ export class SyslogProtocol implements Protocol {
     sock.resume(); // a syslog drain sends nothing; reading notices its FIN even while we are idle
     const inflight: Batch[] = [];
     let closed = false;
+    let failed = false;
+    // The drain's FIN after ours: it read every byte we sent (Linux answers a close with unread bytes with a reset).
+    let ourFinSent = false;
+    let confirmed = false;
+    sock.on('end', () => (confirmed = ourFinSent && !failed));
     const closedP = new Promise<void>((resolve) =>
       sock.once('close', () => {
         closed = true;
@@ -45,6 +59,8 @@ export class SyslogProtocol implements Protocol {
       }),
     );
     sock.on('error', (err) => {
+      failed = true;
+      confirmed = false;
       this.limited.warn('socket', { drain: `${this.opts.host}:${this.opts.port}`, reason: (err as NodeJS.ErrnoException).code ?? err.message }, 'drain connection error');
     });
     const { resend } = this.opts;
@@ -57,9 +73,21 @@ export class SyslogProtocol implements Protocol {
       },
     });
     if (!closed && !isAborted) {
-      await new Promise<void>((resolve) => sock.end(resolve));
+      // An abort (a pool whose buffer finished) may destroy the socket meanwhile: end's callback never comes then.
+      await Promise.race([new Promise<void>((resolve) => sock.end(resolve)), closedP]);
+      ourFinSent = true;
+      // With a window, the close is clean only once the drain closed too: until then what the
+      // kernels hold may still die with it (end of input, --reconnect-every).
+      const waitMs = this.opts.closeWaitMs ?? CLOSE_WAIT_MS;
+      if (resend) this.opts.log.debug({ drain: `${this.opts.host}:${this.opts.port}` }, 'closed our side; waiting for the drain to close its own');
+      if (resend && !(await this.drainClosed(closedP, aborted, waitMs, () => confirmed || failed))) {
+        this.opts.log.warn({ drain: `${this.opts.host}:${this.opts.port}`, waitedMs: waitMs }, 'the drain did not close the connection after ours; not sending its --tcp-resend-window again');
+        confirmed = true;
+      }
       sock.destroy();
-      return 'finished';
+      if (confirmed || isAborted || !resend) return isAborted ? 'aborted' : 'finished';
+      resend.lost(sock);
+      return 'lost';
     }
     // Batches the kernel never took go out again on the next connection.
     buffer.requeue(inflight.splice(0));
@@ -67,6 +95,20 @@ export class SyslogProtocol implements Protocol {
     if (isAborted) return 'aborted';
     this.opts.resend?.lost(sock);
     return 'lost';
+  }
+
+  /** A lost connection's window is still to be sent: the sink must not stop at the end of input. */
+  owes(): boolean {
+    return this.opts.resend?.pending ?? false;
+  }
+
+  /** Waits for the socket's close after our FIN, at most `waitMs`; false when it did not come. */
+  private async drainClosed(closedP: Promise<void>, aborted: Promise<void>, waitMs: number, settled: () => boolean): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), waitMs)));
+    const late = await Promise.race([closedP.then(() => false), aborted.then(() => false), timedOut]);
+    clearTimeout(timer);
+    return !late || settled();
   }
 
   /**

@@ -68,7 +68,11 @@ export async function writeBatches(
       buffer.handedOn(batch);
     });
     backedUp = out.writableLength > 0;
-    if (!ok) await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
+    if (!ok) {
+      buffer.backedUp?.(true);
+      await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
+      buffer.backedUp?.(false);
+    }
   }
 }
 

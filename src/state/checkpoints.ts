@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../telemetry/log.js';
-import { CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
+import { CHECKPOINT_VERSION, CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
 import { writeFileDurably, writeFileQuickly } from './durable.js';
 import { inodeKey, type FileIdentity } from './file-identity.js';
 import { SlotPositions } from './slot-positions.js';
@@ -16,11 +16,17 @@ export interface Checkpoint extends FileIdentity {
   path: string;
   offset: number;
   updatedAt: number;
+  /** The file's size as last seen by the reader (at least `offset`): what a deletion leaves unread. */
+  size?: number;
+  /** Hash of the bytes just before `offset` (up to 32): tells apart files that begin alike. */
+  tail?: string;
 }
 
 const FILE = 'checkpoints.json';
 /** Entries of files not seen for this long are forgotten. */
 const RETAIN_MS = 7 * 24 * 3600 * 1000;
+/** Files read that are gone, remembered (by their first bytes) so that a .gz made of one is not read again. */
+const MAX_RETIRED = 256;
 /** Damaged entries logged one by one; the rest are counted in one line. */
 const MAX_DROP_LINES = 20;
 /** Far above a full --max-files table (about 200 bytes an entry), far below what a string can hold. */
@@ -59,8 +65,17 @@ export const QUICK_SAVE_MS = 50;
  * interval and at shutdown (what a power loss needs). After a kill -9, only the lines handed on in
  * about the last QUICK_SAVE_MS are sent again, whatever the interval.
  */
+/**
+ * Another file on this inode now (the number was free again, or the file was truncated): what the
+ * one before was is retired, not overwritten, so that a .gz made of it is still known.
+ */
+function otherFile(prev: Checkpoint, id: FileIdentity): boolean {
+  return prev.fpLen > 0 && (prev.fpLen > id.fpLen || (prev.fpLen === id.fpLen && prev.fp !== id.fp));
+}
+
 export class CheckpointStore {
   private entries = new Map<string, Checkpoint>();
+  private retiredList: Checkpoint[] = [];
   /** Changed since the last durable (fsynced) save. */
   private dirty = false;
   /** Changed since the last save of either kind. */
@@ -87,12 +102,29 @@ export class CheckpointStore {
       throw new StateError(`--state-dir: cannot read ${store.path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
     try {
-      store.slots = await SlotPositions.open(dir, store.entries, (c) => validateCheckpoints({ version: 1, files: [c] }).entries[0], log);
+      await store.openSlots();
     } catch (err) {
       // Not fatal: checkpoints.json alone still holds positions, saved a little later.
+      SlotPositions.remove(dir);
       log.error({ dir, err: String(err) }, 'cannot write positions.slots; positions are saved in checkpoints.json alone');
     }
     return store;
+  }
+
+  /**
+   * The slots over what checkpoints.json said. Files retired since it was written are listed in it
+   * before the slot file is started afresh (the slots then no longer hold their retirement).
+   */
+  private async openSlots(): Promise<void> {
+    const validate = (c: unknown) => validateCheckpoints({ version: CHECKPOINT_VERSION, files: [c] }).entries[0];
+    const { lastSeq, retired } = SlotPositions.load(this.dir, this.entries, validate, otherFile);
+    const fresh = retired.filter((c) => c.fpLen > 0 && !this.retiredList.some((r) => r.dev === c.dev && r.ino === c.ino && r.fpLen === c.fpLen && r.fp === c.fp));
+    for (const c of fresh) this.keepRetired(c);
+    if (fresh.length > 0) {
+      this.dirty = true;
+      await this.save();
+    }
+    this.slots = await SlotPositions.open(this.dir, this.entries, lastSeq, this.log);
   }
 
   private get path(): string {
@@ -122,6 +154,7 @@ export class CheckpointStore {
     loaded.dropped.slice(0, MAX_DROP_LINES).forEach((d) => this.log.warn({ file: this.path }, `checkpoint ${d}; dropped, that file is read as new`));
     if (loaded.dropped.length > MAX_DROP_LINES) this.log.warn({ file: this.path, more: loaded.dropped.length - MAX_DROP_LINES }, 'more damaged checkpoint entries dropped');
     for (const c of loaded.entries) this.entries.set(inodeKey(c), c);
+    this.retiredList = loaded.retired.slice(-MAX_RETIRED);
     // Dropped entries must not be saved back as they were.
     if (loaded.dropped.length > 0) this.dirty = true;
   }
@@ -134,13 +167,28 @@ export class CheckpointStore {
     return [...this.entries.values()];
   }
 
-  commit(path: string, id: FileIdentity, offset: number): void {
-    const isNew = !this.entries.has(inodeKey(id));
-    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
+  /** Files of `path` read and gone (deleted, or renamed out of sight), most recent last. */
+  retired(path: string): Checkpoint[] {
+    return this.retiredList.filter((c) => c.path === path);
+  }
+
+  /**
+   * `at`: when (default now). A position recorded while planning a start, not read, keeps the time of
+   * the last position read: backups made after that are what the next start must look at.
+   */
+  commit(path: string, id: FileIdentity, offset: number, size?: number, tail?: string, at = Date.now()): void {
+    let prev = this.entries.get(inodeKey(id));
+    if (prev && otherFile(prev, id)) {
+      this.retire(prev);
+      prev = undefined;
+    }
+    const known = Math.max(offset, size ?? 0);
+    const end = tail ?? (prev?.offset === offset ? prev.tail : undefined);
+    this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: at, size: known, ...(end ? { tail: end } : {}) });
     this.changed(inodeKey(id));
     // A file followed for the first time is saved at once, not at the next interval: after a kill -9
     // followed by a rotation, the next run finds the rotated file only by an inode it knows.
-    if (isNew) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
+    if (!prev) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
   }
 
   /**
@@ -150,11 +198,16 @@ export class CheckpointStore {
    * know them: once renamed away (or older than that run's last commit), they would be taken for old
    * history and the rest never read. Files already known keep their entry.
    */
-  async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean): Promise<void> {
-    const fresh = files.filter(({ id }) => !this.entries.has(inodeKey(id)));
+  async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean, at = Date.now()): Promise<void> {
+    const fresh = files.filter(({ id }) => {
+      const prev = this.entries.get(inodeKey(id));
+      return !prev || otherFile(prev, id);
+    });
     if (fresh.length === 0) return;
     for (const { id, offset } of fresh) {
-      this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: Date.now() });
+      const prev = this.entries.get(inodeKey(id));
+      if (prev) this.retire(prev);
+      this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: at, size: offset });
       this.slots?.changed(inodeKey(id));
     }
     this.dirty = true;
@@ -166,8 +219,29 @@ export class CheckpointStore {
     if (this.entries.delete(inodeKey(id))) this.changed(inodeKey(id));
   }
 
-  private changed(key: string): void {
-    this.slots?.changed(key);
+  /**
+   * The file is gone: its inode number is free for another file, which must not inherit this
+   * position. What it was (its first bytes, how far it was read) is kept a while longer, bounded, so
+   * that a compressed copy of it (lumberjack's .gz) is read only from there.
+   */
+  retire(id: { dev: number; ino: number }): void {
+    const c = this.entries.get(inodeKey(id));
+    if (!c) return;
+    this.entries.delete(inodeKey(id));
+    if (c.fpLen > 0) this.keepRetired(c);
+    // The slot says "retired" with the entry as it was: a kill -9 before the next save of
+    // checkpoints.json still finds it retired (not live, not forgotten) at the next start.
+    this.changed(inodeKey(id), c.fpLen > 0 ? c : undefined);
+  }
+
+  private keepRetired(c: Checkpoint): void {
+    this.retiredList.push(c);
+    if (this.retiredList.length > MAX_RETIRED) this.retiredList.shift();
+  }
+
+  /** `retired`: the entry of `key` was retired (the slot keeps it as such). */
+  private changed(key: string, retired?: Checkpoint): void {
+    this.slots?.changed(key, retired);
     this.dirty = true;
     this.unsaved = true;
     if (this.quickTimer || this.closed) return;
@@ -229,7 +303,8 @@ export class CheckpointStore {
       this.entries.delete(k);
       this.slots?.changed(k);
     }
-    return JSON.stringify({ version: 1, files: [...this.entries.values()] });
+    this.retiredList = this.retiredList.filter((c) => c.updatedAt >= cutoff);
+    return JSON.stringify({ version: CHECKPOINT_VERSION, files: [...this.entries.values()], retired: this.retiredList });
   }
 
   private async write(): Promise<void> {

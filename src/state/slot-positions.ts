@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from '../telemetry/log.js';
 import { inodeKey } from './file-identity.js';
 import { MAX_PAYLOAD, readSlots, SlotFile } from './slot-file.js';
@@ -9,20 +11,35 @@ interface Keyed {
   path: string;
   dev: number;
   ino: number;
+  fpLen: number;
+  fp: string;
 }
+
+/** What a load found in the slots, to be known before the slot file is started afresh. */
+export interface SlotsLoaded<E> {
+  lastSeq: number;
+  /** Entries retired since checkpoints.json was written (oldest first): the JSON file does not list them as such. */
+  retired: E[];
+}
+
+const sameFile = (a: Keyed, b: Keyed) => a.dev === b.dev && a.ino === b.ino && a.fpLen === b.fpLen && a.fp === b.fp;
 
 /**
  * The checkpoint store's entries as they change, one slot each in `positions.slots`, written
  * synchronously at the end of the tick that changed them: after a kill -9, a restart repeats only
  * what was handed on in that tick, not the lines of the last quick save's interval. The JSON file
- * stays the whole table (paths, new files) and what a power loss falls back to; every change reaches
- * the slots first, so at load a valid slot is never older than the JSON entry of its file.
+ * stays the whole table (paths, new files, retired files) and what a power loss falls back to; every
+ * change reaches the slots first, so at load a valid slot is never older than the JSON entry of its
+ * file. A slot holds one of: the entry; `gone: true` (forgotten); the entry with `gone: "retired"`
+ * (the file is gone, kept as retired: a .gz of it is known by it).
  */
 export class SlotPositions<E extends Keyed> {
   private readonly pairs = new Map<string, number>();
   private readonly free: number[] = [];
   private next = 0;
   private readonly pending = new Set<string>();
+  /** Of the pending keys, those whose entry was retired: that entry. */
+  private readonly retiring = new Map<string, E>();
   private scheduled = false;
   private failed = false;
 
@@ -34,14 +51,15 @@ export class SlotPositions<E extends Keyed> {
 
   /**
    * Lays the newest valid slot of each file over `entries` (files the JSON file does not know are
-   * left out: their path is not in the slots), then starts a fresh slot file with one slot each.
-   * `validate` checks a merged entry as the JSON file's entries are checked.
+   * left out: their path is not in the slots). `validate` checks a merged entry as the JSON file's
+   * entries are checked; `replaced(prev, next)`: `next` is another file than `prev` on its inode, so
+   * `prev` was retired (a commit of another file there, then a kill -9 before the JSON file said so).
+   * The retired entries found are returned, for the JSON file to list before the slots start afresh.
    */
-  static async open<E extends Keyed>(dir: string, entries: Map<string, E>, validate: (e: unknown) => E | undefined, log: Logger): Promise<SlotPositions<E>> {
-    const records = readSlots(dir, FILE);
-    const newest = new Map<string, { seq: number; e: Record<string, unknown> }>();
+  static load<E extends Keyed>(dir: string, entries: Map<string, E>, validate: (e: unknown) => E | undefined, replaced: (prev: E, next: E) => boolean): SlotsLoaded<E> {
+    const byKey = new Map<string, Array<{ seq: number; e: Record<string, unknown> }>>();
     let lastSeq = 0;
-    for (const r of records) {
+    for (const r of readSlots(dir, FILE)) {
       lastSeq = Math.max(lastSeq, r.seq);
       let e: Record<string, unknown>;
       try {
@@ -50,19 +68,34 @@ export class SlotPositions<E extends Keyed> {
         continue;
       }
       const key = inodeKey(e as unknown as Keyed);
-      if ((newest.get(key)?.seq ?? -1) < r.seq) newest.set(key, { seq: r.seq, e });
+      byKey.set(key, [...(byKey.get(key) ?? []), { seq: r.seq, e }]);
     }
-    for (const [key, { e }] of newest) {
+    const retired: Array<{ seq: number; c: E }> = [];
+    for (const [key, records] of byKey) {
       const known = entries.get(key);
       if (!known) continue;
-      // Forgotten (deleted and read to its end, or not seen for long) after the JSON file was written.
-      if (e.gone === true) {
-        entries.delete(key);
-        continue;
+      records.sort((a, b) => a.seq - b.seq);
+      // Every retirement the slots still hold (a pair keeps the last two records of its file).
+      const found: Array<{ seq: number; c: E }> = [];
+      for (const { seq, e } of records) {
+        const c = e.gone === 'retired' ? validate({ ...e, path: known.path }) : undefined;
+        if (c) found.push({ seq, c });
       }
-      const merged = validate({ ...e, path: known.path });
-      if (merged) entries.set(key, merged);
+      const { e } = records[records.length - 1];
+      const last = e.gone === true ? undefined : e.gone === 'retired' ? found[found.length - 1]?.c : validate({ ...e, path: known.path });
+      if (e.gone !== undefined) entries.delete(key);
+      else if (last) entries.set(key, last);
+      // The file the JSON entry names was retired for another one (its own retirement record
+      // overwritten since, or written in the same tick): it is retired as the JSON file had it.
+      if (last && replaced(known, last) && !found.some(({ c }) => sameFile(c, known))) found.unshift({ seq: -1, c: known });
+      retired.push(...found);
     }
+    retired.sort((a, b) => a.seq - b.seq);
+    return { lastSeq, retired: retired.map(({ c }) => c) };
+  }
+
+  /** Starts a fresh slot file under the JSON file's `entries` (as load left them), one slot each. */
+  static async open<E extends Keyed>(dir: string, entries: Map<string, E>, lastSeq: number, log: Logger): Promise<SlotPositions<E>> {
     const keys = [...entries.keys()];
     const file = await SlotFile.create(dir, FILE, keys.map((k) => payloadOf(entries.get(k)!) ?? Buffer.alloc(0)), lastSeq);
     const slots = new SlotPositions(file, entries, log);
@@ -71,10 +104,19 @@ export class SlotPositions<E extends Keyed> {
     return slots;
   }
 
-  /** The entry of `key` changed (or is gone): its slot is written before the event loop goes on. */
-  changed(key: string): void {
+  /** A slot file that could not be started: its records, older than what the JSON file will say, must not be read back. */
+  static remove(dir: string): void {
+    rmSync(join(dir, FILE), { force: true });
+  }
+
+  /**
+   * The entry of `key` changed (or is gone; `retired`: it was retired, as it was then): its slot is
+   * written before the event loop goes on.
+   */
+  changed(key: string, retired?: E): void {
     if (this.failed) return;
     this.pending.add(key);
+    if (retired) this.retiring.set(key, retired);
     if (this.scheduled) return;
     this.scheduled = true;
     queueMicrotask(() => this.flush());
@@ -87,29 +129,38 @@ export class SlotPositions<E extends Keyed> {
     try {
       for (const key of this.pending) {
         const e = this.entries.get(key);
+        const was = this.retiring.get(key);
         const [dev, ino] = key.split(':').map(Number);
+        // Retired: written first, so that with another file's entry written after it (a commit that
+        // retired the one before) the pair holds both.
+        if (was) this.put(key, payloadOf(was, 'retired'));
         // Gone: a tombstone, so that the JSON file's entry (until its next save) is not used either.
-        const payload = e ? payloadOf(e) : Buffer.from(JSON.stringify({ dev, ino, gone: true }));
-        let pair = this.pairs.get(key);
-        if (payload) {
-          if (pair === undefined) {
-            pair = this.free.pop() ?? this.next++;
-            this.pairs.set(key, pair);
-          }
-          this.file.put(pair, payload);
-        } else if (pair !== undefined) {
-          // Too big for a slot: its JSON entry alone says where it is.
-          this.file.clear(pair);
-          this.pairs.delete(key);
-          this.free.push(pair);
-        }
+        if (e || !was) this.put(key, e ? payloadOf(e) : Buffer.from(JSON.stringify({ dev, ino, gone: true })));
       }
       this.pending.clear();
+      this.retiring.clear();
     } catch (err) {
       this.failed = true;
       this.pending.clear();
+      this.retiring.clear();
       this.log.error({ err: String(err) }, 'writing positions.slots failed; positions are saved in checkpoints.json alone');
       void this.file.discard();
+    }
+  }
+
+  private put(key: string, payload: Buffer | undefined): void {
+    let pair = this.pairs.get(key);
+    if (payload) {
+      if (pair === undefined) {
+        pair = this.free.pop() ?? this.next++;
+        this.pairs.set(key, pair);
+      }
+      this.file.put(pair, payload);
+    } else if (pair !== undefined) {
+      // Too big for a slot: its JSON entry alone says where it is (a little earlier).
+      this.file.clear(pair);
+      this.pairs.delete(key);
+      this.free.push(pair);
     }
   }
 
@@ -128,13 +179,15 @@ export class SlotPositions<E extends Keyed> {
   async abandon(): Promise<void> {
     this.failed = true;
     this.pending.clear();
+    this.retiring.clear();
     await this.file.close();
   }
 }
 
-function payloadOf(e: Keyed): Buffer | undefined {
+/** Undefined when too big for a slot (a v2 entry takes at most 218 bytes, 235 retired: measured with 2^53-1 numbers). */
+function payloadOf(e: Keyed, gone?: 'retired'): Buffer | undefined {
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { path, ...rest } = e;
-  const b = Buffer.from(JSON.stringify(rest));
+  const b = Buffer.from(JSON.stringify(gone ? { ...rest, gone } : rest));
   return b.length <= MAX_PAYLOAD ? b : undefined;
 }

@@ -25,6 +25,8 @@ export class Stats {
   sourceErrors = new Map<string, number>();
   /** NUL bytes skipped in followed files, per file (holes a copytruncate leaves under a writer without O_APPEND). */
   nulBytesSkipped = new Map<string, number>();
+  /** Bytes of followed files deleted before they were read (per followed path): each range also a gap record. */
+  bytesUnread = new Map<string, number>();
   /** Damaged records found in the disk spill. */
   spillCorrupt = 0;
   /** Times the disk spill could not be written and stopped growing (ENOSPC, EIO, ...). */
@@ -48,6 +50,9 @@ export class Stats {
   }
   addNulSkipped(source: string, n: number): void {
     this.nulBytesSkipped.set(source, (this.nulBytesSkipped.get(source) ?? 0) + n);
+  }
+  addBytesUnread(source: string, n: number): void {
+    this.bytesUnread.set(source, (this.bytesUnread.get(source) ?? 0) + n);
   }
   addWebhookResponse(status: number): void {
     this.webhookResponses.set(status, (this.webhookResponses.get(status) ?? 0) + 1);

@@ -16,7 +16,11 @@ export const F_OTHER = 0;
  * then one comparison. Most keys of an event are not wanted and find their slot empty.
  */
 export class KeyTable {
-  private readonly keys: Array<Buffer | undefined> = new Array(KEY_SLOTS).fill(undefined);
+  /** Per slot: the key's bytes as little-endian 32-bit words, the last one zero-padded. */
+  private readonly keys: Array<Int32Array | undefined> = new Array(KEY_SLOTS).fill(undefined);
+  private readonly lengths = new Int32Array(KEY_SLOTS).fill(-1);
+  /** The bytes of the last word that belong to the key. */
+  private readonly lastMask = new Int32Array(KEY_SLOTS);
   private readonly ids = new Uint8Array(KEY_SLOTS);
   private readonly byName = new Map<string, number>();
 
@@ -25,17 +29,27 @@ export class KeyTable {
       const k = Buffer.from(name, 'latin1');
       const slot = keySlot(k, 0, k.length);
       if (this.keys[slot] !== undefined) throw new Error(`key slot taken: ${name}`); // a new key needs another hash
-      this.keys[slot] = k;
+      const padded = Buffer.alloc((k.length + 3) & ~3);
+      k.copy(padded);
+      this.keys[slot] = Int32Array.from({ length: padded.length >> 2 }, (_, j) => padded.readInt32LE(4 * j));
+      this.lengths[slot] = k.length;
+      this.lastMask[slot] = k.length % 4 === 0 ? -1 : (1 << ((k.length % 4) * 8)) - 1;
       this.ids[slot] = id;
       this.byName.set(name, id);
     }
   }
 
-  find(b: Buffer, start: number, end: number): number {
+  /**
+   * The id of the key in `b[start, end)`, compared a word at a time: `view` is `b`'s bytes, and up
+   * to three bytes after `end` are read (the scanner's copy of a line is followed by zero bytes).
+   */
+  find(b: Buffer, view: DataView, start: number, end: number): number {
     const slot = keySlot(b, start, end);
-    const k = this.keys[slot];
-    if (k === undefined || k.length !== end - start) return F_OTHER;
-    for (let i = 0; i < k.length; i++) if (k[i] !== b[start + i]) return F_OTHER;
+    if (this.lengths[slot] !== end - start) return F_OTHER;
+    const k = this.keys[slot]!;
+    const last = k.length - 1;
+    for (let j = 0; j < last; j++) if (view.getInt32(start + 4 * j, true) !== k[j]) return F_OTHER;
+    if ((view.getInt32(start + 4 * last, true) & this.lastMask[slot]) !== k[last]) return F_OTHER;
     return this.ids[slot];
   }
 

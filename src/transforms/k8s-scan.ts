@@ -85,7 +85,10 @@ function special(x: number): number {
   return (((y - 0x21212121) & ~y) | ((e - 0x01010101) & ~e)) & 0x80808080;
 }
 
-/** Zero bytes after the copy of the line: more than the longest read ahead (a \\u escape), and a whole word. */
+/**
+ * Zero bytes after the copy of the line, written as three words: more than the longest read ahead
+ * (a \\u escape; a word read at the first zero byte).
+ */
 const PADDING = 12;
 const ABSENT = -1;
 const NOT_STRING = -2;
@@ -107,8 +110,11 @@ export class EventScanner {
    * array (which V8 compiles to slower code for every read at that site).
    */
   bytes = Buffer.alloc(0);
-  /** The copy as 32-bit words, for stringEnd. */
-  private words = new Int32Array(0);
+  /**
+   * The copy for reads of four bytes at any offset (stringEnd, key lookup, the header writer). A
+   * read never reaches past the zero bytes after the line: each stops at the first of them.
+   */
+  view = new DataView(new ArrayBuffer(0));
   /** Per field: where its string's content starts in `bytes` (ABSENT, NOT_STRING), where it ends, whether it has escapes. */
   readonly from = new Int32Array(FIELD_COUNT);
   readonly to = new Int32Array(FIELD_COUNT);
@@ -126,12 +132,15 @@ export class EventScanner {
   scan(line: Buffer, wanted?: ReadonlySet<string>): boolean {
     const len = line.length;
     if (this.bytes.length < len + PADDING) {
-      this.bytes = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.bytes.length, 4096) & ~3);
-      this.words = new Int32Array(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length >> 2);
+      this.bytes = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.bytes.length, 4096));
+      this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
     }
     const b = this.bytes;
     b.set(line, 0);
-    for (let p = len; p < len + PADDING; p++) b[p] = 0;
+    const view = this.view;
+    view.setInt32(len, 0);
+    view.setInt32(len + 4, 0);
+    view.setInt32(len + 8, 0);
     this.from.fill(ABSENT);
     this.code = undefined;
     const selected: Record<string, unknown> | undefined = wanted ? Object.create(null) : undefined;
@@ -146,20 +155,28 @@ export class EventScanner {
         const ke = this.stringEnd(b, ks);
         if (ke < 0) return false;
         const keyText = this.escaped ? unescape(b, ks, ke) : undefined;
-        i = skipWs(b, ke + 1);
+        i = ke + 1;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         if (b[i] !== COLON) return false;
-        i = skipWs(b, i + 1);
+        i++;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         const vs = i;
-        const id = keyText === undefined ? TOP_KEYS.find(b, ks, ke) : TOP_KEYS.findName(keyText);
-        i = id === F_OTHER ? this.valueEnd(b, i) : this.pickTop(b, i, id);
+        const id = keyText === undefined ? TOP_KEYS.find(b, this.view, ks, ke) : TOP_KEYS.findName(keyText);
+        if (id !== F_OTHER) i = this.pickTop(b, i, id);
+        else if (b[i] === QUOTE) {
+          // A string value (requestURI, level, userAgent…) is skipped here, without a call.
+          i = this.stringEnd(b, i + 1);
+          if (i >= 0) i++;
+        } else i = this.valueEnd(b, i);
         if (i < 0) return false;
         if (selected) {
           const key = keyText ?? b.toString('utf8', ks, ke);
           if (wanted!.has(key)) selected[key] = JSON.parse(b.toString('utf8', vs, i));
         }
-        i = skipWs(b, i);
+        if (b[i] <= 0x20) i = skipWs(b, i);
         if (b[i] === COMMA) {
-          i = skipWs(b, i + 1);
+          i++;
+          if (b[i] <= 0x20) i = skipWs(b, i);
           continue;
         }
         if (b[i] === RBRACE) break;
@@ -213,37 +230,36 @@ export class EventScanner {
 
   /**
    * Index of the quote that ends the string whose content starts at `i`, or -1 (a control
-   * character, a bad escape or the end of the line). Four bytes at a time: `special` marks in a
-   * word the bytes that may be a quote, a backslash or a control character, and the lowest mark
-   * is the byte to look at (marks above a real one can be false, from the borrow; those below `i`
-   * are masked off, and a false one is cleared and the search goes on).
+   * character, a bad escape or the end of the line). Four bytes at a time, read from wherever the
+   * search is (a DataView reads at any offset: no word boundary to mask, 13 % less than aligned
+   * Int32Array words with masks): `special` marks the quotes, backslashes and control characters
+   * of the four, and the lowest mark is always a real one (a false mark only comes from the borrow
+   * of a real one below it).
    */
   private stringEnd(b: Buffer, i: number): number {
-    const words = this.words;
+    const view = this.view;
     let escaped = false;
-    let k = i >> 2;
-    let hits = special(words[k]) & (-1 << ((i & 3) << 3));
+    let p = i;
     for (;;) {
-      while (hits === 0) hits = special(words[++k]);
-      const p = (k << 2) + ((31 - Math.clz32(hits & -hits)) >> 3);
+      let hits = special(view.getInt32(p, true));
+      while (hits === 0) {
+        p += 4;
+        hits = special(view.getInt32(p, true));
+      }
+      p += (31 - Math.clz32(hits & -hits)) >> 3;
       const c = b[p];
       if (c === QUOTE) {
         this.escaped = escaped;
         return p;
       }
-      if (c === BACKSLASH) {
-        const after = b[p + 1];
-        let next: number;
-        if (after === 0x75) {
-          if ((HEX[b[p + 2]] | HEX[b[p + 3]] | HEX[b[p + 4]] | HEX[b[p + 5]]) < 0) return -1;
-          next = p + 6;
-        } else if (SIMPLE_ESCAPE[after] === 1) next = p + 2;
-        else return -1;
-        escaped = true;
-        k = next >> 2;
-        hits = special(words[k]) & (-1 << ((next & 3) << 3));
-      } else if (c < 0x20) return -1;
-      else hits &= hits - 1;
+      if (c !== BACKSLASH) return -1; // a control character
+      const after = b[p + 1];
+      if (after === 0x75) {
+        if ((HEX[b[p + 2]] | HEX[b[p + 3]] | HEX[b[p + 4]] | HEX[b[p + 5]]) < 0) return -1;
+        p += 6;
+      } else if (SIMPLE_ESCAPE[after] === 1) p += 2;
+      else return -1;
+      escaped = true;
     }
   }
 
@@ -288,10 +304,12 @@ export class EventScanner {
       const ks = i + 1;
       const ke = this.stringEnd(b, ks);
       if (ke < 0) return -1;
-      const id = this.escaped ? keys.findName(unescape(b, ks, ke)) : keys.find(b, ks, ke);
-      i = skipWs(b, ke + 1);
+      const id = this.escaped ? keys.findName(unescape(b, ks, ke)) : keys.find(b, this.view, ks, ke);
+      i = ke + 1;
+      if (b[i] <= 0x20) i = skipWs(b, i);
       if (b[i] !== COLON) return -1;
-      i = skipWs(b, i + 1);
+      i++;
+      if (b[i] <= 0x20) i = skipWs(b, i);
       if (id === F_CODE) {
         const end = b[i] === MINUS || (b[i] >= 0x30 && b[i] <= 0x39) ? numberEnd(b, i) : -1;
         if (end >= 0) {
@@ -305,9 +323,10 @@ export class EventScanner {
       } else if (id !== F_OTHER) i = this.pickString(b, i, id);
       else i = this.valueEnd(b, i);
       if (i < 0) return -1;
-      i = skipWs(b, i);
+      if (b[i] <= 0x20) i = skipWs(b, i);
       if (b[i] === COMMA) {
-        i = skipWs(b, i + 1);
+        i++;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         continue;
       }
       return b[i] === RBRACE ? i + 1 : -1;
@@ -341,15 +360,17 @@ export class EventScanner {
         if (i < 0) return -1;
         i++;
         if (key) {
-          i = skipWs(b, i);
+          if (b[i] <= 0x20) i = skipWs(b, i);
           if (b[i] !== COLON) return -1;
-          i = skipWs(b, i + 1);
+          i++;
+          if (b[i] <= 0x20) i = skipWs(b, i);
           key = false;
           continue;
         }
       } else if (key) return -1;
       else if (c === LBRACE || c === LBRACKET) {
-        i = skipWs(b, i + 1);
+        i++;
+        if (b[i] <= 0x20) i = skipWs(b, i);
         if (b[i] === c + 2) i++;
         else {
           stack[depth++] = open;
@@ -367,10 +388,11 @@ export class EventScanner {
       // After a value: close containers until one continues with a comma.
       for (;;) {
         if (depth === 0) return i;
-        i = skipWs(b, i);
+        if (b[i] <= 0x20) i = skipWs(b, i);
         const d = b[i];
         if (d === COMMA) {
-          i = skipWs(b, i + 1);
+          i++;
+          if (b[i] <= 0x20) i = skipWs(b, i);
           key = open === LBRACE;
           break;
         }

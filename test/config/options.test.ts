@@ -5,7 +5,7 @@ import { flagsMarkdown, helpLine, rangeText } from '../../src/config/describe.js
 import { effectiveYaml, OPTION_TABLE } from '../../src/config/file.js';
 import { camel, DEFAULTS, GROUPS, SETTINGS } from '../../src/config/options.js';
 import { shownPath } from '../../src/config/secret-path.js';
-import { choiceSetting, numberSetting } from '../../src/config/validate.js';
+import { choiceSetting, numberOrWord, numberSetting } from '../../src/config/validate.js';
 import { RELOAD_RULES } from '../../src/ops/reload.js';
 import { Backoff } from '../../src/sinks/backoff.js';
 import { RELP_DEFAULTS } from '../../src/sinks/relp.js';
@@ -26,7 +26,8 @@ t.test('the table is complete and consistent', async (t) => {
     t.ok(GROUPS.includes(s.group), `--${s.flag}: a help group`);
     t.ok(s.description.length > 0 && !s.description.includes('(default'), `--${s.flag}: a description; the default is added from the table`);
     if (s.default !== undefined && (s.kind === 'size' || s.kind === 'duration' || s.kind === 'integer')) {
-      t.doesNotThrow(() => numberSetting(s.flag, s.default!), `--${s.flag}: the default ${s.default} is in its own range`);
+      if (s.default === s.word) t.equal(numberOrWord(s.flag, s.default), s.word, `--${s.flag}: the default is its word`);
+      else t.doesNotThrow(() => numberSetting(s.flag, s.default!), `--${s.flag}: the default ${s.default} is in its own range`);
       t.ok(rangeText(s), `--${s.flag}: the range is documented`);
     }
     if (s.kind === 'choice') t.equal(choiceSetting(s.flag, String(s.default)), s.default, `--${s.flag}: the default is one of the choices`);
@@ -62,4 +63,14 @@ t.test('secret files are not echoed when the value is not a path', async (t) => 
   t.match(shownPath('key-passphrase-file', 'hunter2'), /not shown/);
   t.equal(shownPath('webhook-token-file', '/etc/token'), '/etc/token');
   t.equal(shownPath('ca', 'ca.pem'), 'ca.pem');
+});
+
+t.test('a number setting with a word takes the word, a number, and says both when given neither', async (t) => {
+  t.equal(resolveConfig({ to: '-' }).tcpResendWindowBytes, 'auto', 'the default');
+  t.equal(resolveConfig({ to: '-', tcpResendWindow: 'AUTO' }).tcpResendWindowBytes, 'auto');
+  t.equal(resolveConfig({ to: '-', tcpResendWindow: '8MiB' }).tcpResendWindowBytes, 8 * 1024 * 1024);
+  t.equal(resolveConfig({ to: '-', tcpResendWindow: 0 }).tcpResendWindowBytes, 0);
+  t.throws(() => resolveConfig({ to: '-', tcpResendWindow: 'lots' }), { message: '--tcp-resend-window: "lots" is not a size (e.g. 65536, 64KiB, 16MiB or auto)' });
+  t.throws(() => resolveConfig({ to: '-', tcpResendWindow: '2GiB' }), { message: /--tcp-resend-window: 2GiB is out of range \(0-1073741824 bytes\)$/ });
+  t.match(rangeText(SETTINGS.find((s) => s.flag === 'tcp-resend-window')!), /to 1GiB, or auto$/);
 });

@@ -28,31 +28,31 @@ async function throughDyingDrain(t: Tap.Test, extra: string[]) {
   }
   let lost = 0;
   let dups = 0;
+  const lostAt: number[] = [];
   for (let i = 0; i < LINES; i++) {
     const c = seen.get(i) ?? 0;
-    if (c === 0) lost++;
-    else dups += c - 1;
+    if (c === 0) {
+      lost++;
+      if (lostAt.length === 0 || lostAt[lostAt.length - 1] !== i - 1) lostAt.push(i, i);
+      else lostAt[lostAt.length - 1] = i;
+    } else dups += c - 1;
   }
+  // Where the lost lines were (first-last of each run of them): what the drain held at which death.
+  if (lost > 0) t.comment(`lost lines: ${lostAt.map((n, k) => (k % 2 ? `-${n}` : ` ${n}`)).join('').trim()}`);
   const summary = logEntries(run.stderr()).find((e) => e.msg === 'all input delivered') ?? {};
   t.comment(`${extra.join(' ') || 'defaults'}: deaths ${drain.deaths}, received ${drain.messages.length}, lost ${lost}, duplicates ${dups}, resent (metric) ${String(summary.resent)}`);
   return { lost, dups, deaths: drain.deaths, resent: summary.resent as number | undefined };
 }
 
-// What a death loses is what both kernels held: on loopback here usually under 4 MiB, at times (a
-// loaded machine, where receive-buffer autotuning lets the drain's buffer grow) about 4.5 MB. The
-// assertion of zero uses a window with room to spare; the default's figures are printed.
-t.test('a drain that dies mid-stream five times loses nothing when the resend window covers its buffers', async (t) => {
-  const { lost, dups, deaths, resent } = await throughDyingDrain(t, ['--tcp-resend-window', '8MiB']);
+// What a death loses is what both kernels held: our send buffer (up to tcp_wmem's maximum) and the
+// drain's receive buffer (autotuned up to tcp_rmem's). The default, auto, is their sum; a fixed 4 MiB
+// lost 568-591 lines in 4 runs of 10 on this loaded machine (the drain's buffer had grown past it).
+t.test('with the default window (auto), a drain that dies mid-stream five times loses nothing', async (t) => {
+  const { lost, dups, deaths, resent } = await throughDyingDrain(t, []);
   t.equal(deaths, 5, 'the drain died five times mid-stream');
   t.equal(lost, 0, 'no line lost');
   t.ok(dups > 0, 'lines held by the dead drain arrive again');
-  t.ok(resent !== undefined && resent >= dups, 'every resent message is counted');
-});
-
-t.test('the default window (4 MiB): duplicates, each counted', async (t) => {
-  const { dups, deaths, resent } = await throughDyingDrain(t, []);
-  t.equal(deaths, 5, 'the drain died five times mid-stream');
-  t.ok(dups > 0 && resent !== undefined && resent >= dups, `duplicates (${dups}) all counted as resent (${resent})`);
+  t.ok(resent !== undefined && resent >= dups, `every resent message is counted (duplicates ${dups}, resent ${resent})`);
 });
 
 t.test('--tcp-resend-window 0: what the dead drain held is lost, as plain TCP does', async (t) => {

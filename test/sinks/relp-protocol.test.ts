@@ -36,6 +36,23 @@ t.test('frames split at every possible byte give the same frames as the whole st
   t.same(one, whole, 'one byte at a time');
 });
 
+t.test('with onOk, plain 200 OK answers come as their TXNR alone, the rest as frames, however split', async (t) => {
+  const seen = (r: RelpReader, pieces: Buffer[]) => {
+    const out: string[] = [];
+    for (const piece of pieces) r.push(piece, (f) => out.push(`${f.txnr} ${f.command} ${f.data.toString()}`), (txnr) => out.push(`${txnr} ok`));
+    return out;
+  };
+  const whole = seen(new RelpReader(), [stream]);
+  t.same(whole, [`1 rsp ${openRsp}`, '2 ok', '3 rsp 500 command disabled', '4 rsp ', '0 serverclose ']);
+  for (let cut = 1; cut < stream.length; cut++) {
+    if (JSON.stringify(seen(new RelpReader(), [stream.subarray(0, cut), stream.subarray(cut)])) !== JSON.stringify(whole)) t.fail(`split at ${cut} differs`);
+  }
+  t.same(seen(new RelpReader(), [...stream].map((b) => Buffer.from([b]))), whole, 'one byte at a time');
+  t.same(seen(new RelpReader(), [Buffer.from('999999999 rsp 6 200 OK\n')]), ['999999999 ok'], 'nine digits');
+  t.throws(() => seen(new RelpReader(), [Buffer.from('1234567890 rsp 6 200 OK\n')]), { name: 'RelpProtocolError' }, 'ten digits are still an error');
+  t.throws(() => seen(new RelpReader(), [Buffer.from('7 rsp 6 200 OKX')]), { name: 'RelpProtocolError' }, 'an OK frame without its LF is malformed');
+});
+
 t.test('malformed frames are protocol errors', async (t) => {
   for (const bad of ['x rsp 0\n', '1 rsp 3 abcX', '1234567890 rsp 0\n', '1 r3p 0\n', '1 rsp 0X', '1 rsp 99999999 x']) {
     t.throws(() => parseFrame(Buffer.from(bad), 0), { name: 'RelpProtocolError' }, JSON.stringify(bad));

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ResendWindow } from '../../src/sinks/resend-window.js';
+import { AUTO_CEILING_BYTES, autoWindowBytes, FALLBACK_BUFFERS, kernelBuffers, ResendWindow } from '../../src/sinks/resend-window.js';
 
 const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
 const frames = (...msgs: string[]) => Buffer.concat(msgs.map(frame));
@@ -68,4 +68,50 @@ t.test('only what the lost connection carried is sent again; a replay is carried
   t.equal(w.takeReplay(c2), undefined, 'c1 carries nothing any more');
   w.lost(c2);
   t.same(w.takeReplay({})!.map((c) => c.frames.toString()), ['1 a', '1 b'], 'c2 carried the replay and its own');
+});
+
+t.test('auto: the tcp_wmem and tcp_rmem maxima, per connection sending at once, capped', async (t) => {
+  const MiB = 1024 * 1024;
+  const proc = (files: Record<string, string>) => (path: string) => {
+    const name = path.split('/').pop()!;
+    if (!(name in files)) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    return files[name];
+  };
+  const here = kernelBuffers(proc({ tcp_wmem: '4096\t16384\t4194304\n', tcp_rmem: '4096\t131072\t33554432\n' }));
+  t.same(here, { send: 4 * MiB, receive: 32 * MiB, from: 'proc' });
+  t.equal(autoWindowBytes(1, here), 36 * MiB);
+  t.equal(autoWindowBytes(3, here), AUTO_CEILING_BYTES, 'three round-robin members: capped');
+  t.same(kernelBuffers(proc({})), { ...FALLBACK_BUFFERS, from: 'fallback' }, 'no /proc (not Linux)');
+  t.same(kernelBuffers(proc({ tcp_wmem: 'x', tcp_rmem: '1 2 3' })).from, 'fallback', 'unreadable: the fallback');
+  t.equal(autoWindowBytes(1, kernelBuffers(proc({}))), 10 * MiB);
+  t.ok(autoWindowBytes(1) > 0, 'this machine');
+});
+
+t.test('around the ring: what is replayed is the newest frames, in order, about maxBytes of them', async (t) => {
+  let seed = 7;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  for (const cap of [100, 1000, 4096]) {
+    const w = new ResendWindow(cap);
+    const sent: string[] = [];
+    let maxFrame = 0;
+    for (let b = 0; b < 300; b++) {
+      const msgs = Array.from({ length: 1 + rand(5) }, () => `m${sent.length + 1}`.padEnd(1 + rand(40), '.') + '|');
+      for (const m of msgs) {
+        sent.push(m);
+        maxFrame = Math.max(maxFrame, frame(m).length);
+      }
+      w.record(frames(...msgs), msgs.length);
+    }
+    w.lost();
+    const chunks = w.takeReplay()!;
+    const text = chunks.map((c) => c.frames.toString()).join('');
+    const count = chunks.reduce((n, c) => n + c.count, 0);
+    const expected = sent.slice(sent.length - count).map((m) => frame(m).toString()).join('');
+    t.equal(text, expected, `cap ${cap}: the newest ${count} frames, whole and in order`);
+    t.equal(Buffer.byteLength(text), w.heldBytes);
+    t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}: holds ${w.heldBytes} bytes, under the cap by less than two frames`);
+    // The replay is a copy: newer batches overwrite the ring while the socket may still hold it.
+    w.record(frames('x'.repeat(cap - 10)), 1);
+    t.equal(chunks.map((c) => c.frames.toString()).join(''), expected, 'the replayed bytes stay as they were');
+  }
 });

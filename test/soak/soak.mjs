@@ -8,16 +8,17 @@
 //
 // usage: node test/soak/soak.mjs [--seconds 120] [--runs 4] [--compress] [--seed N]
 //   --compress: lumberjack's --audit-log-compress and logrotate's compress (backups gzipped, then
-//               deleted). Lines in a backup gzipped before auditfwd read them are not read from the .gz
-//               (yet): with --compress a soak with kills and outages reports them as lost.
+//               deleted): lines of a backup gzipped before auditfwd read them are read from the .gz.
+// A failing run keeps its folder, with auditfwd's whole log (auditfwd.log) and the lost ranges printed.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { autoWindowBytes } from '../../dist/sinks/resend-window.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -44,7 +45,8 @@ const RATE = 1500;
 const SPILL_FSYNC_S = 1;
 const QUICK_SAVE_S = 0.05;
 const RELP_WINDOW = 1024;
-const RESEND_WINDOW_BYTES = 4 * 1024 * 1024;
+// --tcp-resend-window auto on this machine (the binary sizes it the same way, from /proc).
+const RESEND_WINDOW_BYTES = autoWindowBytes(1);
 const SHORTEST_LINE = Math.min(...sample.map((l) => Buffer.byteLength(l)));
 
 // ---- drains -----------------------------------------------------------------------------------
@@ -239,7 +241,13 @@ function logrotate(path) {
   if (existsSync(`${path}.7${gz}`)) unlinkSync(`${path}.7${gz}`);
   for (let n = 6; n >= 2; n--) if (existsSync(`${path}.${n}${gz}`)) renameSync(`${path}.${n}${gz}`, `${path}.${n + 1}${gz}`);
   if (existsSync(`${path}.1`)) {
-    if (COMPRESS) (writeFileSync(`${path}.2.gz`, gzipSync(readFileSync(`${path}.1`))), unlinkSync(`${path}.1`));
+    // logrotate gives the .gz the time of the file it compressed (its test 108): backups are ordered by it.
+    if (COMPRESS) {
+      const { atime, mtime } = statSync(`${path}.1`);
+      writeFileSync(`${path}.2.gz`, gzipSync(readFileSync(`${path}.1`)));
+      utimesSync(`${path}.2.gz`, atime, mtime);
+      unlinkSync(`${path}.1`);
+    }
     else renameSync(`${path}.1`, `${path}.2`);
   }
   copyFileSync(path, `${path}.1`);
@@ -262,11 +270,19 @@ async function oneRun(index, drain, dir, seconds) {
   let stderr = '';
   const startFwd = () => {
     fwd = spawn('env', ['-u', 'NODE_OPTIONS', BIN, ...fwdArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
-    fwd.stderr.on('data', (d) => (stderr = (stderr + d).slice(-20000)));
+    fwd.stderr.on('data', (d) => ((stderr = (stderr + d).slice(-20000)), appendFileSync(join(dir, 'auditfwd.log'), d)));
     fwd.exited = once(fwd, 'exit');
   };
   const lj = new Lumberjack(file, 3 * 1024 * 1024);
   startFwd();
+  // The check counts from line 0: auditfwd follows the file before the writer and the troubles begin.
+  // (On a loaded machine a first process killed before it started leaves no state, and the next one,
+  // without history, rightly takes what was rotated before it started for old history.)
+  await new Promise((resolve, reject) => {
+    const seen = (d) => String(d).includes('"msg":"following file"') && (fwd.stderr.off('data', seen), resolve());
+    fwd.stderr.on('data', seen);
+    fwd.exited.then(() => reject(new Error(`auditfwd exited before following the file: ${stderr}`)));
+  });
   const end = Date.now() + seconds * 1000;
   let writing = true;
   const writer = (async () => {
@@ -352,10 +368,20 @@ async function oneRun(index, drain, dir, seconds) {
   const outOfOrder = firsts.filter((s, i) => i > 0 && s < firsts[i - 1]).length;
   const at = firsts.findIndex((s, i) => i > 0 && s < firsts[i - 1]);
   if (at > 0) stderr += `\nsoak: first out of order: ${firsts.slice(Math.max(0, at - 3), at + 3).join(',')}\n`;
+  if (lost > 0) {
+    const ranges = [];
+    for (let i = 0; i < written; i++) {
+      if (seen.has(i)) continue;
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === i - 1) last[1] = i;
+      else ranges.push([i, i]);
+    }
+    stderr += `\nsoak: lost ${ranges.slice(0, 10).map(([a, b]) => (a === b ? a : `${a}-${b}`)).join(', ')}${ranges.length > 10 ? ' …' : ''}\n`;
+  }
   const duplicates = got.seqs.length - seen.size;
   // The documented bound: per kill -9, the lines handed on in the last ~50 ms plus one spill fsync
   // interval of spilled lines; per drain outage over RELP, the unacknowledged window;
-  // per drain outage over plain TCP, what --tcp-resend-window sends again (4 MiB of the shortest lines).
+  // per drain outage over plain TCP, what --tcp-resend-window sends again (auto: its size in the shortest lines).
   const perOutage = drain instanceof RsyslogReceiver ? RELP_WINDOW : RESEND_WINDOW_BYTES / SHORTEST_LINE;
   const bound = Math.ceil(figures.kills * RATE * (QUICK_SAVE_S + SPILL_FSYNC_S) + figures.outages * perOutage);
   return { index, drain: drain.name, written, delivered: got.seqs.length, lost, duplicates, bound, outOfOrder, nul: got.nul, empty: got.empty, rotations: lj.rotations, ...figures, stderr };

@@ -191,6 +191,19 @@ t.test('JSON grammar corners decide like JSON.parse', async (t) => {
   }
 });
 
+t.test('SD values with a byte to escape or decode at every place in a four-byte word (the header copies words)', async (t) => {
+  let n = 0;
+  for (const odd of [']', '\u007f', 'é', '"', '\\', '日']) {
+    for (let at = 0; at < 9; at++) {
+      const v = 'abcdefghi'.slice(0, at) + odd + 'jklmnopqr'.slice(at);
+      for (const line of [JSON.stringify({ kind: 'Event', auditID: v, user: { username: v }, objectRef: { name: v.slice(1) }, stageTimestamp: '2024-01-02T03:04:05.1234567' + v.slice(0, 1) + 'Z' })]) {
+        if (same(Buffer.from(line)) && sameFields(Buffer.from(line))) n++;
+      }
+    }
+  }
+  t.equal(n, 54);
+});
+
 t.test('200 KB RequestResponse events, whole, cut and broken: same as JSON.parse, also when truncated to --max-message-bytes', async (t) => {
   const e = JSON.parse(REAL[3]) as Record<string, unknown>;
   const items = Array.from({ length: 1500 }, (_, i) => ({ metadata: { name: `pod-${i}-é"\\`, auditID: 'nested', kind: 'Event' }, spec: { containers: [{ image: 'x/y:1', args: ['--a=1', '\u00e9\u65e5\ud83d\ude00'] }] } }));

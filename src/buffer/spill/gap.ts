@@ -10,6 +10,7 @@ export interface GapRange {
   source: string;
   start: number;
   end: number;
+  /** -1 when not known (bytes never read cannot be counted in lines). */
   lines: number;
   bytes: number;
 }
@@ -61,8 +62,9 @@ export function gapFrames(framer: Rfc5424Framer, ranges: GapRange[], reason: str
   framer.beginBatch();
   for (const r of ranges) {
     const where = r.start >= 0 ? ` at offsets ${r.start}-${r.end}` : '';
-    const text = `auditfwd dropped ${r.lines} lines (${r.bytes} bytes) of ${r.source}${where}: ${reason}`;
-    const params: Array<[string, string]> = [['source', r.source], ['lines', String(r.lines)], ['bytes', String(r.bytes)]];
+    const what = r.lines >= 0 ? `${r.lines} lines (${r.bytes} bytes)` : `${r.bytes} bytes`;
+    const text = `auditfwd dropped ${what} of ${r.source}${where}: ${reason}`;
+    const params: Array<[string, string]> = [['source', r.source], ...(r.lines >= 0 ? [['lines', String(r.lines)] as [string, string]] : []), ['bytes', String(r.bytes)]];
     if (r.start >= 0) params.push(['from', String(r.start)], ['to', String(r.end)]);
     params.push(['reason', reason]);
     framer.append(out, Buffer.from(text), undefined, { msgId: 'gap', structuredData: sdElement(GAP_SD_ID, params) });

@@ -1,13 +1,15 @@
 import type { Logger } from '../../telemetry/log.js';
 import type { Stats } from '../../telemetry/stats.js';
-import { SLAB_BYTES } from '../../framing/frame-writer.js';
+import { pooledSlab, returnSlab, SLAB_BYTES } from '../../framing/frame-writer.js';
 import { errCode } from './io.js';
 import type { Counters, Ledger, Place, Segment } from './ledger.js';
 import { ReadSlabs } from './read-slabs.js';
 import { findMagic, HEADER_BYTES, MAGIC, MAX_BODY_BYTES, parseRecord, type DecodedRecord, type Parsed } from './disk-record.js';
 
-/** A source's batch is at most a frame-writer slab: with its record header it fits one window. */
-export const READ_WINDOW = SLAB_BYTES + 64 * 1024;
+/** Windows are frame-writer slabs; a record larger than one (a batch that filled its slab) is read alone into its own buffer. */
+export const READ_WINDOW = SLAB_BYTES;
+/** Read past what the caller wants: the record that crosses that point is read whole. */
+const RECORD_SLACK = 64 * 1024;
 
 /** A record read back: its frames are a slice of a read window, held until `release`. */
 export type ReadBack = (record: DecodedRecord, release: () => void, place: Place) => void;
@@ -24,16 +26,17 @@ export class SegmentReader {
     private readonly log: Logger,
     private readonly stats: Stats,
     private readonly counters: Counters,
-    keepWindows: number,
   ) {
-    this.slabs = new ReadSlabs(READ_WINDOW, Math.max(1, keepWindows));
+    this.slabs = new ReadSlabs(READ_WINDOW, pooledSlab, returnSlab);
   }
 
   /**
    * Reads records of `seg` from where the reader stopped while `fits(bytes)` says the next one (0: any) fits; returns how many.
+   * `want` is about how many bytes the caller can take: no more is read (plus room for a record's
+   * end), so that the window is not read past what is used and the next read goes after it.
    * A segment file that is gone (its folder deleted) is given up with an error: nothing else can be done.
    */
-  async load(seg: Segment, fits: (bytes: number) => boolean, emit: ReadBack): Promise<number> {
+  async load(seg: Segment, fits: (bytes: number) => boolean, emit: ReadBack, want = READ_WINDOW): Promise<number> {
     try {
       seg.reader ??= await this.ledger.io.open(this.ledger.path(seg), 'read');
     } catch (err) {
@@ -45,25 +48,29 @@ export class SegmentReader {
       this.skip(seg, seg.size - seg.readOff);
       return 0;
     }
+    const first = Math.min(READ_WINDOW, seg.size - seg.readOff, Math.max(want, 0) + RECORD_SLACK);
     // The window read into; the batches sliced from it hold it too, until they are released.
-    let slab = this.slabs.lease(Math.min(READ_WINDOW, seg.size - seg.readOff));
-    const reread = (length: number): Promise<Buffer> => {
-      slab.unref();
-      slab = this.slabs.lease(length);
-      return this.readInto(seg, seg.readOff, slab.buf, length);
-    };
+    let lease = this.slabs.lease(first);
     let at = 0;
+    // Bytes of the lease that records sliced from it hold: never read into again.
+    let taken = 0;
+    const reread = (length: number): Promise<Buffer> => {
+      this.slabs.done(lease, taken);
+      taken = 0;
+      lease = this.slabs.lease(length);
+      return this.readInto(seg, seg.readOff, lease.slab.buf.subarray(lease.start), length);
+    };
     let loaded = 0;
     try {
-      let window = await this.readInto(seg, seg.readOff, slab.buf, Math.min(READ_WINDOW, seg.size - seg.readOff));
+      let window = await this.readInto(seg, seg.readOff, lease.slab.buf.subarray(lease.start), first);
       while (at < window.length && fits(0)) {
         const p = parseRecord(window, at);
         if (p.kind === 'record') {
           if (!fits(p.record.frames.length)) break;
           const place = { seg, end: seg.readOff + p.next, done: false };
           seg.places.push(place);
-          emit(p.record, slab.hold(), place);
-          at = p.next;
+          emit(p.record, lease.slab.hold(), place);
+          at = taken = p.next;
           loaded++;
           continue;
         }
@@ -79,7 +86,7 @@ export class SegmentReader {
         window = await reread(Math.min(READ_WINDOW, seg.size - seg.readOff));
       }
     } finally {
-      slab.unref();
+      this.slabs.done(lease, taken);
     }
     this.ledger.advance(seg, at);
     if (seg.readOff >= seg.size) {

@@ -88,11 +88,8 @@ export abstract class SpillCore {
     this.disk = new DiskState(opts.dir, io, opts.retryMs ?? 1000, opts.log, this.limited, opts.stats, () => this.wake(this.roomWaiters));
     this.ledger = new Ledger(io, opts.dir, opts.log, (seg) => this.removed(seg));
     this.writer = new SegmentWriter(this.ledger, segmentBytes);
-    // Windows alive at once: those the read-ahead's batches are sliced from (the first and last
-    // partly sent), the one being parsed, and those of batches the socket has not finished yet.
-    // Spare ones kept stay within --memory-max-bytes.
-    const keep = Math.min(Math.ceil(this.readAhead / READ_WINDOW) + 4, Math.floor(opts.memoryMaxBytes / READ_WINDOW));
-    this.reader = new SegmentReader(this.ledger, opts.log, opts.stats, this.counters, keep);
+    // Read-back windows come from the frame writer's pool of slabs (read-slabs.ts).
+    this.reader = new SegmentReader(this.ledger, opts.log, opts.stats, this.counters);
     this.policy = new FullPolicy(opts, this.counters, this.limited);
     this.spiller = new Spiller(this.mem, this.ledger, this.writer, this.disk, this.counters, opts.log, opts.dir, {
       settle: (item) => this.settle(item),
@@ -238,6 +235,7 @@ export abstract class SpillCore {
         item.place = place;
         this.mem.push(item);
       },
+      Math.min(this.readAhead - (this.mem.bytes - this.mem.overflowBytes), this.opts.memoryMaxBytes - this.mem.bytes),
     );
     if (loaded > 0) this.wake(this.dataWaiters);
     // Caught up: new batches may stay in memory again; the tail is sealed so it can be deleted.

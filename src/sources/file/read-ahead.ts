@@ -1,7 +1,7 @@
-import type { FileHandle } from 'node:fs/promises';
+import type { PositionalReader } from '../../state/file-identity.js';
 
 interface Pending {
-  fh: FileHandle;
+  fh: PositionalReader;
   pos: number;
   buf: Buffer;
   bytesRead: Promise<number>;
@@ -26,7 +26,7 @@ export class ReadAhead {
    * The bytes of `fh` from `pos` (empty at the end of the file). The returned view is valid until the
    * next call: callers copy what they keep (the line splitter and the frame writer do).
    */
-  async read(fh: FileHandle, pos: number): Promise<Buffer> {
+  async read(fh: PositionalReader, pos: number): Promise<Buffer> {
     const a = this.ahead;
     this.ahead = undefined;
     let got: Pending;
@@ -50,7 +50,7 @@ export class ReadAhead {
   }
 
   /** Reads into a buffer other than `busy` (the one the caller is about to work on). */
-  private start(fh: FileHandle, pos: number, busy?: Buffer): Pending {
+  private start(fh: PositionalReader, pos: number, busy?: Buffer): Pending {
     const buf = busy === this.bufs[0] ? (this.bufs[1] ??= Buffer.allocUnsafe(this.chunkBytes)) : this.bufs[0];
     const bytesRead = fh.read(buf, 0, buf.length, pos).then((r) => r.bytesRead);
     // Handled when it is awaited; until then a failure must not count as unhandled.

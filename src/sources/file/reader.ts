@@ -1,17 +1,21 @@
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import { FINGERPRINT_BYTES, fingerprintOf, type FileIdentity } from '../../state/file-identity.js';
 import type { LineBatcher } from '../line-batcher.js';
+import type { ReadableFile } from './gzip-file.js';
 
 /** One open file: what it is, how far it was read, and the partial line read from it. */
 export interface Reader {
-  fh: FileHandle;
+  fh: ReadableFile;
   id: FileIdentity;
   /** The bytes `id` is fingerprinted on; grows with what is read until FINGERPRINT_BYTES. */
   head: Buffer;
   path: string;
   /** Next byte to read. */
   pos: number;
+  /** The largest size seen: saved with each position, what a deletion leaves unread. */
+  size: number;
+  /** The last bytes before `pos` (up to TAIL_BYTES): saved, hashed, with each position. */
+  tail: Buffer;
   /** Where the lines of the next batch start (the end of the last one pushed). */
   batchStart: number;
   batcher: LineBatcher;
@@ -20,6 +24,19 @@ export interface Reader {
   lastGrowth: number;
   /** The last bytes read were text, not a NUL hole: a hole starting here cut into content we read. */
   afterText?: boolean;
+}
+
+/**
+ * How many bytes before a saved offset are hashed with it: files that begin alike (a NUL hole left by
+ * copytruncate under lumberjack is 1 KiB of zeros) are told apart where the reading stopped.
+ */
+export const TAIL_BYTES = 32;
+
+/** The last TAIL_BYTES of `prev` followed by `data`. */
+export function lastBytes(prev: Buffer, data: Buffer): Buffer {
+  if (data.length >= TAIL_BYTES) return Buffer.from(data.subarray(data.length - TAIL_BYTES));
+  const both = Buffer.concat([prev, data]);
+  return both.subarray(Math.max(0, both.length - TAIL_BYTES));
 }
 
 /**

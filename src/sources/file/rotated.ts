@@ -1,8 +1,8 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats as FsStats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Checkpoint } from '../../state/checkpoints.js';
-import { fingerprint } from '../../state/file-identity.js';
+import { fingerprint, identifyWithHead, isHoleFingerprint, MIN_CONTENT_MATCH, resumable } from '../../state/file-identity.js';
 
 /** Compressed backups cannot be read as text; they are never a continuation. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|zip|Z)$/;
@@ -35,9 +35,14 @@ export interface Sibling {
  * `isBackupOf` on purpose; callers match content (identity, fingerprint), not names.
  */
 export async function siblings(path: string): Promise<Sibling[]> {
-  const dir = dirname(path);
   const base = basename(path);
   const stem = base.slice(0, base.length - extname(base).length) || base;
+  return filesNextTo(path, (name) => name !== base && name.startsWith(stem) && !COMPRESSED.test(name));
+}
+
+/** Regular files in the folder of `path` whose names `accept` takes. */
+export async function filesNextTo(path: string, accept: (name: string) => boolean): Promise<Sibling[]> {
+  const dir = dirname(path);
   let names: string[];
   try {
     names = await readdir(dir);
@@ -46,12 +51,24 @@ export async function siblings(path: string): Promise<Sibling[]> {
   }
   const out: Sibling[] = [];
   for (const name of names) {
-    if (name === base || !name.startsWith(stem) || COMPRESSED.test(name)) continue;
+    if (!accept(name)) continue;
     const p = join(dir, name);
     const st = await stat(p).catch(() => undefined);
     if (st?.isFile()) out.push({ path: p, st });
   }
   return out;
+}
+
+/** The first bytes of the file at `path` now (up to FINGERPRINT_BYTES), as a checkpoint knows a file. */
+export async function headOf(path: string): Promise<{ fpLen: number; fp: string } | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const { id } = await identifyWithHead(fh);
+    return { fpLen: id.fpLen, fp: id.fp };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Whether the file at `path` begins with the bytes a checkpoint was fingerprinted on. */
@@ -65,6 +82,32 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
   }
 }
 
+/** Whether the file at `path` (of `size` bytes) is the one a checkpoint knows, and its offset holds there (resumable). */
+async function holds(path: string, c: Checkpoint, size: number): Promise<boolean> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return false;
+  try {
+    return await resumable(fh, c, size);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Opens the file found as `u`: at its path, or, when the name is another file's now, under the name
+ * it was renamed to (logrotate's .1 shifted to .2); undefined when it is not there as a plain file.
+ */
+export async function openFound(path: string, u: Unfinished, open: (p: string) => Promise<FileHandle>): Promise<{ fh: FileHandle; path: string } | undefined> {
+  const at = [u.path, ...(await siblings(path)).filter((s) => s.path !== u.path && s.st.ino === u.ino && s.st.dev === u.dev).map((s) => s.path)];
+  for (const p of at) {
+    const fh = await open(p).catch(() => undefined);
+    if (!fh) continue;
+    if (await stillFound(fh, u).catch(() => false)) return { fh, path: p };
+    await fh.close();
+  }
+  return undefined;
+}
+
 /**
  * File times come from the kernel's coarse clock (one tick, up to 10 ms, behind Date.now()), and a
  * rotation can follow our last commit by less than that: "after our last commit" allows this much.
@@ -72,8 +115,12 @@ export async function beginsWith(path: string, fpLen: number, fp: string): Promi
  */
 const FS_CLOCK_SLACK_MS = 1000;
 
-/** Below this, a fingerprint alone (without the inode) is too weak to call two files the same. */
-export const MIN_CONTENT_MATCH = 64;
+/** Files changed after this were made after our last commit (a backup made while we were away). */
+export function madeSince(mine: Checkpoint[]): number {
+  return Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+}
+
+export { MIN_CONTENT_MATCH };
 
 export interface Unfinished {
   path: string;
@@ -81,6 +128,30 @@ export interface Unfinished {
   mtimeMs: number;
   /** Size when found: at or below `offset`, the file is ours and already read to its end. */
   size?: number;
+  /** A gzip backup: read from its decompressed stream, once complete. */
+  gz?: boolean;
+  /** Its identity (the .gz's inode, its decompressed first bytes): saved when planned, so a later run knows it. */
+  gzId?: { dev: number; ino: number; fpLen: number; fp: string };
+  /** The hash of the bytes before `offset` its checkpoint kept. */
+  tail?: string;
+  /** What the file was known by (its checkpoint): a .gz made of it is found by these bytes. */
+  fpLen?: number;
+  fp?: string;
+  /** The inode it was found on: a numbered name (audit.log.1) is another file's after the next rotation. */
+  dev?: number;
+  ino?: number;
+}
+
+/**
+ * Whether the file open as `fh` is still the one `u` was found as (its inode, the bytes it was known
+ * by): the name may be another file's by the time it is opened or recorded (logrotate shifting .1 to
+ * .2.gz and copying a new .1, perhaps onto the inode number just freed).
+ */
+export async function stillFound(fh: FileHandle, u: Unfinished): Promise<boolean> {
+  const st = await fh.stat();
+  if (u.ino !== undefined && (st.ino !== u.ino || st.dev !== u.dev)) return false;
+  if (!u.fpLen || u.fp === undefined) return true;
+  return u.fpLen <= st.size && (await fingerprint(fh, u.fpLen)) === u.fp;
 }
 
 /**
@@ -89,9 +160,9 @@ export interface Unfinished {
  * copytruncate copy (another inode beginning with the bytes of a file we had not finished); and, when
  * the live file is not the one we knew, backups that appeared after our last commit. Oldest first.
  */
-export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined): Promise<Unfinished[]> {
+export async function findUnfinished(path: string, mine: Checkpoint[], live: { dev: number; ino: number; knownFp: boolean } | undefined, retired: Checkpoint[] = []): Promise<Unfinished[]> {
   if (mine.length === 0) return [];
-  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const since = madeSince(mine);
   const base = basename(path);
   const isLive = (c: Checkpoint) => live !== undefined && live.knownFp && live.dev === c.dev && live.ino === c.ino;
   const found: Unfinished[] = [];
@@ -101,29 +172,39 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
   const here = new Set<string>();
   for (const s of all) {
     const c = mine.find((m) => m.dev === s.st.dev && m.ino === s.st.ino);
-    if (c && c.fpLen <= s.st.size && c.offset <= s.st.size && (await beginsWith(s.path, c.fpLen, c.fp))) here.add(`${c.dev}:${c.ino}`);
+    if (c && (await holds(s.path, c, s.st.size))) here.add(`${c.dev}:${c.ino}`);
   }
   for (const s of all) {
     let offset: number | undefined;
+    let known: Checkpoint | undefined;
     const own = mine.find((c) => c.dev === s.st.dev && c.ino === s.st.ino);
-    if (own && own.fpLen <= s.st.size && (await beginsWith(s.path, own.fpLen, own.fp))) {
+    if (own && (await holds(s.path, own, s.st.size))) {
       offset = own.offset;
+      known = own;
     } else {
       // A rename changes ctime, not mtime: a backup made while we were away has a ctime past our last commit.
       const newBackup = !live?.knownFp && Math.max(s.st.mtimeMs, s.st.ctimeMs) > since && isBackupOf(base, basename(s.path));
       // The longest fingerprint first: a short one (a few bytes of an unterminated line) can match by chance.
-      for (const c of [...mine].sort((x, y) => y.fpLen - x.fpLen)) {
-        if (isLive(c) || c.fpLen === 0 || c.fpLen > s.st.size || here.has(`${c.dev}:${c.ino}`)) continue;
+      // Retired files too (what a truncated live file was before): their inode numbers mean nothing now.
+      const cands = [...mine.filter((c) => !isLive(c) && !here.has(`${c.dev}:${c.ino}`)), ...retired];
+      for (const c of cands.sort((x, y) => y.fpLen - x.fpLen)) {
+        if (c.fpLen === 0 || c.fpLen > s.st.size) continue;
         // A short fingerprint is weak evidence alone; a name and a time that say "backup" make it enough.
         if (c.fpLen < MIN_CONTENT_MATCH && !newBackup) continue;
-        if (await beginsWith(s.path, c.fpLen, c.fp)) {
+        // Files beginning with a hole all begin alike: such a checkpoint names its file by its inode only.
+        if (isHoleFingerprint(c)) continue;
+        if (await holds(s.path, c, s.st.size)) {
           offset = c.offset;
+          known = c;
           break;
         }
       }
       if (offset === undefined && newBackup) offset = 0;
     }
-    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size });
+    // Known by no checkpoint: by its own first bytes, so that the name holding another file later
+    // (logrotate's next .1, perhaps on this inode number) is seen.
+    const by = known ?? (offset !== undefined ? await headOf(s.path) : undefined);
+    if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: by?.fpLen, fp: by?.fp, dev: s.st.dev, ino: s.st.ino });
   }
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
 }
@@ -149,7 +230,7 @@ export async function findCopy(path: string, id: { dev: number; ino: number; fpL
  * (logrotate's `copy` without truncate looks the same and is read as copytruncate: duplicates, not loss.)
  */
 export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mine: Checkpoint[]): Promise<Unfinished[]> {
-  const since = Math.max(...mine.map((c) => c.updatedAt)) - FS_CLOCK_SLACK_MS;
+  const since = madeSince(mine);
   const base = basename(path);
   const fresh = (await siblings(path))
     .filter((s) => !mine.some((c) => c.dev === s.st.dev && c.ino === s.st.ino))
@@ -160,7 +241,7 @@ export async function findCopiesMadeWhileAway(path: string, live: Checkpoint, mi
   for (let i = 0; i < fresh.length; i++) {
     const s = fresh[i];
     if (s.st.size <= live.offset || s.st.size < live.fpLen || !(await beginsWith(s.path, live.fpLen, live.fp))) continue;
-    return [{ path: s.path, offset: live.offset, mtimeMs: s.st.mtimeMs, size: s.st.size }, ...fresh.slice(i + 1).map((n) => ({ path: n.path, offset: 0, mtimeMs: n.st.mtimeMs, size: n.st.size }))];
+    return [{ path: s.path, offset: live.offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: live.fpLen, fp: live.fp, dev: s.st.dev, ino: s.st.ino }, ...fresh.slice(i + 1).map((n) => ({ path: n.path, offset: 0, mtimeMs: n.st.mtimeMs, size: n.st.size, dev: n.st.dev, ino: n.st.ino }))];
   }
   return [];
 }

@@ -4,6 +4,7 @@ import type { Encoder } from '../../transforms/encoder.js';
 import type { Source } from '../source.js';
 import { expand, hasGlob } from './paths.js';
 import { siblings } from './rotated.js';
+import { gzipBackups } from './gzip-backups.js';
 import { FileTailer, type TailerOptions } from './tailer.js';
 
 export interface FileSourcesOptions extends Omit<TailerOptions, 'encoder'> {
@@ -110,7 +111,7 @@ export class FileSources implements Source {
   }
 
   /**
-   * Forgets checkpoints of files that are gone: not at their path, not under a rotated name next to
+   * Retires checkpoints of files that are gone: not at their path, not under a rotated name next to
    * it, and not committed to for a while (a file still being read keeps committing).
    */
   private async prune(): Promise<void> {
@@ -121,8 +122,9 @@ export class FileSources implements Source {
       if (cp.updatedAt > cutoff) continue;
       const st = await stat(cp.path).catch(() => undefined);
       if (st && st.dev === cp.dev && st.ino === cp.ino) continue;
-      if ((await siblings(cp.path)).some((s) => s.st.dev === cp.dev && s.st.ino === cp.ino)) continue;
-      store.forget(cp);
+      const near = [...(await siblings(cp.path)), ...(await gzipBackups(cp.path))];
+      if (near.some((s) => s.st.dev === cp.dev && s.st.ino === cp.ino)) continue;
+      store.retire(cp);
     }
   }
 }

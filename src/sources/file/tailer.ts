@@ -6,15 +6,19 @@ import type { CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
-import { FINGERPRINT_BYTES, fingerprint, identifyWithHead, inodeKey, sameContent, type FileIdentity } from '../../state/file-identity.js';
+import { FINGERPRINT_BYTES, fingerprintOf, identifyWithHead, inodeKey, resumable, sameContent, type FileIdentity } from '../../state/file-identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
 import { lastLineEnd } from './line-end.js';
-import { extendIdentity, keyPrefix, type Reader } from './reader.js';
+import { extendIdentity, keyPrefix, lastBytes, type Reader } from './reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
-import { findCopy, siblings, type Unfinished } from './rotated.js';
+import { findCopy, openFound, type Unfinished } from './rotated.js';
 import { SeenFiles } from './seen-files.js';
 import { Waker } from './watch.js';
+import { GzipFile, inspectGzip, type GzipInfo, type ReadableFile } from './gzip-file.js';
+import { gzipNow, gzipTwin, headMatches } from './gzip-backups.js';
+import type { Rfc5424Framer } from '../../framing/rfc5424.js';
+import { gapFrames } from '../../buffer/spill/gap.js';
 import { defaultNumber } from '../../config/options.js';
 
 export interface TailerOptions {
@@ -38,6 +42,8 @@ export interface TailerOptions {
   startedAtMs?: number;
   /** Give each batch its messages' keys (Batch.keys): the sink de-duplicates by them. */
   messageKeys?: boolean;
+  /** Writes the gap record for bytes of a file deleted before they were read. */
+  gapFramer?: Rfc5424Framer;
 }
 
 type Change = 'none' | 'grown' | 'truncated' | 'replaced' | 'missing';
@@ -128,12 +134,12 @@ export class FileTailer implements Source {
     try {
       // Listed before the plan looks: a file renamed while the plan is made is then not met, and
       // the first open reads it as rotated past us.
-      const listed = await siblings(this.name);
+      const listed = await SeenFiles.list(this.name);
       await this.planResume();
       // Without history, reading from the beginning: a backup renamed since the process started
       // (a slow start on a busy master, a writer that rotates every second) was the live file then.
       const fresh = !this.hasHistory && this.opts.startAt === 'beginning';
-      this.seen.meetSiblings(listed, fresh ? (this.opts.startedAtMs ?? performance.timeOrigin) : Infinity);
+      await this.seen.meetSiblings(listed, fresh ? (this.opts.startedAtMs ?? performance.timeOrigin) : Infinity);
       while (!this.stopped) {
         const r = this.cur;
         if (!r) {
@@ -147,7 +153,9 @@ export class FileTailer implements Source {
         if (await this.readMore(r)) continue;
         if (r.rotated) {
           this.cur = undefined;
-          this.linger(r);
+          // A .gz read to its end is complete: nobody writes to it any more.
+          if (r.fh instanceof GzipFile) await this.finish(r);
+          else this.linger(r);
           continue;
         }
         if (await this.serviceLingering()) continue;
@@ -196,30 +204,93 @@ export class FileTailer implements Source {
     this.hasHistory = plan.hasHistory;
     this.backlog = plan.backlog;
     this.truncatedWhileAway = plan.truncatedWhileAway;
+    // Retired once the gap record is handed on: reported once, not at every start.
+    for (const c of plan.lost) await this.reportUnread(this.name, c.offset, c.size ?? c.offset, () => store.retire(c));
   }
 
-  private newReader(fh: FileHandle, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
-    const r: Reader = { fh, id, head, path, pos, batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
+  private newReader(fh: ReadableFile, { id, head }: { id: FileIdentity; head: Buffer }, path: string, pos: number, rotated: boolean): Reader {
+    const r: Reader = { fh, id, head, path, pos, size: pos, tail: Buffer.alloc(0), batchStart: pos, rotated, batcher: new LineBatcher(this.opts.encoder, this.opts.maxLineBytes), lastGrowth: Date.now() };
     this.committed.set(r, pos);
     this.seen.met(id);
     return r;
   }
 
   private async openRotated(u: Unfinished): Promise<boolean> {
-    const fh = await openRegular(u.path).catch(() => undefined);
-    if (!fh) return false; // deleted since (kube-apiserver's maxbackup): nothing to do about it
+    if (u.gz) return this.openGzip(u);
+    const found = await openFound(this.name, u, openRegular);
+    if (!found) {
+      // Deleted since: compressed (lumberjack's <backup>.gz, logrotate's .N.gz), or gone with what we had not read.
+      const twin = await gzipTwin(this.name, u);
+      if (twin) this.backlog.unshift(twin);
+      else if (u.size !== undefined && u.size > u.offset) await this.reportUnread(u.path, u.offset, u.size);
+      return twin !== undefined;
+    }
+    const { fh, path } = found;
     const ident = await identifyWithHead(fh);
     const id = ident.id;
-    this.cur = this.newReader(fh, ident, u.path, u.offset, true);
+    this.cur = this.newReader(fh, ident, path, u.offset, true);
     // Known as ours from now on, even if we stop before its (unterminated) last line is handed on.
     await this.push(this.cur, EMPTY_CHUNK, u.offset);
-    this.opts.log.info({ file: this.name, rotated: u.path, ino: id.ino, offset: u.offset }, 'following rotated file');
+    this.opts.log.info({ file: this.name, rotated: path, ino: id.ino, offset: u.offset }, 'following rotated file');
     return true;
   }
 
   /** Opens what the path names now; false when there is nothing there yet. */
+  /**
+   * A .gz backup, read from its decompressed stream from the saved offset, once it is complete (a
+   * .gz still being written is waited for; one whose writer went quiet for --rotate-wait without
+   * finishing it is left, logged).
+   */
+  private async openGzip(u: Unfinished): Promise<boolean> {
+    const path = await gzipNow(this.name, u);
+    const info = path === undefined ? undefined : await this.completeGzip(path);
+    // Its inode number may be another .gz's now: the bytes it was known by tell.
+    if (!path || !info || info.length <= u.offset || (u.gzId && !headMatches(info.head, u.gzId))) return false;
+    const fh = await GzipFile.open(path, info.length).catch(() => undefined);
+    if (!fh) return false;
+    const st = await fh.stat();
+    const id: FileIdentity = { dev: st.dev, ino: st.ino, fpLen: info.head.length, fp: fingerprintOf(info.head) };
+    this.cur = this.newReader(fh, { id, head: info.head }, path, u.offset, true);
+    await this.push(this.cur, EMPTY_CHUNK, u.offset);
+    this.opts.log.info({ file: this.name, rotated: path, offset: u.offset, length: info.length }, 'reading gzipped backup');
+    return true;
+  }
+
+  /** The .gz once its every member's trailer checks out; undefined when gone, or left unfinished. */
+  private async completeGzip(path: string): Promise<GzipInfo | undefined> {
+    let lastMtime = -1;
+    let quietSince = Date.now();
+    while (!this.stopped) {
+      const info = await inspectGzip(path);
+      if (!info || info.complete) return info;
+      const mtime = (await stat(path).catch(() => undefined))?.mtimeMs;
+      if (mtime === undefined) return undefined;
+      if (mtime !== lastMtime) quietSince = Date.now();
+      if (lastMtime === -1) this.opts.log.info({ file: this.name, rotated: path }, 'gzipped backup not complete yet; waiting for it');
+      lastMtime = mtime;
+      if (Date.now() - quietSince >= Math.max(this.rotateWaitMs, 2 * this.opts.pollMs)) {
+        this.opts.log.warn({ file: this.name, rotated: path }, 'gzipped backup incomplete and no longer written (its gzip trailer does not check out); not read');
+        return undefined;
+      }
+      await this.waker.wait();
+    }
+    return undefined;
+  }
+
+  /**
+   * Bytes of a file deleted before they were read (kube-apiserver's maxbackup or maxage, while we
+   * were away or behind): counted, logged, and told to the drain in a gap record.
+   */
+  private async reportUnread(path: string, from: number, to: number, then: () => void = () => {}): Promise<void> {
+    this.opts.stats.addBytesUnread(this.name, to - from);
+    this.opts.log.warn({ file: this.name, rotated: path, from, to, bytes: to - from }, 'file deleted before it was read to its end; its unread bytes are lost (counted in auditfwd_bytes_unread_total, a gap record sent)');
+    const framer = this.opts.gapFramer;
+    const gap = framer ? gapFrames(framer, [{ source: path, start: from, end: to, lines: -1, bytes: to - from }], 'deleted before it was read') : { frames: Buffer.alloc(0), count: 0 };
+    await this.opts.buffer.push({ ...gap, onHandedOn: then });
+  }
+
   private async openPath(): Promise<boolean> {
-    let fh: FileHandle;
+    let fh;
     try {
       fh = await openRegular(this.name);
     } catch (err) {
@@ -270,7 +341,7 @@ export class FileTailer implements Source {
     const size = (await fh.stat()).size;
     const cp = this.opts.checkpoints?.get(id);
     if (cp && inodeKey(id) === this.truncatedWhileAway) return 0;
-    if (cp && cp.fpLen <= size && cp.offset <= size && (await fingerprint(fh, cp.fpLen)) === cp.fp) return cp.offset;
+    if (cp && (await resumable(fh, cp, size))) return cp.offset;
     if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
     if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return lastLineEnd(fh, size);
     return 0;
@@ -291,12 +362,18 @@ export class FileTailer implements Source {
     // (what this read saw of the old content is in the copy).
     if (!r.rotated && r.head.length > 0 && !(await sameContent(r.fh, r.head, this.scratch))) return false;
     const start = r.pos;
+    const before = r.tail;
     r.pos += bytesRead;
+    r.size = Math.max(r.size, r.pos);
+    r.tail = lastBytes(before, data);
     r.lastGrowth = Date.now();
     r.afterText = true;
     extendIdentity(r, start, data);
     const chunk = r.batcher.process(data, this.opts.messageKeys ? start : undefined, MARK_BYTES);
-    if (chunk.consumed > 0) await this.push(r, chunk, start + chunk.consumed, start);
+    if (chunk.consumed > 0) {
+      const marks = chunk.marks && this.marksOf(r, chunk.marks, start, before, data);
+      await this.push(r, chunk, start + chunk.consumed, lastBytes(before, data.subarray(0, chunk.consumed)), marks);
+    }
     // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
     r.lastGrowth = Date.now();
     return true;
@@ -312,6 +389,8 @@ export class FileTailer implements Source {
     while (n < data.length && data[n] === 0) n++;
     const start = r.pos;
     r.pos += n;
+    r.size = Math.max(r.size, r.pos);
+    r.tail = lastBytes(r.tail, data.subarray(0, n));
     r.lastGrowth = Date.now();
     extendIdentity(r, start, data.subarray(0, n));
     const cut = r.afterText === true && start > 0;
@@ -341,13 +420,18 @@ export class FileTailer implements Source {
     return n;
   }
 
-  /** `base`: where the chunk's input began, for its marks (positions inside the batch). */
-  private async push(r: Reader, chunk: Chunk, position: number, base?: number): Promise<void> {
+  /**
+   * `end`: the bytes before `position` (known when it is where the reader is). `marks`: commits
+   * inside the batch (marksOf).
+   */
+  private async push(r: Reader, chunk: Chunk, position: number, end = position === r.pos ? r.tail : undefined, marks?: Batch['marks']): Promise<void> {
     this.opts.stats.addLines(this.name, chunk.lines);
     const { checkpoints } = this.opts;
     const id = r.id;
     const path = this.name;
     const origin = { source: r.path, start: r.batchStart, end: position };
+    const size = r.size;
+    const tail = end && end.length > 0 ? fingerprintOf(end) : undefined;
     r.batchStart = position;
     // Even a batch whose lines were all filtered out travels through the buffer, so that its
     // position is committed in order with the batches before it.
@@ -356,20 +440,27 @@ export class FileTailer implements Source {
       count: chunk.count,
       onHandedOn: () => {
         this.committed.set(r, position);
-        checkpoints?.commit(path, id, position);
+        checkpoints?.commit(path, id, position, size, tail);
       },
       origin,
-      ...(chunk.marks && base !== undefined && { marks: this.marksOf(r, chunk.marks, base) }),
+      ...(marks && { marks }),
       release: chunk.release,
       ...(chunk.offsets && chunk.count > 0 && { keys: { prefix: keyPrefix(r), offsets: chunk.offsets } }),
     });
   }
 
-  /** Commits inside a batch: what a sink writing it in pieces has handed on of it. */
-  private marksOf(r: Reader, marks: NonNullable<Chunk['marks']>, base: number): NonNullable<Batch['marks']> {
+  /**
+   * Commits inside a batch: what a sink writing it in pieces has handed on of it. The read began at
+   * `base` after the bytes `before`: each mark's commit carries the hash of the bytes before ITS
+   * position (a .gz is matched by it), taken from copies of those bytes made now (the read's buffer
+   * is reused) and hashed only when the mark is committed.
+   */
+  private marksOf(r: Reader, marks: NonNullable<Chunk['marks']>, base: number, before: Buffer, data: Buffer): NonNullable<Batch['marks']> {
     const { checkpoints } = this.opts;
     const id = r.id;
     const path = this.name;
+    const size = r.size;
+    const ends = marks.consumed.map((n) => lastBytes(before, data.subarray(0, n)));
     return {
       bytes: marks.bytes,
       progress: (k) => {
@@ -377,7 +468,7 @@ export class FileTailer implements Source {
         // A batch sent again (its connection failed) reports its pieces again: never backwards.
         if (position <= (this.committed.get(r) ?? 0)) return;
         this.committed.set(r, position);
-        checkpoints?.commit(path, id, position);
+        checkpoints?.commit(path, id, position, size, fingerprintOf(ends[k]));
       },
     };
   }
@@ -392,12 +483,12 @@ export class FileTailer implements Source {
     const store = this.opts.checkpoints;
     if (deleted && store) {
       // Deleted and read to its end: its inode number is free for another file, which must not
-      // inherit this position. Forgotten in order, after the commit above.
+      // inherit this position. Retired in order, after the commit above (a .gz of it is known).
       const id = r.id;
-      await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.forget(id) });
+      await this.opts.buffer.push({ frames: Buffer.alloc(0), count: 0, onHandedOn: () => store.retire(id) });
     }
     await r.fh.close().catch(() => {});
-    this.seen.read(r.id);
+    this.seen.read(r.id, r.pos);
     this.opts.log.info({ file: this.name, rotated: r.path, ino: r.id.ino, offset: r.pos }, 'finished rotated file');
   }
 
@@ -428,6 +519,7 @@ export class FileTailer implements Source {
 
   private async detectChange(r: Reader): Promise<Change> {
     const st = await r.fh.stat();
+    r.size = Math.max(r.size, st.size);
     if (st.size < r.pos || !(await sameContent(r.fh, r.head, this.scratch))) return 'truncated';
     if (st.size > r.pos) return 'grown';
     const onPath = await stat(this.name).catch(() => undefined);
@@ -449,12 +541,16 @@ export class FileTailer implements Source {
       this.opts.log.info({ file: this.name, offset: r.pos }, 'file truncated; reading it from the start');
       r.batcher.reset();
     }
-    this.seen.read(r.id);
+    this.seen.read(r.id, r.pos);
     r.pos = 0;
+    r.size = 0;
+    r.tail = Buffer.alloc(0);
     r.afterText = false;
     r.batchStart = 0;
     r.head = Buffer.alloc(0);
     r.id = { ...r.id, fpLen: 0, fp: '' };
+    // Still the file met on this inode, though it no longer begins as it did.
+    this.seen.met(r.id);
     // Commit "start of this inode" in order with what came before, so that a restart before the
     // file's next line does not resume at the old offset inside the new content.
     await this.push(r, EMPTY_CHUNK, 0);
@@ -490,9 +586,10 @@ export class FileTailer implements Source {
    * the open, so that a rotation between the look and the open is not missed.
    */
   private async queueSkipped(): Promise<boolean> {
-    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => x.id));
+    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => ({ ...x.id, size: x.size })));
     if (skipped.length === 0) return false;
     this.backlog.push(...skipped);
+    for (const u of skipped) if (u.gzId && !this.opts.checkpoints?.get(u.gzId)) this.opts.checkpoints?.commit(this.name, u.gzId, u.offset);
     this.opts.log.info({ file: this.name, rotated: skipped.map((u) => u.path) }, 'rotated more than once since the last look; reading the files in between first');
     return true;
   }
