@@ -6,7 +6,7 @@ import { MAX_PAYLOAD, readSlots, SlotFile } from './slot-file.js';
 
 const FILE = 'positions.slots';
 
-/** What the slots hold of an entry: all but its path, which the JSON file keeps. */
+/** What the slots hold of an entry: all of it, its path only when it fits (else the JSON file's is taken). */
 interface Keyed {
   path: string;
   dev: number;
@@ -78,11 +78,11 @@ export class SlotPositions<E extends Keyed> {
       // Every retirement the slots still hold (a pair keeps the last two records of its file).
       const found: Array<{ seq: number; c: E }> = [];
       for (const { seq, e } of records) {
-        const c = e.gone === 'retired' ? validate({ ...e, path: known.path }) : undefined;
+        const c = e.gone === 'retired' ? validate({ ...e, path: pathOf(e, known) }) : undefined;
         if (c) found.push({ seq, c });
       }
       const { e } = records[records.length - 1];
-      const last = e.gone === true ? undefined : e.gone === 'retired' ? found[found.length - 1]?.c : validate({ ...e, path: known.path });
+      const last = e.gone === true ? undefined : e.gone === 'retired' ? found[found.length - 1]?.c : validate({ ...e, path: pathOf(e, known) });
       if (e.gone !== undefined) entries.delete(key);
       else if (last) entries.set(key, last);
       // The file the JSON entry names was retired for another one (its own retirement record
@@ -184,10 +184,19 @@ export class SlotPositions<E extends Keyed> {
   }
 }
 
-/** Undefined when too big for a slot (a v2 entry takes at most 218 bytes, 235 retired: measured with 2^53-1 numbers). */
+/**
+ * The entry as a slot payload: with its path when it fits, so that another file on a known inode
+ * (one path's file deleted, its inode number given to another path's) is not given the old one's
+ * path at load; undefined when too big even without it (a v2 entry takes at most 218 bytes, 235
+ * retired, measured with 2^53-1 numbers).
+ */
 function payloadOf(e: Keyed, gone?: 'retired'): Buffer | undefined {
+  const whole = Buffer.from(JSON.stringify(gone ? { ...e, gone } : e));
+  if (whole.length <= MAX_PAYLOAD) return whole;
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { path, ...rest } = e;
   const b = Buffer.from(JSON.stringify(gone ? { ...rest, gone } : rest));
   return b.length <= MAX_PAYLOAD ? b : undefined;
 }
+
+const pathOf = (e: Record<string, unknown>, known: Keyed) => (typeof e.path === 'string' ? e.path : known.path);

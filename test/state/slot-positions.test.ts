@@ -85,7 +85,7 @@ t.test('a symlink planted at positions.slots is neither read nor written through
   t.equal(statSync(join(state, 'positions.slots')).mode & 0o777, 0o600);
 });
 
-t.test('another file committed on an inode checkpoints.json gives to the old one, then kill -9: the old one is retired at load, and stays so', async (t) => {
+t.test('another file (of another path) committed on an inode checkpoints.json gives to the old one, then kill -9: the old one is retired at load, and stays so', async (t) => {
   const dir = t.testdir({});
   const path = '/var/log/audit.log';
   const old = id(7, 'a'.repeat(32));
@@ -96,7 +96,7 @@ t.test('another file committed on an inode checkpoints.json gives to the old one
   const before = readFileSync(join(dir, 'checkpoints.json'));
   // The inode number is another file's now: the commit retires the old one and starts a save of
   // checkpoints.json; a kill -9 before that save lands leaves the file as it was before.
-  store.commit(path, id(7, 'b'.repeat(32)), 50, 60, 'd'.repeat(32));
+  store.commit('/var/log/other.log', id(7, 'b'.repeat(32)), 50, 60, 'd'.repeat(32));
   await tick();
   await store.abandon();
   writeFileSync(join(dir, 'checkpoints.json'), before);
@@ -104,7 +104,7 @@ t.test('another file committed on an inode checkpoints.json gives to the old one
   t.same([json.files.map((f) => f.fp), json.retired], [['a'.repeat(32)], []], 'checkpoints.json still has the old file live, nothing retired');
 
   const next = await CheckpointStore.open(dir, new RecordingLog().logger);
-  t.match(next.get({ dev: 1, ino: 7 }), { fp: 'b'.repeat(32), offset: 50, size: 60, tail: 'd'.repeat(32), path }, 'the new file from its slot');
+  t.match(next.get({ dev: 1, ino: 7 }), { fp: 'b'.repeat(32), offset: 50, size: 60, tail: 'd'.repeat(32), path: '/var/log/other.log' }, 'the new file from its slot, with its own path (the slot holds it when it fits)');
   t.match(next.retired(path), [{ fp: 'a'.repeat(32), offset: 100, size: 100, tail: 'c'.repeat(32), path }], 'the old one retired as it was last committed');
   await next.abandon();
   // Written before the slots started afresh (they no longer hold the retirement): a second kill -9 keeps it.
