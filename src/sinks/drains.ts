@@ -4,7 +4,7 @@ import { Backoff } from './backoff.js';
 import type { Opener } from './connection.js';
 import { PoolSink, type PoolMode } from './pool.js';
 import { RelpSink, type RelpProgress } from './relp.js';
-import { autoWindowBytes, ResendWindow } from './resend-window.js';
+import { autoWindowBytes, END_REPLAYS, ResendWindow } from './resend-window.js';
 import type { Member } from './resolve.js';
 import type { Framing, Sink } from './sink.js';
 import { TcpSink } from './tcp.js';
@@ -40,7 +40,7 @@ export function drainSink(members: Member[], s: DrainSettings, open: Opener | un
     s.pool,
     stats,
     log,
-    () => resend?.pending ?? false,
+    () => resend?.owed() ?? false,
   );
 }
 
@@ -52,5 +52,6 @@ function resendWindow(members: number, s: DrainSettings, log: Logger): ResendWin
   const plain = s.tcpResendWindowBytes;
   const bytes = plain === 'auto' ? autoWindowBytes(s.pool === 'round-robin' ? members : 1) : plain;
   if (plain === 'auto') log.debug({ bytes }, '--tcp-resend-window auto');
-  return bytes > 0 ? new ResendWindow(bytes) : undefined;
+  const gaveUp = () => log.warn({ replays: END_REPLAYS }, 'the drain lost every connection made after the end of input to send its --tcp-resend-window again; giving up on it');
+  return bytes > 0 ? new ResendWindow(bytes, gaveUp) : undefined;
 }

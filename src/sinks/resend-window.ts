@@ -6,6 +6,11 @@ const MiB = 1024 * 1024;
 export const FALLBACK_BUFFERS = { send: 4 * MiB, receive: 6 * MiB };
 /** `--tcp-resend-window auto` never holds more than this (memory: the window's size). */
 export const AUTO_CEILING_BYTES = 64 * MiB;
+/**
+ * After the end of input, how many connections may be opened to send a lost connection's window:
+ * a drain that resets every close (SO_LINGER 0, some load balancers) must not hold the exit forever.
+ */
+export const END_REPLAYS = 3;
 
 /** The third field of /proc/sys/net/ipv4/tcp_[wr]mem: the most autotuning gives one socket's buffer. */
 function procMax(name: string, read: (path: string) => string): number | undefined {
@@ -73,7 +78,15 @@ export class ResendWindow {
   private entries: Entry[] = [];
   private bytes = 0;
 
-  constructor(readonly maxBytes: number) {}
+  private ending = false;
+  private endReplays = 0;
+  private gaveUp = false;
+
+  /** `onGiveUp`: called once when END_REPLAYS replays after the end of input did not get through. */
+  constructor(
+    readonly maxBytes: number,
+    private readonly onGiveUp?: () => void,
+  ) {}
 
   /** `frames` (octet-counted, `count` of them) were handed to the socket of `carrier`. */
   record(frames: Buffer, count: number, carrier?: object): void {
@@ -138,6 +151,7 @@ export class ResendWindow {
   takeReplay(carrier?: object): Array<{ frames: Buffer; count: number }> | undefined {
     const out = this.entries.filter((e) => e.pending);
     if (out.length === 0) return undefined;
+    if (this.ending) this.endReplays++;
     for (const e of out) {
       e.pending = false;
       e.carrier = carrier;
@@ -148,6 +162,21 @@ export class ResendWindow {
   /** A lost connection's frames wait for the next one. */
   get pending(): boolean {
     return this.entries.some((e) => e.pending);
+  }
+
+  /**
+   * Asked once the input ended: a lost connection's window is still to be sent, at most END_REPLAYS
+   * more times; then it is given up (onGiveUp) and the sink may finish.
+   */
+  owed(): boolean {
+    this.ending = true;
+    if (!this.pending) return false;
+    if (this.endReplays < END_REPLAYS) return true;
+    if (!this.gaveUp) {
+      this.gaveUp = true;
+      this.onGiveUp?.();
+    }
+    return false;
   }
 
   get heldBytes(): number {

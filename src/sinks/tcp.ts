@@ -73,9 +73,10 @@ export class SyslogProtocol implements Protocol {
       },
     });
     if (!closed && !isAborted) {
+      // Set before end(): the drain's FIN may be read before end's callback, and it answers ours all the same.
+      ourFinSent = true;
       // An abort (a pool whose buffer finished) may destroy the socket meanwhile: end's callback never comes then.
       await Promise.race([new Promise<void>((resolve) => sock.end(resolve)), closedP]);
-      ourFinSent = true;
       // With a window, the close is clean only once the drain closed too: until then what the
       // kernels hold may still die with it (end of input, --reconnect-every).
       const waitMs = this.opts.closeWaitMs ?? CLOSE_WAIT_MS;
@@ -99,7 +100,7 @@ export class SyslogProtocol implements Protocol {
 
   /** A lost connection's window is still to be sent: the sink must not stop at the end of input. */
   owes(): boolean {
-    return this.opts.resend?.pending ?? false;
+    return this.opts.resend?.owed() ?? false;
   }
 
   /** Waits for the socket's close after our FIN, at most `waitMs`; false when it did not come. */

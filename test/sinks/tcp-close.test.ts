@@ -1,13 +1,13 @@
 import t from 'tap';
 import pino from 'pino';
 import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { MemoryBuffer } from '../../src/buffer/memory.js';
 import type { Batch } from '../../src/batch.js';
 import { Backoff } from '../../src/sinks/backoff.js';
-import { ResendWindow } from '../../src/sinks/resend-window.js';
-import { TcpSink } from '../../src/sinks/tcp.js';
+import { END_REPLAYS, ResendWindow } from '../../src/sinks/resend-window.js';
+import { SyslogProtocol, TcpSink } from '../../src/sinks/tcp.js';
 import { Stats } from '../../src/telemetry/stats.js';
 import { TestDrain } from '../helpers/drain.js';
 import { splitOctetCounted } from '../helpers/rfc5424.js';
@@ -19,11 +19,11 @@ import { untilTrue } from '../helpers/ops.js';
 const names = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
 const frames = (msgs: string[]) => Buffer.concat(msgs.map((m) => Buffer.from(`${m.length} ${m}`)));
 
-function start(t: Tap.Test, port: number, extra: { reconnectEveryMs?: number; closeWaitMs?: number } = {}) {
+function start(t: Tap.Test, port: number, extra: { reconnectEveryMs?: number; closeWaitMs?: number; resend?: ResendWindow } = {}) {
   const stats = new Stats();
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (logs.push(JSON.parse(String(c))), cb()) }));
-  const sink = new TcpSink({ host: '127.0.0.1', port, stats, log, framing: 'octet-counting', backoff: new Backoff(10, 40, 10), resend: new ResendWindow(1 << 20), ...extra });
+  const sink = new TcpSink({ host: '127.0.0.1', port, stats, log, framing: 'octet-counting', backoff: new Backoff(10, 40, 10), resend: extra.resend ?? new ResendWindow(1 << 20), ...extra });
   const buffer = new MemoryBuffer(1 << 20);
   const done = sink.run(buffer);
   t.teardown(async () => {
@@ -123,4 +123,62 @@ t.test('a drain that reads everything and closes after us: no resend; one that n
   t.equal(bytes, frames(names(3)).length);
   t.equal(b.stats.messagesResent, 0);
   t.ok(b.logs.some((l) => l.msg === 'the drain did not close the connection after ours; not sending its --tcp-resend-window again'), 'said once it waited');
+});
+
+t.test("the drain's FIN seen before our own end completes still answers our close: no resend", async (t) => {
+  // Under load the drain's FIN can be read in the same turn as, and before, the completion of our
+  // end(): it answers our FIN all the same. Taken for a lost connection, every clean close resent its
+  // window and reconnected, again and again (a TLS test hung at the end of input).
+  const d = await TestDrain.start();
+  t.teardown(() => d.close());
+  const stats = new Stats();
+  const resend = new ResendWindow(1 << 20);
+  const proto = new SyslogProtocol({ host: '127.0.0.1', port: d.port, framing: 'octet-counting', stats, log: pino({ level: 'silent' }), resend });
+  const sock = connect(d.port, '127.0.0.1');
+  await once(sock, 'connect');
+  const end = sock.end.bind(sock);
+  // Our end() reports completion only after the drain's FIN was seen.
+  sock.end = ((cb?: () => void) => {
+    end();
+    sock.once('end', () => setImmediate(() => cb?.()));
+    return sock;
+  }) as typeof sock.end;
+  const buffer = new MemoryBuffer(1 << 20);
+  await buffer.push({ frames: frames(['one']), count: 1, onHandedOn: () => {} } as Batch);
+  buffer.close();
+  const outcome = await proto.pump(sock, buffer, new Promise<void>(() => {}));
+  t.equal(outcome, 'finished', 'a clean close');
+  t.notOk(resend.pending, 'nothing to send again');
+  t.same(d.messages.map(String), ['one']);
+});
+
+t.test('after the end of input, a drain that resets every close gets the window END_REPLAYS more times, then the sink finishes', async (t) => {
+  const received: string[] = [];
+  const sockets: Socket[] = [];
+  const server = createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => {});
+    let pending = Buffer.alloc(0);
+    s.on('data', (b: Buffer) => {
+      pending = Buffer.concat([pending, b]);
+      const { frames: got, rest } = splitOctetCounted(pending);
+      received.push(...got.map(String));
+      pending = rest;
+    });
+    // Answers our FIN with a reset, always (SO_LINGER 0).
+    s.on('end', () => s.resetAndDestroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => (sockets.forEach((s) => s.destroy()), server.close()));
+  let gaveUp = 0;
+  const resend = new ResendWindow(1 << 20, () => gaveUp++);
+  const { stats, buffer, done, push } = start(t, (server.address() as { port: number }).port, { resend });
+  await push(names(5));
+  buffer.close();
+  await done;
+  t.equal(sockets.length, 1 + END_REPLAYS, 'one connection, then END_REPLAYS for the window');
+  t.same(received, Array.from({ length: 1 + END_REPLAYS }, () => names(5)).flat(), 'the window each time, whole');
+  t.equal(stats.messagesResent, 5 * END_REPLAYS);
+  t.equal(gaveUp, 1, 'given up once, said once');
 });
