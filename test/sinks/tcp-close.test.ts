@@ -44,20 +44,31 @@ function start(t: Tap.Test, port: number, extra: { reconnectEveryMs?: number; cl
  * connections are read to the end.
  */
 async function crashingDrain(t: Tap.Test) {
+  return frameDrain(t, (s, index) => {
+    if (index === 0) return false;
+    s.resume();
+    return true;
+  });
+}
+
+/**
+ * A drain on 127.0.0.1 that splits what it reads into messages. `onConnect` decides per connection
+ * (its index) whether to read it at all; connections start paused.
+ */
+async function frameDrain(t: Tap.Test, onConnect: (s: Socket, index: number) => boolean) {
   const messages: string[] = [];
   const sockets: Socket[] = [];
   const server = createServer({ pauseOnConnect: true }, (s) => {
     sockets.push(s);
     s.on('error', () => {});
-    if (sockets.length === 1) return;
     let pending = Buffer.alloc(0);
+    if (!onConnect(s, sockets.length - 1)) return;
     s.on('data', (b: Buffer) => {
       pending = Buffer.concat([pending, b]);
       const { frames: got, rest } = splitOctetCounted(pending);
       messages.push(...got.map(String));
       pending = rest;
     });
-    s.resume();
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -153,32 +164,20 @@ t.test("the drain's FIN seen before our own end completes still answers our clos
 });
 
 t.test('after the end of input, a drain that resets every close gets the window END_REPLAYS more times, then the sink finishes', async (t) => {
-  const received: string[] = [];
-  const sockets: Socket[] = [];
-  const server = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => {});
-    let pending = Buffer.alloc(0);
-    s.on('data', (b: Buffer) => {
-      pending = Buffer.concat([pending, b]);
-      const { frames: got, rest } = splitOctetCounted(pending);
-      received.push(...got.map(String));
-      pending = rest;
-    });
-    // Answers our FIN with a reset, always (SO_LINGER 0).
+  // Answers our FIN with a reset, always (SO_LINGER 0).
+  const d = await frameDrain(t, (s) => {
     s.on('end', () => s.resetAndDestroy());
+    s.resume();
+    return true;
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => (sockets.forEach((s) => s.destroy()), server.close()));
   let gaveUp = 0;
   const resend = new ResendWindow(1 << 20, () => gaveUp++);
-  const { stats, buffer, done, push } = start(t, (server.address() as { port: number }).port, { resend });
+  const { stats, buffer, done, push } = start(t, d.port, { resend });
   await push(names(5));
   buffer.close();
   await done;
-  t.equal(sockets.length, 1 + END_REPLAYS, 'one connection, then END_REPLAYS for the window');
-  t.same(received, Array.from({ length: 1 + END_REPLAYS }, () => names(5)).flat(), 'the window each time, whole');
+  t.equal(d.connections(), 1 + END_REPLAYS, 'one connection, then END_REPLAYS for the window');
+  t.same(d.messages, Array.from({ length: 1 + END_REPLAYS }, () => names(5)).flat(), 'the window each time, whole');
   t.equal(stats.messagesResent, 5 * END_REPLAYS);
   t.equal(gaveUp, 1, 'given up once, said once');
 });
