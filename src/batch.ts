@@ -17,6 +17,13 @@ export interface Batch {
    */
   onHandedOn?: () => void;
   /**
+   * Points inside the batch where a position may be committed before the whole batch is handed on:
+   * `bytes[k]` is a frame boundary in `frames`, and `progress(k)` commits what precedes it. A sink
+   * that writes the batch in those pieces reports each one (BatchBuffer.progress), so that a kill -9
+   * repeats at most a piece, not the batch. Dropped by the spill (a record read back has none).
+   */
+  marks?: { bytes: number[]; progress: (k: number) => void };
+  /**
    * Gives the memory of `frames` back for reuse (FrameWriter's slabs). The buffer calls it once
    * nothing will read them again: when handed on, or for a spilled batch as soon as it is written,
    * without waiting for the fsync. Never calling it is safe: the memory is then left to the GC.
@@ -61,6 +68,11 @@ export interface BatchBuffer {
   /** Resolves when `take` may return something, or the buffer is finished (or closed: check again). */
   waitForData(): Promise<void>;
   handedOn(batch: Batch): void;
+  /**
+   * The frames of `batch` up to its mark `k` are handed on (a sink writing it in pieces), every batch
+   * before it too: the source may commit the position there. Optional: a buffer without it ignores marks.
+   */
+  progress?(batch: Batch, k: number): void;
   /** Puts batches back at the front, in the order given, for the next connection. */
   requeue(batches: Batch[]): void;
   /** No more pushes: once empty, the sink finishes. */

@@ -76,6 +76,11 @@ export class MemoryBuffer implements BatchBuffer {
     if (this.finished) this.wake(this.dataWaiters);
   }
 
+  progress(batch: Batch, k: number): void {
+    // The sink hands batches on in order: everything before this one was, so its commits ran.
+    batch.marks?.progress(k);
+  }
+
   requeue(batches: Batch[]): void {
     if (batches.length === 0) return;
     this.out -= batches.length;

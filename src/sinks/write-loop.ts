@@ -22,6 +22,10 @@ export async function writeBatches(
   hooks: { inflight?: Batch[]; written?: (frames: Buffer, count: number) => void; beforeTake?: () => void } = {},
 ): Promise<void> {
   const { inflight = [], written, beforeTake } = hooks;
+  // The last write was not all taken at once: the kernel's buffer is full (the drain is the limit),
+  // and what it holds of a batch is delivered even if we die before the batch is handed on. Assumed
+  // at first: a new connection meets a backlog (a restart catching up) more often than not.
+  let backedUp = true;
   // A stop that rejects (the stream's error) is seen by the races below; unseen, it must not be an unhandled rejection.
   stop.catch(() => {});
   while (!stopped()) {
@@ -37,20 +41,56 @@ export async function writeBatches(
       continue;
     }
     inflight.push(batch);
-    const data = framing === 'lf' ? octetToLf(batch.frames) : batch.frames;
+    let data = framing === 'lf' ? octetToLf(batch.frames) : batch.frames;
+    const size = data.length;
+    // Marked pieces (octet framing: LF frames have other boundaries) go one at a time, each reported
+    // when the stream took it, so that a kill -9 repeats at most the piece the kernel held part of.
+    // Only while the stream is backed up: a write taken whole leaves nothing half-delivered, and
+    // pieces cost CPU (+16-24% per GB when every batch went in pieces). A buffer that cannot commit
+    // them (a pool member's view) gets whole batches, as before.
+    const marks = framing === 'lf' || !buffer.progress || !backedUp ? undefined : batch.marks?.bytes;
+    if (marks) {
+      // Like the waits below: a stop that rejects (the stream's error) throws here too.
+      const taken = await Promise.race([writePieces(out, data, marks, (k) => inflight[0] === batch && buffer.progress?.(batch, k)), stop.then(() => false)]);
+      // A failed stream: the batch is still in `inflight`, for the caller to requeue whole once the
+      // stream is seen closed (returning before that would read as "finished").
+      if (!taken) await stop;
+      if (stopped()) return;
+      data = data.subarray(marks[marks.length - 1]);
+    }
     const ok = out.write(data, (err) => {
       if (err || inflight[0] !== batch) return;
       inflight.shift();
       stats.messagesSent += batch.count;
-      stats.bytesSent += data.length;
+      stats.bytesSent += size;
       stats.lastSendMs = Date.now();
       written?.(batch.frames, batch.count);
       buffer.handedOn(batch);
     });
+    backedUp = out.writableLength > 0;
     if (!ok) {
       buffer.backedUp?.(true);
       await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
       buffer.backedUp?.(false);
     }
   }
+}
+
+/**
+ * Writes `data` up to its last mark, one piece at a time, each once the stream took the one before
+ * (written together, their callbacks would come together), calling `onPiece(k)` as piece k is taken.
+ * False when the stream failed (a destroyed stream calls back every write with its error).
+ */
+function writePieces(out: Writable, data: Buffer, marks: number[], onPiece: (k: number) => void): Promise<boolean> {
+  return new Promise((resolve) => {
+    let k = 0;
+    const next = (err?: Error | null): void => {
+      if (err) return resolve(false);
+      if (k > 0) onPiece(k - 1);
+      if (k === marks.length) return resolve(true);
+      const from = k === 0 ? 0 : marks[k - 1];
+      out.write(data.subarray(from, marks[k++]), next);
+    };
+    next();
+  });
 }

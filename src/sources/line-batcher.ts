@@ -14,6 +14,8 @@ export interface Chunk {
   release?: () => void;
   /** With `at` given: each message's line, as the byte offset where it starts in the input. */
   offsets?: number[];
+  /** With `markEvery`: frame boundaries in `frames` (`bytes`) and the input consumed up to each. */
+  marks?: { bytes: number[]; consumed: number[] };
 }
 
 /** Bytes in, framed messages out: line splitting, then the encoder, into one buffer per chunk. */
@@ -33,9 +35,35 @@ export class LineBatcher {
     return this.splitter.pending;
   }
 
-  /** `at`: the input's offset in its file, when each message's line offset is wanted (Chunk.offsets). */
-  process(input: Buffer, at?: number): Chunk {
-    return this.batch((onLine) => this.splitter.push(input, onLine), at);
+  /**
+   * `at`: the input's offset in its file, when each message's line offset is wanted (Chunk.offsets).
+   * `markEvery`: the input is split in pieces of that many bytes, and the frames' length and the
+   * input consumed after each piece are marked (Chunk.marks): positions inside the one batch.
+   */
+  process(input: Buffer, at?: number, markEvery?: number): Chunk {
+    if (!markEvery || input.length <= markEvery) return this.batch((onLine) => this.splitter.push(input, onLine), at);
+    const marks = { bytes: [] as number[], consumed: [] as number[] };
+    const chunk = this.batch((onLine) => {
+      let consumed = 0;
+      for (let off = 0; off < input.length; off += markEvery) {
+        const n = this.splitter.push(input.subarray(off, off + markEvery), (line, orig, start) => onLine(line, orig, start + off));
+        if (n === 0) continue;
+        consumed = off + n;
+        const bytes = this.out.length;
+        // A piece is worth a mark only if frames were made since the last one and more input follows.
+        if (off + markEvery < input.length && bytes > (marks.bytes[marks.bytes.length - 1] ?? 0)) {
+          marks.bytes.push(bytes);
+          marks.consumed.push(consumed);
+        }
+      }
+      return consumed;
+    }, at);
+    // The last mark would be the batch's end: its own hand-on commits that.
+    while (marks.bytes.length > 0 && marks.bytes[marks.bytes.length - 1] >= chunk.frames.length) {
+      marks.bytes.pop();
+      marks.consumed.pop();
+    }
+    return marks.bytes.length > 0 ? { ...chunk, marks } : chunk;
   }
 
   /** At the end of a stream: the last line, even without its LF. `at`: the offset the input has reached. */

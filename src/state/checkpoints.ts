@@ -5,6 +5,7 @@ import type { Logger } from '../telemetry/log.js';
 import { CHECKPOINT_VERSION, CheckpointFormatError, validateCheckpoints, type LoadedCheckpoints } from './checkpoint-schema.js';
 import { writeFileDurably, writeFileQuickly } from './durable.js';
 import { inodeKey, type FileIdentity } from './file-identity.js';
+import { SlotPositions } from './slot-positions.js';
 
 /** A state folder that cannot be used: the CLI turns it into exit 2 with this message. */
 export class StateError extends Error {
@@ -83,6 +84,8 @@ export class CheckpointStore {
   private lastQuick = 0;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
+  /** Each change, in place within the tick (what a kill -9 leaves); undefined when it cannot be written. */
+  private slots: SlotPositions<Checkpoint> | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -98,7 +101,30 @@ export class CheckpointStore {
       // Whatever is wrong with the state file, never a crash (and a crash loop under systemd).
       throw new StateError(`--state-dir: cannot read ${store.path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
+    try {
+      await store.openSlots();
+    } catch (err) {
+      // Not fatal: checkpoints.json alone still holds positions, saved a little later.
+      SlotPositions.remove(dir);
+      log.error({ dir, err: String(err) }, 'cannot write positions.slots; positions are saved in checkpoints.json alone');
+    }
     return store;
+  }
+
+  /**
+   * The slots over what checkpoints.json said. Files retired since it was written are listed in it
+   * before the slot file is started afresh (the slots then no longer hold their retirement).
+   */
+  private async openSlots(): Promise<void> {
+    const validate = (c: unknown) => validateCheckpoints({ version: CHECKPOINT_VERSION, files: [c] }).entries[0];
+    const { lastSeq, retired } = SlotPositions.load(this.dir, this.entries, validate, otherFile);
+    const fresh = retired.filter((c) => c.fpLen > 0 && !this.retiredList.some((r) => r.dev === c.dev && r.ino === c.ino && r.fpLen === c.fpLen && r.fp === c.fp));
+    for (const c of fresh) this.keepRetired(c);
+    if (fresh.length > 0) {
+      this.dirty = true;
+      await this.save();
+    }
+    this.slots = await SlotPositions.open(this.dir, this.entries, lastSeq, this.log);
   }
 
   private get path(): string {
@@ -159,7 +185,7 @@ export class CheckpointStore {
     const known = Math.max(offset, size ?? 0);
     const end = tail ?? (prev?.offset === offset ? prev.tail : undefined);
     this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: at, size: known, ...(end ? { tail: end } : {}) });
-    this.changed();
+    this.changed(inodeKey(id));
     // A file followed for the first time is saved at once, not at the next interval: after a kill -9
     // followed by a rotation, the next run finds the rotated file only by an inode it knows.
     if (!prev) void this.save().catch((err) => this.log.error({ err: String(err) }, 'saving checkpoints failed'));
@@ -182,6 +208,7 @@ export class CheckpointStore {
       const prev = this.entries.get(inodeKey(id));
       if (prev) this.retire(prev);
       this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: at, size: offset });
+      this.slots?.changed(inodeKey(id));
     }
     this.dirty = true;
     this.unsaved = true;
@@ -189,7 +216,7 @@ export class CheckpointStore {
   }
 
   forget(id: { dev: number; ino: number }): void {
-    if (this.entries.delete(inodeKey(id))) this.changed();
+    if (this.entries.delete(inodeKey(id))) this.changed(inodeKey(id));
   }
 
   /**
@@ -201,12 +228,20 @@ export class CheckpointStore {
     const c = this.entries.get(inodeKey(id));
     if (!c) return;
     this.entries.delete(inodeKey(id));
-    if (c.fpLen > 0) this.retiredList.push(c);
-    if (this.retiredList.length > MAX_RETIRED) this.retiredList.shift();
-    this.changed();
+    if (c.fpLen > 0) this.keepRetired(c);
+    // The slot says "retired" with the entry as it was: a kill -9 before the next save of
+    // checkpoints.json still finds it retired (not live, not forgotten) at the next start.
+    this.changed(inodeKey(id), c.fpLen > 0 ? c : undefined);
   }
 
-  private changed(): void {
+  private keepRetired(c: Checkpoint): void {
+    this.retiredList.push(c);
+    if (this.retiredList.length > MAX_RETIRED) this.retiredList.shift();
+  }
+
+  /** `retired`: the entry of `key` was retired (the slot keeps it as such). */
+  private changed(key: string, retired?: Checkpoint): void {
+    this.slots?.changed(key, retired);
     this.dirty = true;
     this.unsaved = true;
     if (this.quickTimer || this.closed) return;
@@ -225,6 +260,7 @@ export class CheckpointStore {
   }
 
   private closed = false;
+  private abandoned = false;
 
   async close(): Promise<void> {
     this.closed = true;
@@ -232,6 +268,20 @@ export class CheckpointStore {
     clearTimeout(this.quickTimer);
     this.quickTimer = undefined;
     await this.save();
+    await this.slots?.close();
+  }
+
+  /**
+   * Stops at once, as a kill -9 would (tests): nothing more is written, and a save under way is let
+   * finish, so that what the state folder holds when this resolves is what the next run finds.
+   */
+  async abandon(): Promise<void> {
+    this.closed = this.abandoned = true;
+    clearInterval(this.timer);
+    clearTimeout(this.quickTimer);
+    this.quickTimer = undefined;
+    await this.slots?.abandon();
+    await this.saving;
   }
 
   /** Saves are serialised: a save never overtakes an earlier one. */
@@ -248,16 +298,21 @@ export class CheckpointStore {
 
   private body(): string {
     const cutoff = Date.now() - RETAIN_MS;
-    for (const [k, c] of this.entries) if (c.updatedAt < cutoff) this.entries.delete(k);
+    for (const [k, c] of this.entries) {
+      if (c.updatedAt >= cutoff) continue;
+      this.entries.delete(k);
+      this.slots?.changed(k);
+    }
     this.retiredList = this.retiredList.filter((c) => c.updatedAt >= cutoff);
     return JSON.stringify({ version: CHECKPOINT_VERSION, files: [...this.entries.values()], retired: this.retiredList });
   }
 
   private async write(): Promise<void> {
-    if (!this.dirty) return;
+    if (!this.dirty || this.abandoned) return;
     this.dirty = false;
     this.unsaved = false;
     try {
+      await this.slots?.sync();
       await writeFileDurably(this.dir, FILE, this.body());
     } catch (err) {
       this.dirty = true;
@@ -268,7 +323,7 @@ export class CheckpointStore {
 
   /** Not fsynced: `dirty` stays set for the next durable save. */
   private async writeQuick(): Promise<void> {
-    if (!this.unsaved) return;
+    if (!this.unsaved || this.abandoned) return;
     this.unsaved = false;
     try {
       await writeFileQuickly(this.dir, FILE, this.body());

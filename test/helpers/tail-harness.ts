@@ -68,6 +68,12 @@ export class TailHarness {
   /** While set, the consumer hands nothing on: a drain that stopped reading (backpressure). */
   private paused: Promise<void> | undefined;
   private unpause: (() => void) | undefined;
+  /** Killed: what is still read is neither delivered nor committed. */
+  private dead = false;
+  /** Lines of the last batch delivered. */
+  private lastBatchLines = 0;
+  /** Repeats the kills so far may cause: the last batch delivered before each (saved within its tick). */
+  repeatAllowance = 0;
 
   constructor(
     readonly path: string,
@@ -121,14 +127,40 @@ export class TailHarness {
     this.tailer = undefined;
   }
 
+  /**
+   * kill -9: nothing more is delivered, committed or saved (a batch held by a paused drain included);
+   * the next start() finds the state folder as it is now.
+   */
+  async crash(): Promise<void> {
+    if (!this.tailer) return;
+    this.dead = true;
+    this.repeatAllowance += this.lastBatchLines;
+    await this.store.abandon();
+    this.resume();
+    this.tailer.stop();
+    await this.running;
+    this.buffer.close();
+    await this.consumer;
+    this.tailer = undefined;
+    this.dead = false;
+  }
+
   private async consume(buffer: MemoryBuffer): Promise<void> {
     for (;;) {
       await buffer.waitForData();
       let b;
       while ((b = buffer.take())) {
         if (this.paused) await this.paused;
+        if (this.dead) {
+          // Taken by a process that is gone: only the buffer's room is given back.
+          b.onHandedOn = undefined;
+          buffer.handedOn(b);
+          continue;
+        }
         const frames = b.frames;
+        const before = this.delivered.length;
         forEachFrame(frames, (s, e) => this.delivered.push(frames.toString('latin1', s, e)));
+        if (this.delivered.length > before) this.lastBatchLines = this.delivered.length - before;
         buffer.handedOn(b);
       }
       this.deliveryWaiters = this.deliveryWaiters.filter((w) => {

@@ -55,3 +55,29 @@ t.test('with the input offset given, each message carries where its line starts:
   t.same(f.offsets, [0, 4], 'a filtered line has no message and no offset');
   for (const c of [c1, c2, c3, c4, f]) c.release?.();
 });
+
+t.test('marks: each is a frame boundary, and the input consumed there ends the last line framed before it', async (t) => {
+  const b = new LineBatcher(plain(''), 1024);
+  // A partial line from the read before comes first; lines of every length, CRLF among them.
+  const first = b.process(Buffer.from('abc'));
+  t.equal(first.consumed, 0);
+  const lines = Array.from({ length: 300 }, (_, i) => `${i}:${'y'.repeat((i * 37) % 90)}${i % 7 === 0 ? '\r' : ''}`);
+  const input = Buffer.from('def\n' + lines.join('\n') + '\nunfinished');
+  const c = b.process(input, 1000, 1024);
+  t.ok(c.marks && c.marks.bytes.length >= 10, `${c.marks?.bytes.length} marks`);
+  const { bytes, consumed } = c.marks!;
+  for (let k = 0; k < bytes.length; k++) {
+    t.ok(k === 0 || (bytes[k] > bytes[k - 1] && consumed[k] > consumed[k - 1]), 'increasing');
+    t.ok(bytes[k] < c.frames.length && consumed[k] < c.consumed, 'inside the batch');
+    t.equal(input[consumed[k] - 1], 0x0a, 'the input consumed ends with an LF');
+    // The frames before the mark are exactly the lines of the input before that point.
+    const framed = c.frames.subarray(0, bytes[k]).toString().split('\n').slice(0, -1);
+    const read = ('abc' + input.subarray(0, consumed[k]).toString()).split('\n').slice(0, -1).map((l) => l.replace(/\r$/, ''));
+    t.same(framed, read, `mark ${k}`);
+  }
+  t.equal(c.offsets?.[1], 1004, 'line offsets still count from the whole input');
+  first.release?.();
+  c.release?.();
+  // Input no longer than a piece: no marks.
+  t.equal(b.process(Buffer.from('z\n'), undefined, 1024).marks, undefined);
+});

@@ -43,6 +43,8 @@ export class Item implements Batch {
   readonly at = Date.now();
   /** The source's Batch.release: the frames' memory, given back once they are sent or on disk. */
   release: (() => void) | undefined;
+  /** The source's Batch.marks (not kept on disk). */
+  marks: Batch['marks'];
   constructor(
     readonly id: number,
     readonly frames: Buffer,

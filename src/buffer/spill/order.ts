@@ -53,6 +53,11 @@ export class InOrder {
     return t;
   }
 
+  /** Every callback before `t` has run, and `t`'s not yet. */
+  isNext(t: Ticket): boolean {
+    return this.queue.peek() === t;
+  }
+
   complete(t: Ticket): void {
     if (t.done) return;
     t.done = true;

@@ -54,6 +54,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
   async push(batch: Batch): Promise<void> {
     const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys);
     item.release = batch.release;
+    item.marks = batch.marks;
     if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn));
     const size = item.frames.length;
     const mem = this.mem;
@@ -156,6 +157,12 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
     this.wake(this.roomWaiters);
     this.maybeLoad();
     if (this.finished) this.wake(this.dataWaiters);
+  }
+
+  progress(batch: Batch, k: number): void {
+    const item = batch as Item;
+    // Only once every commit before this batch's has run (they may wait for an fsync).
+    if (item.marks && item.tickets.length === 1 && this.order.isNext(item.tickets[0])) item.marks.progress(k);
   }
 
   requeue(batches: Batch[]): void {

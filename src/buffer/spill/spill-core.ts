@@ -6,7 +6,7 @@ import { DiskState, type SpillProblem } from './disk-state.js';
 import { nodeIo, type SpillIo } from './io.js';
 import { Item, Ledger, newCounters, type Segment } from './ledger.js';
 import { MemoryQueue } from './memory-queue.js';
-import { InOrder } from './order.js';
+import { InOrder, type Ticket } from './order.js';
 import { READ_WINDOW, SegmentReader } from './reader.js';
 import { Spiller } from './spiller.js';
 import { FullPolicy, type WhenFull } from './when-full.js';
@@ -49,6 +49,12 @@ export abstract class SpillCore {
   protected dataWaiters: Array<() => void> = [];
   protected readonly order = new InOrder();
   /**
+   * Commits of spilled batches not yet fsynced, by batch id: run when the fsync comes, or earlier
+   * when the record read back is handed on (sent is as good as durable), so that a source's position
+   * follows what the drain got and not only the fsync interval.
+   */
+  private readonly unsynced = new Map<number, Ticket[]>();
+  /**
    * When a push first found the spill at --buffer-max-bytes (or unwritable with memory full).
    * Only sending frees room (dropping keeps the spill at its bound), so only a sent segment's
    * removal, or a push that gets through, clears it.
@@ -87,6 +93,9 @@ export abstract class SpillCore {
     this.policy = new FullPolicy(opts, this.counters, this.limited);
     this.spiller = new Spiller(this.mem, this.ledger, this.writer, this.disk, this.counters, opts.log, opts.dir, {
       settle: (item) => this.settle(item),
+      spilled: (item) => {
+        if (item.tickets.length > 0) this.unsynced.set(item.id, item.tickets);
+      },
       free: (item) => this.free(item),
       room: () => this.wake(this.roomWaiters),
     });
@@ -132,8 +141,13 @@ export abstract class SpillCore {
   }
 
   /** The batch is handed on or durable: its commits may run, its place in a segment is free. */
-  protected settle(item: Pick<Item, 'tickets' | 'place' | 'covers'>): void {
+  protected settle(item: Pick<Item, 'id' | 'tickets' | 'place' | 'covers'>): void {
     for (const t of item.tickets) this.order.complete(t);
+    const spilled = this.unsynced.get(item.id);
+    if (spilled) {
+      this.unsynced.delete(item.id);
+      for (const t of spilled) this.order.complete(t);
+    }
     if (item.place && !item.place.done) this.ledger.release(item.place);
     if (item.covers) for (const p of item.covers) if (!p.done) this.ledger.release(p);
   }

@@ -7,7 +7,9 @@ import type { SegmentWriter } from './writer.js';
 
 export interface SpillerHooks {
   /** The batch is durable: its commits may run, its old place in a segment is free. */
-  settle(item: Pick<Item, 'tickets' | 'place' | 'covers'>): void;
+  settle(item: Pick<Item, 'id' | 'tickets' | 'place' | 'covers'>): void;
+  /** The batch is in the spill, not yet fsynced: its commits wait for the fsync or for its record to be handed on. */
+  spilled(item: Item): void;
   /** The batch's frames will not be read again. */
   free(item: Item): void;
   /** Memory was freed. */
@@ -38,7 +40,7 @@ export class Spiller {
   async append(item: Item): Promise<boolean> {
     if (!this.disk.canWrite) return false;
     // Keep only what completion needs: holding the frames until the fsync would cost memory.
-    const done = { tickets: item.tickets, place: item.place, covers: item.covers };
+    const done = { id: item.id, tickets: item.tickets, place: item.place, covers: item.covers };
     try {
       await this.writer.append(encodeRecordParts(item.frames, item.count, item.origin, item.id, item.keys), () => this.hooks.settle(done));
     } catch (err) {
@@ -46,6 +48,7 @@ export class Spiller {
       return false;
     }
     this.disk.succeeded();
+    this.hooks.spilled(item);
     this.hooks.free(item);
     this.counters.spilledBatches++;
     return true;

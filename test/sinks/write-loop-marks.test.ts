@@ -1,0 +1,56 @@
+import t from 'tap';
+import { Writable } from 'node:stream';
+import { MemoryBuffer } from '../../src/buffer/memory.js';
+import { writeBatches } from '../../src/sinks/write-loop.js';
+import { Stats } from '../../src/telemetry/stats.js';
+
+/** A stream that takes each write a tick later, recording what it got and when. */
+function recorder(events: string[]): Writable {
+  return new Writable({
+    highWaterMark: 4,
+    write(chunk: Buffer, _enc, cb) {
+      setImmediate(() => {
+        events.push(`wrote ${chunk.toString()}`);
+        cb();
+      });
+    },
+  });
+}
+
+t.test('a marked batch goes in pieces, one at a time; each piece commits once everything before it was handed on', async (t) => {
+  const events: string[] = [];
+  const buffer = new MemoryBuffer(1 << 20);
+  await buffer.push({ frames: Buffer.from('1 a'), count: 1, onHandedOn: () => events.push('handed on first') });
+  await buffer.push({
+    frames: Buffer.from('1 b1 c1 d'),
+    count: 3,
+    onHandedOn: () => events.push('handed on second'),
+    marks: { bytes: [3, 6], progress: (k) => events.push(`progress ${k}`) },
+  });
+  buffer.close();
+  await writeBatches(recorder(events), buffer, 'octet', new Stats(), new Promise(() => {}), () => false);
+  t.same(events, ['wrote 1 a', 'handed on first', 'wrote 1 b', 'progress 0', 'wrote 1 c', 'progress 1', 'wrote 1 d', 'handed on second']);
+});
+
+t.test('LF framing ignores marks (its frames have other boundaries); a failed stream leaves the batch in flight', async (t) => {
+  const events: string[] = [];
+  const buffer = new MemoryBuffer(1 << 20);
+  await buffer.push({ frames: Buffer.from('1 b1 c'), count: 2, marks: { bytes: [3], progress: (k) => events.push(`progress ${k}`) } });
+  buffer.close();
+  await writeBatches(recorder(events), buffer, 'lf', new Stats(), new Promise(() => {}), () => false);
+  t.same(events, ['wrote b\nc\n']);
+
+  const failing = new MemoryBuffer(1 << 20);
+  await failing.push({ frames: Buffer.from('1 b1 c'), count: 2, marks: { bytes: [3], progress: (k) => events.push(`progress ${k}`) } });
+  const out = new Writable({ write: (_c, _e, cb) => cb(new Error('EPIPE')) });
+  out.on('error', () => {});
+  let closed = false;
+  const close = new Promise<void>((resolve) => out.on('close', () => resolve()));
+  void close.then(() => (closed = true));
+  const inflight: unknown[] = [];
+  // It returns once the stream is seen closed, as a socket's pump expects, not at the failed write.
+  await writeBatches(out, failing, 'octet', new Stats(), close, () => closed, { inflight: inflight as never[] });
+  t.ok(closed, 'returned once the stream closed');
+  t.equal(inflight.length, 1, 'the batch is left for the caller to requeue');
+  t.notOk(events.includes('progress 0'), 'no piece committed');
+});
