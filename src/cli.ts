@@ -18,6 +18,24 @@ const STOP_BACKSTOP_MS = 10_000;
 
 const EXIT_USAGE = 2;
 
+/** How long a finished run may wait for Node to end it by itself before process.exit() ends it. */
+const EXIT_BACKSTOP_MS = 2_000;
+
+/**
+ * Ends a run that finished: by returning to the event loop, not by process.exit(). On Node 24,
+ * process.exit() joins V8's worker threads while the isolate is still alive, and a worker that waits
+ * for a garbage collection (a background compile allocating) waits for the main thread forever
+ * (nodejs/node#54918): the process logged "all input delivered" and never ended (gdb: the main
+ * thread in pthread_join, a V8Worker in AwaitCollectionBackground; 3 of 16 test processes under
+ * load). A process ending by itself tears the isolate down first, which releases such a worker.
+ * Something left open would hold it: process.exit() after EXIT_BACKSTOP_MS is the backstop.
+ */
+function exitWhenDone(code: number): void {
+  process.exitCode = code;
+  process.stdin.destroy();
+  setTimeout(() => process.exit(code), EXIT_BACKSTOP_MS).unref();
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -207,5 +225,5 @@ export async function main(argv: string[]): Promise<void> {
     log.fatal({ err }, 'auditfwd failed');
     process.exit(1);
   }
-  process.exit(pipeline.exitCode);
+  exitWhenDone(pipeline.exitCode);
 }
