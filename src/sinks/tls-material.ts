@@ -117,15 +117,24 @@ export function loadTls(s: TlsSettings): LoadedTls {
   try {
     context = nodeTls().createSecureContext({ ca, cert, key, passphrase: pass, minVersion: 'TLSv1.2' });
   } catch (err) {
-    throw new TlsMaterialError(explainContextError(err as Error, s));
+    throw new TlsMaterialError(explainContextError(err as Error, s, key !== undefined && isEncryptedPem(key)));
   }
   return { context, trust, client, warnings };
 }
 
-/** OpenSSL's reasons, made actionable; the passphrase never appears in them, and is not added here. */
-function explainContextError(err: Error, s: TlsSettings): string {
+/** PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`) or traditional (`Proc-Type: 4,ENCRYPTED`) encryption. */
+function isEncryptedPem(pem: Buffer): boolean {
+  return pem.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || pem.includes('Proc-Type: 4,ENCRYPTED');
+}
+
+/**
+ * OpenSSL's reasons, made actionable; the passphrase never appears in them, and is not added here.
+ * A wrong passphrase usually fails the padding check ("bad decrypt"), but about one in 256 decrypts
+ * to padding that checks out and then fails as ASN.1: for an encrypted key that is the passphrase too.
+ */
+export function explainContextError(err: Error, s: TlsSettings, encrypted: boolean): string {
   const m = err.message;
-  if (/bad decrypt|bad password|interrupted or cancelled|PEM_read_bio_PrivateKey/i.test(m)) {
+  if (/bad decrypt|bad password|interrupted or cancelled|PEM_read_bio_PrivateKey/i.test(m) || (encrypted && /ASN1|DECODER|unsupported|header too long|wrong tag/i.test(m))) {
     const source = s.keyPassphraseFile ? '--key-passphrase-file' : s.keyPassphraseEnv ? PASSPHRASE_ENV : `no passphrase given (--key-passphrase-file or ${PASSPHRASE_ENV})`;
     return `--key: ${s.key} cannot be decrypted or parsed (passphrase from ${source})`;
   }
