@@ -42,6 +42,10 @@ t.test('the BOSH job renders into a config auditfwd --check-config accepts', { s
   t.equal(bpm.status, 0, bpm.err);
   const proc = (parse(bpm.out) as { processes: Array<Record<string, any>> }).processes[0];
   t.equal(proc.args.at(-1), '/var/vcap/jobs/auditfwd/config/config.yml');
+  // node's flags as bin/auditfwd's #! line gives them (bpm runs node, not the script's #! line).
+  const shebang = readFileSync(fileURLToPath(new URL('../../bin/auditfwd', import.meta.url)), 'utf8').split('\n')[0].split(' ').slice(3);
+  t.ok(shebang.includes('--no-concurrent-sparkplug'), 'the #! line names --no-concurrent-sparkplug');
+  t.strictSame(proc.args.slice(0, shebang.length), shebang, 'the node flags of bin/auditfwd');
   t.strictSame(proc.capabilities, ['DAC_READ_SEARCH']);
   t.strictSame(
     proc.unsafe.unrestricted_volumes,
