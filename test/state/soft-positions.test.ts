@@ -27,6 +27,8 @@ async function killedWithSoft(dir: string, boot: string | null = BOOT): Promise<
 t.test('after a kill -9 in the same boot the soft position is resumed from; in another boot the durable one', async (t) => {
   const dir = t.testdir({});
   await killedWithSoft(dir);
+  const json = JSON.parse(readFileSync(join(dir, 'checkpoints.json'), 'utf8')) as { files: Array<{ offset: number; soft?: unknown }> };
+  t.same([json.files[0].offset, json.files[0].soft], [0, undefined], 'checkpoints.json not saved since: what follows comes from positions.slots');
   const same = await open(dir, BOOT);
   t.equal(same.get(file)?.offset, 5000, 'same boot: the spill still holds the lines up to the soft position');
   t.equal(same.get(file)?.tail, TAIL, 'with the hash of the bytes before it');
