@@ -17,6 +17,13 @@ export interface Batch {
    */
   onHandedOn?: () => void;
   /**
+   * Called once, in order, when the frames and those of every batch before it are at least written
+   * to the spill file (write() done, maybe no fsync yet) or handed on: what survives a kill -9 but not
+   * a power loss. A source may record a position valid for this boot only here (never more than
+   * that); onHandedOn still follows. A buffer without a spill never calls it.
+   */
+  onSpilled?: () => void;
+  /**
    * Points inside the batch where a position may be committed before the whole batch is handed on:
    * `bytes[k]` is a frame boundary in `frames`, and `progress(k)` commits what precedes it. A sink
    * that writes the batch in those pieces reports each one (BatchBuffer.progress), so that a kill -9

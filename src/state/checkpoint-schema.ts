@@ -1,5 +1,6 @@
 import { FINGERPRINT_BYTES } from './file-identity.js';
 import type { Checkpoint } from './checkpoints.js';
+import { validSoft } from './soft-position.js';
 
 /** Hex digits of a fingerprint (fingerprintOf: the first 128 bits of a SHA-256). */
 const FP_HEX = 32;
@@ -55,7 +56,9 @@ export function validateCheckpoints(doc: unknown): LoadedCheckpoints {
         return;
       }
       const e = c as Checkpoint;
-      out.push({ path: e.path, dev: e.dev, ino: e.ino, fpLen: e.fpLen, fp: e.fp, offset: e.offset, updatedAt: e.updatedAt, ...(e.size !== undefined ? { size: e.size } : {}), ...(e.tail !== undefined ? { tail: e.tail } : {}) });
+      // A soft position that is not well formed is only a missed shortcut: the durable offset stays.
+      const soft = validSoft(e.soft, e.offset);
+      out.push({ path: e.path, dev: e.dev, ino: e.ino, fpLen: e.fpLen, fp: e.fp, offset: e.offset, updatedAt: e.updatedAt, ...(e.size !== undefined ? { size: e.size } : {}), ...(e.tail !== undefined ? { tail: e.tail } : {}), ...(soft && { soft }) });
     });
     return out;
   };

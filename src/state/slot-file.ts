@@ -8,7 +8,8 @@ import { syncDir } from './durable.js';
  * reach the page cache (which outlives a kill -9) microseconds after its commit, where a JSON write
  * and rename takes five trips through a busy event loop (measured: 70 to 260 ms while catching up).
  *
- * Layout: a 256-byte header, then pairs of 256-byte slots. A record goes to the slot of its pair not
+ * Layout: a 512-byte header, then pairs of 512-byte slots (v1 files, 256 bytes each, are still read:
+ * an entry with a soft position, Checkpoint.soft, takes up to about 400 bytes). A record goes to the slot of its pair not
  * written last (A/B), so a write torn by a power loss leaves the other one valid:
  *
  *   u32 magic "AFSL" | u32 CRC-32 of the rest | f64 sequence number | u16 payload length | payload
@@ -17,8 +18,9 @@ import { syncDir } from './durable.js';
  * is the newer. Slots never straddle a page. fsync is the caller's, on its own interval.
  */
 const MAGIC = 0x4146534c;
-const HEAD = Buffer.from('auditfwd slots v1\n');
-export const SLOT_BYTES = 256;
+const HEAD = Buffer.from('auditfwd slots v2\n');
+const HEAD_V1 = Buffer.from('auditfwd slots v1\n');
+export const SLOT_BYTES = 512;
 const FIXED = 18;
 /** The most a payload may hold. */
 export const MAX_PAYLOAD = SLOT_BYTES - FIXED;
@@ -56,13 +58,15 @@ export function readSlots(dir: string, name: string): SlotRecord[] {
       if (got === 0) break;
       n += got;
     }
-    if (!buf.subarray(0, HEAD.length).equals(HEAD)) return [];
+    const head = buf.subarray(0, HEAD.length);
+    const bytes = head.equals(HEAD) ? SLOT_BYTES : head.equals(HEAD_V1) ? 256 : 0;
+    if (bytes === 0) return [];
     const out: SlotRecord[] = [];
-    for (let at = SLOT_BYTES; at + SLOT_BYTES <= n; at += SLOT_BYTES) {
-      const slot = buf.subarray(at, at + SLOT_BYTES);
+    for (let at = bytes; at + bytes <= n; at += bytes) {
+      const slot = buf.subarray(at, at + bytes);
       if (slot.readUInt32BE(0) !== MAGIC) continue;
       const len = slot.readUInt16BE(16);
-      if (len > MAX_PAYLOAD || crc32(slot.subarray(8, FIXED + len)) !== slot.readUInt32BE(4)) continue;
+      if (len > bytes - FIXED || crc32(slot.subarray(8, FIXED + len)) !== slot.readUInt32BE(4)) continue;
       out.push({ seq: slot.readDoubleBE(8), payload: Buffer.from(slot.subarray(FIXED, FIXED + len)) });
     }
     return out;

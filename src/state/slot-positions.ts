@@ -188,7 +188,7 @@ export class SlotPositions<E extends Keyed> {
  * The entry as a slot payload: with its path when it fits, so that another file on a known inode
  * (one path's file deleted, its inode number given to another path's) is not given the old one's
  * path at load; undefined when too big even without it (a v2 entry takes at most 218 bytes, 235
- * retired, measured with 2^53-1 numbers).
+ * retired, and 366 and 383 with a soft position, measured with 2^53-1 numbers: under MAX_PAYLOAD).
  */
 function payloadOf(e: Keyed, gone?: 'retired'): Buffer | undefined {
   const whole = Buffer.from(JSON.stringify(gone ? { ...e, gone } : e));

@@ -234,6 +234,27 @@ t.test('what was handed on from the spill is not sent again after kill -9, thoug
   await b.shutdown();
 });
 
+t.test('a spilled batch is soft (Batch.onSpilled) once written, before any fsync, in order; onHandedOn waits for the fsync or the send', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  // An hour between fsyncs and no segment sealed (a seal fsyncs): nothing spilled is durable here.
+  const a = await openSpill(t, dir, { fsyncIntervalMs: 3_600_000, segmentBytes: 1024 * 1024 });
+  const events: string[] = [];
+  const push = (i: number) => a.spill.push({ frames: frame(big(i)), count: 1, onHandedOn: () => events.push(`h${i}`), onSpilled: () => events.push(`s${i}`) });
+  for (let i = 0; i < 30; i++) await push(i);
+  t.ok(a.spill.counters.spilledBatches >= 20, 'most went to disk');
+  t.same(events, [...Array(30).keys()].map((i) => `s${i}`), 'all written (memory full moved memory to the spill first): all soft, in order; none durable');
+  t.same(await drainAll(a.spill, 30), [...Array(30).keys()].map(big));
+  t.same(events.slice(30), [...Array(30).keys()].map((i) => `h${i}`), 'each read back and sent: its durable commit, in order');
+  await a.shutdown();
+  // A batch still in memory is not soft: only a write to the spill file makes it so.
+  const held = await openSpill(t, join(t.testdir(), 'held'), { fsyncIntervalMs: 3_600_000, segmentBytes: 1024 * 1024, memoryMaxBytes: 1024 * 1024 });
+  const got: string[] = [];
+  await held.spill.push({ frames: frame('first'), count: 1, onHandedOn: () => got.push('h0'), onSpilled: () => got.push('s0') });
+  t.same(got, [], 'in memory: not soft');
+  await held.shutdown();
+  t.same(got, ['s0', 'h0'], 'written and fsynced at shutdown: soft, then durable');
+});
+
 t.test('what was spilled and not sent is sent first by the next run', async (t) => {
   const dir = join(t.testdir(), 'spill');
   const a = await openSpill(t, dir);

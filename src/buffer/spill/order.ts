@@ -36,19 +36,29 @@ export class Deque<T> {
 
 export interface Ticket {
   done: boolean;
+  /** Written to the spill, not yet fsynced nor handed on: good until a reboot, not a power loss. */
+  soft: boolean;
   readonly run: () => void;
+  /** Runs once the ticket and every one before it are done or soft (a position valid for this boot). */
+  readonly onSoft?: () => void;
 }
 
 /**
  * Calls callbacks in the order they were registered, each once, however their batches finish: a
  * batch written to the drain and a later one made durable in the spill may complete out of order,
  * but a source must never commit a position past data that is neither.
+ *
+ * A second, weaker frontier runs each ticket's `onSoft` once it and every ticket before it are
+ * done or soft (spilled, written but not fsynced): its data then survives a kill -9 (the page
+ * cache does) but not a power loss. A done ticket still runs `run` only in strict order.
  */
 export class InOrder {
   private queue = new Deque<Ticket>();
+  /** Tickets at the front of the queue already passed by the soft frontier. */
+  private softTo = 0;
 
-  add(run: () => void): Ticket {
-    const t = { done: false, run };
+  add(run: () => void, onSoft?: () => void): Ticket {
+    const t: Ticket = { done: false, soft: false, run, ...(onSoft && { onSoft }) };
     this.queue.push(t);
     return t;
   }
@@ -61,6 +71,22 @@ export class InOrder {
   complete(t: Ticket): void {
     if (t.done) return;
     t.done = true;
-    while (this.queue.length > 0 && this.queue.peek()!.done) this.queue.shift()!.run();
+    this.advance();
+  }
+
+  /** `t`'s data is in the spill (write() done, no fsync yet). */
+  soften(t: Ticket): void {
+    if (t.done || t.soft) return;
+    t.soft = true;
+    this.advance();
+  }
+
+  private advance(): void {
+    const q = this.queue;
+    while (q.length > 0 && q.peek()!.done) {
+      q.shift()!.run();
+      if (this.softTo > 0) this.softTo--;
+    }
+    for (let t = q.at(this.softTo); t && (t.done || t.soft); t = q.at(++this.softTo)) t.onSoft?.();
   }
 }

@@ -6,6 +6,29 @@ import type { SegmentReader } from './reader.js';
 import type { SegmentWriter } from './writer.js';
 
 /**
+ * What the earlier run wrote and had not fsynced (it was killed) is made durable before this run
+ * commits anything: its sources may have skipped those lines for this boot only (a soft position,
+ * Batch.onSpilled), and a position this run commits past them must not outlive them at a power loss.
+ */
+async function syncLeftOver(ledger: Ledger, log: Logger): Promise<void> {
+  const unread = ledger.segs.filter((s) => !s.removed && s.readOff < s.size);
+  for (const seg of unread) {
+    try {
+      const f = await ledger.io.open(ledger.path(seg), 'read');
+      try {
+        await f.sync();
+      } finally {
+        await f.close();
+      }
+    } catch (err) {
+      // One that cannot be opened (a link put in its place) is given up by the reader anyway.
+      log.warn({ segment: ledger.path(seg), err: String(err) }, 'cannot fsync a spill segment left by an earlier run');
+    }
+  }
+  if (unread.length > 0) await ledger.io.syncDir(ledger.dir);
+}
+
+/**
  * Finds what an earlier run left: its segments, how far each was handed on (the cursor), and a
  * torn record at the end of the last one. The cursor is left to be saved again without entries
  * of segments that are gone (their names are never reused in a run, but a later run starts
@@ -33,5 +56,6 @@ export async function recover(ledger: Ledger, reader: SegmentReader, writer: Seg
   writer.minSeq = Math.min(FIRST_SEQ, ...segs.map((s) => s.seq));
   ledger.cursorDirty = true;
   for (const seg of [...segs]) ledger.maybeRemove(seg);
+  await syncLeftOver(ledger, log);
   if (segs.length > 0) log.info({ dir, segments: segs.length, bytes: ledger.unread }, 'spill from an earlier run found; it is sent first');
 }

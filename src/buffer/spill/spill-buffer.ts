@@ -55,7 +55,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
     const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys);
     item.release = batch.release;
     item.marks = batch.marks;
-    if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn));
+    if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn, batch.onSpilled));
     const size = item.frames.length;
     const mem = this.mem;
     for (;;) {

@@ -94,7 +94,11 @@ export abstract class SpillCore {
     this.spiller = new Spiller(this.mem, this.ledger, this.writer, this.disk, this.counters, opts.log, opts.dir, {
       settle: (item) => this.settle(item),
       spilled: (item) => {
-        if (item.tickets.length > 0) this.unsynced.set(item.id, item.tickets);
+        if (item.tickets.length === 0) return;
+        this.unsynced.set(item.id, item.tickets);
+        // write() is done: the record outlives a kill -9 (the page cache does), and the next run
+        // sends it again, so its source may skip its lines after a kill -9 in this boot.
+        for (const t of item.tickets) this.order.soften(t);
       },
       free: (item) => this.free(item),
       room: () => this.wake(this.roomWaiters),

@@ -447,6 +447,8 @@ export class FileTailer implements Source {
         this.committed.set(r, position);
         checkpoints?.commit(path, id, position, size, tail);
       },
+      // In the spill, not fsynced: a kill -9 in this boot need not read these lines again.
+      ...(checkpoints && { onSpilled: () => checkpoints.commitSoft(id, position, size, tail) }),
       origin,
       ...(marks && { marks }),
       release: chunk.release,
