@@ -70,20 +70,39 @@ export async function writeBatches(
       written?.(batch.frames, batch.count);
       buffer.handedOn(batch);
     };
+    const queued = kernelQueue(out);
     const ok = out.write(data, (err) => {
       if (!err) hand();
     });
     // Taken whole by the kernel already: handed on now, not at the callback (the next tick). With a
     // backlog this loop writes batch after batch in one go, and a kill -9 during it left every one
     // delivered and none committed (measured: 1,451 lines repeated after one kill).
+    const wasBackedUp = backedUp;
     backedUp = !tookAll(out);
     if (!backedUp) hand();
+    else if (!marks && !wasBackedUp && queued === 0 && framing !== 'lf' && buffer.progress) {
+      // The first write the kernel did not take whole (the batch went whole: the socket took the
+      // last one at once): the marks within what it did take are delivered even if we die now.
+      const left = kernelQueue(out);
+      const taken = left === undefined ? 0 : data.length - left;
+      const bytes = batch.marks?.bytes ?? [];
+      for (let k = 0; k < bytes.length && bytes[k] <= taken && inflight[0] === batch; k++) buffer.progress(batch, k);
+    }
     if (!ok) {
       buffer.backedUp?.(true);
       await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
       buffer.backedUp?.(false);
     }
   }
+}
+
+/**
+ * Bytes written to a plain socket that libuv still queues (the kernel did not take them yet);
+ * undefined for other streams (TLS encrypts first, stdout): then nothing is counted as taken early.
+ */
+function kernelQueue(out: Writable): number | undefined {
+  const q = (out as { _handle?: { writeQueueSize?: unknown } })._handle?.writeQueueSize;
+  return typeof q === 'number' && out.constructor.name === 'Socket' ? q : undefined;
 }
 
 /**

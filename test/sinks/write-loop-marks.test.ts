@@ -1,5 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { MemoryBuffer } from '../../src/buffer/memory.js';
 import { writeBatches } from '../../src/sinks/write-loop.js';
 import { Stats } from '../../src/telemetry/stats.js';
@@ -53,4 +55,42 @@ t.test('LF framing ignores marks (its frames have other boundaries); a failed st
   t.ok(closed, 'returned once the stream closed');
   t.equal(inflight.length, 1, 'the batch is left for the caller to requeue');
   t.notOk(events.includes('progress 0'), 'no piece committed');
+});
+
+t.test('a batch the kernel takes only part of: the marks within that part commit at once, the rest at its callback', async (t) => {
+  const server = createServer((s) => s.pause());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection');
+  const sock = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await once(sock, 'connect');
+  const [peer] = (await accepted) as [Socket];
+  t.teardown(() => {
+    sock.destroy();
+    peer.destroy();
+    server.close();
+  });
+  const buffer = new MemoryBuffer(64 << 20);
+  // A small batch first: taken whole, so the socket is not backed up when the big one goes (whole).
+  await buffer.push({ frames: Buffer.from('1 a'), count: 1 });
+  const size = 24 << 20;
+  const step = 256 << 10;
+  const bytes = Array.from({ length: size / step - 1 }, (_, i) => (i + 1) * step);
+  const progressed: number[] = [];
+  let handedOn = false;
+  await buffer.push({ frames: Buffer.alloc(size, 0x31), count: 1, onHandedOn: () => (handedOn = true), marks: { bytes, progress: (k) => progressed.push(k) } });
+  buffer.close();
+  const loop = writeBatches(sock, buffer, 'octet', new Stats(), new Promise(() => {}), () => false);
+  // The write of the big batch returned with part of it left in libuv's queue.
+  while (sock.writableLength === 0) await new Promise((r) => setImmediate(r));
+  const left = (sock as unknown as { _handle: { writeQueueSize: number } })._handle.writeQueueSize;
+  t.ok(left > 0, 'the kernel did not take the whole batch');
+  t.notOk(handedOn, 'not handed on yet');
+  t.ok(progressed.length > 0, `${progressed.length} marks committed within the ${size - left} bytes taken`);
+  t.same(progressed, progressed.map((_, i) => i), 'in order, from the first');
+  t.ok(bytes[progressed.length - 1] <= size - left, 'none past what the kernel took');
+  t.ok(progressed.length === bytes.length || bytes[progressed.length] > size - left, 'every mark within it');
+  peer.resume();
+  await loop;
+  t.ok(handedOn, 'handed on once written');
 });
