@@ -24,10 +24,11 @@ const input = buildInput(dir, MB);
 const receiver = await startReceiver({ count: 'frames' });
 const done = receiver.expect(input.lines);
 const t0 = performance.now();
+// The same node flags as bin/auditfwd's #! line.
+const NODE_FLAGS = readFileSync(join(REPO, 'bin/auditfwd'), 'utf8').split('\n')[0].split(' ').slice(3);
 const child = spawn(
   'node',
-  // The same node flags as bin/auditfwd's #! line.
-  ['--max-semi-space-size=1', '--cpu-prof', '--cpu-prof-dir', dir, join(REPO, 'bin/auditfwd'), '--once', '--file', input.path, '--state-dir', join(dir, 'state'), '--log-level', 'warn', '--to', `127.0.0.1:${receiver.port}`, ...process.argv.slice(2)],
+  [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', dir, join(REPO, 'bin/auditfwd'), '--once', '--file', input.path, '--state-dir', join(dir, 'state'), '--log-level', 'warn', '--to', `127.0.0.1:${receiver.port}`, ...process.argv.slice(2)],
   { stdio: ['ignore', 'inherit', 'inherit'] },
 );
 await done;
