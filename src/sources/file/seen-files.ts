@@ -99,7 +99,7 @@ export class SeenFiles {
       if (!isBackupOf(base, basename(s.path))) continue;
       let copy = false;
       for (const h of heads) if (!copy && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
-      if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size, dev: s.st.dev, ino: s.st.ino, ...(await headOf(s.path)) });
+      if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size, dev: s.st.dev, ino: s.st.ino, ...(await headOf(s.path, s.st)) });
     }
     out.push(...(await this.gzippedPast([...heads, ...this.atStart.filter((h) => h.fpLen >= MIN_CONTENT_MATCH)])));
     return out.sort((a, b) => a.mtimeMs - b.mtimeMs);
