@@ -199,14 +199,16 @@ export class CheckpointStore {
    * history and the rest never read. Files already known keep their entry.
    */
   async remember(path: string, files: Array<{ id: FileIdentity; offset: number }>, durably: boolean, at = Date.now()): Promise<void> {
-    const fresh = files.filter(({ id }) => {
+    // A file remembered from its start while it had few bytes is known by more of them once it has them.
+    const widens = (prev: Checkpoint, id: FileIdentity, offset: number) => prev.offset === 0 && offset === 0 && prev.fpLen < id.fpLen;
+    const fresh = files.filter(({ id, offset }) => {
       const prev = this.entries.get(inodeKey(id));
-      return !prev || otherFile(prev, id);
+      return !prev || otherFile(prev, id) || widens(prev, id, offset);
     });
     if (fresh.length === 0) return;
     for (const { id, offset } of fresh) {
       const prev = this.entries.get(inodeKey(id));
-      if (prev) this.retire(prev);
+      if (prev && otherFile(prev, id)) this.retire(prev);
       this.entries.set(inodeKey(id), { path, dev: id.dev, ino: id.ino, fpLen: id.fpLen, fp: id.fp, offset, updatedAt: at, size: offset });
       this.slots?.changed(inodeKey(id));
     }

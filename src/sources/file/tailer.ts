@@ -14,6 +14,7 @@ import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
 import { findCopy, openFound, type Unfinished } from './rotated.js';
 import { SeenFiles } from './seen-files.js';
+import { NewLiveFiles } from './new-live.js';
 import { Waker } from './watch.js';
 import { GzipFile, inspectGzip, type GzipInfo, type ReadableFile } from './gzip-file.js';
 import { gzipNow, gzipTwin, headMatches } from './gzip-backups.js';
@@ -81,6 +82,8 @@ export class FileTailer implements Source {
   private opened = false;
   /** We followed this path in an earlier run: a file there we do not know is new, read from its start. */
   private hasHistory = false;
+  /** While rotated files are read: a new file at the path, recorded before it is opened (new-live.ts). */
+  private readonly newLive: NewLiveFiles | undefined;
   private warnedMissing = false;
   /** The live file's inode whose saved offset belongs to content that was copied away (copytruncate). */
   private truncatedWhileAway: string | undefined;
@@ -98,6 +101,7 @@ export class FileTailer implements Source {
     this.reads = new ReadAhead(opts.readChunkBytes ?? 512 * 1024);
     this.rotateWaitMs = opts.rotateWaitMs ?? DEFAULT_ROTATE_WAIT_MS;
     this.seen = new SeenFiles(name);
+    this.newLive = opts.checkpoints && new NewLiveFiles(name, opts.checkpoints);
   }
 
   stop(): void {
@@ -150,6 +154,7 @@ export class FileTailer implements Source {
           await this.waker.wait();
           continue;
         }
+        if (r.rotated) await this.newLive?.check();
         if (await this.readMore(r)) continue;
         if (r.rotated) {
           this.cur = undefined;
