@@ -77,6 +77,23 @@ export async function headOf(path: string, at?: { dev: number; ino: number }): P
   }
 }
 
+/**
+ * Whether the file at `path` begins like `head` (another file's first bytes), over as many bytes as
+ * it has, at least MIN_CONTENT_MATCH: a copy still being written matches before it is complete.
+ */
+export async function startsLike(path: string, head: Buffer): Promise<boolean> {
+  if (head.length < MIN_CONTENT_MATCH) return false;
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return false;
+  try {
+    const buf = Buffer.alloc(head.length);
+    const { bytesRead } = await fh.read(buf, 0, head.length, 0);
+    return bytesRead >= MIN_CONTENT_MATCH && buf.subarray(0, bytesRead).equals(head.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Whether the file at `path` begins with the bytes a checkpoint was fingerprinted on. */
 export async function beginsWith(path: string, fpLen: number, fp: string): Promise<boolean> {
   const fh = await open(path, 'r').catch(() => undefined);
