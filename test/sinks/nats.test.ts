@@ -80,6 +80,33 @@ t.test('no stream captures the subject: nothing handed on, the batch kept and pu
   t.equal((await readStream(s.nc, 'O')).length, 2);
 });
 
+t.test('after a refused publish, one message at a time until one is stored: the stream gets the oldest first', { skip: missing }, async (t) => {
+  const s = await setup(t, 'other.z');
+  // Core NATS sees every publish, stored or refused.
+  const published: string[] = [];
+  let enough: () => void = () => {};
+  const seen = new Promise<void>((resolve) => (enough = resolve));
+  s.nc.subscribe('other.z', {
+    callback: (_err, m) => {
+      published.push(new TextDecoder().decode(m.data));
+      if (published.length >= 4 + 2) enough();
+    },
+  });
+  await s.nc.flush();
+  const running = s.sink.run(s.buffer);
+  await s.push('a', ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'], [0, 3, 6, 9, 12, 15]);
+  // The first attempt fills its window of 4; each retry after it sends the oldest message alone.
+  await seen;
+  t.same(published.slice(0, 4), ['m1', 'm2', 'm3', 'm4'], 'the first attempt: a full window');
+  t.same(published.slice(4, 6), ['m1', 'm1'], 'retries: the oldest message alone');
+  await s.jsm.streams.add({ name: 'Z', subjects: ['other.>'], storage: 'file' as never });
+  s.buffer.close();
+  await running;
+  t.same(s.handed, ['a']);
+  const got = await readStream(s.nc, 'Z');
+  t.same(got.map((m) => new TextDecoder().decode(m.data)), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'], 'stored in order');
+});
+
 t.test('abort: what is unanswered goes back to the buffer at once, not handed on', { skip: missing }, async (t) => {
   const s = await setup(t, 'audit.y');
   await s.c.kill9(0);

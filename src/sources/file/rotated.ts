@@ -59,13 +59,36 @@ export async function filesNextTo(path: string, accept: (name: string) => boolea
   return out;
 }
 
-/** The first bytes of the file at `path` now (up to FINGERPRINT_BYTES), as a checkpoint knows a file. */
-export async function headOf(path: string): Promise<{ fpLen: number; fp: string } | undefined> {
+/**
+ * The first bytes of the file at `path`, as a fingerprint; undefined when it cannot be opened, or
+ * when the name no longer holds the file `at` (its device and inode) that was listed there: logrotate
+ * shifting `.2` to `.3` between the listing and this read would otherwise pair one file's inode with
+ * another's bytes, and the file then counts as gone when it is opened (reported as deleted unread).
+ */
+export async function headOf(path: string, at?: { dev: number; ino: number }): Promise<{ fpLen: number; fp: string } | undefined> {
   const fh = await open(path, 'r').catch(() => undefined);
   if (!fh) return undefined;
   try {
     const { id } = await identifyWithHead(fh);
+    if (at && (id.ino !== at.ino || id.dev !== at.dev)) return undefined;
     return { fpLen: id.fpLen, fp: id.fp };
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Whether the file at `path` begins like `head` (another file's first bytes), over as many bytes as
+ * it has, at least MIN_CONTENT_MATCH: a copy still being written matches before it is complete.
+ */
+export async function startsLike(path: string, head: Buffer): Promise<boolean> {
+  if (head.length < MIN_CONTENT_MATCH) return false;
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return false;
+  try {
+    const buf = Buffer.alloc(head.length);
+    const { bytesRead } = await fh.read(buf, 0, head.length, 0);
+    return bytesRead >= MIN_CONTENT_MATCH && buf.subarray(0, bytesRead).equals(head.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
@@ -203,7 +226,7 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
     }
     // Known by no checkpoint: by its own first bytes, so that the name holding another file later
     // (logrotate's next .1, perhaps on this inode number) is seen.
-    const by = known ?? (offset !== undefined ? await headOf(s.path) : undefined);
+    const by = known ?? (offset !== undefined ? await headOf(s.path, s.st) : undefined);
     if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: by?.fpLen, fp: by?.fp, dev: s.st.dev, ino: s.st.ino });
   }
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs);

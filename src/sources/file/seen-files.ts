@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { openRegular } from './open-regular.js';
-import { beginsWith, headOf, isBackupOf, MIN_CONTENT_MATCH, siblings, type Sibling, type Unfinished } from './rotated.js';
+import { beginsWith, headOf, isBackupOf, MIN_CONTENT_MATCH, siblings, startsLike, type Sibling, type Unfinished } from './rotated.js';
 import { gzipBackups, gzIdentity, isCopyOf, plainTwin, rotatedAt, type Known } from './gzip-backups.js';
 import { inspectGzip } from './gzip-file.js';
 
@@ -54,6 +54,12 @@ export class SeenFiles {
     if (this.heads.length > HEADS) this.heads.shift();
   }
 
+  /** Whether the file `s` was read by this run (the same inode, beginning with the same bytes). */
+  async wasRead(s: Sibling): Promise<boolean> {
+    for (const h of this.heads) if (h.ino === s.st.ino && h.dev === s.st.dev && (await beginsWith(s.path, h.fpLen, h.fp))) return true;
+    return false;
+  }
+
   /** What is next to the path now, plain and gzipped: listed before the resume plan looks. */
   static async list(path: string): Promise<Listed> {
     const plain: Listed['plain'] = [];
@@ -88,18 +94,23 @@ export class SeenFiles {
    * Backups of the path on inodes not met, that do not begin with the bytes of a file read (`open`:
    * those being read too), to be read from their start, oldest first. Each is met from now on.
    */
-  async rotatedPast(open: Known[]): Promise<Unfinished[]> {
+  async rotatedPast(open: Known[], live?: Buffer): Promise<Unfinished[]> {
     const base = basename(this.path);
     const heads = [...this.heads, ...open].filter((h) => h.fpLen >= MIN_CONTENT_MATCH);
     const out: Unfinished[] = [];
     for (const s of await siblings(this.path)) {
       // A file being read is met, whatever it begins with now (copytruncate emptied it since).
       if (open.some((o) => o.ino === s.st.ino && o.dev === s.st.dev) || (await this.isMet(s))) continue;
-      this.met(s.st);
+      // Met with its first bytes: logrotate's next copy, made on this inode once it is freed, is not.
+      const head = await headOf(s.path, s.st);
+      this.met({ ...s.st, ...head });
       if (!isBackupOf(base, basename(s.path))) continue;
       let copy = false;
       for (const h of heads) if (!copy && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
-      if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size, dev: s.st.dev, ino: s.st.ino, ...(await headOf(s.path)) });
+      // Beginning like `live` (the first bytes of the file at the path, about to be opened): its
+      // copytruncate copy, maybe still being written; read from the file itself, not as a backup.
+      if (!copy && live) copy = await startsLike(s.path, live);
+      if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size, dev: s.st.dev, ino: s.st.ino, ...head });
     }
     out.push(...(await this.gzippedPast([...heads, ...this.atStart.filter((h) => h.fpLen >= MIN_CONTENT_MATCH)])));
     return out.sort((a, b) => a.mtimeMs - b.mtimeMs);

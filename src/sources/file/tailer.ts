@@ -2,7 +2,7 @@ import { stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../telemetry/log.js';
 import type { Stats } from '../../telemetry/stats.js';
 import type { Batch, BatchBuffer } from '../../batch.js';
-import type { CheckpointStore } from '../../state/checkpoints.js';
+import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
@@ -12,7 +12,7 @@ import { lastLineEnd } from './line-end.js';
 import { extendIdentity, keyPrefix, lastBytes, type Reader } from './reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { planResume } from './resume.js';
-import { findCopy, openFound, type Unfinished } from './rotated.js';
+import { findCopy, openFound, type Sibling, type Unfinished } from './rotated.js';
 import { SeenFiles } from './seen-files.js';
 import { NewLiveFiles } from './new-live.js';
 import { Waker } from './watch.js';
@@ -318,12 +318,12 @@ export class FileTailer implements Source {
     const firstOpen = !this.opened;
     // Also at the first open: the file that was live at start may have been renamed away since.
     const mayHaveSkipped = !firstOpen || this.hasHistory || this.opts.startAt === 'beginning';
-    if (mayHaveSkipped && (await this.queueSkipped())) {
+    const ident = await identifyWithHead(fh);
+    if (mayHaveSkipped && (await this.queueSkipped(ident))) {
       await fh.close();
       return true;
     }
     this.opened = true;
-    const ident = await identifyWithHead(fh);
     const id = ident.id;
     const pos = await this.startOffset(fh, id, firstOpen && !this.warnedMissing);
     this.cur = this.newReader(fh, ident, this.name, pos, false);
@@ -347,7 +347,8 @@ export class FileTailer implements Source {
     const cp = this.opts.checkpoints?.get(id);
     if (cp && inodeKey(id) === this.truncatedWhileAway) return 0;
     if (cp && (await resumable(fh, cp, size))) return cp.offset;
-    if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
+    if (cp && (await this.finishCopyOf(cp))) this.opts.log.info({ file: this.name, ino: id.ino, offset: cp.offset }, 'file truncated (copytruncate) before it was opened; finished its copy, reading it from the start');
+    else if (cp) this.opts.log.info({ file: this.name, ino: id.ino }, 'inode reused by another file; reading it from the start');
     if (this.opts.startAt === 'end' && existedAtStart && !this.hasHistory) return lastLineEnd(fh, size);
     return 0;
   }
@@ -571,12 +572,28 @@ export class FileTailer implements Source {
   private async readCopy(r: Reader, from: number, longer = false): Promise<number | undefined> {
     const copy = await findCopy(this.name, r.id, from);
     if (!copy || (longer && copy.st.size <= from)) return undefined;
-    const fh = await openRegular(copy.path).catch(() => undefined);
+    return this.readToEnd(copy, from, r.batcher);
+  }
+
+  private async readToEnd(file: Sibling, from: number, batcher: LineBatcher): Promise<number | undefined> {
+    const fh = await openRegular(file.path).catch(() => undefined);
     if (!fh) return undefined;
-    const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), copy.path, from, true), batcher: r.batcher };
+    const c: Reader = { ...this.newReader(fh, await identifyWithHead(fh), file.path, from, true), batcher };
     while (await this.readMore(c));
     await this.finish(c);
     return c.pos;
+  }
+
+  /**
+   * A file recorded while rotated files were read (new-live.ts), copytruncated before it was opened:
+   * what was not read of it is only in its copy, read now so that it goes out before what the file
+   * holds after the truncation. Not when the copy was read already, as a file rotated past us.
+   */
+  private async finishCopyOf(cp: Checkpoint): Promise<boolean> {
+    const copy = await findCopy(this.name, cp, cp.offset);
+    if (!copy || copy.st.size <= cp.offset) return false;
+    if (this.lingering.some((r) => r.id.ino === copy.st.ino && r.id.dev === copy.st.dev) || (await this.seen.wasRead(copy))) return false;
+    return (await this.readToEnd(copy, cp.offset, new LineBatcher(this.opts.encoder, this.opts.maxLineBytes))) !== undefined;
   }
 
   /** Rotation: finish the old file (it is still open), then follow the new one from its start. */
@@ -592,8 +609,12 @@ export class FileTailer implements Source {
    * more than once between two looks): queued, oldest first, to be read before it. Looked for after
    * the open, so that a rotation between the look and the open is not missed.
    */
-  private async queueSkipped(): Promise<boolean> {
-    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => ({ ...x.id, size: x.size })));
+  private async queueSkipped(live: { head: Buffer }): Promise<boolean> {
+    // A backup beginning like the file at the path is logrotate's copy of it (maybe still being
+    // written), not a file rotated past us: that file is read, and its copy once it is truncated.
+    // Not when it begins with a NUL hole: every file copytruncated under lumberjack begins alike.
+    const copied = live.head.length > 0 && live.head[0] !== 0 ? live.head : undefined;
+    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => ({ ...x.id, size: x.size })), copied);
     if (skipped.length === 0) return false;
     this.backlog.push(...skipped);
     for (const u of skipped) if (u.gzId && !this.opts.checkpoints?.get(u.gzId)) this.opts.checkpoints?.commit(this.name, u.gzId, u.offset);

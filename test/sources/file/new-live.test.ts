@@ -1,5 +1,5 @@
 import t from 'tap';
-import { appendFileSync, closeSync, copyFileSync, openSync, renameSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, openSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { TailHarness, tally } from '../../helpers/tail-harness.js';
 
@@ -68,4 +68,143 @@ t.test('a new file at the path, copytruncated while rotated files are read, then
   const r = tally(numbers(h), 6110);
   t.equal(r.lost, 0, 'nothing lost');
   t.equal(r.outOfOrder, 0, 'in order');
+});
+
+t.test('a new file at the path, copytruncated before the catch-up reached it: its copy is read first, in the same run', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, 20));
+  await h.start();
+  await h.waitDelivered(20);
+  await h.stop();
+
+  appendFileSync(path, text(20, 6020));
+  renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
+  writeFileSync(path, text(6020, 6100));
+
+  h.pause();
+  const mark = h.log.events.length;
+  await h.start();
+  await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
+  h.resume();
+  await h.waitDelivered(20 + 1500);
+  h.pause();
+  const st = statSync(path);
+  t.ok((h.store.get(st)?.fpLen ?? 0) >= 64, 'the new file is recorded by its first bytes before it is opened');
+  t.notOk(h.log.events.slice(mark).some((e) => e.msg === 'following file'), 'not opened yet');
+
+  // Copytruncated before this run opened it; lumberjack goes on at its own offset.
+  copyFileSync(path, join(dir, 'audit.log.1'));
+  truncateSync(path, 0);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from(text(6100, 6110)), 0, undefined, st.size);
+  closeSync(fd);
+  h.resume();
+  await h.waitDelivered(6110);
+  const r = tally(numbers(h), 6110);
+  t.equal(r.lost, 0, 'nothing lost');
+  t.equal(r.outOfOrder, 0, 'the copy before what lumberjack wrote after the truncation');
+
+  // And the copy is not read again by the next run.
+  await h.stop();
+  const before = h.delivered.length;
+  await h.start();
+  appendFileSync(path, text(6110, 6111));
+  while (!numbers(h).slice(before).includes(6110)) await h.waitDelivered(h.delivered.length + 1);
+  await h.stop();
+  t.equal(tally(numbers(h), 6111).repeated, 0, 'no line sent twice');
+});
+
+t.test('logrotate still copying the file at the path when the catch-up reaches it: the copy is not read as a backup', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, 20));
+  await h.start();
+  await h.waitDelivered(20);
+  await h.stop();
+
+  appendFileSync(path, text(20, 6020));
+  renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
+  writeFileSync(path, text(6020, 6100));
+
+  h.pause();
+  const mark = h.log.events.length;
+  await h.start();
+  await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
+  h.resume();
+  await h.waitDelivered(20 + 1500);
+  h.pause();
+  t.notOk(h.log.events.slice(mark).some((e) => e.msg === 'following file'), 'not opened yet');
+  // Half of the copy written when the catch-up ends and looks for files rotated past it.
+  const whole = readFileSync(path);
+  const copy = join(dir, 'audit.log.1');
+  writeFileSync(copy, whole.subarray(0, whole.length >> 1));
+  h.resume();
+  await h.waitDelivered(6100);
+  // The copy completed, the file truncated; lumberjack goes on at its own offset.
+  appendFileSync(copy, whole.subarray(whole.length >> 1));
+  truncateSync(path, 0);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from(text(6100, 6110)), 0, undefined, whole.length);
+  closeSync(fd);
+  while (!numbers(h).includes(6109)) await h.waitDelivered(h.delivered.length + 1);
+  await h.stop();
+  const r = tally(numbers(h), 6110);
+  t.equal(r.lost, 0, 'nothing lost');
+  t.equal(r.repeated, 0, 'the partial copy is not read as a file rotated past us');
+  t.equal(r.outOfOrder, 0, 'in order');
+});
+
+t.test('a copy met while being written, its file truncated before it was opened: the copy is read first', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, 20));
+  await h.start();
+  await h.waitDelivered(20);
+  await h.stop();
+
+  appendFileSync(path, text(20, 6020));
+  renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
+  writeFileSync(path, text(6020, 9020));
+
+  h.pause();
+  let mark = h.log.events.length;
+  await h.start();
+  await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
+  // Lumberjack rotates past us; logrotate starts copying its new file.
+  renameSync(path, join(dir, 'audit-2026-11-30T10-00-02.000.log'));
+  writeFileSync(path, text(9020, 9100));
+  const whole = readFileSync(path);
+  const copy = join(dir, 'audit.log.1');
+  writeFileSync(copy, whole.subarray(0, whole.length >> 1));
+  mark = h.log.events.length;
+  h.resume();
+  // The catch-up ends, finds the file rotated past it (and meets the copy), reads it: held there.
+  await h.log.waitFor(mark, (e) => e.msg === 'following rotated file' && String((e.obj as { rotated?: string }).rotated).endsWith('02.000.log'));
+  h.pause();
+  t.notOk(h.log.events.slice(mark).some((e) => e.msg === 'following file'), 'the new file not opened yet');
+  // The copy completed, the file truncated; lumberjack goes on at its own offset.
+  appendFileSync(copy, whole.subarray(whole.length >> 1));
+  truncateSync(path, 0);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from(text(9100, 9110)), 0, undefined, whole.length);
+  closeSync(fd);
+  h.resume();
+  try {
+    while (!numbers(h).includes(9109)) await h.waitDelivered(h.delivered.length + 1, 5000);
+  } catch {
+    // Nothing more came: what is missing is reported below.
+  }
+  await h.stop();
+  const r = tally(numbers(h), 9110);
+  t.equal(r.lost, 0, 'nothing lost');
+  t.equal(r.repeated, 0, 'nothing sent twice');
+  t.equal(r.outOfOrder, 0, 'the copy before what lumberjack wrote after the truncation');
+  t.ok(h.log.events.some((e) => e.msg === 'file truncated (copytruncate) before it was opened; finished its copy, reading it from the start'), 'logged as a copytruncate');
 });
