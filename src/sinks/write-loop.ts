@@ -12,6 +12,17 @@ import type { Framing } from './sink.js';
  * each batch's frames once the stream took them, before the batch is handed on (and its memory
  * reused). `beforeTake` runs before each take: what must precede the next batch is written there.
  */
+/**
+ * For its first seconds a process writes every marked batch in pieces, each committed as the kernel
+ * takes it, whatever the socket: a process just started is the one most likely to be killed again (a
+ * crash loop: the OOM killer, a liveness probe, a node drained), and it is catching up, so the kernel
+ * takes whole 512 KiB batches at once. A kill inside such a write repeats the whole batch (about 400
+ * audit lines); in pieces, one piece (about 100). Pieces cost about +22% CPU per GB, for these
+ * seconds only (docs/design.md, "kill -9 and duplicates").
+ */
+export const CAREFUL_START_MS = 10_000;
+const startingUp = (): boolean => performance.now() < CAREFUL_START_MS;
+
 export async function writeBatches(
   out: Writable,
   buffer: BatchBuffer,
@@ -19,9 +30,9 @@ export async function writeBatches(
   stats: SinkStats,
   stop: Promise<unknown>,
   stopped: () => boolean,
-  hooks: { inflight?: Batch[]; written?: (frames: Buffer, count: number) => void; beforeTake?: () => void } = {},
+  hooks: { inflight?: Batch[]; written?: (frames: Buffer, count: number) => void; beforeTake?: () => void; careful?: () => boolean } = {},
 ): Promise<void> {
-  const { inflight = [], written, beforeTake } = hooks;
+  const { inflight = [], written, beforeTake, careful = startingUp } = hooks;
   // A stop that rejects (the stream's error) is seen by the races below; unseen, it must not be an unhandled rejection.
   stop.catch(() => {});
   // The last write was not all taken at once: the kernel's buffer is full (the drain is the limit),
@@ -45,11 +56,12 @@ export async function writeBatches(
     const size = data.length;
     // Marked pieces (octet framing: LF frames have other boundaries) go one at a time, each reported
     // when the stream took it, so that a kill -9 repeats at most the piece the kernel held part of.
-    // Only while the stream is backed up: a write taken whole leaves nothing half-delivered, and
+    // Only while the stream is backed up, or `careful` (the first seconds of the process): a write
+    // the kernel takes whole leaves nothing half-delivered unless the kill lands inside it, and
     // pieces cost CPU (+16-24% per GB when every batch went in pieces; +22% measured again with
     // pieces taken at once going on in the same tick). A buffer that cannot commit them (a pool
     // member's view) gets whole batches, as before.
-    const marks = framing === 'lf' || !buffer.progress || !backedUp ? undefined : batch.marks?.bytes;
+    const marks = framing === 'lf' || !buffer.progress || !(backedUp || careful()) ? undefined : batch.marks?.bytes;
     if (marks) {
       // Like the waits below: a stop that rejects (the stream's error) throws here too.
       const taken = await Promise.race([writePieces(out, data, marks, (k) => inflight[0] === batch && buffer.progress?.(batch, k)), stop.then(() => false)]);

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { MemoryBuffer } from '../../src/buffer/memory.js';
-import { writeBatches } from '../../src/sinks/write-loop.js';
+import { CAREFUL_START_MS, writeBatches } from '../../src/sinks/write-loop.js';
 import { Stats } from '../../src/telemetry/stats.js';
 
 /** A stream that takes each write a tick later, recording what it got and when. */
@@ -80,7 +80,7 @@ t.test('a batch the kernel takes only part of: the marks within that part commit
   let handedOn = false;
   await buffer.push({ frames: Buffer.alloc(size, 0x31), count: 1, onHandedOn: () => (handedOn = true), marks: { bytes, progress: (k) => progressed.push(k) } });
   buffer.close();
-  const loop = writeBatches(sock, buffer, 'octet', new Stats(), new Promise(() => {}), () => false);
+  const loop = writeBatches(sock, buffer, 'octet', new Stats(), new Promise(() => {}), () => false, { careful: () => false });
   // The write of the big batch returned with part of it left in libuv's queue.
   while (sock.writableLength === 0) await new Promise((r) => setImmediate(r));
   const left = (sock as unknown as { _handle: { writeQueueSize: number } })._handle.writeQueueSize;
@@ -93,4 +93,22 @@ t.test('a batch the kernel takes only part of: the marks within that part commit
   peer.resume();
   await loop;
   t.ok(handedOn, 'handed on once written');
+});
+
+t.test('while careful (the first seconds of a process), a batch the kernel would take whole goes in pieces too', async (t) => {
+  t.ok(CAREFUL_START_MS >= 1000 && CAREFUL_START_MS <= 60_000, 'a bounded start-up window');
+  // Takes every write at once, as a socket with room does.
+  const taker = (events: string[]) => new Writable({ highWaterMark: 1 << 20, write: (c: Buffer, _e, cb) => (events.push(`wrote ${c.toString()}`), cb()) });
+  const run = async (careful: boolean) => {
+    const events: string[] = [];
+    const buffer = new MemoryBuffer(1 << 20);
+    // A first batch taken whole: the stream is not backed up when the marked one goes.
+    await buffer.push({ frames: Buffer.from('1 a'), count: 1 });
+    await buffer.push({ frames: Buffer.from('1 b1 c1 d'), count: 3, onHandedOn: () => events.push('handed on'), marks: { bytes: [3, 6], progress: (k) => events.push(`progress ${k}`) } });
+    buffer.close();
+    await writeBatches(taker(events), buffer, 'octet', new Stats(), new Promise(() => {}), () => false, { careful: () => careful });
+    return events;
+  };
+  t.same(await run(true), ['wrote 1 a', 'wrote 1 b', 'progress 0', 'wrote 1 c', 'progress 1', 'wrote 1 d', 'handed on'], 'careful: in pieces, each committed as taken');
+  t.same(await run(false), ['wrote 1 a', 'wrote 1 b1 c1 d', 'handed on'], 'later: whole');
 });
