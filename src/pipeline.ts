@@ -12,6 +12,7 @@ import { membersOf, watchMembers, type Drain, type Member } from './sinks/resolv
 import type { Sink } from './sinks/sink.js';
 import { StreamSink } from './sinks/stream.js';
 import { drainSink } from './sinks/drains.js';
+import { CAREFUL_START_MS, writeCarefullyUntil } from './sinks/write-loop.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
@@ -172,6 +173,10 @@ export class Pipeline {
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
+      if (this.checkpoints.lastRunDied) {
+        writeCarefullyUntil(CAREFUL_START_MS);
+        log.info({ dir: cfg.stateDir, seconds: CAREFUL_START_MS / 1000 }, 'the last run did not stop cleanly (kill -9, OOM); in case of a crash loop, each 128 KiB piece is committed as the drain\'s socket takes it for the first seconds');
+      }
       if (cfg.ignorePositions) {
         const saved = this.checkpoints.all();
         for (const c of saved) this.checkpoints.forget(c);

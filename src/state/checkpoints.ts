@@ -6,6 +6,7 @@ import { CHECKPOINT_VERSION, CheckpointFormatError, validateCheckpoints, type Lo
 import { writeFileDurably, writeFileQuickly } from './durable.js';
 import { inodeKey, type FileIdentity } from './file-identity.js';
 import { SlotPositions } from './slot-positions.js';
+import { markRunning, markStopped } from './run-marker.js';
 import { effective, readBootId, type SoftPosition } from './soft-position.js';
 
 /** A state folder that cannot be used: the CLI turns it into exit 2 with this message. */
@@ -97,6 +98,9 @@ export class CheckpointStore {
     private readonly boot: string | undefined,
   ) {}
 
+  /** The last process that used this folder did not stop cleanly (kill -9, OOM, power loss). */
+  lastRunDied = false;
+
   /** `opts.boot`: this boot's id (tests; default read from the kernel; null: none). */
   static async open(dir: string, log: Logger, opts: { boot?: string | null } = {}): Promise<CheckpointStore> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -108,6 +112,7 @@ export class CheckpointStore {
       // Whatever is wrong with the state file, never a crash (and a crash loop under systemd).
       throw new StateError(`--state-dir: cannot read ${store.path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
+    store.lastRunDied = await markRunning(dir);
     try {
       await store.openSlots();
     } catch (err) {
@@ -311,6 +316,7 @@ export class CheckpointStore {
     this.quickTimer = undefined;
     await this.save();
     await this.slots?.close();
+    markStopped(this.dir);
   }
 
   /**

@@ -33,7 +33,7 @@ async function killAfter(run: Run, ms: number): Promise<void> {
   await run.exited;
 }
 
-async function finish(t: Tap.Test, drain: TestDrain, args: string[], n: number) {
+async function finish(t: Tap.Test, drain: TestDrain, args: string[], n: number): Promise<Run> {
   const last = runAuditfwd(t, args);
   // Counted as they come (parsing every message at each arrival would starve the drain).
   const seen = new Set<number>();
@@ -57,6 +57,7 @@ async function finish(t: Tap.Test, drain: TestDrain, args: string[], n: number) 
   const code = await last.exited;
   t.equal(code, 0, 'SIGTERM: exit 0', { stderr: code === 0 ? undefined : last.stderr().slice(-3000) });
   t.ok(all, 'every line arrived', { stderr: all ? undefined : last.stderr().slice(-3000) });
+  return last;
 }
 
 t.test('positions reach the state file within ~50 ms of hand-on whatever --checkpoint-interval: kill -9 repeats nothing once idle', async (t) => {
@@ -79,9 +80,14 @@ t.test('positions reach the state file within ~50 ms of hand-on whatever --check
   run.child.kill('SIGKILL');
   await run.exited;
   appendFileSync(file, text(2000, 3000));
-  await finish(t, drain, args, 3000);
+  const after = await finish(t, drain, args, 3000);
   const r = tally(drain, 3000);
   t.same(r, { lost: 0, duplicates: 0 }, 'nothing lost, nothing repeated');
+  t.match(after.stderr(), /the last run did not stop cleanly/, 'the run after the kill knows it');
+  t.notMatch(run.stderr(), /the last run did not stop cleanly/, 'the first run does not');
+  // After a clean stop (finish ends with SIGTERM), the next run is not told of a crash.
+  const clean = await finish(t, drain, args, 3000);
+  t.notMatch(clean.stderr(), /the last run did not stop cleanly/, 'the run after SIGTERM does not');
 });
 
 
