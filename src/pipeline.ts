@@ -173,10 +173,9 @@ export class Pipeline {
     const files = cfg.files.filter((f) => f !== '-');
     if (files.length > 0) {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
-      if (this.checkpoints.lastRunDied) {
-        writeCarefullyUntil(CAREFUL_START_MS);
-        log.info({ dir: cfg.stateDir, seconds: CAREFUL_START_MS / 1000 }, 'the last run did not stop cleanly (kill -9, OOM); in case of a crash loop, each 128 KiB piece is committed as the drain\'s socket takes it for the first seconds');
-      }
+      if (this.checkpoints.lastRunDied) log.warn({ dir: cfg.stateDir }, 'the last run did not stop cleanly (kill -9, the OOM killer, a power loss?)');
+      // A following run's first seconds: it may be in a crash loop (see writeCarefullyUntil).
+      if (!cfg.once) writeCarefullyUntil(CAREFUL_START_MS);
       if (cfg.ignorePositions) {
         const saved = this.checkpoints.all();
         for (const c of saved) this.checkpoints.forget(c);
