@@ -14,7 +14,12 @@ import { TailHarness, tally } from '../../helpers/tail-harness.js';
 const text = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${String(from + i).padStart(6, '0')} ${'c'.repeat(70)}\n`).join('');
 const numbers = (h: TailHarness) => h.delivered.map((l) => Number(l.slice(0, 6)));
 
-t.test('a new file at the path, copytruncated while rotated files are read, then kill -9: its copy is read', async (t) => {
+/**
+ * A run that read 20 lines and stopped; then 6,000 more lines, lumberjack's rename, and a new file
+ * holding lines [from, to). The next run is started with the drain stopped: it is catching up when
+ * this returns (the rotated file open, the path not yet). `mark`: the log events before that start.
+ */
+async function behind(t: Tap.Test, [from, to]: [number, number]) {
   const dir = t.testdir({ state: {} });
   const path = join(dir, 'audit.log');
   // Small reads: the catch-up takes many of them, and the path is looked at between them.
@@ -24,17 +29,28 @@ t.test('a new file at the path, copytruncated while rotated files are read, then
   await h.start();
   await h.waitDelivered(20);
   await h.stop();
-
-  // Stopped: 6,000 more lines, lumberjack's rename, a new file.
   appendFileSync(path, text(20, 6020));
   renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
-  writeFileSync(path, text(6020, 6040));
-
-  // The next run catches up, held back by a drain that stops reading.
+  writeFileSync(path, text(from, to));
   h.pause();
   const mark = h.log.events.length;
   await h.start();
   await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
+  return { dir, path, h, mark };
+}
+
+/** copytruncate's truncation, then lumberjack writes lines [from, to) on at its own offset `at` (a NUL hole before). */
+function truncateUnderLumberjack(path: string, [from, to]: [number, number], at: number): void {
+  truncateSync(path, 0);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from(text(from, to)), 0, undefined, at);
+  closeSync(fd);
+}
+
+const opened = (h: TailHarness, mark: number) => h.log.events.slice(mark).some((e) => e.msg === 'following file');
+
+t.test('a new file at the path, copytruncated while rotated files are read, then kill -9: its copy is read', async (t) => {
+  const { dir, path, h } = await behind(t, [6020, 6040]);
   // Lumberjack rotates again: a new audit.log, never opened by this run.
   renameSync(path, join(dir, 'audit-2026-11-30T10-00-02.000.log'));
   writeFileSync(path, text(6040, 6100));
@@ -44,12 +60,9 @@ t.test('a new file at the path, copytruncated while rotated files are read, then
   const st = statSync(path);
   t.ok((h.store.get(st)?.fpLen ?? 0) >= 64, 'the new file is recorded by its first bytes before it is opened');
 
-  // logrotate's copytruncate, then lumberjack writes on at its own offset (a NUL hole before).
+  // logrotate's copytruncate, then lumberjack writes on at its own offset.
   copyFileSync(path, join(dir, 'audit.log.1'));
-  truncateSync(path, 0);
-  const fd = openSync(path, 'r+');
-  writeSync(fd, Buffer.from(text(6100, 6110)), 0, undefined, st.size);
-  closeSync(fd);
+  truncateUnderLumberjack(path, [6100, 6110], st.size);
   // Time passes while the catch-up goes on (what made the copy look old): the commits after it are
   // more than the file clock's slack (1 s) later.
   await new Promise((r) => setTimeout(r, 1200));
@@ -71,36 +84,17 @@ t.test('a new file at the path, copytruncated while rotated files are read, then
 });
 
 t.test('a new file at the path, copytruncated before the catch-up reached it: its copy is read first, in the same run', async (t) => {
-  const dir = t.testdir({ state: {} });
-  const path = join(dir, 'audit.log');
-  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
-  t.teardown(() => h.stop());
-  writeFileSync(path, text(0, 20));
-  await h.start();
-  await h.waitDelivered(20);
-  await h.stop();
-
-  appendFileSync(path, text(20, 6020));
-  renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
-  writeFileSync(path, text(6020, 6100));
-
-  h.pause();
-  const mark = h.log.events.length;
-  await h.start();
-  await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
+  const { dir, path, h, mark } = await behind(t, [6020, 6100]);
   h.resume();
   await h.waitDelivered(20 + 1500);
   h.pause();
   const st = statSync(path);
   t.ok((h.store.get(st)?.fpLen ?? 0) >= 64, 'the new file is recorded by its first bytes before it is opened');
-  t.notOk(h.log.events.slice(mark).some((e) => e.msg === 'following file'), 'not opened yet');
+  t.notOk(opened(h, mark), 'not opened yet');
 
   // Copytruncated before this run opened it; lumberjack goes on at its own offset.
   copyFileSync(path, join(dir, 'audit.log.1'));
-  truncateSync(path, 0);
-  const fd = openSync(path, 'r+');
-  writeSync(fd, Buffer.from(text(6100, 6110)), 0, undefined, st.size);
-  closeSync(fd);
+  truncateUnderLumberjack(path, [6100, 6110], st.size);
   h.resume();
   await h.waitDelivered(6110);
   const r = tally(numbers(h), 6110);
@@ -118,27 +112,11 @@ t.test('a new file at the path, copytruncated before the catch-up reached it: it
 });
 
 t.test('logrotate still copying the file at the path when the catch-up reaches it: the copy is not read as a backup', async (t) => {
-  const dir = t.testdir({ state: {} });
-  const path = join(dir, 'audit.log');
-  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
-  t.teardown(() => h.stop());
-  writeFileSync(path, text(0, 20));
-  await h.start();
-  await h.waitDelivered(20);
-  await h.stop();
-
-  appendFileSync(path, text(20, 6020));
-  renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
-  writeFileSync(path, text(6020, 6100));
-
-  h.pause();
-  const mark = h.log.events.length;
-  await h.start();
-  await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
+  const { dir, path, h, mark } = await behind(t, [6020, 6100]);
   h.resume();
   await h.waitDelivered(20 + 1500);
   h.pause();
-  t.notOk(h.log.events.slice(mark).some((e) => e.msg === 'following file'), 'not opened yet');
+  t.notOk(opened(h, mark), 'not opened yet');
   // Half of the copy written when the catch-up ends and looks for files rotated past it.
   const whole = readFileSync(path);
   const copy = join(dir, 'audit.log.1');
@@ -147,10 +125,7 @@ t.test('logrotate still copying the file at the path when the catch-up reaches i
   await h.waitDelivered(6100);
   // The copy completed, the file truncated; lumberjack goes on at its own offset.
   appendFileSync(copy, whole.subarray(whole.length >> 1));
-  truncateSync(path, 0);
-  const fd = openSync(path, 'r+');
-  writeSync(fd, Buffer.from(text(6100, 6110)), 0, undefined, whole.length);
-  closeSync(fd);
+  truncateUnderLumberjack(path, [6100, 6110], whole.length);
   while (!numbers(h).includes(6109)) await h.waitDelivered(h.delivered.length + 1);
   await h.stop();
   const r = tally(numbers(h), 6110);
@@ -160,41 +135,22 @@ t.test('logrotate still copying the file at the path when the catch-up reaches i
 });
 
 t.test('a copy met while being written, its file truncated before it was opened: the copy is read first', async (t) => {
-  const dir = t.testdir({ state: {} });
-  const path = join(dir, 'audit.log');
-  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
-  t.teardown(() => h.stop());
-  writeFileSync(path, text(0, 20));
-  await h.start();
-  await h.waitDelivered(20);
-  await h.stop();
-
-  appendFileSync(path, text(20, 6020));
-  renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
-  writeFileSync(path, text(6020, 9020));
-
-  h.pause();
-  let mark = h.log.events.length;
-  await h.start();
-  await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
+  const { dir, path, h } = await behind(t, [6020, 9020]);
   // Lumberjack rotates past us; logrotate starts copying its new file.
   renameSync(path, join(dir, 'audit-2026-11-30T10-00-02.000.log'));
   writeFileSync(path, text(9020, 9100));
   const whole = readFileSync(path);
   const copy = join(dir, 'audit.log.1');
   writeFileSync(copy, whole.subarray(0, whole.length >> 1));
-  mark = h.log.events.length;
+  const mark = h.log.events.length;
   h.resume();
   // The catch-up ends, finds the file rotated past it (and meets the copy), reads it: held there.
   await h.log.waitFor(mark, (e) => e.msg === 'following rotated file' && String((e.obj as { rotated?: string }).rotated).endsWith('02.000.log'));
   h.pause();
-  t.notOk(h.log.events.slice(mark).some((e) => e.msg === 'following file'), 'the new file not opened yet');
+  t.notOk(opened(h, mark), 'the new file not opened yet');
   // The copy completed, the file truncated; lumberjack goes on at its own offset.
   appendFileSync(copy, whole.subarray(whole.length >> 1));
-  truncateSync(path, 0);
-  const fd = openSync(path, 'r+');
-  writeSync(fd, Buffer.from(text(9100, 9110)), 0, undefined, whole.length);
-  closeSync(fd);
+  truncateUnderLumberjack(path, [9100, 9110], whole.length);
   h.resume();
   try {
     while (!numbers(h).includes(9109)) await h.waitDelivered(h.delivered.length + 1, 5000);
