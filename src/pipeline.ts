@@ -12,7 +12,7 @@ import { membersOf, watchMembers, type Drain, type Member } from './sinks/resolv
 import type { Sink } from './sinks/sink.js';
 import { StreamSink } from './sinks/stream.js';
 import { drainSink } from './sinks/drains.js';
-import { CAREFUL_START_MS, writeCarefullyUntil } from './sinks/write-loop.js';
+import { writeCarefullyUntil } from './sinks/write-loop.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
@@ -175,7 +175,7 @@ export class Pipeline {
       this.checkpoints = await CheckpointStore.open(cfg.stateDir, log);
       if (this.checkpoints.lastRunDied) log.warn({ dir: cfg.stateDir }, 'the last run did not stop cleanly (kill -9, the OOM killer, a power loss?)');
       // A following run's first seconds: it may be in a crash loop (see writeCarefullyUntil).
-      if (!cfg.once) writeCarefullyUntil(CAREFUL_START_MS);
+      if (!cfg.once) writeCarefullyUntil(cfg.carefulStartMs);
       if (cfg.ignorePositions) {
         const saved = this.checkpoints.all();
         for (const c of saved) this.checkpoints.forget(c);

@@ -39,6 +39,7 @@ export interface Config {
   logLevel: string;
   pollMs: number;
   checkpointIntervalMs: number;
+  carefulStartMs: number;
   reconnectMaxDelayMs: number;
   shutdownTimeoutMs: number;
   /** --reconnect-every; undefined: off. */
@@ -142,6 +143,7 @@ export function resolveConfig(raw: RawSettings): Config {
     logLevel: choiceSetting<Config['logLevel']>('log-level', String(d.logLevel)),
     pollMs: numberSetting('poll-interval', d.pollInterval),
     checkpointIntervalMs: numberSetting('checkpoint-interval', d.checkpointInterval),
+    carefulStartMs: numberSetting('careful-start', d.carefulStart),
     reconnectMaxDelayMs: numberSetting('reconnect-max-delay', d.reconnectMaxDelay),
     shutdownTimeoutMs: numberSetting('shutdown-timeout', d.shutdownTimeout),
     reconnectEveryMs: raw.reconnectEvery === undefined ? undefined : numberSetting('reconnect-every', raw.reconnectEvery),

@@ -13,14 +13,13 @@ import type { Framing } from './sink.js';
  * reused). `beforeTake` runs before each take: what must precede the next batch is written there.
  */
 /**
- * For its first seconds a following run (not --once) writes every marked batch in pieces, each
+ * For its first seconds (--careful-start) a following run writes every marked batch in pieces, each
  * committed as the kernel takes it, whatever the socket: a process just started is the likeliest to
  * be killed again (a crash loop: the OOM killer, a liveness probe), and it is catching up, so the
  * kernel takes whole 512 KiB batches at once. A kill inside such a write repeats the whole batch
  * (about 400 audit lines); in pieces, one piece (about 100). Pieces cost about +22% CPU per GB, for
  * these seconds only (docs/design.md, "kill -9 and duplicates").
  */
-export const CAREFUL_START_MS = 10_000;
 let carefulUntilMs = 0;
 /** From now until `ms` after the process started (performance.now()), marked batches go in pieces. */
 export function writeCarefullyUntil(ms: number): void {
