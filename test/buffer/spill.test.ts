@@ -8,6 +8,7 @@ import { Stats } from '../../src/telemetry/stats.js';
 import { crc32, crc32Table } from '../../src/buffer/spill/crc32.js';
 import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/disk-record.js';
 import { SpillBuffer, type SpillOptions } from '../../src/buffer/spill/spill-buffer.js';
+import type { Batch } from '../../src/batch.js';
 import { FaultyIo } from '../helpers/faulty-io.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 
@@ -452,5 +453,77 @@ t.test('a damaged length in the last segment is damage, not a torn write: the re
   const got = await drainAll(b.spill, 5);
   t.same(got, [...Array(6).keys()].filter((i) => i !== firstInSeg + 1).map(big), 'every other record, in order');
   t.equal(b.spill.counters.corruptSegments, 1, 'the damage is counted');
+  await b.shutdown();
+});
+
+/**
+ * A batch out with the sink (a backed-up socket) when memory fills and the spill starts: before, it
+ * held back the soft positions of every batch spilled after it, and a kill -9 then had the next run
+ * send the spill and read all of it from the files again (crash-loop runs: 1,254-3,000 lines). Its
+ * rest is now copied to the spill first.
+ */
+async function outWhenSpilling(t: Tap.Test, dir: string, io?: FaultyIo, marks?: Batch['marks']) {
+  const a = await openSpill(t, dir, { fsyncIntervalMs: 3_600_000, segmentBytes: 1024 * 1024, io });
+  const events: string[] = [];
+  const push = (i: number, frames = frame(big(i))) => a.spill.push({ frames, count: frames === undefined ? 1 : msgOf(frames).length, onHandedOn: () => events.push(`h${i}`), onSpilled: () => events.push(`s${i}`), ...(i === 0 && marks && { marks }) });
+  await push(0, marks ? Buffer.concat([frame('first piece'), frame(big(0))]) : undefined);
+  const out = a.spill.take()!;
+  return { a, events, out, push };
+}
+
+t.test('a batch out with the sink when the spill starts is copied to it: the batches after it are soft; the copy is not sent', async (t) => {
+  const { a, events, out, push } = await outWhenSpilling(t, join(t.testdir(), 'spill'));
+  for (let i = 1; i < 30; i++) await push(i);
+  t.ok(a.spill.counters.spilledBatches >= 20, 'the rest went to disk');
+  t.same(events, [...Array(30).keys()].map((i) => `s${i}`), 'all soft, in order: the one out with the sink too (its copy is written)');
+  a.spill.handedOn(out);
+  t.same(await drainAll(a.spill, 29), [...Array(29).keys()].map((i) => big(i + 1)), 'the copy is read back and not sent: the original was');
+  a.spill.close();
+  t.same(await drainToEnd(a.spill), [], 'nothing else');
+  t.same((await a.shutdown()).bytes, 0, 'the copy is released: nothing left for the next run');
+});
+
+t.test('read back while the original is still out, the copy is not sent; kill -9 then: the next run sends the copy, then the rest, once', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const io = new FaultyIo();
+  const { a, out, push } = await outWhenSpilling(t, dir, io);
+  for (let i = 1; i < 30; i++) await push(i);
+  // The sink takes on while the original is out (a socket hands on in order: nothing after it yet).
+  const next = a.spill.take() ?? (await a.spill.waitForData(), a.spill.take());
+  t.same(msgOf(next!.frames), [big(1)], 'the copy was read back and passed over');
+  a.spill.abandon(); // kill -9 with both out: the drain may have neither
+  await io.closeAll();
+  void out;
+  const b = await openSpill(t, dir);
+  b.spill.close();
+  t.same(await drainToEnd(b.spill), [...Array(30).keys()].map(big), 'the copy (its only copy now), then the rest: each once');
+  await b.shutdown();
+});
+
+t.test('only what follows the last committed mark is copied', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const io = new FaultyIo();
+  const progressed: number[] = [];
+  const { a, out, push } = await outWhenSpilling(t, dir, io, { bytes: [frame('first piece').length], progress: (k) => progressed.push(k) });
+  a.spill.progress(out, 0);
+  t.same(progressed, [0], 'the first piece committed');
+  for (let i = 1; i < 30; i++) await push(i);
+  a.spill.abandon();
+  await io.closeAll();
+  const b = await openSpill(t, dir);
+  t.same((await drainAll(b.spill, 30)).slice(0, 2), [big(0), big(1)], 'the copy holds the rest after the mark, not the first piece');
+  await b.shutdown();
+});
+
+t.test('the original handed on, then a clean stop with the spill unsent: the next run does not send the copy', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const { a, out, push } = await outWhenSpilling(t, dir);
+  for (let i = 1; i < 30; i++) await push(i);
+  a.spill.handedOn(out);
+  a.spill.close();
+  await a.shutdown();
+  const b = await openSpill(t, dir);
+  b.spill.close();
+  t.same(await drainToEnd(b.spill), [...Array(29).keys()].map((i) => big(i + 1)), 'the rest, once; not the copy');
   await b.shutdown();
 });

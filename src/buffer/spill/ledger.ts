@@ -45,6 +45,10 @@ export class Item implements Batch {
   release: (() => void) | undefined;
   /** The source's Batch.marks (not kept on disk). */
   marks: Batch['marks'];
+  /** Marks committed so far (the sink wrote the pieces before them). */
+  progressed = 0;
+  /** Out with the sink when the spill started: the rest of it was written to the spill too (copies.ts). */
+  copied = false;
   constructor(
     readonly id: number,
     readonly frames: Buffer,

@@ -13,6 +13,8 @@ export class MemoryQueue {
   bytes = 0;
   overflowBytes = 0;
   out = 0;
+  /** The batches out with the sink, in the order it took them. */
+  readonly outItems = new Set<Item>();
 
   /** Batches the sink may take now. */
   get ready(): number {
@@ -29,17 +31,22 @@ export class MemoryQueue {
 
   take(): Item | undefined {
     const item = this.front.length > 0 ? this.front.shift() : this.queue.shift();
-    if (item) this.out++;
+    if (item) {
+      this.out++;
+      this.outItems.add(item);
+    }
     return item;
   }
 
   handedOn(item: Item): void {
     this.out--;
+    this.outItems.delete(item);
     this.bytes -= item.frames.length;
   }
 
   requeue(items: Item[]): void {
     this.out -= items.length;
+    for (const item of items) this.outItems.delete(item);
     this.front = items.concat(this.front);
   }
 

@@ -151,6 +151,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
   handedOn(batch: Batch): void {
     const item = batch as Item;
     this.mem.handedOn(item);
+    this.outCopies.handedOn(item);
     this.settle(item);
     if (this.ledger.cursorQuickDirty) this.saveCursorSoon();
     this.free(item);
@@ -162,7 +163,10 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
   progress(batch: Batch, k: number): void {
     const item = batch as Item;
     // Only once every commit before this batch's has run (they may wait for an fsync).
-    if (item.marks && item.tickets.length === 1 && this.order.isNext(item.tickets[0])) item.marks.progress(k);
+    if (item.marks && item.tickets.length === 1 && this.order.isNext(item.tickets[0])) {
+      item.marks.progress(k);
+      item.progressed = k + 1;
+    }
   }
 
   requeue(batches: Batch[]): void {

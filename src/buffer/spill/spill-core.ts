@@ -9,6 +9,7 @@ import { MemoryQueue } from './memory-queue.js';
 import { InOrder, type Ticket } from './order.js';
 import { READ_WINDOW, SegmentReader } from './reader.js';
 import { Spiller } from './spiller.js';
+import { OutCopies } from './out-copies.js';
 import { FullPolicy, type WhenFull } from './when-full.js';
 import { SegmentWriter } from './writer.js';
 
@@ -72,6 +73,7 @@ export abstract class SpillCore {
   protected readonly reader: SegmentReader;
   protected readonly policy: FullPolicy;
   protected readonly spiller: Spiller;
+  protected readonly outCopies: OutCopies;
   readonly counters = newCounters();
 
   protected constructor(
@@ -91,6 +93,7 @@ export abstract class SpillCore {
     // Read-back windows come from the frame writer's pool of slabs (read-slabs.ts).
     this.reader = new SegmentReader(this.ledger, opts.log, opts.stats, this.counters);
     this.policy = new FullPolicy(opts, this.counters, this.limited);
+    this.outCopies = new OutCopies(this.ledger, this.reader, (op) => void this.serial(async () => op()).finally(() => this.afterWrite()));
     this.spiller = new Spiller(this.mem, this.ledger, this.writer, this.disk, this.counters, opts.log, opts.dir, {
       settle: (item) => this.settle(item),
       spilled: (item) => {
@@ -102,6 +105,7 @@ export abstract class SpillCore {
       },
       free: (item) => this.free(item),
       room: () => this.wake(this.roomWaiters),
+      copies: this.outCopies,
     });
   }
 
@@ -234,6 +238,7 @@ export abstract class SpillCore {
         return readBack === 0 || (readBack + bytes <= this.readAhead && this.mem.bytes + bytes <= this.opts.memoryMaxBytes);
       },
       (record, release, place) => {
+        if (this.outCopies.skip(record.id, place)) return release();
         const item = new Item(record.id ?? nextBatchId(), record.frames, record.count, record.origin, record.keys);
         item.release = release;
         item.place = place;

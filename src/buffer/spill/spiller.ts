@@ -4,6 +4,7 @@ import type { Counters, Item, Ledger } from './ledger.js';
 import type { MemoryQueue } from './memory-queue.js';
 import { encodeRecord, encodeRecordParts } from './disk-record.js';
 import type { SegmentWriter } from './writer.js';
+import { OutCopies } from './out-copies.js';
 
 export interface SpillerHooks {
   /** The batch is durable: its commits may run, its old place in a segment is free. */
@@ -14,6 +15,8 @@ export interface SpillerHooks {
   free(item: Item): void;
   /** Memory was freed. */
   room(): void;
+  /** Copies of batches out with the sink when the spill starts. */
+  copies: OutCopies;
 }
 
 /**
@@ -54,6 +57,24 @@ export class Spiller {
     return true;
   }
 
+  /** Appends copies of the batches out with the sink (OutCopies), in the order it took them. */
+  private async copyOut(): Promise<void> {
+    const out = [...this.mem.outItems];
+    if (out.some((i) => i.place)) return;
+    for (const item of out) {
+      const copy = OutCopies.copyOf(item);
+      if (!copy) continue;
+      this.hooks.copies.writing(item);
+      const tail = this.writer.tail;
+      const before = tail?.size ?? 0;
+      const ok = await this.append(copy);
+      // Appended to the tail, or as the first record of a new one.
+      const seg = this.writer.tail;
+      this.hooks.copies.written(item, ok && seg ? { seg, start: seg === tail ? before : 0, end: seg.size } : undefined);
+      if (!ok) return;
+    }
+  }
+
   /** Writes the overflow after the spill, in order, while it can; true when it is empty. */
   async flushOverflow(): Promise<boolean> {
     while (this.mem.overflow.length > 0) {
@@ -72,6 +93,8 @@ export class Spiller {
   async writeMemory(why: string): Promise<void> {
     const mem = this.mem;
     const all = mem.takeAll();
+    // A batch the sink gave back whose copy is in the spill: the copy's place, or the copy unsent.
+    for (const item of all) if (item.copied) this.hooks.copies.adopt(item);
     const first = all.findIndex((i) => !i.place);
     if (first === -1) return mem.putBack(all);
     if (!this.announced) {
@@ -83,6 +106,8 @@ export class Spiller {
       // What comes before the first batch that is durable nowhere was read back from the spill and
       // is still there, in a segment before the one appended to: it stays in memory, in front.
       mem.putBack(all.slice(0, first));
+      // Before them in the stream: the batches out with the sink (when nothing read back is ahead).
+      if (first === 0) await this.copyOut();
       const items = all.slice(first);
       let k = 0;
       while (k < items.length && (await this.append(items[k]))) mem.bytes -= items[k++].frames.length;

@@ -1,0 +1,117 @@
+import { forEachFrame } from '../../framing/octet.js';
+import { Item, type Ledger, type Place, type Segment } from './ledger.js';
+import type { SegmentReader } from './reader.js';
+
+/** Where a copy was written: its segment and its record's bytes there. */
+export interface CopyAt {
+  seg: Segment;
+  start: number;
+  end: number;
+}
+
+interface CopyState {
+  at: CopyAt;
+  /** The original was handed on: the copy, read back, is released unsent. */
+  handedOn: boolean;
+  /** The original went to the spill itself (the sink gave it back): the copy is released unsent. */
+  gone: boolean;
+  /** The copy was read back while the original was alive: released when the original is handed on. */
+  place?: Place;
+}
+
+/**
+ * When the spill starts, the batches out with the sink hold back the soft positions (Batch.onSpilled)
+ * of everything spilled after them: not handed on, they must be read again from their files after a
+ * kill -9, and then the spill, which the next run sends first, repeats all it held (1,254 to 3,000
+ * lines in crash-loop runs, docs/design.md). So the rest of each (past its last committed mark) is
+ * written to the spill first, as a copy: the soft frontier passes it, and a kill -9 repeats what of it
+ * the drain already had. The copy is for the next run only: read back while the original is alive
+ * (out with the sink, or given back) it is not sent, and its place is released once the original is
+ * handed on.
+ */
+export class OutCopies {
+  private readonly byId = new Map<number, CopyState>();
+  private readonly handedOnWhileWriting = new Set<number>();
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly reader: SegmentReader,
+    /** Runs `op` on the spill's serial chain (where the reader moves too), then what follows a read. */
+    private readonly serial: (op: () => void) => void,
+  ) {}
+
+  /** The copy of `out` to append; undefined when nothing is left of it, or it has per-line keys. */
+  static copyOf(out: Item): Item | undefined {
+    if (out.copied || out.place || out.keys) return undefined;
+    const from = out.progressed > 0 && out.marks ? out.marks.bytes[out.progressed - 1] : 0;
+    if (from >= out.frames.length) return undefined;
+    // Its own bytes: the original's go back to their slab when the sink hands it on.
+    const frames = Buffer.from(out.frames.subarray(from));
+    const copy = new Item(out.id, frames, forEachFrame(frames, () => {}), out.origin);
+    copy.tickets = out.tickets;
+    return copy;
+  }
+
+  /** Before the copy is appended (the sink may hand the original on meanwhile). */
+  writing(out: Item): void {
+    out.copied = true;
+  }
+
+  /** The copy is in the spill at `at`; or, `at` undefined, it could not be written. */
+  written(out: Item, at: CopyAt | undefined): void {
+    const early = this.handedOnWhileWriting.delete(out.id);
+    if (!at) {
+      out.copied = false;
+      return;
+    }
+    this.byId.set(out.id, { at, handedOn: false, gone: false });
+    if (early) this.handedOn(out);
+  }
+
+  /** The sink handed `item` on: its copy is not needed any more. */
+  handedOn(item: Item): void {
+    if (!item.copied) return;
+    const c = this.byId.get(item.id);
+    if (!c) {
+      this.handedOnWhileWriting.add(item.id);
+      return;
+    }
+    if (c.place) {
+      this.ledger.release(c.place);
+      this.byId.delete(item.id);
+      return;
+    }
+    c.handedOn = true;
+    // Not read yet: passed over now if it is next to read (the next run must not send it, and a clean
+    // stop does not read on); else when it is read.
+    this.serial(() => {
+      if (this.byId.get(item.id) !== c || c.at.seg.removed || c.at.seg.readOff !== c.at.start) return;
+      this.ledger.release(this.reader.pass(c.at.seg, c.at.end - c.at.start));
+      this.byId.delete(item.id);
+    });
+  }
+
+  /**
+   * The original, given back by the sink, is moved to the spill: read back already, the copy's place
+   * becomes its place (it then counts as read back, as it is); else the copy is released unsent.
+   */
+  adopt(item: Item): void {
+    const c = item.copied ? this.byId.get(item.id) : undefined;
+    if (!c) return;
+    if (c.place) {
+      item.place = c.place;
+      this.byId.delete(item.id);
+    } else c.gone = true;
+  }
+
+  /** A record read back: true when it is a copy not to send (its place released, or kept until then). */
+  skip(id: number | undefined, place: Place): boolean {
+    const c = id === undefined || this.byId.size === 0 ? undefined : this.byId.get(id);
+    if (!c) return false;
+    if (c.handedOn || c.gone) {
+      this.ledger.release(place);
+      this.byId.delete(id!);
+    } else c.place = place;
+    return true;
+  }
+}
