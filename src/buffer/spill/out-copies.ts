@@ -99,7 +99,9 @@ export class OutCopies {
     const c = item.copied ? this.byId.get(item.id) : undefined;
     if (!c) return;
     if (c.place) {
+      // A read-back batch from now on: its hand-on releases the place, nothing else to track.
       item.place = c.place;
+      item.copied = false;
       this.byId.delete(item.id);
     } else c.gone = true;
   }
