@@ -13,8 +13,6 @@ interface CopyState {
   at: CopyAt;
   /** The original was handed on: the copy, read back, is released unsent. */
   handedOn: boolean;
-  /** The original went to the spill itself (the sink gave it back): the copy is released unsent. */
-  gone: boolean;
   /** The copy was read back while the original was alive: released when the original is handed on. */
   place?: Place;
 }
@@ -64,7 +62,7 @@ export class OutCopies {
       out.copied = false;
       return;
     }
-    this.byId.set(out.id, { at, handedOn: false, gone: false });
+    this.byId.set(out.id, { at, handedOn: false });
     if (early) this.handedOn(out);
   }
 
@@ -92,25 +90,26 @@ export class OutCopies {
   }
 
   /**
-   * The original, given back by the sink, is moved to the spill: read back already, the copy's place
-   * becomes its place (it then counts as read back, as it is); else the copy is released unsent.
+   * The original, given back by the sink, is to be moved to the spill. Its copy read back already:
+   * the copy's place becomes its place (it counts as read back, as it is), and it stays. Not read yet:
+   * the copy stands for it, where it belongs (the first record after the spill started; nothing
+   * read back comes before it), and will be sent; false: the original is dropped from memory.
    */
-  adopt(item: Item): void {
+  adopt(item: Item): boolean {
     const c = item.copied ? this.byId.get(item.id) : undefined;
-    if (!c) return;
-    if (c.place) {
-      // A read-back batch from now on: its hand-on releases the place, nothing else to track.
-      item.place = c.place;
-      item.copied = false;
-      this.byId.delete(item.id);
-    } else c.gone = true;
+    if (!c) return true;
+    this.byId.delete(item.id);
+    item.copied = false;
+    if (!c.place) return false;
+    item.place = c.place;
+    return true;
   }
 
   /** A record read back: true when it is a copy not to send (its place released, or kept until then). */
   skip(id: number | undefined, place: Place): boolean {
     const c = id === undefined || this.byId.size === 0 ? undefined : this.byId.get(id);
     if (!c) return false;
-    if (c.handedOn || c.gone) {
+    if (c.handedOn) {
       this.ledger.release(place);
       this.byId.delete(id!);
     } else c.place = place;

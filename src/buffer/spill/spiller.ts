@@ -92,9 +92,13 @@ export class Spiller {
    */
   async writeMemory(why: string): Promise<void> {
     const mem = this.mem;
-    const all = mem.takeAll();
-    // A batch the sink gave back whose copy is in the spill: the copy's place, or the copy unsent.
-    for (const item of all) if (item.copied) this.hooks.copies.adopt(item);
+    // A batch the sink gave back whose copy is in the spill: the copy's place, or the copy for it.
+    const all = mem.takeAll().filter((item) => {
+      if (!item.copied || this.hooks.copies.adopt(item)) return true;
+      mem.bytes -= item.frames.length;
+      this.hooks.free(item);
+      return false;
+    });
     const first = all.findIndex((i) => !i.place);
     if (first === -1) return mem.putBack(all);
     if (!this.announced) {
