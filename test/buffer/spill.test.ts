@@ -527,3 +527,16 @@ t.test('the original handed on, then a clean stop with the spill unsent: the nex
   t.same(await drainToEnd(b.spill), [...Array(29).keys()].map((i) => big(i + 1)), 'the rest, once; not the copy');
   await b.shutdown();
 });
+
+t.test('given back by the sink, then a clean stop: the next run sends the batch once (the copy stands for it)', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const { a, out, push } = await outWhenSpilling(t, dir);
+  for (let i = 1; i < 30; i++) await push(i);
+  a.spill.requeue([out]);
+  a.spill.close();
+  await a.shutdown();
+  const b = await openSpill(t, dir);
+  b.spill.close();
+  t.same(await drainToEnd(b.spill), [...Array(30).keys()].map(big), 'each once, in order');
+  await b.shutdown();
+});
