@@ -462,8 +462,8 @@ t.test('a damaged length in the last segment is damage, not a torn write: the re
  * send the spill and read all of it from the files again (crash-loop runs: 1,254-3,000 lines). Its
  * rest is now copied to the spill first.
  */
-async function outWhenSpilling(t: Tap.Test, dir: string, io?: FaultyIo, marks?: Batch['marks']) {
-  const a = await openSpill(t, dir, { fsyncIntervalMs: 3_600_000, segmentBytes: 1024 * 1024, io });
+async function outWhenSpilling(t: Tap.Test, dir: string, io?: FaultyIo, marks?: Batch['marks'], opts: Partial<SpillOptions> = {}) {
+  const a = await openSpill(t, dir, { fsyncIntervalMs: 3_600_000, segmentBytes: 1024 * 1024, io, ...opts });
   const events: string[] = [];
   const push = (i: number, frames = frame(big(i))) => a.spill.push({ frames, count: frames === undefined ? 1 : msgOf(frames).length, onHandedOn: () => events.push(`h${i}`), onSpilled: () => events.push(`s${i}`), ...(i === 0 && marks && { marks }) });
   await push(0, marks ? Buffer.concat([frame('first piece'), frame(big(0))]) : undefined);
@@ -528,7 +528,7 @@ t.test('the original handed on, then a clean stop with the spill unsent: the nex
   await b.shutdown();
 });
 
-t.test('given back by the sink, then a clean stop: the next run sends the batch once (the copy stands for it)', async (t) => {
+t.test('given back by the sink, then a clean stop: the next run sends the batch once (its copy passed over)', async (t) => {
   const dir = join(t.testdir(), 'spill');
   const { a, out, push } = await outWhenSpilling(t, dir);
   for (let i = 1; i < 30; i++) await push(i);
@@ -539,4 +539,32 @@ t.test('given back by the sink, then a clean stop: the next run sends the batch 
   b.spill.close();
   t.same(await drainToEnd(b.spill), [...Array(30).keys()].map(big), 'each once, in order');
   await b.shutdown();
+});
+
+t.test('the disk refuses right after the copy, the sink gives the batch back: the copy is passed over, the batch sent first, all in order', async (t) => {
+  // Takes the copy's write, then refuses every write (a disk that just filled).
+  class FullAfterOneWrite extends FaultyIo {
+    writes = -Infinity;
+    override check(growing: boolean) {
+      if (growing && ++this.writes > 1 && this.writes < 1000) this.failWrites ??= 'ENOSPC';
+      return super.check(growing);
+    }
+  }
+  const io = new FullAfterOneWrite();
+  const { a, out, push } = await outWhenSpilling(t, join(t.testdir(), 'spill'), io, undefined, { retryMs: 5, fsyncIntervalMs: 20 });
+  io.writes = 0;
+  const pushes = (async () => {
+    for (let i = 1; i < 30; i++) await push(i);
+  })();
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => a.spill.problem !== undefined && (clearInterval(poll), resolve()), 5);
+  });
+  t.equal(a.spill.counters.spilledBatches, 1, 'nothing but the copy went to disk');
+  a.spill.requeue([out]);
+  io.writes = 1000;
+  io.failWrites = undefined;
+  await pushes;
+  a.spill.close();
+  t.same(await drainToEnd(a.spill), [...Array(30).keys()].map(big), 'each once, in order: the batch given back first');
+  t.same((await a.shutdown()).bytes, 0, 'nothing left for the next run');
 });

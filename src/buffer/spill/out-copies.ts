@@ -91,18 +91,28 @@ export class OutCopies {
 
   /**
    * The original, given back by the sink, is to be moved to the spill. Its copy read back already:
-   * the copy's place becomes its place (it counts as read back, as it is), and it stays. Not read yet:
-   * the copy stands for it, where it belongs (the first record after the spill started; nothing
-   * read back comes before it), and will be sent; false: the original is dropped from memory.
+   * the copy's place becomes its place (it counts as read back, as it is). Not read yet: the copy is
+   * passed over, and the original goes on as it was, durable nowhere. The copy is next to read: the
+   * copies are the first records since the spill started, and the sink gives back all it holds.
+   * (A copy left to stand for the original would be read after whatever the spill could not take
+   * and memory then sent: out of order.)
    */
-  adopt(item: Item): boolean {
+  adopt(item: Item): void {
     const c = item.copied ? this.byId.get(item.id) : undefined;
-    if (!c) return true;
-    this.byId.delete(item.id);
     item.copied = false;
-    if (!c.place) return false;
-    item.place = c.place;
-    return true;
+    if (!c) return;
+    if (c.place) {
+      this.byId.delete(item.id);
+      item.place = c.place;
+      return;
+    }
+    if (!c.at.seg.removed && c.at.seg.readOff === c.at.start) {
+      this.byId.delete(item.id);
+      this.ledger.release(this.reader.pass(c.at.seg, c.at.end - c.at.start));
+      return;
+    }
+    // Not next (never seen): not sent when it is read; the original is sent instead.
+    c.handedOn = true;
   }
 
   /** A record read back: true when it is a copy not to send (its place released, or kept until then). */

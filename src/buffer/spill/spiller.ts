@@ -92,13 +92,9 @@ export class Spiller {
    */
   async writeMemory(why: string): Promise<void> {
     const mem = this.mem;
-    // A batch the sink gave back whose copy is in the spill: the copy's place, or the copy for it.
-    const all = mem.takeAll().filter((item) => {
-      if (!item.copied || this.hooks.copies.adopt(item)) return true;
-      mem.bytes -= item.frames.length;
-      this.hooks.free(item);
-      return false;
-    });
+    const all = mem.takeAll();
+    // A batch the sink gave back whose copy is in the spill: the copy's place, or the copy passed over.
+    for (const item of all) if (item.copied) this.hooks.copies.adopt(item);
     const first = all.findIndex((i) => !i.place);
     if (first === -1) return mem.putBack(all);
     if (!this.announced) {
