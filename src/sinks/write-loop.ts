@@ -5,14 +5,6 @@ import type { Batch, BatchBuffer } from '../batch.js';
 import type { Framing } from './sink.js';
 
 /**
- * The write loop of the plain syslog sinks (a socket, stdout): takes batches, writes each (as LF
- * frames when asked), and hands it on once the stream took its bytes, in order. Returns when the
- * buffer is finished or `stop` resolves (`stopped()` then says so). `inflight` holds the batches
- * written and not handed on yet, for the caller to requeue when the stream failed. `written` sees
- * each batch's frames once the stream took them, before the batch is handed on (and its memory
- * reused). `beforeTake` runs before each take: what must precede the next batch is written there.
- */
-/**
  * For its first seconds (--careful-start) a following run writes every marked batch in pieces, each
  * committed as the kernel takes it, whatever the socket: a process just started is the likeliest to
  * be killed again (a crash loop: the OOM killer, a liveness probe), and it is catching up, so the
@@ -27,6 +19,15 @@ export function writeCarefullyUntil(ms: number): void {
 }
 const startingUp = (): boolean => performance.now() < carefulUntilMs;
 
+/**
+ * The write loop of the plain syslog sinks (a socket, stdout): takes batches, writes each (as LF
+ * frames when asked), and hands it on once the stream took its bytes, in order. Returns when the
+ * buffer is finished or `stop` resolves (`stopped()` then says so). `inflight` holds the batches
+ * written and not handed on yet, for the caller to requeue when the stream failed. `written` sees
+ * each batch's frames once the stream took them, before the batch is handed on (and its memory
+ * reused). `beforeTake` runs before each take: what must precede the next batch is written there.
+ * `careful` (default: the first seconds, above) writes marked batches in pieces too (tests set it).
+ */
 export async function writeBatches(
   out: Writable,
   buffer: BatchBuffer,
