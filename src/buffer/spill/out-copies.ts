@@ -115,6 +115,16 @@ export class OutCopies {
     c.handedOn = true;
   }
 
+  /**
+   * Whether `seg` holds a copy still tracked here. --when-full drop-oldest passes such a segment by: a
+   * gap record for the copy would name lines the original delivers, and a copy rewritten away would
+   * leave its soft positions standing for nothing after a kill.
+   */
+  holdsCopy(seg: Segment): boolean {
+    for (const c of this.byId.values()) if (c.at.seg === seg) return true;
+    return false;
+  }
+
   /** A record read back: true when it is a copy not to send (its place released, or kept until then). */
   skip(id: number | undefined, place: Place): boolean {
     const c = id === undefined || this.byId.size === 0 ? undefined : this.byId.get(id);

@@ -284,7 +284,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
     return this.serial(async () => {
       let memory = this.mem.takeAll();
       const waiting = new Set(memory.flatMap((i) => (i.place ? [i.place.seg] : [])));
-      const victim = this.ledger.segs.find((s) => !s.removed && !s.gapsOnly && (s.readOff < s.size || waiting.has(s)));
+      const victim = this.ledger.segs.find((s) => !s.removed && !s.gapsOnly && (s.readOff < s.size || waiting.has(s)) && !this.outCopies.holdsCopy(s));
       try {
         if (!victim) return false;
         if (victim.readOff === 0 && victim.places.length === 0) {
