@@ -47,8 +47,10 @@ export class Item implements Batch {
   marks: Batch['marks'];
   /** Marks committed so far (the sink wrote the pieces before them). */
   progressed = 0;
-  /** Out with the sink when the spill started: the rest of it was written to the spill too (copies.ts). */
+  /** Out with the sink when the spill started: the rest of it was written to the spill too (out-copies.ts). */
   copied = false;
+  /** Given back by the sink, its copy not read yet: durable through the copy, as a read-back batch is through its place. */
+  covered = false;
   constructor(
     readonly id: number,
     readonly frames: Buffer,

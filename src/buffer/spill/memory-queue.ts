@@ -1,6 +1,9 @@
 import type { Item } from './ledger.js';
 import { Deque } from './order.js';
 
+/** In the spill already: read back from it (its place), or given back with its copy there unread. */
+export const durable = (i: Item): boolean => i.place !== undefined || i.covered;
+
 /**
  * What the spill holds in memory, in stream order: batches the sink gave back (front), the queue
  * (read back from the spill, or not spilled at all), and the overflow, which comes after the spill:
@@ -88,18 +91,18 @@ export class MemoryQueue {
 
   /** Something waits that is durable nowhere (not read back from the spill). */
   hasUndurable(): boolean {
-    if (this.front.some((i) => !i.place)) return true;
-    for (let k = 0; k < this.queue.length; k++) if (!this.queue.at(k)!.place) return true;
+    if (this.front.some((i) => !durable(i))) return true;
+    for (let k = 0; k < this.queue.length; k++) if (!durable(this.queue.at(k)!)) return true;
     return false;
   }
 
   /** How long the oldest batch waiting that is durable nowhere has waited. */
   oldestWaitingMs(): number {
     let oldest = Infinity;
-    for (const i of this.front) if (!i.place) oldest = Math.min(oldest, i.at);
+    for (const i of this.front) if (!durable(i)) oldest = Math.min(oldest, i.at);
     for (let k = 0; k < this.queue.length; k++) {
       const i = this.queue.at(k)!;
-      if (!i.place) {
+      if (!durable(i)) {
         oldest = Math.min(oldest, i.at);
         break;
       }

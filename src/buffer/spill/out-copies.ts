@@ -91,28 +91,41 @@ export class OutCopies {
 
   /**
    * The original, given back by the sink, is to be moved to the spill. Its copy read back already:
-   * the copy's place becomes its place (it counts as read back, as it is). Not read yet: the copy is
-   * passed over, and the original goes on as it was, durable nowhere. The copy is next to read: the
-   * copies are the first records since the spill started, and the sink gives back all it holds.
-   * (A copy left to stand for the original would be read after whatever the spill could not take
-   * and memory then sent: out of order.)
+   * the copy's place becomes its place (it counts as read back, as it is). Not read yet: the copy
+   * covers it (Item.covered): it is in the spill where the batch belongs, before everything spilled
+   * since, so the batch is not written again; read, the copy is passed over while the batch lives,
+   * and released once the batch is handed on. A batch left to its copy alone (dropped from memory)
+   * came after what memory then sent while the disk refused the rest: out of order; a copy passed
+   * over at once left the batch durable nowhere: lost at a stop with the disk refusing.
    */
   adopt(item: Item): void {
-    const c = item.copied ? this.byId.get(item.id) : undefined;
-    item.copied = false;
-    if (!c) return;
+    const c = this.byId.get(item.id);
+    if (!c) {
+      item.copied = false;
+      return;
+    }
     if (c.place) {
       this.byId.delete(item.id);
+      item.copied = false;
       item.place = c.place;
       return;
     }
-    if (!c.at.seg.removed && c.at.seg.readOff === c.at.start) {
-      this.byId.delete(item.id);
-      this.ledger.release(this.reader.pass(c.at.seg, c.at.end - c.at.start));
-      return;
-    }
-    // Not next (never seen): not sent when it is read; the original is sent instead.
-    c.handedOn = true;
+    item.covered = true;
+  }
+
+  /**
+   * A covered batch was written again, durably, in a front segment (memory's read-back batches go
+   * there so that the order holds): its copy is passed over, next to read as it is. Were it not
+   * (never seen), it is left to be sent: a duplicate. Marked, it would be skipped by its id, and the
+   * front segment's record, read first, has the same id.
+   */
+  rewritten(item: Item): void {
+    const c = this.byId.get(item.id);
+    item.covered = item.copied = false;
+    if (!c) return;
+    this.byId.delete(item.id);
+    if (c.place) this.ledger.release(c.place);
+    else if (!c.at.seg.removed && c.at.seg.readOff === c.at.start) this.ledger.release(this.reader.pass(c.at.seg, c.at.end - c.at.start));
   }
 
   /**

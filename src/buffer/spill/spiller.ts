@@ -1,7 +1,7 @@
 import type { Logger } from '../../telemetry/log.js';
 import type { DiskState } from './disk-state.js';
 import type { Counters, Item, Ledger } from './ledger.js';
-import type { MemoryQueue } from './memory-queue.js';
+import { durable, type MemoryQueue } from './memory-queue.js';
 import { encodeRecord, encodeRecordParts } from './disk-record.js';
 import type { SegmentWriter } from './writer.js';
 import { OutCopies } from './out-copies.js';
@@ -93,9 +93,9 @@ export class Spiller {
   async writeMemory(why: string): Promise<void> {
     const mem = this.mem;
     const all = mem.takeAll();
-    // A batch the sink gave back whose copy is in the spill: the copy's place, or the copy passed over.
+    // A batch the sink gave back whose copy is in the spill: read back, the copy's place is its place; not yet, the copy covers it.
     for (const item of all) if (item.copied) this.hooks.copies.adopt(item);
-    const first = all.findIndex((i) => !i.place);
+    const first = all.findIndex((i) => !durable(i));
     if (first === -1) return mem.putBack(all);
     if (!this.announced) {
       this.announced = true;
@@ -132,6 +132,7 @@ export class Spiller {
     }
     this.disk.succeeded();
     for (const item of items) {
+      if (item.covered) this.hooks.copies.rewritten(item);
       mem.bytes -= item.frames.length;
       this.hooks.free(item);
       this.hooks.settle(item);
