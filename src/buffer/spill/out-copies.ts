@@ -25,7 +25,7 @@ interface CopyState {
  * written to the spill first, as a copy: the soft frontier passes it, and a kill -9 repeats what of it
  * the drain already had. The copy is for the next run only: read back while the original is alive
  * (out with the sink, or given back) it is not sent, and its place is released once the original is
- * handed on.
+ * handed on. Never released before that: until then it may be the batch's only durable copy.
  */
 export class OutCopies {
   private readonly byId = new Map<number, CopyState>();
@@ -106,7 +106,7 @@ export class OutCopies {
     }
     if (c.place) {
       this.byId.delete(item.id);
-      item.copied = false;
+      item.copied = item.covered = false;
       item.place = c.place;
       return;
     }
