@@ -541,7 +541,7 @@ t.test('given back by the sink, then a clean stop: the next run sends the batch 
   await b.shutdown();
 });
 
-t.test('the disk refuses right after the copy, the sink gives the batch back: the copy is passed over, the batch sent first, all in order', async (t) => {
+t.test('the disk refuses right after the copy, the sink gives the batch back: the batch is sent first, its copy skipped, all in order', async (t) => {
   // Takes the copy's write, then refuses every write (a disk that just filled).
   class FullAfterOneWrite extends FaultyIo {
     writes = -Infinity;
@@ -567,4 +567,31 @@ t.test('the disk refuses right after the copy, the sink gives the batch back: th
   a.spill.close();
   t.same(await drainToEnd(a.spill), [...Array(30).keys()].map(big), 'each once, in order: the batch given back first');
   t.same((await a.shutdown()).bytes, 0, 'nothing left for the next run');
+});
+
+t.test('given back, its copy unread, then a clean stop with segments refused: the copy is kept, and the next run sends the batch once', async (t) => {
+  // New segments refused (a full disk), while the small cursor file still gets written.
+  class SegmentsRefused extends FaultyIo {
+    refuse = false;
+    override async open(path: string, mode: Parameters<FaultyIo['open']>[1]) {
+      if (this.refuse && mode !== 'read' && path.includes('.seg')) throw Object.assign(new Error('ENOSPC (injected)'), { code: 'ENOSPC' });
+      return super.open(path, mode);
+    }
+  }
+  const dir = join(t.testdir(), 'spill');
+  const io = new SegmentsRefused();
+  // Memory just past the batch out: the read-back has no room for its copy, which stays unread.
+  const { a, out, push } = await outWhenSpilling(t, dir, io, undefined, { memoryMaxBytes: 8100 });
+  const small = (i: number) => `small ${i}`;
+  for (let i = 1; i < 30; i++) await push(i, frame(small(i)));
+  t.ok(a.spill.counters.spilledBatches > 1, 'the copy and the lines after it went to disk');
+  a.spill.requeue([out]);
+  io.refuse = true;
+  a.spill.close();
+  await a.shutdown();
+  await io.closeAll();
+  const b = await openSpill(t, dir);
+  b.spill.close();
+  t.same(await drainToEnd(b.spill), [big(0), ...[...Array(29).keys()].map((i) => small(i + 1))], 'each once, in order: the copy stood for the batch');
+  await b.shutdown();
 });
