@@ -595,3 +595,30 @@ t.test('given back, its copy unread, then a clean stop with segments refused: th
   t.same(await drainToEnd(b.spill), [big(0), ...[...Array(29).keys()].map((i) => small(i + 1))], 'each once, in order: the copy stood for the batch');
   await b.shutdown();
 });
+
+t.test('the original handed on, its unread copy passed over: the cursor is saved soon, so a kill -9 then does not send the copy', async (t) => {
+  const dir = join(t.testdir(), 'spill');
+  const io = new FaultyIo();
+  // Memory just past the batch out: the read-back has no room for its copy, which stays unread.
+  const { a, out, push } = await outWhenSpilling(t, dir, io, undefined, { memoryMaxBytes: 8100 });
+  const small = (i: number) => `small ${i}`;
+  for (let i = 1; i < 30; i++) await push(i, frame(small(i)));
+  a.spill.handedOn(out);
+  // The cursor's quick save (write and rename, no fsync), as after any hand-on: awaited, bounded.
+  const ledger = (a.spill as unknown as { ledger: { cursorQuickDirty: boolean } }).ledger;
+  const saved = await new Promise<boolean>((resolve) => {
+    const since = Date.now();
+    const poll = setInterval(() => {
+      if (ledger.cursorQuickDirty && Date.now() - since < 5000) return;
+      clearInterval(poll);
+      resolve(!ledger.cursorQuickDirty);
+    }, 5);
+  });
+  t.ok(saved, 'the cursor was saved after the copy was passed over');
+  a.spill.abandon();
+  await io.closeAll();
+  const b = await openSpill(t, dir);
+  b.spill.close();
+  t.same(await drainToEnd(b.spill), [...Array(29).keys()].map((i) => small(i + 1)), 'the rest, once; not the copy');
+  await b.shutdown();
+});

@@ -225,6 +225,10 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
    * What was handed on from the spill reaches cursor.json within QUICK_CURSOR_MS, without fsync (that
    * stays on the interval): a restart after kill -9 does not send a read-back backlog again.
    */
+  protected cursorMoved(): void {
+    if (this.ledger.cursorQuickDirty) this.saveCursorSoon();
+  }
+
   private saveCursorSoon(): void {
     if (this.quickTimer || this.stopped) return;
     this.quickTimer = setTimeout(() => {

@@ -93,7 +93,13 @@ export abstract class SpillCore {
     // Read-back windows come from the frame writer's pool of slabs (read-slabs.ts).
     this.reader = new SegmentReader(this.ledger, opts.log, opts.stats, this.counters);
     this.policy = new FullPolicy(opts, this.counters, this.limited);
-    this.outCopies = new OutCopies(this.ledger, this.reader, (op) => void this.serial(async () => op()).finally(() => this.afterWrite()));
+    // A copy passed over moves the cursor: saved soon, as a hand-on's is (a kill before that sends it again).
+    this.outCopies = new OutCopies(this.ledger, this.reader, (op) =>
+      void this.serial(async () => op()).finally(() => {
+        this.cursorMoved();
+        this.afterWrite();
+      }),
+    );
     this.spiller = new Spiller(this.mem, this.ledger, this.writer, this.disk, this.counters, opts.log, opts.dir, {
       settle: (item) => this.settle(item),
       spilled: (item) => {
@@ -198,6 +204,9 @@ export abstract class SpillCore {
   protected async sealCaughtUp(): Promise<void> {
     if (this.ledger.unread === 0 && this.pendingOps === 0 && this.writer.tail) await this.writer.seal(this.writer.tail).catch((err) => this.disk.failed(err));
   }
+
+  /** The spill's cursor moved outside a hand-on (the buffer saves it soon). */
+  protected abstract cursorMoved(): void;
 
   /** A disk operation that may have changed what comes next in the stream is done. */
   protected afterWrite(): void {
