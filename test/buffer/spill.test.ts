@@ -596,7 +596,7 @@ t.test('given back, its copy unread, then a clean stop with segments refused: th
   await b.shutdown();
 });
 
-t.test('the original handed on, its unread copy passed over: the cursor is saved soon, so a kill -9 then does not send the copy', async (t) => {
+t.test('the original handed on, its unread copy passed over: the cursor is saved at once, so a kill -9 then does not send the copy', async (t) => {
   const dir = join(t.testdir(), 'spill');
   const io = new FaultyIo();
   // Memory just past the batch out: the read-back has no room for its copy, which stays unread.
@@ -604,7 +604,7 @@ t.test('the original handed on, its unread copy passed over: the cursor is saved
   const small = (i: number) => `small ${i}`;
   for (let i = 1; i < 30; i++) await push(i, frame(small(i)));
   a.spill.handedOn(out);
-  // The cursor's quick save (write and rename, no fsync), as after any hand-on: awaited, bounded.
+  // The cursor's save (write and rename, no fsync): awaited, bounded.
   const ledger = (a.spill as unknown as { ledger: { cursorQuickDirty: boolean } }).ledger;
   const saved = await new Promise<boolean>((resolve) => {
     const since = Date.now();

@@ -36,6 +36,8 @@ export class OutCopies {
     private readonly reader: SegmentReader,
     /** Runs `op` on the spill's serial chain (where the reader moves too), then what follows a read. */
     private readonly serial: (op: () => void) => void,
+    /** A copy was let go (its place released, or passed over): the cursor is to be saved. */
+    private readonly letGo: () => void,
   ) {}
 
   /** The copy of `out` to append; undefined when nothing is left of it, or it has per-line keys. */
@@ -77,6 +79,7 @@ export class OutCopies {
     if (c.place) {
       this.ledger.release(c.place);
       this.byId.delete(item.id);
+      this.letGo();
       return;
     }
     c.handedOn = true;
@@ -86,6 +89,7 @@ export class OutCopies {
       if (this.byId.get(item.id) !== c || c.at.seg.removed || c.at.seg.readOff !== c.at.start) return;
       this.ledger.release(this.reader.pass(c.at.seg, c.at.end - c.at.start));
       this.byId.delete(item.id);
+      this.letGo();
     });
   }
 
@@ -126,6 +130,8 @@ export class OutCopies {
     this.byId.delete(item.id);
     if (c.place) this.ledger.release(c.place);
     else if (!c.at.seg.removed && c.at.seg.readOff === c.at.start) this.ledger.release(this.reader.pass(c.at.seg, c.at.end - c.at.start));
+    else return;
+    this.letGo();
   }
 
   /**
@@ -145,6 +151,7 @@ export class OutCopies {
     if (c.handedOn) {
       this.ledger.release(place);
       this.byId.delete(id!);
+      this.letGo();
     } else c.place = place;
     return true;
   }

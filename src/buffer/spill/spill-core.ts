@@ -93,12 +93,11 @@ export abstract class SpillCore {
     // Read-back windows come from the frame writer's pool of slabs (read-slabs.ts).
     this.reader = new SegmentReader(this.ledger, opts.log, opts.stats, this.counters);
     this.policy = new FullPolicy(opts, this.counters, this.limited);
-    // A copy passed over moves the cursor: saved soon, as a hand-on's is (a kill before that sends it again).
-    this.outCopies = new OutCopies(this.ledger, this.reader, (op) =>
-      void this.serial(async () => op()).finally(() => {
-        this.cursorMoved();
-        this.afterWrite();
-      }),
+    this.outCopies = new OutCopies(
+      this.ledger,
+      this.reader,
+      (op) => void this.serial(async () => op()).finally(() => this.afterWrite()),
+      () => this.cursorMoved(),
     );
     this.spiller = new Spiller(this.mem, this.ledger, this.writer, this.disk, this.counters, opts.log, opts.dir, {
       settle: (item) => this.settle(item),
@@ -205,7 +204,7 @@ export abstract class SpillCore {
     if (this.ledger.unread === 0 && this.pendingOps === 0 && this.writer.tail) await this.writer.seal(this.writer.tail).catch((err) => this.disk.failed(err));
   }
 
-  /** The spill's cursor moved outside a hand-on (the buffer saves it soon). */
+  /** A copy was let go: the cursor that says so is saved now (the buffer). */
   protected abstract cursorMoved(): void;
 
   /** A disk operation that may have changed what comes next in the stream is done. */
