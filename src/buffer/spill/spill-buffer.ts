@@ -222,10 +222,6 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
   }
 
   /**
-   * What was handed on from the spill reaches cursor.json within QUICK_CURSOR_MS, without fsync (that
-   * stays on the interval): a restart after kill -9 does not send a read-back backlog again.
-   */
-  /**
    * Now, not QUICK_CURSOR_MS later: a kill -9 before the save sends the copy again, and copies are let
    * go right after the spill starts, when kills come (a crash loop's run dies while it catches up):
    * 952 lines sent twice in a crash-loop run. Few copies, so few saves (a write and a rename each).
@@ -234,6 +230,10 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
     if (!this.stopped && this.disk.canWrite) void this.serial(() => this.ledger.saveCursor(true).catch((err) => this.disk.failed(err)));
   }
 
+  /**
+   * What was handed on from the spill reaches cursor.json within QUICK_CURSOR_MS, without fsync (that
+   * stays on the interval): a restart after kill -9 does not send a read-back backlog again.
+   */
   private saveCursorSoon(): void {
     if (this.quickTimer || this.stopped) return;
     this.quickTimer = setTimeout(() => {
