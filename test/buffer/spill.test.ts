@@ -622,3 +622,38 @@ t.test('the original handed on, its unread copy passed over: the cursor is saved
   t.same(await drainToEnd(b.spill), [...Array(29).keys()].map((i) => small(i + 1)), 'the rest, once; not the copy');
   await b.shutdown();
 });
+
+t.test('drop-oldest: a segment rewritten to gap records whose folder fsync then fails is read as its new bytes', async (t) => {
+  // The folder's fsync after a segment was replaced fails once (EIO): the rename is done all the same.
+  class DirSyncFailsAfterSegment extends FaultyIo {
+    lastRename = '';
+    failed = 0;
+    override async rename(from: string, to: string) {
+      this.lastRename = to;
+      return super.rename(from, to);
+    }
+    override async syncDir(dir: string) {
+      if (this.lastRename.endsWith('.seg') && this.failed === 0) {
+        this.failed++;
+        throw Object.assign(new Error('EIO (injected)'), { code: 'EIO' });
+      }
+      return super.syncDir(dir);
+    }
+  }
+  const io = new DirSyncFailsAfterSegment();
+  const a = await openSpill(t, join(t.testdir(), 'spill'), { whenFull: 'drop-oldest', maxBytes: 96 * 1024, segmentBytes: 32 * 1024, io, retryMs: 5 });
+  // Up to the push whose room the rewrite made: no later drop rewrites the segment again (which mended it).
+  let n = 0;
+  while (n < 40 && io.failed === 0) await a.spill.push({ frames: frame(big(n)), count: 1, origin: { source: 's', start: n * 10, end: ++n * 10 } });
+  t.equal(io.failed, 1, 'the fsync after the rewrite failed');
+  a.spill.close();
+  let timer: NodeJS.Timeout | undefined;
+  const got = await Promise.race([drainToEnd(a.spill), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 5000)))]);
+  clearTimeout(timer);
+  t.ok(got, 'the spill is read to its end (it waited for bytes the segment no longer had)');
+  const sent = (got ?? []).filter((m) => m.startsWith('line ')).map((m) => Number(m.split(' ')[1]));
+  const named = (got ?? []).filter((m) => !m.startsWith('line ')).flatMap((m) => [...m.matchAll(/offsets (\d+)-(\d+)/g)].map((x) => [Number(x[1]) / 10, Number(x[2]) / 10]));
+  const wrong = [...Array(n).keys()].filter((i) => sent.includes(i) === named.some(([f, e]) => i >= f && i < e));
+  t.same(wrong, [], 'every line sent or named by a gap record, not both, not neither');
+  await a.shutdown();
+});

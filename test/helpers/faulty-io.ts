@@ -22,9 +22,26 @@ export class FaultyIo implements SpillIo {
   /** closeAll ran: the process is gone, a file still being opened is closed at once. */
   private dead = false;
 
-  /** What the kernel does for a process that died: closes every file it had open. */
+  /** Operations started and not finished: the real calls under the checks. */
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  /** @internal for FaultyFile: `p` is a real file operation under way. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = () => void this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /**
+   * What the kernel does for a process that died: its system calls under way finish (a rename is
+   * done or not before the process is gone), then every file it had open is closed. A dead instance's
+   * rename landing after the next one had read the folder replaced a segment under it (the model
+   * test's spill then waited for bytes the file no longer had).
+   */
   async closeAll(): Promise<void> {
     this.dead = true;
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     const files = [...this.openFiles];
     this.openFiles.clear();
     await Promise.all(files.map((f) => f.close().catch(() => {})));
@@ -46,7 +63,7 @@ export class FaultyIo implements SpillIo {
 
   async open(path: string, mode: OpenMode): Promise<SpillFile> {
     await (mode === 'read' ? this.step() : this.grows());
-    const f = await nodeIo.open(path, mode);
+    const f = await this.track(nodeIo.open(path, mode));
     if (this.dead) {
       // Opened while the "kernel" closed the dead process's files: it closes this one too.
       await f.close();
@@ -57,27 +74,27 @@ export class FaultyIo implements SpillIo {
   }
   async size(path: string) {
     await this.step();
-    return nodeIo.size(path);
+    return this.track(nodeIo.size(path));
   }
   async readdir(dir: string) {
     await this.step();
-    return nodeIo.readdir(dir);
+    return this.track(nodeIo.readdir(dir));
   }
   async rename(from: string, to: string) {
     await this.grows();
-    return nodeIo.rename(from, to);
+    return this.track(nodeIo.rename(from, to));
   }
   async unlink(path: string) {
     await this.step();
-    return nodeIo.unlink(path);
+    return this.track(nodeIo.unlink(path));
   }
   async mkdir(dir: string) {
     await this.grows();
-    return nodeIo.mkdir(dir);
+    return this.track(nodeIo.mkdir(dir));
   }
   async syncDir(dir: string) {
     await this.grows();
-    return nodeIo.syncDir(dir);
+    return this.track(nodeIo.syncDir(dir));
   }
 
   /** @internal for FaultyFile */
@@ -98,23 +115,23 @@ class FaultyFile implements SpillFile {
   async write(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     if (this.io.failWrites && !this.io.crashed && length > 1) {
       // A full disk takes part of a write before it refuses the rest: a torn record.
-      await this.f.write(buf, offset, Math.floor(length / 2), position);
+      await this.io.track(this.f.write(buf, offset, Math.floor(length / 2), position));
     }
     await this.io.check(true);
     const n = this.io.shortWrites && length > 1 ? Math.ceil(length / 3) : length;
-    return this.f.write(buf, offset, n, position);
+    return this.io.track(this.f.write(buf, offset, n, position));
   }
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     await this.io.check(false);
-    return this.f.read(buf, offset, length, position);
+    return this.io.track(this.f.read(buf, offset, length, position));
   }
   async sync(): Promise<void> {
     await this.io.check(true);
-    return this.f.sync();
+    return this.io.track(this.f.sync());
   }
   async truncate(length: number): Promise<void> {
     await this.io.check(false);
-    return this.f.truncate(length);
+    return this.io.track(this.f.truncate(length));
   }
   async close(): Promise<void> {
     // Closing never fails in a way that matters, and a crashed process's files close anyway.

@@ -122,8 +122,10 @@ export async function writeAll(f: SpillFile, parts: Buffer[], position: number):
  * A whole file, durably: a fresh temp file (a stale one is removed first, never followed), fsync,
  * rename over `name`, folder fsync. A failure leaves the old file as it was.
  */
-export async function writeFileDurably(io: SpillIo, dir: string, name: string, data: Buffer): Promise<void> {
+export async function writeFileDurably(io: SpillIo, dir: string, name: string, data: Buffer, replaced?: () => void): Promise<void> {
   await replaceFile(io, dir, name, data, true);
+  // The file is the new one from here, even if the folder's fsync fails: what knows its content follows now.
+  replaced?.();
   await io.syncDir(dir);
 }
 

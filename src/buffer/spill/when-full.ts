@@ -122,14 +122,18 @@ export class FullPolicy {
     const gap = this.gapItem(ranges, 'drop-oldest');
     keep.push(encodeRecord(gap.frames, gap.count, undefined, gap.id));
     const data = Buffer.concat(keep);
-    await writeFileDurably(ledger.io, ledger.dir, segName(victim.seq), data);
-    const freed = victim.size - data.length;
-    ledger.diskBytes -= freed;
-    ledger.unread -= freed;
-    victim.size = data.length;
-    victim.gapsOnly = true;
-    this.account(ranges, lines);
-    this.limited.warn('drop-oldest', { gaps: ranges }, 'spill full: dropped the oldest spilled lines; gap records sent in their place');
+    let freed = 0;
+    // Replaced, the segment is its new bytes, though the folder's fsync may fail after: a ledger left
+    // at the old size waited for bytes the file no longer had (the spill's model test).
+    await writeFileDurably(ledger.io, ledger.dir, segName(victim.seq), data, () => {
+      freed = victim.size - data.length;
+      ledger.diskBytes -= freed;
+      ledger.unread -= freed;
+      victim.size = data.length;
+      victim.gapsOnly = true;
+      this.account(ranges, lines);
+      this.limited.warn('drop-oldest', { gaps: ranges }, 'spill full: dropped the oldest spilled lines; gap records sent in their place');
+    });
     return freed;
   }
 
