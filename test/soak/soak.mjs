@@ -380,10 +380,13 @@ async function oneRun(index, drain, dir, seconds) {
   }
   const duplicates = got.seqs.length - seen.size;
   // The documented bound: per kill -9, the lines handed on in the last ~50 ms plus one spill fsync
-  // interval of spilled lines; per drain outage over RELP, the unacknowledged window;
-  // per drain outage over plain TCP, what --tcp-resend-window sends again (auto: its size in the shortest lines).
-  const perOutage = drain instanceof RsyslogReceiver ? RELP_WINDOW : RESEND_WINDOW_BYTES / SHORTEST_LINE;
-  const bound = Math.ceil(figures.kills * RATE * (QUICK_SAVE_S + SPILL_FSYNC_S) + figures.outages * perOutage);
+  // interval of spilled lines, and over RELP the unacknowledged window (sent, not acknowledged: sent
+  // again); per drain outage over RELP, the unacknowledged window; per drain outage over plain TCP,
+  // what --tcp-resend-window sends again (auto: its size in the shortest lines).
+  const relp = drain instanceof RsyslogReceiver;
+  const perKill = RATE * (QUICK_SAVE_S + SPILL_FSYNC_S) + (relp ? RELP_WINDOW : 0);
+  const perOutage = relp ? RELP_WINDOW : RESEND_WINDOW_BYTES / SHORTEST_LINE;
+  const bound = Math.ceil(figures.kills * perKill + figures.outages * perOutage);
   return { index, drain: drain.name, written, delivered: got.seqs.length, lost, duplicates, bound, outOfOrder, nul: got.nul, empty: got.empty, rotations: lj.rotations, ...figures, stderr };
 }
 
