@@ -657,3 +657,42 @@ t.test('drop-oldest: a segment rewritten to gap records whose folder fsync then 
   t.same(wrong, [], 'every line sent or named by a gap record, not both, not neither');
   await a.shutdown();
 });
+
+t.test('a batch handed on while the copy before it is written is not copied: never sent twice', async (t) => {
+  // The first write after `arm()` waits until `open()`: the sink hands a batch on meanwhile.
+  class GatedIo extends FaultyIo {
+    private gate: Promise<void> | undefined;
+    private reached: () => void = () => {};
+    open_: () => void = () => {};
+    entered: Promise<void> = Promise.resolve();
+    arm() {
+      this.entered = new Promise((r) => (this.reached = r));
+      this.gate = new Promise((r) => (this.open_ = r));
+    }
+    override check(growing: boolean) {
+      const gate = this.gate;
+      if (!growing || !gate) return super.check(growing);
+      this.gate = undefined;
+      this.reached();
+      return gate.then(() => super.check(growing));
+    }
+  }
+  const io = new GatedIo();
+  const dir = join(t.testdir(), 'spill');
+  const { a, out, push } = await outWhenSpilling(t, dir, io);
+  await push(1);
+  const second = a.spill.take()!;
+  t.same(msgOf(second.frames), [big(1)], 'two batches out with the sink');
+  io.arm();
+  const pushes = (async () => {
+    for (let i = 2; i < 30; i++) await push(i);
+  })();
+  await io.entered; // the first copy's write is under way
+  a.spill.handedOn(second);
+  io.open_();
+  await pushes;
+  a.spill.handedOn(out);
+  a.spill.close();
+  t.same(await drainToEnd(a.spill), [...Array(28).keys()].map((i) => big(i + 2)), 'the rest once; neither copy sent');
+  t.same((await a.shutdown()).bytes, 0, 'nothing left for the next run');
+});

@@ -62,6 +62,9 @@ export class Spiller {
     const out = [...this.mem.outItems];
     if (out.some((i) => i.place)) return;
     for (const item of out) {
+      // Handed on (or given back) while the copies before it were written: nothing to copy, and
+      // its frames may be back in their slab.
+      if (!this.mem.outItems.has(item)) continue;
       const copy = OutCopies.copyOf(item);
       if (!copy) continue;
       this.hooks.copies.writing(item);
