@@ -652,15 +652,15 @@ t.test('drop-oldest: a segment rewritten to gap records whose folder fsync then 
 });
 
 t.test('a batch handed on while the copy before it is written is not copied: never sent twice', async (t) => {
-  // The first write after `arm()` waits until `open()`: the sink hands a batch on meanwhile.
+  // The first write after `arm()` waits until `release()`: the sink hands a batch on meanwhile.
   class GatedIo extends FaultyIo {
     private gate: Promise<void> | undefined;
     private reached: () => void = () => {};
-    open_: () => void = () => {};
+    release: () => void = () => {};
     entered: Promise<void> = Promise.resolve();
     arm() {
       this.entered = new Promise((r) => (this.reached = r));
-      this.gate = new Promise((r) => (this.open_ = r));
+      this.gate = new Promise((r) => (this.release = r));
     }
     override check(growing: boolean) {
       const gate = this.gate;
@@ -682,7 +682,7 @@ t.test('a batch handed on while the copy before it is written is not copied: nev
   })();
   await io.entered; // the first copy's write is under way
   a.spill.handedOn(second);
-  io.open_();
+  io.release();
   await pushes;
   a.spill.handedOn(out);
   a.spill.close();

@@ -105,3 +105,10 @@ t.test('to: as a list in the config file', async (t) => {
   const cfg = resolveCollecting({ ...loaded.values }, resolve, loaded.where).cfg as Config;
   t.same(cfg.destinations.map((d) => ('host' in d ? `${d.host}:${d.port}` : '-')), ['r1:2514', 'r2:2514']);
 });
+
+t.test('--careful-start: a duration, 0 turns it off, bounded at 1h', async (t) => {
+  t.equal(resolve({ to: 'a:1' }).carefulStartMs, 10_000, '10 s by default');
+  t.equal(resolve({ to: 'a:1', carefulStart: '0' }).carefulStartMs, 0, '0: off');
+  t.equal(resolve({ to: 'a:1', carefulStart: '2500ms' }).carefulStartMs, 2500);
+  t.throws(() => resolve({ to: 'a:1', carefulStart: '2h' }), /careful-start/, 'past 1h: refused, named');
+});
