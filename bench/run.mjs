@@ -88,12 +88,14 @@ function withTimeout(p, ms, what) {
 async function runOnce(c, input, scratch, tls) {
   const receiver = await startReceiver({ ...c.receiver, tls });
   const dir = mkdtempSync(join(scratch, 'run-'));
+  let m;
+  let ended = false;
   try {
     const spec = c.start({ file: input.path, framed: input.framedPath, port: receiver.port, dir, tls: { caFile: tls?.caFile }, follow: false });
     const target = c.receiver.count === 'bytes' ? input.bytes : input.lines;
     const done = receiver.expect(target);
     const t0 = now();
-    const m = measured(spec.cmd, spec.args, { timeFile: join(dir, 'time.txt'), env: spec.env });
+    m = measured(spec.cmd, spec.args, { timeFile: join(dir, 'time.txt'), env: spec.env });
     const exited = m.exited.then(async (r) => {
       if (!spec.selfExits || r.code !== 0) throw new Error(`${c.name} exited early (${r.code ?? r.signal}): ${r.stderr.slice(-500)}`);
       // Its last bytes may still be on their way to the receiver (cat exits as soon as it wrote them).
@@ -101,7 +103,8 @@ async function runOnce(c, input, scratch, tls) {
     });
     exited.catch(() => {}); // settled after the race, when we stop a contender that does not exit itself
     // A contender whose output stops for STALL_MS fails the run rather than hold the bench for minutes
-    // (seen with syslog-ng 3.38: now and then its file source stops part way through the file).
+    // (seen with syslog-ng before its log path had flags(flow-control): it dropped what its
+    // destination's queue could not take, and the receiver waited for lines that never came).
     let seen = -1;
     let stalled;
     const stall = new Promise((_, reject) => {
@@ -115,11 +118,17 @@ async function runOnce(c, input, scratch, tls) {
     const lastAt = await withTimeout(Promise.race([done, exited, stall]), Math.max(120_000, MB * 600), c.name).finally(() => clearInterval(stalled));
     if (!spec.selfExits) m.stop();
     const r = await withTimeout(m.exited, 30_000, `${c.name} exit`);
+    ended = true;
     const seconds = (lastAt - t0) / 1000;
     // First to last byte: the rate once running, start-up left out.
     const streaming = (lastAt - receiver.firstAt) / 1000;
     return { seconds, streaming, cpu: r.cpu, rssMB: r.rssMB, frames: receiver.frames, bytes: receiver.bytes };
   } finally {
+    // A failed run (stalled, timed out) must not leave its contender running into the next one.
+    if (m && !ended) {
+      m.stop('SIGKILL');
+      await withTimeout(m.exited, 10_000, `${c.name} exit after SIGKILL`).catch(() => {});
+    }
     await receiver.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -390,7 +399,7 @@ function targets(active, results, lat, input) {
       const c = med(p, 'cpu') / gb;
       return [
         [`raw throughput ≥ 3× ${p.split(' ')[0]}`, unit(x, 2, '×'), verdict(x >= 3, x)],
-        [`raw CPU per GB < ${p.split(' ')[0]}`, `${unit(rawCpu, 2, '')} vs ${unit(c, 2, '')}`, verdict(rawCpu < c, c)],
+        [`raw CPU per GB < ${p.split(' ')[0]}`, `${unit(rawCpu, 2, '')} vs ${unit(c, 2, '')}`, verdict(rawCpu < c, rawCpu + c)],
       ];
     }),
     ['follow p99 ≤ 50 ms', unit(p99, 1, ' ms'), verdict(p99 <= 50, p99)],
