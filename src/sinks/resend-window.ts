@@ -49,12 +49,15 @@ interface Entry {
   end: number;
   count: number;
   /**
-   * Where each of its frames started when it was recorded, from the entry's first byte then, and
-   * the index of the first one still held. Found while the frames are in the cache: walked again
-   * when the entry is trimmed, from the ring, each frame's header was a cache miss (3.8 % of a raw
-   * run's CPU for 360,000 frames; bench/README.md, "The resend window").
+   * Where every STRIDE-th frame started when it was recorded, from `origin`; how many frames it had
+   * then, and the index of the first one still held. Found while the frames are in the cache: walked
+   * in the ring when the entry was trimmed, each frame's header was a cache miss (3.8 % of a raw
+   * run's CPU, 360,000 frames a 500 MB run; bench/README.md, "The resend window's cost"). Every
+   * frame's start was kept at first: those arrays outlived the young generation and their dead
+   * copies waited for a full GC (+1.4 MB at the peak); one in 16 costs 100 bytes a batch.
    */
   starts: Int32Array;
+  frames: number;
   first: number;
   /** Where its first byte was when recorded: `starts` count from there. */
   origin: number;
@@ -116,7 +119,7 @@ export class ResendWindow {
       const length = piece.frames.length;
       this.makeRoom(this.head + length);
       this.ring.set(piece.frames, this.head % cap);
-      this.entries.push({ start: this.head, end: this.head + length, count: piece.count, carrier, starts: frameStarts(piece.frames), first: 0, origin: this.head });
+      this.entries.push({ start: this.head, end: this.head + length, count: piece.count, carrier, ...frameStarts(piece.frames), first: 0, origin: this.head });
       this.head += length;
       this.bytes += length;
       data = { frames: data.frames.subarray(length), count: data.count - piece.count };
@@ -133,17 +136,33 @@ export class ResendWindow {
         this.entries.shift();
         continue;
       }
-      // The first frame that starts at or after `from`, by its recorded start.
+      // The first frame that starts at or after `from`: from the last noted start before it (or
+      // the first frame held, if later), header by header.
       const { origin, starts } = first;
+      let j = Math.floor(first.first / STRIDE);
+      while (j + 1 < starts.length && origin + starts[j + 1] <= from) j++;
       let k = first.first;
-      while (k < starts.length && origin + starts[k] < from) k++;
-      if (k === first.starts.length) {
+      let at = first.start - origin;
+      if (j * STRIDE > k) {
+        k = j * STRIDE;
+        at = starts[j];
+      }
+      const ring = this.ring!;
+      const base = origin % this.maxBytes;
+      while (k < first.frames && origin + at < from) {
+        let i = base + at;
+        let len = 0;
+        while (i < ring.length && ring[i] !== 0x20) len = len * 10 + ring[i++] - 0x30;
+        at = i + 1 + len - base;
+        k++;
+      }
+      if (k === first.frames) {
         this.entries.shift();
         continue;
       }
       first.first = k;
-      first.start = origin + starts[k];
-      first.count = starts.length - k;
+      first.start = origin + at;
+      first.count = first.frames - k;
       this.bytes += first.end - first.start;
     }
   }
@@ -198,24 +217,30 @@ export class ResendWindow {
   }
 }
 
-let scratch = new Int32Array(1024);
+/** Every STRIDE-th frame's start is noted: a trim walks at most STRIDE - 1 headers in the ring. */
+const STRIDE = 16;
+let scratch = new Int32Array(64);
 
-/** Where each frame of `frames` starts. */
-function frameStarts(frames: Buffer): Int32Array {
+/** Where every STRIDE-th frame of `frames` starts (the first, the 17th…), and how many frames there are. */
+function frameStarts(frames: Buffer): { starts: Int32Array; frames: number } {
   let n = 0;
   let i = 0;
   while (i < frames.length) {
-    if (n === scratch.length) {
-      const grown = new Int32Array(2 * n);
-      grown.set(scratch);
-      scratch = grown;
+    if (n % STRIDE === 0) {
+      const j = n / STRIDE;
+      if (j === scratch.length) {
+        const grown = new Int32Array(2 * j);
+        grown.set(scratch);
+        scratch = grown;
+      }
+      scratch[j] = i;
     }
-    scratch[n++] = i;
+    n++;
     let len = 0;
     while (i < frames.length && frames[i] !== 0x20) len = len * 10 + frames[i++] - 0x30;
     i += 1 + len;
   }
-  return scratch.slice(0, n);
+  return { starts: scratch.slice(0, Math.ceil(n / STRIDE)), frames: n };
 }
 
 /** The whole frames of `frames` that start at or after byte `from`. */

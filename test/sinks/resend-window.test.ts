@@ -115,3 +115,32 @@ t.test('around the ring: what is replayed is the newest frames, in order, about 
     t.equal(chunks.map((c) => c.frames.toString()).join(''), expected, 'the replayed bytes stay as they were');
   }
 });
+
+t.test('batches of many frames trimmed anywhere: the newest whole frames, in order, with their count', async (t) => {
+  // A trim finds the first frame to keep from every 16th frame's noted start: batches here have up
+  // to 80 frames, so trims land before, on and after the noted ones.
+  let seed = 11;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  for (const cap of [300, 2000, 20000]) {
+    const w = new ResendWindow(cap);
+    const sent: string[] = [];
+    let maxFrame = 0;
+    for (let b = 0; b < 400; b++) {
+      const msgs = Array.from({ length: 1 + rand(80) }, () => `m${sent.length + 1}`.padEnd(1 + rand(30), '.') + '|');
+      for (const m of msgs) {
+        sent.push(m);
+        maxFrame = Math.max(maxFrame, frame(m).length);
+      }
+      w.record(frames(...msgs), msgs.length);
+      if (b % 37 === 36) {
+        // Now and then mid-way too, not only at the end.
+        w.lost();
+        const chunks = w.takeReplay()!;
+        const count = chunks.reduce((n, c) => n + c.count, 0);
+        const expected = sent.slice(sent.length - count).map((m) => frame(m).toString()).join('');
+        t.equal(chunks.map((c) => c.frames.toString()).join(''), expected, `cap ${cap}, batch ${b}: the newest ${count} frames`);
+        t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}, batch ${b}: holds ${w.heldBytes} bytes`);
+      }
+    }
+  }
+});
