@@ -105,7 +105,15 @@ export class ResendWindow {
   record(frames: Buffer, count: number, carrier?: object): void {
     const cap = this.maxBytes;
     if (cap === 0 || frames.length === 0) return;
-    let data = frames.length > cap ? tail(frames, frames.length - cap) : { frames, count };
+    let data = { frames, count };
+    if (frames.length > cap) {
+      // Only its last frames are kept, and nothing older: kept, a frame still in the ring outside
+      // what they overwrite would be sent again ahead of them, with the batch's first frames missing
+      // in between (seen with a window smaller than a batch).
+      data = tail(frames, frames.length - cap);
+      this.entries = [];
+      this.bytes = 0;
+    }
     this.ring ??= Buffer.allocUnsafeSlow(cap);
     while (data.count > 0) {
       const room = cap - (this.head % cap);

@@ -34,6 +34,18 @@ t.test('a batch larger than the window keeps its last whole frames', async (t) =
   t.ok(w.heldBytes <= 10);
 });
 
+t.test('a batch larger than the window: nothing older than what it keeps is sent again', async (t) => {
+  const w = new ResendWindow(30);
+  w.record(frames('msg 11'), 1); // 8 bytes
+  // 40 bytes: only the second frame fits (the first starts before the last 30 bytes), and it does
+  // not overwrite the older frame. Sent again ahead of it, that one came with the batch's first
+  // frame missing in between.
+  w.record(frames(`${'x'.repeat(16)}1`, `${'y'.repeat(16)}2`), 2);
+  w.lost();
+  t.same((w.takeReplay() ?? []).map((c) => [c.frames.toString(), c.count]), [[`17 ${'y'.repeat(16)}2`, 1]]);
+  t.equal(w.heldBytes, 20);
+});
+
 t.test('a single frame larger than the window is not kept; 0 keeps nothing', async (t) => {
   const w = new ResendWindow(4);
   w.record(frames('too long'), 1);
@@ -87,60 +99,54 @@ t.test('auto: the tcp_wmem and tcp_rmem maxima, per connection sending at once, 
   t.ok(autoWindowBytes(1) > 0, 'this machine');
 });
 
-t.test('around the ring: what is replayed is the newest frames, in order, about maxBytes of them', async (t) => {
-  let seed = 7;
+/**
+ * Records `batches` random batches of 1 to `most` frames into a window of `cap` bytes; `check` is
+ * called after the batches whose index it lists (and after the last) with what a replay gives.
+ */
+function aroundTheRing(seed: number, cap: number, batches: number, most: number, checkAt: (b: number) => boolean, check: (r: { w: ResendWindow; chunks: Array<{ frames: Buffer; count: number }>; expected: string; count: number; maxFrame: number; b: number }) => void) {
   const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
-  for (const cap of [100, 1000, 4096]) {
-    const w = new ResendWindow(cap);
-    const sent: string[] = [];
-    let maxFrame = 0;
-    for (let b = 0; b < 300; b++) {
-      const msgs = Array.from({ length: 1 + rand(5) }, () => `m${sent.length + 1}`.padEnd(1 + rand(40), '.') + '|');
-      for (const m of msgs) {
-        sent.push(m);
-        maxFrame = Math.max(maxFrame, frame(m).length);
-      }
-      w.record(frames(...msgs), msgs.length);
+  const w = new ResendWindow(cap);
+  const sent: string[] = [];
+  let maxFrame = 0;
+  for (let b = 0; b < batches; b++) {
+    const msgs = Array.from({ length: 1 + rand(most) }, () => `m${sent.length + 1}`.padEnd(1 + rand(40), '.') + '|');
+    for (const m of msgs) {
+      sent.push(m);
+      maxFrame = Math.max(maxFrame, frame(m).length);
     }
+    w.record(frames(...msgs), msgs.length);
+    if (!checkAt(b) && b !== batches - 1) continue;
     w.lost();
     const chunks = w.takeReplay()!;
-    const text = chunks.map((c) => c.frames.toString()).join('');
     const count = chunks.reduce((n, c) => n + c.count, 0);
     const expected = sent.slice(sent.length - count).map((m) => frame(m).toString()).join('');
-    t.equal(text, expected, `cap ${cap}: the newest ${count} frames, whole and in order`);
-    t.equal(Buffer.byteLength(text), w.heldBytes);
-    t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}: holds ${w.heldBytes} bytes, under the cap by less than two frames`);
-    // The replay is a copy: newer batches overwrite the ring while the socket may still hold it.
-    w.record(frames('x'.repeat(cap - 10)), 1);
-    t.equal(chunks.map((c) => c.frames.toString()).join(''), expected, 'the replayed bytes stay as they were');
+    check({ w, chunks, expected, count, maxFrame, b });
+  }
+}
+
+const replayText = (chunks: Array<{ frames: Buffer }>) => chunks.map((c) => c.frames.toString()).join('');
+
+t.test('around the ring: what is replayed is the newest frames, in order, about maxBytes of them', async (t) => {
+  for (const cap of [100, 1000, 4096]) {
+    aroundTheRing(7, cap, 300, 5, () => false, ({ w, chunks, expected, count, maxFrame }) => {
+      const text = replayText(chunks);
+      t.equal(text, expected, `cap ${cap}: the newest ${count} frames, whole and in order`);
+      t.equal(Buffer.byteLength(text), w.heldBytes);
+      t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}: holds ${w.heldBytes} bytes, under the cap by less than two frames`);
+      // The replay is a copy: newer batches overwrite the ring while the socket may still hold it.
+      w.record(frames('x'.repeat(cap - 10)), 1);
+      t.equal(replayText(chunks), expected, 'the replayed bytes stay as they were');
+    });
   }
 });
 
 t.test('batches of many frames trimmed anywhere: the newest whole frames, in order, with their count', async (t) => {
   // A trim finds the first frame to keep from every 16th frame's noted start: batches here have up
-  // to 80 frames, so trims land before, on and after the noted ones.
-  let seed = 11;
-  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  // to 80 frames, so trims land before, on and after the noted ones. Checked now and then mid-way.
   for (const cap of [300, 2000, 20000]) {
-    const w = new ResendWindow(cap);
-    const sent: string[] = [];
-    let maxFrame = 0;
-    for (let b = 0; b < 400; b++) {
-      const msgs = Array.from({ length: 1 + rand(80) }, () => `m${sent.length + 1}`.padEnd(1 + rand(30), '.') + '|');
-      for (const m of msgs) {
-        sent.push(m);
-        maxFrame = Math.max(maxFrame, frame(m).length);
-      }
-      w.record(frames(...msgs), msgs.length);
-      if (b % 37 === 36) {
-        // Now and then mid-way too, not only at the end.
-        w.lost();
-        const chunks = w.takeReplay()!;
-        const count = chunks.reduce((n, c) => n + c.count, 0);
-        const expected = sent.slice(sent.length - count).map((m) => frame(m).toString()).join('');
-        t.equal(chunks.map((c) => c.frames.toString()).join(''), expected, `cap ${cap}, batch ${b}: the newest ${count} frames`);
-        t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}, batch ${b}: holds ${w.heldBytes} bytes`);
-      }
-    }
+    aroundTheRing(11, cap, 400, 80, (b) => b % 37 === 36, ({ w, chunks, expected, count, maxFrame, b }) => {
+      t.equal(replayText(chunks), expected, `cap ${cap}, batch ${b}: the newest ${count} frames`);
+      t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}, batch ${b}: holds ${w.heldBytes} bytes`);
+    });
   }
 });
