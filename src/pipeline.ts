@@ -14,7 +14,6 @@ import { StreamSink } from './sinks/stream.js';
 import { drainSink } from './sinks/drains.js';
 import { writeCarefullyUntil } from './sinks/write-loop.js';
 import { FileSources } from './sources/file/sources.js';
-import { READ_BYTES } from './sources/file/tailer.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
 import type { Source } from './sources/source.js';
@@ -195,7 +194,7 @@ export class Pipeline {
           pollMs: cfg.pollMs,
           maxLineBytes: cfg.maxMessageBytes,
           // One read is one batch, and a batch enters memory whole: a small --memory-max-bytes reads less at a time.
-          readChunkBytes: Math.max(4096, Math.min(READ_BYTES, Math.floor(cfg.memoryMaxBytes / 8))),
+          readChunkBytes: Math.max(4096, Math.min(512 * 1024, Math.floor(cfg.memoryMaxBytes / 8))),
           maxFiles: cfg.maxFiles,
           rotateWaitMs: cfg.rotateWaitMs,
           rescanMs: cfg.globRescanIntervalMs,

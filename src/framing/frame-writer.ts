@@ -4,9 +4,8 @@
  * every batch cost page faults and let garbage pile up far beyond the memory budget before the GC
  * noticed it (profiled: a third of the CPU time and 340 MB RSS for a 16 MiB budget).
  */
-// One read's frames (raw or k8s-audit; two reads' raw frames, READ_BYTES) fit one: 1 MiB rather than
-// 2, as a pooled slab costs its size in RSS once written through (bench/README.md, RSS: -1.5 to -2 MB
-// at peak, same CPU).
+// One 512 KiB read's frames (raw or k8s-audit) fit one: 1 MiB rather than 2, as a pooled slab costs
+// its size in RSS once written through (bench/README.md, RSS: -1.5 to -2 MB at peak, same CPU).
 export const SLAB_BYTES = 1024 * 1024;
 /** Free slabs kept for reuse across all writers and the spill's read-back; beyond that they are left to the GC. */
 const POOL_MAX_SLABS = 8;

@@ -8,8 +8,8 @@ import type { Framing } from './sink.js';
  * For its first seconds (--careful-start) a following run writes every marked batch in pieces, each
  * committed as the kernel takes it, whatever the socket: a process just started is the likeliest to
  * be killed again (a crash loop: the OOM killer, a liveness probe), and it is catching up, so the
- * kernel takes whole batches (a read of up to 448 KiB) at once. A kill inside such a write repeats the
- * whole batch (about 350 audit lines); in pieces, one piece (about 100). Pieces cost about +22% CPU per GB, for
+ * kernel takes whole 512 KiB batches at once. A kill inside such a write repeats the whole batch
+ * (about 400 audit lines); in pieces, one piece (about 100). Pieces cost about +22% CPU per GB, for
  * these seconds only (docs/design.md, "kill -9 and duplicates").
  */
 let carefulUntilMs = 0;

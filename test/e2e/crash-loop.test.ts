@@ -11,8 +11,8 @@ import { numberedAuditLines, seqOf } from '../helpers/fixtures.js';
  * A crash-looping forwarder must make progress: after kill -9, only about one batch is sent again
  * (the one partly in the socket's buffer when the process died; positions reach positions.slots
  * within the tick that commits them), whatever --checkpoint-interval says (default flags here: 1 s).
- * The duplicates are printed, not bounded at 1%: the batch in the socket is up to 448 KiB (about
- * 350 of these lines), which is more than 1% of (a) in some runs (docs/design.md has the figures).
+ * The duplicates are printed, not bounded at 1%: the batch in the socket is up to 512 KiB (about
+ * 400 of these lines), which is more than 1% of (a) in some runs (docs/design.md has the figures).
  */
 
 const lines = numberedAuditLines(45_000);

@@ -26,7 +26,7 @@ t.test('what the drain did not acknowledge survives a restart (as file offset or
   const args = ['--file', file, '--state-dir', state, '--checkpoint-interval', '10ms', '--shutdown-timeout', '0'];
 
   // Run 1: the drain takes every message but acknowledges only the first 1500. The file (≈2.6 MB) is
-  // read in chunks of at most 448 KiB, a batch each: the first batches are acknowledged, the last not.
+  // read in chunks of at most 512 KiB, a batch each: the first batches are acknowledged, the last not.
   const held = await TestRelpServer.start();
   t.teardown(() => held.close());
   let n = 0;

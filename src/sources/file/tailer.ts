@@ -49,19 +49,10 @@ export interface TailerOptions {
 
 type Change = 'none' | 'grown' | 'truncated' | 'replaced' | 'missing';
 
-/**
- * How much of a file one read takes (one batch). Two reads' frames fit one 1 MiB slab of the frame
- * writer (raw, lines of 700 bytes and more): with 512 KiB a read's frames (about 540 KB) took a slab
- * each, so a full --memory-max-bytes pinned twice its size (TLS, where memory fills: peak RSS
- * 127.0 → 115.5 MB; raw, whose slabs are now written through, +2 MB; bench/README.md, RSS).
- * Smaller reads cost CPU per batch (256 KiB: +20 % or more).
- */
-export const READ_BYTES = 448 * 1024;
-
 /** Carries only a position commit through the buffer, in order with the batches before it. */
 const EMPTY_CHUNK: Chunk = { frames: Buffer.alloc(0), count: 0, lines: 0, consumed: 0 };
 /**
- * A read (up to READ_BYTES) is one batch, with a position marked every this many bytes of it: a sink
+ * A read (up to 512 KiB) is one batch, with a position marked every this many bytes of it: a sink
  * writes the batch in those pieces and a kill -9 repeats at most the piece the socket held part of.
  * Smaller reads would cost 20-60% more CPU per GB; pieces cost a write each.
  */
@@ -107,7 +98,7 @@ export class FileTailer implements Source {
     private readonly opts: TailerOptions,
   ) {
     this.waker = new Waker(name, opts.pollMs);
-    this.reads = new ReadAhead(opts.readChunkBytes ?? READ_BYTES);
+    this.reads = new ReadAhead(opts.readChunkBytes ?? 512 * 1024);
     this.rotateWaitMs = opts.rotateWaitMs ?? DEFAULT_ROTATE_WAIT_MS;
     this.seen = new SeenFiles(name);
     this.newLive = opts.checkpoints && new NewLiveFiles(name, opts.checkpoints);
