@@ -2,7 +2,7 @@ import { openRegular } from './open-regular.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import { identifyWithHead, inodeKey, resumable, type FileIdentity } from '../../state/file-identity.js';
-import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, stillFound, type Sibling, type Unfinished } from './rotated.js';
+import { beginsWith, findCopiesMadeWhileAway, findUnfinished, siblings, stillFound, writtenOrder, type Sibling, type Unfinished } from './rotated.js';
 import { findGzipUnfinished, headMatches } from './gzip-backups.js';
 
 export interface ResumePlan {
@@ -48,7 +48,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   // before reading on must still take backups made since then for ones it has not seen.
   const horizon = Math.max(...mine.map((c) => c.updatedAt));
   for (const u of gz.unfinished) if (u.gzId) store.commit(path, u.gzId, u.offset, undefined, u.tail, horizon);
-  backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  backlog.sort(writtenOrder);
   // Gone: no file on its inode begins with its bytes any more (the number may be another file's now),
   // and no backup, plain or gzipped, was found to hold it.
   const present = new Set<string>();
@@ -72,7 +72,7 @@ export async function planResume(path: string, store: CheckpointStore, log: Logg
   const copies = liveCp ? await findCopiesMadeWhileAway(path, liveCp, mine) : [];
   if (liveCp && copies.length > 0) {
     for (const c of copies) if (!backlog.some((u) => u.path === c.path)) backlog.push(c);
-    backlog.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    backlog.sort(writtenOrder);
     truncatedWhileAway = inodeKey(liveCp);
     log.info({ file: path, copies: copies.map((c) => c.path), offset: liveCp.offset }, 'file was copytruncated while stopped; finishing its copies, then reading it from the start');
   }

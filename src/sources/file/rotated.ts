@@ -145,6 +145,17 @@ export function madeSince(mine: Checkpoint[]): number {
 
 export { MIN_CONTENT_MATCH };
 
+/**
+ * Unfinished files in the order they were written: by mtime, and at equal mtimes the one partly read
+ * first. File times are coarse (a jiffy or more), so logrotate's copy and lumberjack's rename of the
+ * file it wrote a few lines to right after can carry the same one; files are read oldest first, so a
+ * file we had started is older than one we had not (the soak, seed 45043: the renamed file's lines
+ * went ahead of the copy's unread ones, listed first by the folder).
+ */
+export function writtenOrder(a: Unfinished, b: Unfinished): number {
+  return a.mtimeMs - b.mtimeMs || Number(b.offset > 0) - Number(a.offset > 0);
+}
+
 export interface Unfinished {
   path: string;
   offset: number;
@@ -229,7 +240,7 @@ export async function findUnfinished(path: string, mine: Checkpoint[], live: { d
     const by = known ?? (offset !== undefined ? await headOf(s.path, s.st) : undefined);
     if (offset !== undefined) found.push({ path: s.path, offset, mtimeMs: s.st.mtimeMs, size: s.st.size, fpLen: by?.fpLen, fp: by?.fp, dev: s.st.dev, ino: s.st.ino });
   }
-  return found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  return found.sort(writtenOrder);
 }
 
 /** For copytruncate: the copy of a file we were reading, if it is next to it and longer than what we read. */

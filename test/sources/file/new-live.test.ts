@@ -1,5 +1,5 @@
 import t from 'tap';
-import { appendFileSync, closeSync, copyFileSync, openSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, openSync, readFileSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { TailHarness, tally } from '../../helpers/tail-harness.js';
 
@@ -163,4 +163,37 @@ t.test('a copy met while being written, its file truncated before it was opened:
   t.equal(r.repeated, 0, 'nothing sent twice');
   t.equal(r.outOfOrder, 0, 'the copy before what lumberjack wrote after the truncation');
   t.ok(h.log.events.some((e) => e.msg === 'file truncated (copytruncate) before it was opened; finished its copy, reading it from the start'), 'logged as a copytruncate');
+});
+
+t.test('a copytruncate copy and a rename right after it share an mtime: the copy, part read, is read first', async (t) => {
+  // File times are coarse (a jiffy or more): logrotate's copy and lumberjack's rename of the file it
+  // wrote a few lines to right after can carry the same mtime. By mtime alone they tied, and the
+  // directory's order decided: the renamed file's lines came ahead of the copy's unread ones (the
+  // soak, seed 45043, over RELP: 3 lines ahead of 1,015).
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, 100));
+  await h.start();
+  await h.waitDelivered(100);
+  await h.stop();
+  // While stopped: more lines, logrotate's copytruncate, lumberjack writes on at its own offset and
+  // renames the file; a new audit.log.
+  appendFileSync(path, text(100, 1100));
+  const size = statSync(path).size;
+  const backup = join(dir, 'audit-2026-12-01T04-09-40.597.log');
+  copyFileSync(path, join(dir, 'audit.log.1'));
+  truncateUnderLumberjack(path, [1100, 1103], size);
+  renameSync(path, backup);
+  writeFileSync(path, text(1103, 1110));
+  const tie = new Date('2026-12-01T04:09:40.600Z');
+  utimesSync(join(dir, 'audit.log.1'), tie, tie);
+  utimesSync(backup, tie, tie);
+  await h.start();
+  await h.waitDelivered(1110);
+  const r = tally(numbers(h), 1110);
+  t.equal(r.lost, 0, 'nothing lost');
+  t.equal(r.outOfOrder, 0, 'the copy (part read) before the renamed file, at the same mtime');
+  await h.stop();
 });
