@@ -20,15 +20,7 @@ const numbers = (h: TailHarness) => h.delivered.map((l) => Number(l.slice(0, 6))
  * this returns (the rotated file open, the path not yet). `mark`: the log events before that start.
  */
 async function behind(t: Tap.Test, [from, to]: [number, number]) {
-  const dir = t.testdir({ state: {} });
-  const path = join(dir, 'audit.log');
-  // Small reads: the catch-up takes many of them, and the path is looked at between them.
-  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
-  t.teardown(() => h.stop());
-  writeFileSync(path, text(0, 20));
-  await h.start();
-  await h.waitDelivered(20);
-  await h.stop();
+  const { dir, path, h } = await readAndStopped(t, 20);
   appendFileSync(path, text(20, 6020));
   renameSync(path, join(dir, 'audit-2026-11-30T10-00-01.000.log'));
   writeFileSync(path, text(from, to));
@@ -37,6 +29,20 @@ async function behind(t: Tap.Test, [from, to]: [number, number]) {
   await h.start();
   await h.log.waitFor(mark, (e) => e.msg === 'following rotated file');
   return { dir, path, h, mark };
+}
+
+/** A run that read lines [0, n) of a new audit.log and stopped. */
+async function readAndStopped(t: Tap.Test, n: number) {
+  const dir = t.testdir({ state: {} });
+  const path = join(dir, 'audit.log');
+  // Small reads: a catch-up takes many of them, and the path is looked at between them.
+  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
+  t.teardown(() => h.stop());
+  writeFileSync(path, text(0, n));
+  await h.start();
+  await h.waitDelivered(n);
+  await h.stop();
+  return { dir, path, h };
 }
 
 /** copytruncate's truncation, then lumberjack writes lines [from, to) on at its own offset `at` (a NUL hole before). */
@@ -170,14 +176,7 @@ t.test('a copytruncate copy and a rename right after it share an mtime: the copy
   // wrote a few lines to right after can carry the same mtime. By mtime alone they tied, and the
   // directory's order decided: the renamed file's lines came ahead of the copy's unread ones (the
   // soak, seed 45043, over RELP: 3 lines ahead of 1,015).
-  const dir = t.testdir({ state: {} });
-  const path = join(dir, 'audit.log');
-  const h = new TailHarness(path, join(dir, 'state'), { readChunkBytes: 16 * 1024 });
-  t.teardown(() => h.stop());
-  writeFileSync(path, text(0, 100));
-  await h.start();
-  await h.waitDelivered(100);
-  await h.stop();
+  const { dir, path, h } = await readAndStopped(t, 100);
   // While stopped: more lines, logrotate's copytruncate, lumberjack writes on at its own offset and
   // renames the file; a new audit.log.
   appendFileSync(path, text(100, 1100));
