@@ -47,10 +47,9 @@ interface Entry {
   /** Where its whole frames lie, as positions in the stream of bytes ever kept (the ring offset is `% capacity`). */
   start: number;
   end: number;
-  count: number;
   /**
    * Where every STRIDE-th frame started when it was recorded, from `origin`; how many frames it had
-   * then, and the index of the first one still held. Found while the frames are in the cache: walked
+   * then, and the index of the first one still held (so it holds `frames - first`). Found while the frames are in the cache: walked
    * in the ring when the entry was trimmed, each frame's header was a cache miss (3.8 % of a raw
    * run's CPU, 360,000 frames a 500 MB run; bench/README.md, "The resend window's cost"). Every
    * frame's start was kept at first: those arrays outlived the young generation and their dead
@@ -127,7 +126,7 @@ export class ResendWindow {
       const length = piece.frames.length;
       this.makeRoom(this.head + length);
       this.ring.set(piece.frames, this.head % cap);
-      this.entries.push({ start: this.head, end: this.head + length, count: piece.count, carrier, ...frameStarts(piece.frames), first: 0, origin: this.head });
+      this.entries.push({ start: this.head, end: this.head + length, carrier, ...frameStarts(piece.frames), first: 0, origin: this.head });
       this.head += length;
       this.bytes += length;
       data = { frames: data.frames.subarray(length), count: data.count - piece.count };
@@ -170,7 +169,6 @@ export class ResendWindow {
       }
       first.first = k;
       first.start = origin + at;
-      first.count = first.frames - k;
       this.bytes += first.end - first.start;
     }
   }
@@ -197,7 +195,7 @@ export class ResendWindow {
       e.pending = false;
       e.carrier = carrier;
     }
-    return out.map((e) => ({ frames: Buffer.from(this.view(e)), count: e.count }));
+    return out.map((e) => ({ frames: Buffer.from(this.view(e)), count: e.frames - e.first }));
   }
 
   /** A lost connection's frames wait for the next one. */

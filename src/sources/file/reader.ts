@@ -61,14 +61,7 @@ export function extendIdentity(r: Reader, start: number, data: Buffer): void {
  * always read by the time any line is sent. A reused inode with other content gets other keys.
  */
 export function keyPrefix(r: Reader): string {
-  // Asked for every batch; the same until the head or the file changes (1 % of a raw run's CPU).
-  const known = prefixes.get(r);
-  if (known && known.head === r.head && known.dev === r.id.dev && known.ino === r.id.ino) return known.prefix;
   const lf = r.head.indexOf(0x0a);
   const first = lf >= 0 ? r.head.subarray(0, lf) : r.head;
-  const prefix = `${r.id.dev}:${r.id.ino}:${createHash('sha256').update(first).digest('base64url').slice(0, 16)}:`;
-  prefixes.set(r, { head: r.head, dev: r.id.dev, ino: r.id.ino, prefix });
-  return prefix;
+  return `${r.id.dev}:${r.id.ino}:${createHash('sha256').update(first).digest('base64url').slice(0, 16)}:`;
 }
-
-const prefixes = new WeakMap<Reader, { head: Buffer; dev: FileIdentity['dev']; ino: FileIdentity['ino']; prefix: string }>();

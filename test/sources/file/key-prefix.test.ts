@@ -6,10 +6,7 @@ import { extendIdentity, keyPrefix, type Reader } from '../../../src/sources/fil
 const reader = (dev: number, ino: number): Reader => ({ id: { dev, ino, fpLen: 0, fp: '' }, head: Buffer.alloc(0) }) as unknown as Reader;
 const hashed = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 16);
 
-/**
- * keyPrefix is asked for every batch and kept between calls: what it gives must still follow the
- * file's head (the first line, once whole) and its device and inode.
- */
+/** The key prefix (NATS's Nats-Msg-Id) follows the file's head (the first line, once whole), device and inode. */
 t.test('the key prefix follows the first line as it is read, and the file', async (t) => {
   const r = reader(1, 42);
   extendIdentity(r, 0, Buffer.from('{"first":'));
