@@ -124,13 +124,29 @@ export class NatsCluster {
   }
 }
 
-/** Every message of the stream, in stream order, read with an ordered consumer. */
-export async function readStream(nc: NatsConnection, stream: string): Promise<JsMsg[]> {
-  const jsm = await jetstreamManager(nc);
+/**
+ * Every message of the stream, in stream order, read with an ordered consumer. Asked again for a
+ * while: after a node's kill -9 the test's own client may still be reconnecting, or the cluster
+ * electing a JetStream leader, and the API request times out (seen in CI).
+ */
+export async function readStream(nc: NatsConnection, stream: string, patienceMs = 30_000): Promise<JsMsg[]> {
+  const deadline = Date.now() + patienceMs;
+  for (;;) {
+    try {
+      return await readStreamOnce(nc, stream);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function readStreamOnce(nc: NatsConnection, stream: string): Promise<JsMsg[]> {
+  const jsm = await jetstreamManager(nc, { timeout: 2000 });
   const total = (await jsm.streams.info(stream)).state.messages;
   const out: JsMsg[] = [];
   if (total === 0) return out;
-  const consumer = await jetstream(nc).consumers.get(stream);
+  const consumer = await jetstream(nc, { timeout: 2000 }).consumers.get(stream);
   const messages = await consumer.consume();
   for await (const m of messages) {
     out.push(m);
