@@ -36,6 +36,13 @@ export interface Batch {
    * without waiting for the fsync. Never calling it is safe: the memory is then left to the GC.
    */
   release?: () => void;
+  /**
+   * The memory the batch keeps from being reused until it is released: its share of the slab it
+   * was written in, the slab's unused end included when no other batch will be written there.
+   * --memory-max-bytes counts this, so that it bounds memory and not just frames (a 540 KB batch
+   * alone in a 1 MiB slab holds the slab). `frames.length` when absent.
+   */
+  memory?: number;
   /** Which bytes of which source the lines came from: a dropped batch is reported by it. */
   origin?: { source: string; start: number; end: number };
   /**
@@ -60,6 +67,9 @@ let lastId = Date.now() * 1000;
 export function nextBatchId(): number {
   return ++lastId;
 }
+
+/** What a batch counts against --memory-max-bytes. */
+export const memoryOf = (batch: { frames: Buffer; memory?: number }): number => batch.memory ?? batch.frames.length;
 
 /** A batch as a buffer hands it to the sink: with its id. */
 export type TakenBatch = Batch & { id: number };

@@ -1,8 +1,8 @@
-import { nextBatchId, type Batch, type BatchBuffer, type TakenBatch } from '../batch.js';
+import { memoryOf, nextBatchId, type Batch, type BatchBuffer, type TakenBatch } from '../batch.js';
 
 /**
- * A FIFO of batches bounded in bytes. Bytes count from `push` until the sink reports the batch
- * handed on, so the budget covers what is queued and what is in flight on the socket.
+ * A FIFO of batches bounded in bytes of memory (Batch.memory). Bytes count from `push` until the
+ * sink reports the batch handed on, so the budget covers what is queued and what is in flight on the socket.
  */
 export class MemoryBuffer implements BatchBuffer {
   private queue: Batch[] = [];
@@ -37,14 +37,14 @@ export class MemoryBuffer implements BatchBuffer {
   async push(batch: Batch): Promise<void> {
     // A batch larger than the whole budget is still let in when nothing else is held, or it
     // could never pass.
-    while (this.used > 0 && this.used + batch.frames.length > this.maxBytes) {
+    while (this.used > 0 && this.used + memoryOf(batch) > this.maxBytes) {
       this.fullSinceMs ??= Date.now();
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
     // Still full while other sources wait for room: /healthz must not flap between them.
     if (this.roomWaiters.length === 0) this.fullSinceMs = undefined;
     batch.id ??= nextBatchId();
-    this.used += batch.frames.length;
+    this.used += memoryOf(batch);
     this.held += batch.count;
     this.queue.push(batch);
     this.wake(this.dataWaiters);
@@ -68,7 +68,7 @@ export class MemoryBuffer implements BatchBuffer {
 
   handedOn(batch: Batch): void {
     this.out--;
-    this.used -= batch.frames.length;
+    this.used -= memoryOf(batch);
     this.held -= batch.count;
     batch.onHandedOn?.();
     batch.release?.();

@@ -72,8 +72,10 @@ const TABLE = [
   { flag: 'app-name', kind: 'string', group: 'Output', defaultText: "the file's parent folder name; auditfwd for stdin", reload: 'encoders', description: 'APP-NAME field' },
   // Under the 200,000-byte octet count a stock rsyslog imtcp stays in sync with (README).
   { flag: 'max-message-bytes', kind: 'size', default: '128KiB', min: 1024, max: MAX_MESSAGE_BYTES_LIMIT, group: 'Output', description: 'Longer messages are truncated with a marker' },
-  // 4 MiB keeps a drain busy as well as 16 did (same CPU per GB and MB/s); 16 held up to 20 MB of slabs more at peak (bench/README.md, RSS).
-  { flag: 'memory-max-bytes', kind: 'size', default: '4MiB', min: 64 * 1024, group: 'Buffering', description: 'Bytes held in memory between reading and the drain' },
+  // Counted in the memory batches hold (a 540 KB batch alone in its 1 MiB slab counts 1 MiB). 6 MiB so
+  // counted keeps RELP's pace (4 cost it +24% CPU per GB) and holds TLS's peak RSS 10 MB below the old
+  // 4 MiB of frame bytes, which pinned ~8 slabs (bench/README.md, RSS).
+  { flag: 'memory-max-bytes', kind: 'size', default: '6MiB', min: 64 * 1024, group: 'Buffering', description: 'Memory held by messages between reading and the drain (what their buffers keep from reuse)' },
   { flag: 'once', kind: 'boolean', group: 'Input', description: 'Read the files to their current end, deliver everything, exit' },
   { flag: 'ignore-positions', kind: 'boolean', group: 'Input', description: 'Do not use the saved read positions: every file starts at --start-at (e.g. to send a file with --once again); positions are saved anew' },
   { flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, default: 'info', group: 'Operations', reload: 'immediate', description: "auditfwd's own log level" },
@@ -120,7 +122,7 @@ const TABLE = [
   { flag: 'webhook-max-event-bytes', kind: 'size', default: '256KiB', min: 1024, rangeText: '1024 bytes to --webhook-max-request-bytes', group: 'Kubernetes audit', requires: 'listen-webhook', description: 'A request with a larger event gets 413' },
   // Below kube-apiserver's own wait for an answer, so that the 503 is seen and retried.
   { flag: 'webhook-timeout', kind: 'duration', default: '30s', min: 100, max: 600_000, group: 'Kubernetes audit', requires: 'listen-webhook', description: "How long a request waits for its events to be on the drain's socket or fsynced in the spill before 503" },
-  // With a 16 MiB --memory-max-bytes (4 MiB since) and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README).
+  // With a 16 MiB --memory-max-bytes (6 MiB of slab memory since) and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README).
   { flag: 'webhook-max-inflight-bytes', kind: 'size', default: '32MiB', max: 16 * GiB, rangeText: '--webhook-max-request-bytes to 16GiB', group: 'Kubernetes audit', requires: 'listen-webhook', description: 'Bytes all webhook requests in flight may hold together; beyond, 429 + Retry-After' },
   // Each held event costs a frame header and bookkeeping besides its bytes: a flood of tiny events is bounded too.
   { flag: 'webhook-max-inflight-events', kind: 'integer', default: 100_000, min: 1, max: 100_000_000, group: 'Kubernetes audit', requires: 'listen-webhook', description: 'Events all webhook requests in flight may hold together; beyond, 429 + Retry-After' },

@@ -54,6 +54,8 @@ class Slab {
 
 export interface TakenFrames {
   frames: Buffer;
+  /** Batch.memory: what the frames keep from reuse until released. */
+  memory: number;
   /**
    * Gives the frames' memory back for reuse. Call it once nothing will read `frames` again (after
    * the batch was handed on); never calling it is safe, the memory is then left to the GC.
@@ -73,6 +75,8 @@ export class FrameWriter {
   /** Where the current batch starts in `buf`. */
   private start = 0;
   private len = 0;
+  /** The unused end of a slab the current batch moved out of, held by the batches before it there: counted with it. */
+  private carried = 0;
 
   /** A size below SLAB_BYTES gets memory of its own, not a pooled slab (that writer uses take()). */
   constructor(initialSize = SLAB_BYTES) {
@@ -96,6 +100,7 @@ export class FrameWriter {
     const used = this.len - this.start;
     const next = Slab.get(Math.max(used + extra, 2 * used));
     this.buf.copy(next.buf, 0, this.start, this.len);
+    if (this.slab.refs > 0) this.carried += this.buf.length - this.start;
     this.slab.seal();
     this.slab = next;
     this.buf = next.buf;
@@ -145,17 +150,23 @@ export class FrameWriter {
 
   /** Hands out the batch written so far, and its release; the next batch starts after it. */
   takeBatch(): TakenFrames {
-    if (this.len === this.start) return { frames: Buffer.alloc(0), release: noop };
+    if (this.len === this.start) return { frames: Buffer.alloc(0), memory: 0, release: noop };
     const frames = this.buf.subarray(this.start, this.len);
     const slab = this.slab;
     slab.refs++;
     let released = false;
     this.start = this.len;
+    let memory = frames.length + this.carried;
+    this.carried = 0;
     // A slab without room for another batch like this one takes no more: the next would only move
-    // out at once, copying what it had written so far.
-    if (this.buf.length - this.len < Math.max(this.buf.length / 8, frames.length)) this.fresh();
+    // out at once, copying what it had written so far. Its unused end is held with this batch.
+    if (this.buf.length - this.len < Math.max(this.buf.length / 8, frames.length)) {
+      memory += this.buf.length - this.len;
+      this.fresh();
+    }
     return {
       frames,
+      memory,
       release: () => {
         if (released) return;
         released = true;

@@ -12,6 +12,8 @@ export interface Chunk {
   consumed: number;
   /** Lets `frames`' memory be reused: call once the batch was handed on (optional, see FrameWriter). */
   release?: () => void;
+  /** Batch.memory: what `frames` keep from reuse until released. */
+  memory?: number;
   /** With `at` given: each message's line, as the byte offset where it starts in the input. */
   offsets?: number[];
   /** With `markEvery`: frame boundaries in `frames` (`bytes`) and the input consumed up to each. */

@@ -50,6 +50,6 @@ export class StreamSource implements Source {
     const end = this.readBytes - this.batcher.pending;
     const origin = { source: this.name, start: this.offset, end };
     this.offset = end;
-    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count, origin, release: chunk.release });
+    if (chunk.count > 0) await this.buffer.push({ frames: chunk.frames, count: chunk.count, origin, release: chunk.release, memory: chunk.memory });
   }
 }

@@ -286,7 +286,7 @@ export class WebhookSource implements Source {
       const l = line(i);
       count += parsed && encoder.encodeParsed ? encoder.encodeParsed(out, parsed[i], l) : encoder.encode(out, l, l.length);
     }
-    const { frames, release } = out.takeBatch();
+    const { frames, memory, release } = out.takeBatch();
     stats.addLines(this.name, events);
     if (count === 0) {
       release();
@@ -301,7 +301,7 @@ export class WebhookSource implements Source {
     });
     try {
       // The buffer calls onHandedOn in order, so this also waits for everything queued before.
-      const queued = buffer.push({ frames, count, onHandedOn: safe, release }).then(() => handedOn);
+      const queued = buffer.push({ frames, count, onHandedOn: safe, release, memory }).then(() => handedOn);
       queued.catch(() => {}); // after a 503 for the deadline, nobody awaits it
       await Promise.race([queued, deadline]);
     } finally {

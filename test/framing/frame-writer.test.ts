@@ -72,3 +72,46 @@ t.test('released slabs are reused instead of allocating more', async (t) => {
   // 64 batches of a quarter slab would need 16+ slabs without reuse.
   t.ok(seen.size <= 3, `${seen.size} slabs used`);
 });
+
+t.test('what batches count as memory adds up to the slabs they hold, each at least its frames (property)', async (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: Math.floor(SLAB_BYTES / 2) }), { minLength: 1, maxLength: 40 }), (sizes) => {
+      const out = new FrameWriter();
+      const held: TakenFrames[] = [];
+      let counted = 0;
+      for (const [i, size] of sizes.entries()) {
+        out.bytes(fill(size, i));
+        const taken = out.takeBatch();
+        if (taken.memory < taken.frames.length) return false;
+        counted += taken.memory;
+        held.push(taken);
+      }
+      // Nothing released: every slab a batch is in is held whole, but the one still being written,
+      // held as far as it was written (a slab a batch moved out of before any other was taken from it is free).
+      const slabs = [...new Set(held.map((h) => h.frames.buffer as ArrayBuffer))];
+      const current = held[held.length - 1];
+      // Whether the last slab was given up: a byte more goes elsewhere.
+      out.byte(0);
+      const probe = out.takeBatch();
+      const last = probe.frames.buffer === current.frames.buffer ? current.frames.byteOffset + current.frames.length : SLAB_BYTES;
+      const expected = (slabs.length - 1) * SLAB_BYTES + last;
+      for (const h of [...held, probe]) h.release();
+      return counted === expected;
+    }),
+    { numRuns: 200 },
+  );
+  t.pass('slab memory counted whole, once');
+});
+
+t.test('a 512 KiB read\'s frames alone in a slab count the whole slab', async (t) => {
+  const out = new FrameWriter();
+  out.bytes(fill(540_000, 4));
+  const first = out.takeBatch();
+  t.equal(first.memory, SLAB_BYTES, 'no room left for a batch like it: the slab is its');
+  out.bytes(fill(1000, 5));
+  const next = out.takeBatch();
+  t.not(next.frames.buffer, first.frames.buffer, 'the next batch went to another slab');
+  t.equal(next.memory, 1000, 'a small batch in a slab with room counts its bytes');
+  first.release();
+  next.release();
+});

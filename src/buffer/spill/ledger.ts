@@ -51,13 +51,18 @@ export class Item implements Batch {
   copied = false;
   /** Given back by the sink, its copy not read yet: durable through the copy, as a read-back batch is through its place. */
   covered = false;
+  /** What it counts against --memory-max-bytes while in memory (Batch.memory). */
+  readonly memory: number;
   constructor(
     readonly id: number,
     readonly frames: Buffer,
     readonly count: number,
     readonly origin: Origin | undefined,
     readonly keys?: MessageKeys,
-  ) {}
+    memory?: number,
+  ) {
+    this.memory = memory ?? frames.length;
+  }
 }
 
 export const newCounters = () => ({ spilledBatches: 0, droppedLines: 0, droppedBytes: 0, gapRecords: 0, corruptSegments: 0, tornTails: 0, skippedBytes: 0 });

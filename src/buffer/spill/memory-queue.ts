@@ -7,7 +7,7 @@ export const durable = (i: Item): boolean => i.place !== undefined || i.covered;
 /**
  * What the spill holds in memory, in stream order: batches the sink gave back (front), the queue
  * (read back from the spill, or not spilled at all), and the overflow, which comes after the spill:
- * batches that could not be written to it. `bytes` also counts the batches out with the sink.
+ * batches that could not be written to it. `bytes` (Item.memory) also counts the batches out with the sink.
  */
 export class MemoryQueue {
   private front: Item[] = [];
@@ -29,7 +29,7 @@ export class MemoryQueue {
 
   push(item: Item): void {
     this.queue.push(item);
-    this.bytes += item.frames.length;
+    this.bytes += item.memory;
   }
 
   take(): Item | undefined {
@@ -44,7 +44,7 @@ export class MemoryQueue {
   handedOn(item: Item): void {
     this.out--;
     this.outItems.delete(item);
-    this.bytes -= item.frames.length;
+    this.bytes -= item.memory;
   }
 
   requeue(items: Item[]): void {
@@ -57,15 +57,15 @@ export class MemoryQueue {
   toOverflow(item: Item, first: boolean): void {
     if (first) this.overflowed.unshift(item);
     else this.overflowed.push(item);
-    this.overflowBytes += item.frames.length;
-    this.bytes += item.frames.length;
+    this.overflowBytes += item.memory;
+    this.bytes += item.memory;
   }
 
   /** The first overflow batch was written to the spill. */
   written(): void {
     const item = this.overflowed.shift()!;
-    this.overflowBytes -= item.frames.length;
-    this.bytes -= item.frames.length;
+    this.overflowBytes -= item.memory;
+    this.bytes -= item.memory;
   }
 
   /** The reader caught up with the spill: the overflow is next, and is in memory already. */

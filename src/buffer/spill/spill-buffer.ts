@@ -52,16 +52,18 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
   // ---- the sources' side ----
 
   async push(batch: Batch): Promise<void> {
-    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys);
+    const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys, batch.memory);
     item.release = batch.release;
     item.marks = batch.marks;
     if (batch.onHandedOn) item.tickets.push(this.order.add(batch.onHandedOn, batch.onSpilled));
-    const size = item.frames.length;
+    // Memory is counted in what the batch holds (Item.memory), the spill in bytes written.
+    const size = item.memory;
+    const diskSize = item.frames.length;
     const mem = this.mem;
     for (;;) {
       // Into the spill ahead of the batch; into memory only with a batch that follows (below): lines
       // dropped one by one are named together.
-      if (this.policy.gapPending && this.spilling && this.disk.canWrite && this.hasRoom(size + GAP_ROOM)) this.emitGap();
+      if (this.policy.gapPending && this.spilling && this.disk.canWrite && this.hasRoom(diskSize + GAP_ROOM)) this.emitGap();
       // With no sink sending (the drain is away), memory holds only a read-ahead's worth, unless
       // the spill cannot take the rest.
       const idle = this.dataWaiters.length === 0 && mem.out === 0;
@@ -74,7 +76,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
         this.wake(this.dataWaiters);
         return;
       }
-      if (this.disk.canWrite && this.hasRoom(size)) {
+      if (this.disk.canWrite && this.hasRoom(diskSize)) {
         if (await this.toDisk(item)) return;
         continue;
       }
@@ -279,7 +281,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
     const item = this.policy.takeGap();
     this.inChain(async () => {
       if ((await this.spiller.flushOverflow()) && (await this.spiller.append(item))) return;
-      if (room(item.frames.length)) this.mem.toOverflow(item, false);
+      if (room(item.memory)) this.mem.toOverflow(item, false);
       else this.policy.giveBack(item);
     });
   }

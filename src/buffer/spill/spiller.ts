@@ -113,12 +113,12 @@ export class Spiller {
       if (first === 0) await this.copyOut();
       const items = all.slice(first);
       let k = 0;
-      while (k < items.length && (await this.append(items[k]))) mem.bytes -= items[k++].frames.length;
+      while (k < items.length && (await this.append(items[k]))) mem.bytes -= items[k++].memory;
       // Those written are in the spill now: the rest comes after it.
       if (k === 0) mem.putBack(items);
       else
         for (const item of items.slice(k).reverse()) {
-          mem.bytes -= item.frames.length;
+          mem.bytes -= item.memory;
           mem.toOverflow(item, true);
         }
       return;
@@ -136,7 +136,7 @@ export class Spiller {
     this.disk.succeeded();
     for (const item of items) {
       if (item.covered) this.hooks.copies.rewritten(item);
-      mem.bytes -= item.frames.length;
+      mem.bytes -= item.memory;
       this.hooks.free(item);
       this.hooks.settle(item);
     }

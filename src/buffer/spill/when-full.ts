@@ -159,7 +159,7 @@ export class FullPolicy {
       if (at === -1) at = kept.length;
       drops.add(item.origin, item.count, item.frames.length);
       if (item.origin) lines += item.count;
-      freedMemory += item.frames.length;
+      freedMemory += item.memory;
       covers.push(item.place);
       free(item);
     }
@@ -183,6 +183,6 @@ export class FullPolicy {
     kept.splice(at, 0, gap);
     this.account(ranges, lines);
     this.limited.warn('drop-oldest', { gaps: ranges }, 'spill full: dropped the oldest lines, read back ones included; gap records sent in their place');
-    return { memory: kept, freedMemory: freedMemory - gap.frames.length };
+    return { memory: kept, freedMemory: freedMemory - gap.memory };
   }
 }

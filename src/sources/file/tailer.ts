@@ -453,6 +453,7 @@ export class FileTailer implements Source {
       origin,
       ...(marks && { marks }),
       release: chunk.release,
+      memory: chunk.memory,
       ...(chunk.offsets && chunk.count > 0 && { keys: { prefix: keyPrefix(r), offsets: chunk.offsets } }),
     });
   }
