@@ -38,7 +38,8 @@ export interface Batch {
   release?: () => void;
   /**
    * The memory the batch keeps from being reused until it is released: its share of the slab it
-   * was written in, the slab's unused end included when no other batch will be written there.
+   * was written in, the slab's unused end included (up to the batch's own size) when no other batch
+   * will be written there.
    * --memory-max-bytes counts this, so that it bounds memory and not just frames (a 540 KB batch
    * alone in a 1 MiB slab holds the slab). `frames.length` when absent.
    */

@@ -75,7 +75,7 @@ export class FrameWriter {
   /** Where the current batch starts in `buf`. */
   private start = 0;
   private len = 0;
-  /** The unused end of a slab the current batch moved out of, held by the batches before it there: counted with it. */
+  /** The unused end of a slab the current batch moved out of, held by the batches before it there: counted with it (see takeBatch). */
   private carried = 0;
 
   /** A size below SLAB_BYTES gets memory of its own, not a pooled slab (that writer uses take()). */
@@ -156,17 +156,21 @@ export class FrameWriter {
     slab.refs++;
     let released = false;
     this.start = this.len;
-    let memory = frames.length + this.carried;
+    let unused = this.carried;
     this.carried = 0;
     // A slab without room for another batch like this one takes no more: the next would only move
     // out at once, copying what it had written so far. Its unused end is held with this batch.
     if (this.buf.length - this.len < Math.max(this.buf.length / 8, frames.length)) {
-      memory += this.buf.length - this.len;
+      unused += this.buf.length - this.len;
       this.fresh();
     }
     return {
       frames,
-      memory,
+      // At most twice the frames: a large batch alone in its slab (a 512 KiB read's) counts the
+      // slab, while a small one that happens to end a slab does not count up to an eighth of it, or
+      // one such batch would be past a small --memory-max-bytes alone (what goes uncounted is at
+      // most that eighth of each slab).
+      memory: frames.length + Math.min(unused, frames.length),
       release: () => {
         if (released) return;
         released = true;
