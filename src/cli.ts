@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
-import yargs from 'yargs';
 import { SpillError } from './buffer/spill/io.js';
 import { resolveConfig, type Config } from './config/config.js';
-import { helpLine } from './config/describe.js';
+import { helpText, parseArgv, UsageError } from './config/argv.js';
 import { ConfigError } from './config/errors.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, OPTION_TABLE, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
-import { camel, GROUPS, SETTINGS, type RawSettings } from './config/options.js';
+import { camel, SETTINGS, type RawSettings } from './config/options.js';
 import { preflight } from './config/preflight.js';
 import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
@@ -46,43 +45,23 @@ function usageError(...messages: string[]): never {
   process.exit(EXIT_USAGE);
 }
 
-/**
- * yargs reads a lone "-" as a positional, and "-1s" as the short flags -1 and -s, not as the value of
- * the flag before it. Joined to their flag, they reach the validators (which say what is wrong).
- */
-function joinDashValues(argv: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const next = argv[i + 1];
-    if ((next === '-' || /^-\d/.test(next ?? '')) && /^--?[a-z]/.test(argv[i]) && !argv[i].includes('=')) out.push(`${argv[i]}=${next}`), i++;
-    else out.push(argv[i]);
-  }
-  return out;
-}
-
 function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
-  let parser = yargs(joinDashValues(argv))
-    .scriptName('auditfwd')
-    .usage('auditfwd --file PATH --to HOST:PORT [options]\ncat audit.log | auditfwd --to HOST:PORT')
-    .parserConfiguration({ 'strip-aliased': true, 'strip-dashed': true });
-  // The descriptions say what each value is; "[string]" on every line only adds width (yargs 17.7 has it, its types not yet).
-  (parser as unknown as { usageConfiguration(c: Record<string, boolean>): unknown }).usageConfiguration({ 'hide-types': true });
-  for (const s of SETTINGS) {
-    parser = parser.option(s.flag, { alias: s.alias, type: s.kind === 'boolean' ? 'boolean' : 'string', array: s.kind === 'list' || undefined, description: helpLine(s) });
+  let flags;
+  try {
+    flags = parseArgv(argv);
+  } catch (err) {
+    if (err instanceof UsageError) usageError(err.message);
+    throw err;
   }
-  for (const group of GROUPS) parser = parser.group(SETTINGS.filter((s) => s.group === group).map((s) => s.flag), `${group}:`);
-  parser = parser
-    .strict()
-    .version(version())
-    .help()
-    .wrap(Math.min(120, process.stdout.columns || 120))
-    .showHelpOnFail(false)
-    .fail((msg, err) => {
-      if (err) throw err;
-      const unknown = /^Unknown arguments?: (.*)$/.exec(msg);
-      usageError(unknown ? `unknown flag ${unknown[1].split(', ').map((a) => (a.length > 1 ? `--${a}` : `-${a}`)).join(', ')}` : msg);
-    });
-  const parsed = withConfigFile(parser.parseSync() as Record<string, unknown>, OPTION_TABLE, ctx);
+  if (flags.help) {
+    process.stdout.write(helpText(Math.min(120, process.stdout.columns || 120)));
+    process.exit(0);
+  }
+  if (flags.version) {
+    process.stdout.write(`${version()}\n`);
+    process.exit(0);
+  }
+  const parsed = withConfigFile(flags, OPTION_TABLE, ctx);
   const pick = (v: unknown) => (Array.isArray(v) ? v[v.length - 1] : v);
   const raw: Record<string, unknown> = {};
   for (const s of SETTINGS) {
@@ -101,7 +80,7 @@ export interface Settings {
   checkConfig: boolean;
 }
 
-function withConfigFile<T extends { config?: unknown; checkConfig?: unknown }>(parsed: T, options: OptionTable, ctx: Partial<Settings>): T {
+function withConfigFile<T extends Record<string, unknown> & { config?: unknown; checkConfig?: unknown }>(parsed: T, options: OptionTable, ctx: Partial<Settings>): T {
   ctx.options = options;
   ctx.checkConfig = Boolean(parsed.checkConfig);
   const path = Array.isArray(parsed.config) ? parsed.config[parsed.config.length - 1] : parsed.config;

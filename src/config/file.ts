@@ -18,7 +18,7 @@ const yaml = (): typeof Yaml => (yamlModule ??= createRequire(import.meta.url)('
  * OPTION_TABLE, built from that table.
  */
 
-/** The flags, their types and aliases, in the shape yargs' getOptions() reports them. */
+/** The flags, their types and aliases. */
 export interface OptionTable {
   key: Record<string, unknown>;
   boolean: string[];
@@ -35,7 +35,7 @@ export const OPTION_TABLE: OptionTable = {
   alias: Object.fromEntries(SETTINGS.filter((s) => s.alias).map((s) => [s.flag, [s.alias!]])),
 };
 
-/** Flags that mean nothing inside a file: yargs' own, and the table's without a file key. */
+/** Flags that mean nothing inside a file: --help, --version, and the table's without a file key. */
 const NOT_IN_FILE = new Set(['help', 'version', ...SETTINGS.filter((s) => s.fileKey === null).map((s) => s.flag)]);
 const BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]));
 /** Flags whose file form may also be a structure; each turns it into the flag's values. */

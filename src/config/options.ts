@@ -4,7 +4,7 @@ import { sdSpecsFromObject } from './sd-element.js';
 import { parseDuration, parseSize } from './units.js';
 
 /**
- * Every setting, once: the yargs options (cli.ts), the config-file keys and their types (file.ts),
+ * Every setting, once: the command line (argv.ts), the config-file keys and their types (file.ts),
  * the defaults and ranges resolveConfig checks, what SIGHUP may change (ops/reload.ts), the
  * effective configuration --check-config prints, --help's groups and docs/flags.md all come from
  * this table. A new setting is one entry here plus where resolveConfig turns it into a Config field.

@@ -94,7 +94,7 @@ t.test('secrets are redacted, whatever flag they come from', async (t) => {
 });
 
 t.test('a flag declared in cli.ts is a config-file key with no further work', async (t) => {
-  // --reconnect-max-delay is declared only in cli.ts' yargs options.
+  // --reconnect-max-delay is declared only in the settings table the command line is read with.
   const dir = t.testdir({ 'c.yml': 'to: "-"\nreconnect_max_delay: 2s\nshutdown-timeout: 1s\n' });
   const run = runAuditfwd(t, ['--config', join(dir, 'c.yml'), '--check-config']);
   t.equal(await run.exited, 0, run.stderr());

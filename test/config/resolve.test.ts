@@ -5,7 +5,7 @@ import { resolveConfig, type Config, type RawSettings } from '../../src/config/c
 import { effectiveYaml, loadConfigFile, mergeUnderFlags, resolveCollecting, type OptionTable } from '../../src/config/file.js';
 import { parseSdElements, parseSdSpec, sdSpecsFromObject } from '../../src/config/sd-element.js';
 
-// In-process (the CLI tests spawn the binary): the same shape yargs' getOptions() reports for cli.ts.
+// In-process (the CLI tests spawn the binary): the option table cli.ts reads flags and files with.
 const OPTIONS: OptionTable = {
   key: { file: true, f: true, to: true, 'state-dir': true, stateDir: true, once: true, framing: true, 'poll-interval': true, 'max-message-bytes': true, 'sd-element': true, facility: true, help: true, config: true },
   boolean: ['once', 'help'],
