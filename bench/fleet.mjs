@@ -4,7 +4,7 @@
 // thirds. Prints, per N: agent CPU (% of one core) and peak RSS, relay CPU, end-to-end latency
 // (line written → relay received it), lost (must be 0) and duplicates.
 //
-//   npx tsc -p tsconfig.json && node bench/fleet.mjs [--agents 1,10,30] [--rate 500] [--seconds 30]
+//   npm run build && node bench/fleet.mjs [--agents 1,10,30] [--rate 500] [--seconds 30]
 //
 // Each agent lists the relays in its own order (agent i starts at relay i mod 3), with the default
 // --pool failover: the fleet spreads over the relays, and an agent whose relay dies fails over.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // NATS JetStream next to TCP and RELP: throughput and auditfwd's CPU per GB, same file, same machine.
 //
-//   npx tsc -p tsconfig.json && node bench/nats-vs-tcp.mjs [--lines 100000] [--runs 3] [--windows 256,1024]
+//   npm run build && node bench/nats-vs-tcp.mjs [--lines 100000] [--runs 3] [--windows 256,1024]
 //                                                          [--replicas 1,3]
 //
 // auditfwd --once reads a file of real Kubernetes audit events (made unique with a "seq" field) and

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // RELP throughput relative to plain TCP, same file, same machine.
 //
-//   npx tsc -p tsconfig.json && node bench/relp-vs-tcp.mjs [--lines 200000] [--runs 3] [--windows 1024]
+//   npm run build && node bench/relp-vs-tcp.mjs [--lines 200000] [--runs 3] [--windows 1024]
 //                                                          [--receivers node,rsyslog] [--cpu-prof DIR]
 //
 // auditfwd --once reads a file of real Kubernetes audit events (made unique with a "seq" field) and

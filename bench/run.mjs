@@ -240,7 +240,7 @@ function table(head, rows) {
 }
 
 async function main() {
-  if (!existsSync(join(REPO, 'dist/cli.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
+  if (!existsSync(join(REPO, 'dist/auditfwd.js'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
   // Everything temporary in one folder outside the repository, removed at the end (also on ^C).
   const scratch = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'auditfwd-bench-'));
   const cleanUp = () => rmSync(scratch, { recursive: true, force: true });

@@ -19,7 +19,7 @@ t.test('npm pack makes a package whose auditfwd command works after npm install 
   t.equal(pack.status, 0, pack.stderr);
   const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const files = info.files.map((f) => f.path);
-  t.ok(files.includes('bin/auditfwd') && files.includes('dist/cli.js') && files.includes('README.md') && files.includes('docs/ARCHITECTURE.md'), 'the command, the build, the README and docs');
+  t.ok(files.includes('bin/auditfwd') && files.includes('dist/auditfwd.js') && files.includes('README.md') && files.includes('docs/ARCHITECTURE.md'), 'the command, the build, the README and docs');
   t.notOk(files.some((f) => /^(src|test|bosh|\.ci)\//.test(f)), 'no sources, tests or deployment files');
   t.ok(files.includes('LICENSE'), 'the licence text');
   t.match(readFileSync(join(ROOT, 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/, 'the licence package.json names');

@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { cleanEnv } from '../helpers/proc.js';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+// The bundle bin/auditfwd runs (scripts/bundle.mjs).
+const CLI = fileURLToPath(new URL('../../dist/auditfwd.js', import.meta.url));
 
 /** The real main(), with a fault injected into its process once it runs: what nothing handles. */
 async function withFault(t: Tap.Test, fault: string): Promise<{ code: number | null; stderr: string }> {
