@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SpillError } from './buffer/spill/io.js';
 import { resolveConfig, type Config } from './config/config.js';
-import { helpText, parseArgv, UsageError } from './config/argv.js';
+import { helpText, parseArgv, UsageError, type Argv } from './config/argv.js';
 import { ConfigError } from './config/errors.js';
 import { capErrors, effectiveYaml, loadConfigFile, mergeUnderFlags, OPTION_TABLE, resolveCollecting, type FileSettings, type OptionTable } from './config/file.js';
 import { camel, SETTINGS, type RawSettings } from './config/options.js';
@@ -45,14 +45,17 @@ function usageError(...messages: string[]): never {
   process.exit(EXIT_USAGE);
 }
 
-function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
-  let flags;
+function readFlags(argv: string[]): Argv {
   try {
-    flags = parseArgv(argv);
+    return parseArgv(argv);
   } catch (err) {
     if (err instanceof UsageError) usageError(err.message);
     throw err;
   }
+}
+
+function parseArgs(argv: string[], ctx: Partial<Settings> = {}): RawSettings {
+  const flags = readFlags(argv);
   if (flags.help) {
     process.stdout.write(helpText(Math.min(120, process.stdout.columns || 120)));
     process.exit(0);
