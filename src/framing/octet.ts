@@ -2,6 +2,13 @@
  * Helpers for the internal wire form: RFC 6587 octet-counted frames, "LEN SP MSG" back to back.
  */
 
+/** The index after the frame whose header starts at `i` (a header cut off at the end of `frames` ends there). */
+export function frameEnd(frames: Uint8Array, i: number): number {
+  let len = 0;
+  while (i < frames.length && frames[i] !== 0x20) len = len * 10 + frames[i++] - 0x30;
+  return i + 1 + len;
+}
+
 /** Calls `fn(start, end)` for each frame's MSG in `frames`. */
 export function forEachFrame(frames: Buffer, fn: (start: number, end: number) => void): number {
   let i = 0;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { forEachFrame } from '../framing/octet.js';
+import { forEachFrame, frameEnd } from '../framing/octet.js';
 
 const MiB = 1024 * 1024;
 /** Linux's own maxima of tcp_wmem and tcp_rmem (net/ipv4/tcp.c), where /proc does not say (not Linux). */
@@ -157,10 +157,7 @@ export class ResendWindow {
       const ring = this.ring!;
       const base = origin % this.maxBytes;
       while (k < first.frames && origin + at < from) {
-        let i = base + at;
-        let len = 0;
-        while (i < ring.length && ring[i] !== 0x20) len = len * 10 + ring[i++] - 0x30;
-        at = i + 1 + len - base;
+        at = frameEnd(ring, base + at) - base;
         k++;
       }
       if (k === first.frames) {
@@ -242,9 +239,7 @@ function frameStarts(frames: Buffer): { starts: Int32Array; frames: number } {
       scratch[j] = i;
     }
     n++;
-    let len = 0;
-    while (i < frames.length && frames[i] !== 0x20) len = len * 10 + frames[i++] - 0x30;
-    i += 1 + len;
+    i = frameEnd(frames, i);
   }
   return { starts: scratch.slice(0, Math.ceil(n / STRIDE)), frames: n };
 }
@@ -267,11 +262,9 @@ function head(frames: Buffer, limit: number): { frames: Buffer; count: number } 
   let end = 0;
   let count = 0;
   while (end < frames.length) {
-    let i = end;
-    let len = 0;
-    while (frames[i] !== 0x20) len = len * 10 + frames[i++] - 0x30;
-    if (i + 1 + len > limit) break;
-    end = i + 1 + len;
+    const next = frameEnd(frames, end);
+    if (next > limit) break;
+    end = next;
     count++;
   }
   return { frames: frames.subarray(0, end), count };

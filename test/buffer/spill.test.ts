@@ -600,16 +600,18 @@ t.test('the original handed on, its unread copy passed over: the cursor is saved
   const small = (i: number) => `small ${i}`;
   for (let i = 1; i < 30; i++) await push(i, frame(small(i)));
   a.spill.handedOn(out);
-  // The cursor's save (write and rename, no fsync): awaited, bounded.
-  const ledger = (a.spill as unknown as { ledger: { cursorQuickDirty: boolean } }).ledger;
-  const saved = await new Promise<boolean>((resolve) => {
-    const since = Date.now();
-    const poll = setInterval(() => {
-      if (ledger.cursorQuickDirty && Date.now() - since < 5000) return;
-      clearInterval(poll);
-      resolve(!ledger.cursorQuickDirty);
-    }, 5);
-  });
+  // The pass-over and the cursor save it asks for (write and rename, no fsync) run on the spill's
+  // serial chain: saved once the chain is idle with nothing left dirty. Polling the dirty flag alone
+  // raced: it is clear before the pass-over runs, and again from the start of the save's write.
+  const spill = a.spill as unknown as { chain: Promise<unknown>; ledger: { cursorQuickDirty: boolean } };
+  const since = Date.now();
+  let saved = false;
+  while (!saved && Date.now() - since < 5000) {
+    const tail = spill.chain;
+    await tail;
+    saved = spill.chain === tail && !spill.ledger.cursorQuickDirty;
+    if (!saved) await new Promise((r) => setImmediate(r));
+  }
   t.ok(saved, 'the cursor was saved after the copy was passed over');
   a.spill.abandon();
   await io.closeAll();

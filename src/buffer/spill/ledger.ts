@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/log.js';
-import type { Batch, MessageKeys } from '../../batch.js';
+import { memoryOf, type Batch, type MessageKeys } from '../../batch.js';
 import { moveAside, segName, writeCursor } from './files.js';
 import type { SpillFile, SpillIo } from './io.js';
 import { Deque, type Ticket } from './order.js';
@@ -61,7 +61,7 @@ export class Item implements Batch {
     readonly keys?: MessageKeys,
     memory?: number,
   ) {
-    this.memory = memory ?? frames.length;
+    this.memory = memoryOf({ frames, memory });
   }
 }
 
