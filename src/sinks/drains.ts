@@ -4,7 +4,7 @@ import { Backoff } from './backoff.js';
 import type { Opener } from './connection.js';
 import { PoolSink, type PoolMode } from './pool.js';
 import { RelpSink, type RelpProgress } from './relp.js';
-import { autoWindowBytes, END_REPLAYS, ResendWindow } from './resend-window.js';
+import { autoWindowBytes, END_REPLAYS, fileStore, memoryStore, ResendWindow } from './resend-window.js';
 import type { Member } from './resolve.js';
 import type { Framing, Sink } from './sink.js';
 import { TcpSink } from './tcp.js';
@@ -20,6 +20,8 @@ export interface DrainSettings {
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
+  /** The spill's folder: the resend window's file goes there (undefined: the window is in memory). */
+  bufferDir: string | undefined;
 }
 
 /** One drain, or a pool of them: a sink per member, and what the members share. */
@@ -34,14 +36,22 @@ export function drainSink(members: Member[], s: DrainSettings, open: Opener | un
     }
     return new TcpSink({ ...common, framing: s.framing, resend });
   };
-  if (members.length === 1) return make(members[0])(stats);
-  return new PoolSink(
+  const sink = members.length === 1 ? make(members[0])(stats) : new PoolSink(
     members.map((m) => ({ name: m.name, make: make(m) })),
     s.pool,
     stats,
     log,
     () => resend?.owed() ?? false,
   );
+  return resend ? closingWindow(sink, resend) : sink;
+}
+
+/** The window's file is closed once its sink is done (the end of input, or a reload's new sink took over). */
+function closingWindow(sink: Sink, resend: ResendWindow): Sink {
+  return {
+    run: (buffer) => sink.run(buffer).finally(() => resend.close()),
+    abort: () => sink.abort(),
+  };
 }
 
 /**
@@ -53,5 +63,10 @@ function resendWindow(members: number, s: DrainSettings, log: Logger): ResendWin
   const bytes = plain === 'auto' ? autoWindowBytes(s.pool === 'round-robin' ? members : 1) : plain;
   if (plain === 'auto') log.debug({ bytes }, '--tcp-resend-window auto');
   const gaveUp = () => log.warn({ replays: END_REPLAYS }, 'the drain lost every connection made after the end of input to send its --tcp-resend-window again; giving up on it');
-  return bytes > 0 ? new ResendWindow(bytes, gaveUp) : undefined;
+  if (bytes === 0) return undefined;
+  const failed = (err: unknown, kept: boolean) =>
+    kept
+      ? log.warn({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot keep the --tcp-resend-window in a file in the buffer folder; keeping it in memory')
+      : log.error({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'the --tcp-resend-window file failed and could not be read back; what it held is dropped, the window goes on in memory');
+  return new ResendWindow(bytes, gaveUp, s.bufferDir ? fileStore(s.bufferDir, failed) : memoryStore);
 }

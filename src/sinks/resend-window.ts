@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { forEachFrame, frameEnd } from '../framing/octet.js';
+import { FileRing, MemoryRing, type Ring } from './resend-ring.js';
 
 const MiB = 1024 * 1024;
 /** Linux's own maxima of tcp_wmem and tcp_rmem (net/ipv4/tcp.c), where /proc does not say (not Linux). */
@@ -43,6 +44,36 @@ export function autoWindowBytes(connections: number, buffers = kernelBuffers()):
   return Math.min(AUTO_CEILING_BYTES, Math.max(1, connections) * (buffers.send + buffers.receive));
 }
 
+/**
+ * Where the window's copies go. `failed`: the ring threw (a full disk under its file, EIO); the
+ * window went on in memory, with what it held (`kept`) or without it (the file could not be read back).
+ */
+export interface WindowStore {
+  open(capacity: number): Ring;
+  failed(err: unknown, kept: boolean): void;
+}
+
+/** In memory: the window's size counts in the process's RSS. */
+export const memoryStore: WindowStore = { open: (capacity) => new MemoryRing(capacity), failed: () => {} };
+
+/**
+ * In a file in `dir` (the spill's folder), kept by the page cache; in memory if the file cannot be
+ * made (`failed` is told why, once) or fails later.
+ */
+export function fileStore(dir: string, failed: (err: unknown, kept: boolean) => void, io?: ConstructorParameters<typeof FileRing>[2]): WindowStore {
+  return {
+    open: (capacity) => {
+      try {
+        return new FileRing(capacity, dir, io);
+      } catch (err) {
+        failed(err, true);
+        return new MemoryRing(capacity);
+      }
+    },
+    failed,
+  };
+}
+
 interface Entry {
   /** Where its whole frames lie, as positions in the stream of bytes ever kept (the ring offset is `% capacity`). */
   start: number;
@@ -76,15 +107,16 @@ interface Entry {
  * Only what the lost connection carried: a pool member on standby whose idle connection drops
  * causes no resend.
  *
- * Copies in one ring of `maxBytes`, allocated at the first batch (its pages are touched as it
- * fills): a handed-on batch's memory goes back to its writer's slabs, and a copy per batch would
+ * Copies in one ring of `maxBytes`, made at the first batch: in a file in the spill's folder when
+ * there is one (the page cache holds it, not the process), else in memory (its pages are touched as
+ * it fills). A handed-on batch's memory goes back to its writer's slabs, and a copy per batch would
  * leave the GC tens of megabytes a second to find (measured: peak RSS grew by 2.4 times the window's size;
  * bench/resend-window.mjs). An entry never wraps around the ring's end: a batch that would is split
  * between two frames, so what is held is the last `maxBytes` less under two frames (the one that did
  * not fit at the end, the one cut at the start).
  */
 export class ResendWindow {
-  private ring: Buffer | undefined;
+  private ring: Ring | undefined;
   /** Bytes ever kept: where the next one goes. */
   private head = 0;
   private entries: Entry[] = [];
@@ -98,7 +130,46 @@ export class ResendWindow {
   constructor(
     readonly maxBytes: number,
     private readonly onGiveUp?: () => void,
+    private readonly store: WindowStore = memoryStore,
   ) {}
+
+  /**
+   * One operation on the ring. One that throws moves the ring to memory, with its bytes read back,
+   * and runs again there; if they cannot be read back, what the window held is dropped (the drain
+   * has it, unless it dies now too) and the operation runs on an empty ring.
+   */
+  private onRing<T>(op: (ring: Ring) => T): T {
+    try {
+      return op(this.ring!);
+    } catch (err) {
+      const failing = this.ring!;
+      let kept = true;
+      try {
+        this.ring = failing.inMemory();
+      } catch {
+        kept = false;
+        this.ring = new MemoryRing(this.maxBytes);
+        this.entries = [];
+        this.bytes = 0;
+      }
+      try {
+        failing.close();
+      } catch {}
+      this.store.failed(err, kept);
+      return op(this.ring);
+    }
+  }
+
+  /** The window's file, if any, is closed: the sink that used it is done. */
+  close(): void {
+    const ring = this.ring;
+    this.ring = undefined;
+    this.entries = [];
+    this.bytes = 0;
+    try {
+      ring?.close();
+    } catch {}
+  }
 
   /** `frames` (octet-counted, `count` of them) were handed to the socket of `carrier`. */
   record(frames: Buffer, count: number, carrier?: object): void {
@@ -113,7 +184,7 @@ export class ResendWindow {
       this.entries = [];
       this.bytes = 0;
     }
-    this.ring ??= Buffer.allocUnsafeSlow(cap);
+    this.ring ??= this.store.open(cap);
     while (data.count > 0) {
       const room = cap - (this.head % cap);
       const piece = data.frames.length <= room ? data : head(data.frames, room);
@@ -125,7 +196,8 @@ export class ResendWindow {
       }
       const length = piece.frames.length;
       this.makeRoom(this.head + length);
-      this.ring.set(piece.frames, this.head % cap);
+      const at = this.head % cap;
+      this.onRing((ring) => ring.write(piece.frames, at));
       this.entries.push({ start: this.head, end: this.head + length, carrier, ...frameStarts(piece.frames), first: 0, origin: this.head });
       this.head += length;
       this.bytes += length;
@@ -138,8 +210,8 @@ export class ResendWindow {
     const from = newHead - this.maxBytes;
     while (this.entries.length > 0 && this.entries[0].start < from) {
       const first = this.entries[0];
-      this.bytes -= first.end - first.start;
       if (first.end <= from) {
+        this.bytes -= first.end - first.start;
         this.entries.shift();
         continue;
       }
@@ -154,25 +226,30 @@ export class ResendWindow {
         k = j * STRIDE;
         at = starts[j];
       }
-      const ring = this.ring!;
       const base = origin % this.maxBytes;
       while (k < first.frames && origin + at < from) {
-        at = frameEnd(ring, base + at) - base;
+        const header = base + at;
+        at = this.onRing((ring) => ring.frameEnd(header)) - base;
+        // The ring failed and its bytes could not be kept: every entry went with them.
+        if (this.entries[0] !== first) return;
         k++;
       }
       if (k === first.frames) {
+        this.bytes -= first.end - first.start;
         this.entries.shift();
         continue;
       }
+      this.bytes -= origin + at - first.start;
       first.first = k;
       first.start = origin + at;
-      this.bytes += first.end - first.start;
     }
   }
 
-  private view(e: Entry): Buffer {
+  /** A copy of the entry's frames (undefined if the ring failed and dropped them). */
+  private copyOf(e: Entry): Buffer | undefined {
     const at = e.start % this.maxBytes;
-    return this.ring!.subarray(at, at + e.end - e.start);
+    const copy = this.onRing((ring) => ring.copy(at, e.end - e.start));
+    return this.entries.includes(e) ? copy : undefined;
   }
 
   /** `carrier` ended without auditfwd closing it: what it carried goes out again first. */
@@ -188,11 +265,14 @@ export class ResendWindow {
     const out = this.entries.filter((e) => e.pending);
     if (out.length === 0) return undefined;
     if (this.ending) this.endReplays++;
+    const chunks: Array<{ frames: Buffer; count: number }> = [];
     for (const e of out) {
       e.pending = false;
       e.carrier = carrier;
+      const frames = this.copyOf(e);
+      if (frames) chunks.push({ frames, count: e.frames - e.first });
     }
-    return out.map((e) => ({ frames: Buffer.from(this.view(e)), count: e.frames - e.first }));
+    return chunks.length > 0 ? chunks : undefined;
   }
 
   /** A lost connection's frames wait for the next one. */

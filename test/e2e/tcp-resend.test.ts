@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DyingDrain } from '../helpers/dying-drain.js';
 import { logEntries } from '../helpers/ops.js';
@@ -61,4 +61,30 @@ t.test('--tcp-resend-window 0: what the dead drain held is lost, as plain TCP do
   t.ok(deaths >= 3, `the drain died ${deaths} times`);
   t.ok(lost > 0, 'lines are lost without the window');
   t.equal(resent ?? 0, 0, 'nothing resent');
+});
+
+t.test('the window is kept in an unlinked file in the buffer folder, not in the process; nothing is left there', async (t) => {
+  const dir = t.testdir({ state: {} });
+  const file = join(dir, 'audit.log');
+  writeFileSync(file, Array.from({ length: 2000 }, (_, i) => line(i)).join('\n') + '\n');
+  const drain = await DyingDrain.start(0, 0);
+  t.teardown(() => drain.close());
+  const spill = join(dir, 'spill');
+  // Following (no --once): the process is still running when the lines have arrived.
+  const run = runAuditfwd(t, ['--file', file, '--to', drain.address, '--state-dir', join(dir, 'state'), '--buffer-dir', spill, '--tcp-resend-window', '2MiB']);
+  await drain.received(2000);
+  const fds = readdirSync(`/proc/${run.child.pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${run.child.pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  const windows = fds.filter((l) => l.includes('.resend-window-'));
+  t.equal(windows.length, 1, 'one window file open');
+  t.match(windows[0], new RegExp(`^${spill}/\\.resend-window-\\d+-[0-9a-f]+ \\(deleted\\)$`), 'in the buffer folder, already unlinked');
+  t.notOk(readdirSync(spill).some((n) => n.includes('resend')), 'not in the folder\'s listing');
+  run.child.kill('SIGTERM');
+  t.equal(await run.exited, 0);
+  t.notOk(readdirSync(spill).some((n) => n.includes('resend')), 'nothing left behind');
 });

@@ -56,6 +56,12 @@ export class DyingDrain {
     sock.on('close', () => this.sockets.delete(sock));
   }
 
+  /** Resolves once `n` messages were received. */
+  received(n: number): Promise<void> {
+    if (this.messages.length >= n) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
+
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     this.server.close();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { AUTO_CEILING_BYTES, autoWindowBytes, FALLBACK_BUFFERS, kernelBuffers, ResendWindow } from '../../src/sinks/resend-window.js';
+import { AUTO_CEILING_BYTES, autoWindowBytes, FALLBACK_BUFFERS, fileStore, kernelBuffers, memoryStore, ResendWindow, type WindowStore } from '../../src/sinks/resend-window.js';
 
 const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
 const frames = (...msgs: string[]) => Buffer.concat(msgs.map(frame));
@@ -103,9 +103,9 @@ t.test('auto: the tcp_wmem and tcp_rmem maxima, per connection sending at once, 
  * Records `batches` random batches of 1 to `most` frames into a window of `cap` bytes; `check` is
  * called after the batches whose index it lists (and after the last) with what a replay gives.
  */
-function aroundTheRing(seed: number, cap: number, batches: number, most: number, checkAt: (b: number) => boolean, check: (r: { w: ResendWindow; chunks: Array<{ frames: Buffer; count: number }>; expected: string; count: number; maxFrame: number; b: number }) => void) {
+function aroundTheRing(seed: number, cap: number, batches: number, most: number, checkAt: (b: number) => boolean, check: (r: { w: ResendWindow; chunks: Array<{ frames: Buffer; count: number }>; expected: string; count: number; maxFrame: number; b: number }) => void, store: WindowStore = memoryStore) {
   const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
-  const w = new ResendWindow(cap);
+  const w = new ResendWindow(cap, undefined, store);
   const sent: string[] = [];
   let maxFrame = 0;
   for (let b = 0; b < batches; b++) {
@@ -140,13 +140,19 @@ t.test('around the ring: what is replayed is the newest frames, in order, about 
   }
 });
 
-t.test('batches of many frames trimmed anywhere: the newest whole frames, in order, with their count', async (t) => {
-  // A trim finds the first frame to keep from every 16th frame's noted start: batches here have up
-  // to 80 frames, so trims land before, on and after the noted ones. Checked now and then mid-way.
-  for (const cap of [300, 2000, 20000]) {
-    aroundTheRing(11, cap, 400, 80, (b) => b % 37 === 36, ({ w, chunks, expected, count, maxFrame, b }) => {
-      t.equal(replayText(chunks), expected, `cap ${cap}, batch ${b}: the newest ${count} frames`);
-      t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}, batch ${b}: holds ${w.heldBytes} bytes`);
-    });
-  }
-});
+for (const where of ['memory', 'a file'] as const) {
+  t.test(`batches of many frames trimmed anywhere: the newest whole frames, in order, with their count (window in ${where})`, async (t) => {
+    // A trim finds the first frame to keep from every 16th frame's noted start: batches here have up
+    // to 80 frames, so trims land before, on and after the noted ones. Checked now and then mid-way.
+    const dir = t.testdir();
+    const failures: unknown[] = [];
+    for (const cap of [300, 2000, 20000]) {
+      const store = where === 'memory' ? memoryStore : fileStore(dir, (err) => failures.push(err));
+      aroundTheRing(11, cap, 400, 80, (b) => b % 37 === 36, ({ w, chunks, expected, count, maxFrame, b }) => {
+        t.equal(replayText(chunks), expected, `cap ${cap}, batch ${b}: the newest ${count} frames`);
+        t.ok(w.heldBytes <= cap && w.heldBytes > cap - 2 * maxFrame, `cap ${cap}, batch ${b}: holds ${w.heldBytes} bytes`);
+      }, store);
+    }
+    t.same(failures, [], 'the file never failed');
+  });
+}

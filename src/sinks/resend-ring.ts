@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { frameEnd } from '../framing/octet.js';
+
+/**
+ * Where the resend window keeps its copies: positions are offsets in [0, capacity). Operations are
+ * synchronous (the window is written as each batch is handed on, read only to trim and to replay)
+ * and may throw; the window then moves to memory (resend-window.ts).
+ */
+export interface Ring {
+  write(data: Buffer, at: number): void;
+  /** A copy of `length` bytes from `at`. */
+  copy(at: number, length: number): Buffer;
+  /** Where the octet-counted frame whose header starts at `at` ends. */
+  frameEnd(at: number): number;
+  /** The same bytes in memory (a FileRing whose file failed). */
+  inMemory(): MemoryRing;
+  close(): void;
+}
+
+export class MemoryRing implements Ring {
+  readonly buf: Buffer;
+  constructor(capacity: number) {
+    // Its pages are touched as it fills.
+    this.buf = Buffer.allocUnsafeSlow(capacity);
+  }
+  write(data: Buffer, at: number): void {
+    this.buf.set(data, at);
+  }
+  copy(at: number, length: number): Buffer {
+    return Buffer.from(this.buf.subarray(at, at + length));
+  }
+  frameEnd(at: number): number {
+    return frameEnd(this.buf, at);
+  }
+  inMemory(): MemoryRing {
+    return this;
+  }
+  close(): void {}
+}
+
+/** The file operations a FileRing makes: tests replace them to inject ENOSPC and EIO. */
+export interface RingFileIo {
+  /** Creates a new file only its owner can read (never through a symlink). */
+  create(path: string): number;
+  unlink(path: string): void;
+  write(fd: number, buf: Buffer, offset: number, length: number, position: number): number;
+  read(fd: number, buf: Buffer, offset: number, length: number, position: number): number;
+  close(fd: number): void;
+}
+
+export const nodeRingIo: RingFileIo = {
+  create: (path) => openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600),
+  unlink: (path) => unlinkSync(path),
+  write: (fd, buf, offset, length, position) => writeSync(fd, buf, offset, length, position),
+  read: (fd, buf, offset, length, position) => readSync(fd, buf, offset, length, position),
+  close: (fd) => closeSync(fd),
+};
+
+/** A frame header is at most 10 digits and a space (--max-line-bytes is below 1 GiB). */
+const HEADER_MAX = 16;
+const FILL_CHUNK = 1024 * 1024;
+
+/**
+ * The window in a file: the kernel's page cache holds the bytes, which it can write out and drop
+ * under memory pressure, instead of the process's heap (36 MiB of a follower's RSS with `auto` on a
+ * host whose tcp_rmem allows 32 MiB). The file is unlinked as soon as it is made: nothing is left
+ * behind by a crash, nothing else can open it, and it never needs a name in the folder's listing
+ * (the spill reads only its own). Its space is taken whole when it is made (zeros up to
+ * `capacity`), so that a disk too small for it is found then, not at a later batch.
+ */
+export class FileRing implements Ring {
+  private readonly fd: number;
+  private readonly header = Buffer.alloc(HEADER_MAX);
+
+  constructor(
+    private readonly capacity: number,
+    dir: string,
+    private readonly io: RingFileIo = nodeRingIo,
+  ) {
+    const path = join(dir, `.resend-window-${process.pid}-${randomBytes(6).toString('hex')}`);
+    this.fd = io.create(path);
+    try {
+      io.unlink(path);
+      const zeros = Buffer.alloc(Math.min(FILL_CHUNK, capacity));
+      for (let at = 0; at < capacity; at += zeros.length) this.writeAll(zeros.subarray(0, Math.min(zeros.length, capacity - at)), at);
+    } catch (err) {
+      // A half-made file is removed (if the unlink failed, it is still to be) and its space freed.
+      try {
+        io.unlink(path);
+      } catch {}
+      io.close(this.fd);
+      throw err;
+    }
+  }
+
+  write(data: Buffer, at: number): void {
+    this.writeAll(data, at);
+  }
+
+  private writeAll(data: Buffer, at: number): void {
+    let done = 0;
+    // A short write is followed by another, which reports why (ENOSPC) if it cannot go on.
+    while (done < data.length) done += this.io.write(this.fd, data, done, data.length - done, at + done);
+  }
+
+  copy(at: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    this.readAll(out, at);
+    return out;
+  }
+
+  private readAll(out: Buffer, at: number): void {
+    let done = 0;
+    while (done < out.length) {
+      const n = this.io.read(this.fd, out, done, out.length - done, at + done);
+      if (n === 0) throw Object.assign(new Error(`the resend window's file ended at ${at + done} of ${this.capacity} bytes`), { code: 'EIO' });
+      done += n;
+    }
+  }
+
+  frameEnd(at: number): number {
+    const n = this.io.read(this.fd, this.header, 0, Math.min(HEADER_MAX, this.capacity - at), at);
+    return at + frameEnd(this.header.subarray(0, n), 0);
+  }
+
+  inMemory(): MemoryRing {
+    const memory = new MemoryRing(this.capacity);
+    this.readAll(memory.buf, 0);
+    return memory;
+  }
+
+  close(): void {
+    this.io.close(this.fd);
+  }
+}
