@@ -24,12 +24,14 @@ const input = buildInput(dir, MB);
 const receiver = await startReceiver({ count: 'frames' });
 const done = receiver.expect(input.lines);
 const t0 = performance.now();
-// The same node flags as bin/auditfwd's #! line.
-const NODE_FLAGS = readFileSync(join(REPO, 'bin/auditfwd'), 'utf8').split('\n')[0].split(' ').slice(3);
+// The same node flags and environment as bin/auditfwd's #! line.
+const SHEBANG = readFileSync(join(REPO, 'bin/auditfwd'), 'utf8').split('\n')[0].split(' ');
+const NODE_FLAGS = SHEBANG.slice(SHEBANG.indexOf('node') + 1);
+const NODE_ENV = Object.fromEntries(SHEBANG.slice(2, SHEBANG.indexOf('node')).map((w) => w.split('=')));
 const child = spawn(
   'node',
   [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', dir, join(REPO, 'bin/auditfwd'), '--once', '--file', input.path, '--state-dir', join(dir, 'state'), '--log-level', 'warn', '--to', `127.0.0.1:${receiver.port}`, ...process.argv.slice(2)],
-  { stdio: ['ignore', 'inherit', 'inherit'] },
+  { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...NODE_ENV } },
 );
 await done;
 const seconds = (performance.now() - t0) / 1000;

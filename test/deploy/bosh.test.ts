@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { runAuditfwd } from '../helpers/proc.js';
+import { shebangOf } from '../helpers/shebang.js';
 import { fileKeyOf, SETTINGS } from '../../src/config/options.js';
 
 const JOB = fileURLToPath(new URL('../../bosh/jobs/auditfwd/', import.meta.url));
@@ -43,9 +44,11 @@ t.test('the BOSH job renders into a config auditfwd --check-config accepts', { s
   const proc = (parse(bpm.out) as { processes: Array<Record<string, any>> }).processes[0];
   t.equal(proc.args.at(-1), '/var/vcap/jobs/auditfwd/config/config.yml');
   // node's flags as bin/auditfwd's #! line gives them (bpm runs node, not the script's #! line).
-  const shebang = readFileSync(fileURLToPath(new URL('../../bin/auditfwd', import.meta.url)), 'utf8').split('\n')[0].split(' ').slice(3);
-  t.ok(shebang.includes('--no-concurrent-sparkplug'), 'the #! line names --no-concurrent-sparkplug');
-  t.strictSame(proc.args.slice(0, shebang.length), shebang, 'the node flags of bin/auditfwd');
+  const { env, flags } = shebangOf();
+  t.ok(flags.includes('--no-concurrent-sparkplug'), 'the #! line names --no-concurrent-sparkplug');
+  t.strictSame(proc.args.slice(0, flags.length), flags, 'the node flags of bin/auditfwd');
+  t.strictSame(env, { MALLOC_ARENA_MAX: '1' }, 'the #! line sets one malloc arena');
+  t.strictSame(proc.env, env, 'and so does bpm');
   t.strictSame(proc.capabilities, ['DAC_READ_SEARCH']);
   t.strictSame(
     proc.unsafe.unrestricted_volumes,

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { TestDrain } from '../helpers/drain.js';
 import { auditLines } from '../helpers/fixtures.js';
 import { runAuditfwd } from '../helpers/proc.js';
+import { shebangOf } from '../helpers/shebang.js';
 
 /**
  * The kubeadm static pod example: its arguments are the ones auditfwd is run with here, with the
@@ -16,7 +17,7 @@ const MANIFEST = fileURLToPath(new URL('../../examples/kubeadm/auditfwd.yaml', i
 interface Container {
   command: string[];
   args: string[];
-  env: Array<{ name: string }>;
+  env: Array<{ name: string; value?: string }>;
   volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   livenessProbe: { httpGet: { host: string; port: number; path: string } };
 }
@@ -47,6 +48,9 @@ t.test('the kubeadm static pod follows the audit log and keeps its state on the 
   const { pod, c } = load();
   t.match(pod, { kind: 'Pod', metadata: { namespace: 'kube-system' }, spec: { hostNetwork: true } });
   t.strictSame(c.command.slice(-1), ['/app/bin/auditfwd'], 'the image\'s auditfwd');
+  const { env, flags } = shebangOf();
+  t.strictSame(c.command, ['node', ...flags, '/app/bin/auditfwd'], 'node with the flags of bin/auditfwd\'s #! line');
+  for (const [name, value] of Object.entries(env)) t.ok(c.env.some((e) => e.name === name && e.value === value), `and its ${name}=${value}`);
   const file = arg(c, 'file')!;
   const state = arg(c, 'state-dir')!;
   t.equal(file, '/var/log/kubernetes/audit/audit.log', 'kubeadm\'s documented audit log path');
@@ -57,7 +61,7 @@ t.test('the kubeadm static pod follows the audit log and keeps its state on the 
   t.notOk(mountOf(state)?.readOnly, 'the state folder is writable');
   t.equal(hostPathOf(mountOf(file)!.name), '/var/log/kubernetes/audit');
   t.equal(hostPathOf(mountOf(state)!.name), '/var/lib/auditfwd', 'positions survive the pod');
-  t.strictSame(c.env.map((e) => e.name), [...c.args.join(' ').matchAll(/\$\((\w+)\)/g)].map((m) => m[1]), 'every $(VAR) in args is defined');
+  for (const [, name] of c.args.join(' ').matchAll(/\$\((\w+)\)/g)) t.ok(c.env.some((e) => e.name === name), `$(${name}) in args is defined`);
   const listen = arg(c, 'metrics-listen')!;
   t.equal(`${c.livenessProbe.httpGet.host}:${c.livenessProbe.httpGet.port}`, listen, 'the probe asks the metrics listener');
   t.equal(c.livenessProbe.httpGet.path, '/healthz');
@@ -90,4 +94,12 @@ t.test('a short real run with the example\'s arguments forwards the audit log', 
   t.equal(drain.messages.length, lines.length, 'every event reached the drain');
   t.match(drain.messages[0].toString(), / cp-1 kube-apiserver /, 'HOSTNAME is the node name, APP-NAME kube-apiserver');
   t.ok(readFileSync(join(root, arg(c, 'state-dir')!, 'checkpoints.json'), 'utf8').length > 0, 'positions saved in the hostPath state folder');
+});
+
+t.test('the image the pod runs starts node as bin/auditfwd\'s #! line does', async (t) => {
+  const dockerfile = readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8');
+  const { env, flags } = shebangOf();
+  const entry = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]) as string[];
+  t.strictSame(entry.slice(0, flags.length + 2), ['node', ...flags, '/app/bin/auditfwd'], 'its flags');
+  for (const [name, value] of Object.entries(env)) t.match(dockerfile, new RegExp(`^ENV ${name}=${value}$`, 'm'), `its ${name}`);
 });
