@@ -73,7 +73,7 @@ t.test('a full disk under the spill never wedges delivery: it flows again within
   t.same(seqs, range(0, N), 'every line arrives, in order: 0 lost');
   t.equal(outOfOrder, 0);
   t.equal(gaps.length, 0, 'nothing dropped');
-  // The resend window (36 MiB with auto here) cannot have its file on an 8 MiB disk: it is kept in memory, said once.
+  // The resend window (36 MiB with auto here) outgrows its file on the 8 MiB disk: it moves to memory, said once.
   const windowWarnings = run.stderr().split('\n').filter((l) => l.includes('cannot keep the --tcp-resend-window in a file'));
   t.equal(windowWarnings.length, 1, 'the window could not have its file: said once');
   t.match(windowWarnings[0], /"reason":"ENOSPC"/, 'with the reason');
