@@ -46,6 +46,7 @@ export interface Config {
   reconnectEveryMs: number | undefined;
   /** Bytes of complete frames kept to be sent again after a lost TCP/TLS connection (0: off; auto: sized by the sink from the kernel's buffer limits). */
   tcpResendWindowBytes: number | 'auto';
+  tcpResendWindowStore: 'file' | 'memory';
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
@@ -148,6 +149,7 @@ export function resolveConfig(raw: RawSettings): Config {
     shutdownTimeoutMs: numberSetting('shutdown-timeout', d.shutdownTimeout),
     reconnectEveryMs: raw.reconnectEvery === undefined ? undefined : numberSetting('reconnect-every', raw.reconnectEvery),
     tcpResendWindowBytes: numberOrWord('tcp-resend-window', d.tcpResendWindow) as number | 'auto',
+    tcpResendWindowStore: choiceSetting<Config['tcpResendWindowStore']>('tcp-resend-window-store', String(d.tcpResendWindowStore)),
     relpWindow: numberSetting('relp-window', d.relpWindow),
     relpAckTimeoutMs: numberSetting('relp-ack-timeout', d.relpAckTimeout),
     relpMaxRefusals: numberSetting('relp-max-refusals', d.relpMaxRefusals),

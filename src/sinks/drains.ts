@@ -17,6 +17,8 @@ export interface DrainSettings {
   reconnectEveryMs: number | undefined;
   /** auto: sized here, from the kernel's limits and the members sending at once. */
   tcpResendWindowBytes: number | 'auto';
+  /** file: in the buffer folder when there is one. */
+  tcpResendWindowStore: 'file' | 'memory';
   relpWindow: number;
   relpAckTimeoutMs: number;
   relpMaxRefusals: number;
@@ -68,5 +70,5 @@ function resendWindow(members: number, s: DrainSettings, log: Logger): ResendWin
     kept
       ? log.warn({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot keep the --tcp-resend-window in a file in the buffer folder; keeping it in memory')
       : log.error({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'the --tcp-resend-window file failed and could not be read back; what it held is dropped, the window goes on in memory');
-  return new ResendWindow(bytes, gaveUp, s.bufferDir ? fileStore(s.bufferDir, failed) : memoryStore);
+  return new ResendWindow(bytes, gaveUp, s.bufferDir && s.tcpResendWindowStore === 'file' ? fileStore(s.bufferDir, failed) : memoryStore);
 }

@@ -63,28 +63,38 @@ t.test('--tcp-resend-window 0: what the dead drain held is lost, as plain TCP do
   t.equal(resent ?? 0, 0, 'nothing resent');
 });
 
-t.test('the window is kept in an unlinked file in the buffer folder, not in the process; nothing is left there', async (t) => {
-  const dir = t.testdir({ state: {} });
-  const file = join(dir, 'audit.log');
-  writeFileSync(file, Array.from({ length: 2000 }, (_, i) => line(i)).join('\n') + '\n');
-  const drain = await DyingDrain.start(0, 0);
-  t.teardown(() => drain.close());
-  const spill = join(dir, 'spill');
-  // Following (no --once): the process is still running when the lines have arrived.
-  const run = runAuditfwd(t, ['--file', file, '--to', drain.address, '--state-dir', join(dir, 'state'), '--buffer-dir', spill, '--tcp-resend-window', '2MiB']);
-  await drain.received(2000);
-  const fds = readdirSync(`/proc/${run.child.pid}/fd`).map((fd) => {
-    try {
-      return readlinkSync(`/proc/${run.child.pid}/fd/${fd}`);
-    } catch {
-      return '';
-    }
+/** The process's open files whose path names the resend window's file. */
+const windowFiles = (pid: number) =>
+  readdirSync(`/proc/${pid}/fd`)
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })
+    .filter((l) => l.includes('.resend-window-'));
+
+for (const store of ['file', 'memory'] as const) {
+  const what = store === 'file' ? 'in an unlinked file in the buffer folder, not in the process; nothing is left there' : 'in memory with --tcp-resend-window-store memory: no file';
+  t.test(`the window is kept ${what}`, async (t) => {
+    const dir = t.testdir({ state: {} });
+    const file = join(dir, 'audit.log');
+    writeFileSync(file, Array.from({ length: 2000 }, (_, i) => line(i)).join('\n') + '\n');
+    const drain = await DyingDrain.start(0, 0);
+    t.teardown(() => drain.close());
+    const spill = join(dir, 'spill');
+    // Following (no --once): the process is still running when the lines have arrived.
+    const run = runAuditfwd(t, ['--file', file, '--to', drain.address, '--state-dir', join(dir, 'state'), '--buffer-dir', spill, '--tcp-resend-window', '2MiB', ...(store === 'memory' ? ['--tcp-resend-window-store', 'memory'] : [])]);
+    await drain.received(2000);
+    const windows = windowFiles(run.child.pid!);
+    if (store === 'file') {
+      t.equal(windows.length, 1, 'one window file open');
+      t.match(windows[0], new RegExp(`^${spill}/\\.resend-window-\\d+-[0-9a-f]+ \\(deleted\\)$`), 'in the buffer folder, already unlinked');
+    } else t.same(windows, [], 'no window file');
+    t.notOk(readdirSync(spill).some((n) => n.includes('resend')), 'not in the folder\'s listing');
+    run.child.kill('SIGTERM');
+    t.equal(await run.exited, 0);
+    t.notOk(readdirSync(spill).some((n) => n.includes('resend')), 'nothing left behind');
   });
-  const windows = fds.filter((l) => l.includes('.resend-window-'));
-  t.equal(windows.length, 1, 'one window file open');
-  t.match(windows[0], new RegExp(`^${spill}/\\.resend-window-\\d+-[0-9a-f]+ \\(deleted\\)$`), 'in the buffer folder, already unlinked');
-  t.notOk(readdirSync(spill).some((n) => n.includes('resend')), 'not in the folder\'s listing');
-  run.child.kill('SIGTERM');
-  t.equal(await run.exited, 0);
-  t.notOk(readdirSync(spill).some((n) => n.includes('resend')), 'nothing left behind');
-});
+}
