@@ -10,8 +10,8 @@ import { frameEnd } from '../framing/octet.js';
  */
 export interface Ring {
   write(data: Buffer, at: number): void;
-  /** A copy of `length` bytes from `at`. */
-  copy(at: number, length: number): Buffer;
+  /** `length` bytes from `at`, copied to the start of `into`. */
+  copyInto(at: number, length: number, into: Buffer): void;
   /** Where the octet-counted frame whose header starts at `at` ends. */
   frameEnd(at: number): number;
   /** The same bytes in memory (a FileRing whose file failed). */
@@ -28,8 +28,8 @@ export class MemoryRing implements Ring {
   write(data: Buffer, at: number): void {
     this.buf.set(data, at);
   }
-  copy(at: number, length: number): Buffer {
-    return Buffer.from(this.buf.subarray(at, at + length));
+  copyInto(at: number, length: number, into: Buffer): void {
+    this.buf.copy(into, 0, at, at + length);
   }
   frameEnd(at: number): number {
     return frameEnd(this.buf, at);
@@ -105,10 +105,8 @@ export class FileRing implements Ring {
     }
   }
 
-  copy(at: number, length: number): Buffer {
-    const out = Buffer.allocUnsafe(length);
-    this.readAll(out, at);
-    return out;
+  copyInto(at: number, length: number, into: Buffer): void {
+    this.readAll(into.subarray(0, length), at);
   }
 
   private readAll(out: Buffer, at: number): void {

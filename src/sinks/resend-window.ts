@@ -95,6 +95,53 @@ interface Entry {
   carrier?: object;
   /** Its carrier was lost: to be sent again. */
   pending?: boolean;
+  /** The replay that is to send it and has not yet. */
+  replay?: Replay;
+  /** Its frames, copied out of the ring before a trim while a replay still had to send them. */
+  held?: Chunk;
+}
+
+export interface Chunk {
+  frames: Buffer;
+  count: number;
+}
+
+/**
+ * A lost connection's frames, copied out of the window one entry (one batch) at a time into one
+ * buffer as the new connection takes them, so that a replay holds one batch in memory, not the
+ * window (36 MiB with `auto` here), nor leaves the GC that much to find. Entries that newer batches
+ * trim meanwhile (a pool's other members go on sending) are copied out first, whole.
+ */
+export class Replay {
+  private i = 0;
+  private scratch = Buffer.alloc(0);
+  constructor(
+    private readonly window: ResendWindow,
+    private readonly entries: Entry[],
+    /** How many messages it sends (what it holds when taken). */
+    readonly messages: number,
+  ) {}
+
+  /**
+   * The next batch's frames to send (oldest first), or undefined at the end. They are valid until
+   * the next call: the caller waits for the socket to have taken them first.
+   */
+  next(): Chunk | undefined {
+    while (this.i < this.entries.length) {
+      const e = this.entries[this.i++];
+      // A later replay took it (the connection carrying this one was lost too).
+      if (e.replay !== this) continue;
+      e.replay = undefined;
+      const held = e.held;
+      e.held = undefined;
+      if (held) return held;
+      const length = e.end - e.start;
+      if (this.scratch.length < length) this.scratch = Buffer.allocUnsafeSlow(Math.max(length, 2 * this.scratch.length));
+      const chunk = this.window.copyOf(e, this.scratch);
+      if (chunk) return chunk;
+    }
+    return undefined;
+  }
 }
 
 /**
@@ -210,6 +257,10 @@ export class ResendWindow {
     const from = newHead - this.maxBytes;
     while (this.entries.length > 0 && this.entries[0].start < from) {
       const first = this.entries[0];
+      if (first.replay && !first.held) {
+        first.held = this.copyOf(first, Buffer.allocUnsafe(first.end - first.start));
+        if (this.entries[0] !== first) return;
+      }
       if (first.end <= from) {
         this.bytes -= first.end - first.start;
         this.entries.shift();
@@ -245,11 +296,17 @@ export class ResendWindow {
     }
   }
 
-  /** A copy of the entry's frames (undefined if the ring failed and dropped them). */
-  private copyOf(e: Entry): Buffer | undefined {
+  /**
+   * The entry's frames, copied to the start of `into` (the socket may still hold them when newer
+   * batches overwrite the ring); undefined once it is no longer held (trimmed, or dropped with a
+   * ring that failed).
+   */
+  copyOf(e: Entry, into: Buffer): Chunk | undefined {
+    if (!this.entries.includes(e)) return undefined;
     const at = e.start % this.maxBytes;
-    const copy = this.onRing((ring) => ring.copy(at, e.end - e.start));
-    return this.entries.includes(e) ? copy : undefined;
+    const length = e.end - e.start;
+    this.onRing((ring) => ring.copyInto(at, length, into));
+    return this.entries.includes(e) ? { frames: into.subarray(0, length), count: e.frames - e.first } : undefined;
   }
 
   /** `carrier` ended without auditfwd closing it: what it carried goes out again first. */
@@ -257,22 +314,18 @@ export class ResendWindow {
     for (const e of this.entries) if (e.carrier === carrier) e.pending = true;
   }
 
-  /**
-   * After a lost connection, the frames to send first on `carrier` (oldest first), once; else
-   * undefined. Copies: the socket may still hold them when newer batches overwrite the ring.
-   */
-  takeReplay(carrier?: object): Array<{ frames: Buffer; count: number }> | undefined {
+  /** After a lost connection, what to send first on `carrier` (oldest first), once; else undefined. */
+  takeReplay(carrier?: object): Replay | undefined {
     const out = this.entries.filter((e) => e.pending);
     if (out.length === 0) return undefined;
     if (this.ending) this.endReplays++;
-    const chunks: Array<{ frames: Buffer; count: number }> = [];
+    const replay = new Replay(this, out, out.reduce((n, e) => n + e.frames - e.first, 0));
     for (const e of out) {
       e.pending = false;
       e.carrier = carrier;
-      const frames = this.copyOf(e);
-      if (frames) chunks.push({ frames, count: e.frames - e.first });
+      e.replay = replay;
     }
-    return chunks.length > 0 ? chunks : undefined;
+    return replay;
   }
 
   /** A lost connection's frames wait for the next one. */

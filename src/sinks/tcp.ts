@@ -6,7 +6,7 @@ import { octetToLf } from '../framing/octet.js';
 import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 import type { Framing } from './sink.js';
 import { writeBatches } from './write-loop.js';
-import type { ResendWindow } from './resend-window.js';
+import type { Replay, ResendWindow } from './resend-window.js';
 
 export { openTcp, type Outcome } from './connection.js';
 
@@ -69,7 +69,8 @@ export class SyslogProtocol implements Protocol {
       written: resend && ((frames, count) => resend.record(frames, count, sock)),
       // A pool member on standby leaves the replay to the member that takes over.
       beforeTake: () => {
-        if (!buffer.standby) this.replay(sock);
+        const replay = buffer.standby ? undefined : resend?.takeReplay(sock);
+        return replay && this.replay(sock, replay, Promise.race([closedP, aborted]));
       },
     });
     if (!closed && !isAborted) {
@@ -114,19 +115,19 @@ export class SyslogProtocol implements Protocol {
 
   /**
    * After a lost connection (this member's or, in a pool, another's), the window's frames go first,
-   * ahead of anything requeued (which is newer). Queued on the socket without waiting: they are
-   * bounded and already in memory, and the next write then waits for the socket to drain.
+   * ahead of anything requeued (which is newer): one batch at a time, each once the socket took the
+   * one before, so that a replay holds a batch in memory and not the window. Resolves when all are
+   * written, or the socket closed (what it had not taken is still the lost connection's to send).
    */
-  private replay(sock: Socket): void {
-    const chunks = this.opts.resend?.takeReplay(sock);
-    if (!chunks) return;
-    let messages = 0;
-    for (const { frames, count } of chunks) {
-      sock.write(this.opts.framing === 'lf' ? octetToLf(frames) : frames);
-      messages += count;
+  private async replay(sock: Socket, replay: Replay, closed: Promise<void>): Promise<void> {
+    this.opts.log.info({ drain: `${this.opts.host}:${this.opts.port}`, messages: replay.messages }, 'sending again what the lost connection may not have delivered (--tcp-resend-window)');
+    for (let chunk = replay.next(); chunk; chunk = replay.next()) {
+      // The chunk's memory is the replay's next one: the socket must be done with it first.
+      const data = this.opts.framing === 'lf' ? octetToLf(chunk.frames) : chunk.frames;
+      const written = new Promise<boolean>((resolve) => sock.write(data, (err) => resolve(!err)));
+      this.opts.stats.messagesResent += chunk.count;
+      if (!(await Promise.race([written, closed.then(() => false)]))) return;
     }
-    this.opts.stats.messagesResent += messages;
-    this.opts.log.info({ drain: `${this.opts.host}:${this.opts.port}`, messages }, 'sending again what the lost connection may not have delivered (--tcp-resend-window)');
   }
 }
 

@@ -25,7 +25,8 @@ const startingUp = (): boolean => performance.now() < carefulUntilMs;
  * buffer is finished or `stop` resolves (`stopped()` then says so). `inflight` holds the batches
  * written and not handed on yet, for the caller to requeue when the stream failed. `written` sees
  * each batch's frames once the stream took them, before the batch is handed on (and its memory
- * reused). `beforeTake` runs before each take: what must precede the next batch is written there.
+ * reused). `beforeTake` runs before each take: what must precede the next batch is written there
+ * (a promise: the loop waits for it, then checks again).
  * `careful` (default: the first seconds, above) writes marked batches in pieces too (tests set it).
  */
 export async function writeBatches(
@@ -35,7 +36,7 @@ export async function writeBatches(
   stats: SinkStats,
   stop: Promise<unknown>,
   stopped: () => boolean,
-  hooks: { inflight?: Batch[]; written?: (frames: Buffer, count: number) => void; beforeTake?: () => void; careful?: () => boolean } = {},
+  hooks: { inflight?: Batch[]; written?: (frames: Buffer, count: number) => void; beforeTake?: () => void | Promise<void>; careful?: () => boolean } = {},
 ): Promise<void> {
   const { inflight = [], written, beforeTake, careful = startingUp } = hooks;
   // A stop that rejects (the stream's error) is seen by the races below; unseen, it must not be an unhandled rejection.
@@ -45,7 +46,11 @@ export async function writeBatches(
   // at first: a new connection meets a backlog (a restart catching up) more often than not.
   let backedUp = true;
   while (!stopped()) {
-    beforeTake?.();
+    const before = beforeTake?.();
+    if (before) {
+      await before;
+      continue;
+    }
     const batch = buffer.take();
     if (!batch) {
       if (buffer.finished) return;

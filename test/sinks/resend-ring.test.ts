@@ -1,10 +1,20 @@
 import t from 'tap';
 import { fstatSync, readdirSync } from 'node:fs';
 import { FileRing, nodeRingIo, type RingFileIo } from '../../src/sinks/resend-ring.js';
-import { fileStore, ResendWindow } from '../../src/sinks/resend-window.js';
+import { fileStore, ResendWindow, type Chunk } from '../../src/sinks/resend-window.js';
+
+/** A replay's chunks, all of them read (undefined: nothing to replay). */
+function taken(w: ResendWindow, carrier?: object): Chunk[] | undefined {
+  const r = w.takeReplay(carrier);
+  if (!r) return undefined;
+  const out: Chunk[] = [];
+  // Copied: a chunk's memory is the replay's next one.
+  for (let c = r.next(); c; c = r.next()) out.push({ frames: Buffer.from(c.frames), count: c.count });
+  return out;
+}
 
 const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
-const replayed = (w: ResendWindow) => (w.takeReplay() ?? []).map((c) => c.frames.toString()).join('');
+const replayed = (w: ResendWindow) => (taken(w) ?? []).map((c) => c.frames.toString()).join('');
 const errno = (code: string) => Object.assign(new Error(code), { code });
 
 /** nodeRingIo with a hook before each write and read; records the files made and closed. */
@@ -147,7 +157,9 @@ t.test('FileRing on its own: bytes written anywhere are read back, frames walked
   const dir = t.testdir();
   const ring = new FileRing(64, dir);
   ring.write(Buffer.from('3 abc5 hello'), 40);
-  t.equal(ring.copy(40, 12).toString(), '3 abc5 hello');
+  const into = Buffer.alloc(20);
+  ring.copyInto(40, 12, into);
+  t.equal(into.subarray(0, 12).toString(), '3 abc5 hello');
   t.equal(ring.frameEnd(40), 45);
   t.equal(ring.frameEnd(45), 52);
   t.equal(ring.inMemory().buf.subarray(40, 52).toString(), '3 abc5 hello');
