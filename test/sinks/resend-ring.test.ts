@@ -1,17 +1,8 @@
 import t from 'tap';
 import { fstatSync, readdirSync } from 'node:fs';
 import { FileRing, nodeRingIo, type RingFileIo } from '../../src/sinks/resend-ring.js';
-import { fileStore, ResendWindow, type Chunk } from '../../src/sinks/resend-window.js';
-
-/** A replay's chunks, all of them read (undefined: nothing to replay). */
-function taken(w: ResendWindow, carrier?: object): Chunk[] | undefined {
-  const r = w.takeReplay(carrier);
-  if (!r) return undefined;
-  const out: Chunk[] = [];
-  // Copied: a chunk's memory is the replay's next one.
-  for (let c = r.next(); c; c = r.next()) out.push({ frames: Buffer.from(c.frames), count: c.count });
-  return out;
-}
+import { fileStore, ResendWindow } from '../../src/sinks/resend-window.js';
+import { taken } from '../helpers/resend.js';
 
 const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
 const replayed = (w: ResendWindow) => (taken(w) ?? []).map((c) => c.frames.toString()).join('');

@@ -1,15 +1,6 @@
 import t from 'tap';
-import { AUTO_CEILING_BYTES, autoWindowBytes, FALLBACK_BUFFERS, fileStore, kernelBuffers, memoryStore, ResendWindow, type Chunk, type WindowStore } from '../../src/sinks/resend-window.js';
-
-/** A replay's chunks, all of them read (undefined: nothing to replay). */
-function taken(w: ResendWindow, carrier?: object): Chunk[] | undefined {
-  const r = w.takeReplay(carrier);
-  if (!r) return undefined;
-  const out: Chunk[] = [];
-  // Copied: a chunk's memory is the replay's next one.
-  for (let c = r.next(); c; c = r.next()) out.push({ frames: Buffer.from(c.frames), count: c.count });
-  return out;
-}
+import { AUTO_CEILING_BYTES, autoWindowBytes, FALLBACK_BUFFERS, fileStore, kernelBuffers, memoryStore, ResendWindow, type WindowStore } from '../../src/sinks/resend-window.js';
+import { taken } from '../helpers/resend.js';
 
 const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
 const frames = (...msgs: string[]) => Buffer.concat(msgs.map(frame));
