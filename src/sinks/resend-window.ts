@@ -228,6 +228,8 @@ export class ResendWindow {
       // what they overwrite would be sent again ahead of them, with the batch's first frames missing
       // in between (seen with a window smaller than a batch).
       data = tail(frames, frames.length - cap);
+      // What a replay has still to send is copied out first, as a trim would.
+      for (const e of this.entries) if (e.replay && !e.held) e.held = this.copyOf(e, Buffer.allocUnsafe(e.end - e.start));
       this.entries = [];
       this.bytes = 0;
     }

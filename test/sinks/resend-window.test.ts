@@ -200,3 +200,16 @@ t.test('a replayed chunk is not the ring: newer batches overwrite the ring while
     t.equal(r.next(), undefined);
   }
 });
+
+t.test('a batch larger than the window while a replay is under way: what the replay has still to send is sent', async (t) => {
+  const w = new ResendWindow(30);
+  w.record(frames('msg 11'), 1);
+  w.record(frames('msg 22'), 1);
+  w.lost();
+  const r = w.takeReplay()!;
+  t.equal(r.next()!.frames.toString(), '6 msg 11');
+  // Another member's batch, larger than the whole window: only its last frame is kept.
+  w.record(frames(`${'x'.repeat(16)}1`, `${'y'.repeat(16)}2`), 2);
+  t.equal(r.next()!.frames.toString(), '6 msg 22', 'the rest of the replay');
+  t.equal(r.next(), undefined);
+});
