@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { forEachFrame, frameEnd } from '../framing/octet.js';
-import { FileRing, MemoryRing, type Ring } from './resend-ring.js';
+import { FileRing, MemoryRing, type Ring, type RingFileIo } from './resend-ring.js';
 
 const MiB = 1024 * 1024;
 /** Linux's own maxima of tcp_wmem and tcp_rmem (net/ipv4/tcp.c), where /proc does not say (not Linux). */
@@ -60,7 +60,7 @@ export const memoryStore: WindowStore = { open: (capacity) => new MemoryRing(cap
  * In a file in `dir` (the spill's folder), kept by the page cache; in memory if the file cannot be
  * made (`failed` is told why, once) or fails later.
  */
-export function fileStore(dir: string, failed: (err: unknown, kept: boolean) => void, io?: ConstructorParameters<typeof FileRing>[2]): WindowStore {
+export function fileStore(dir: string, failed: (err: unknown, kept: boolean) => void, io?: RingFileIo): WindowStore {
   return {
     open: (capacity) => {
       try {
