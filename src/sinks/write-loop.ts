@@ -100,9 +100,10 @@ export async function writeBatches(
     // backlog this loop writes batch after batch in one go, and a kill -9 during it left every one
     // delivered and none committed (measured: 1,451 lines repeated after one kill).
     const wasBackedUp = backedUp;
-    backedUp = !tookAll(out);
-    if (!backedUp) hand();
-    else if (!marks && !wasBackedUp && queued === 0 && framing !== 'lf' && buffer.progress) {
+    const took = tookAll(out);
+    backedUp = !took && encryptedQueue(out, data.length) !== 0;
+    if (took) hand();
+    else if (backedUp && !marks && !wasBackedUp && queued === 0 && framing !== 'lf' && buffer.progress) {
       // The first write the kernel did not take whole (the batch went whole: the socket took the
       // last one at once): the marks within what it did take are delivered even if we die now.
       const left = kernelQueue(out);
@@ -125,6 +126,20 @@ export async function writeBatches(
 function kernelQueue(out: Writable): number | undefined {
   const q = (out as { _handle?: { writeQueueSize?: unknown } })._handle?.writeQueueSize;
   return typeof q === 'number' && out.constructor.name === 'Socket' ? q : undefined;
+}
+
+/**
+ * For a TLS socket whose only pending write is the last one (`size` bytes): the encrypted bytes its
+ * TCP handle still queues (0: the kernel took them all). Undefined for any other stream, or when
+ * more is pending: then the stream counts as backed up unless it took everything (tookAll). A TLS
+ * socket's write stays pending until its callback, the next tick, even when the kernel took all of
+ * it at once: counted as backed up, every TLS batch went in pieces, each waiting for the one
+ * before, which halved TLS throughput and doubled its CPU per GB (bench/README.md).
+ */
+function encryptedQueue(out: Writable, size: number): number | undefined {
+  if (out.constructor.name !== 'TLSSocket' || out.writableLength > size) return undefined;
+  const q = (out as { _handle?: { _parent?: { writeQueueSize?: unknown } } })._handle?._parent?.writeQueueSize;
+  return typeof q === 'number' ? q : undefined;
 }
 
 /**
