@@ -100,7 +100,10 @@ export class FileRing implements Ring {
     let done = 0;
     // A short write is followed by another, which reports why (ENOSPC) if it cannot go on.
     while (done < data.length) {
-      done += this.io.write(this.fd, data, done, data.length - done, at + done);
+      const n = this.io.write(this.fd, data, done, data.length - done, at + done);
+      // Never seen from a file, but a loop on it would hold the event loop for good.
+      if (n === 0) throw Object.assign(new Error(`the resend window's file took no bytes at ${at + done}`), { code: 'EIO' });
+      done += n;
       this.size = Math.max(this.size, at + done);
     }
   }

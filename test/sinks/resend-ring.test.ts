@@ -104,6 +104,20 @@ t.test('a write that fails later (a full disk, EIO): what the window held is rea
   t.equal(text, sent.join('').slice(-text.length), 'the newest frames, whole and in order, across the move to memory');
 });
 
+t.test('a write that takes no bytes (and gives no error) moves the window to memory, it does not loop', async (t) => {
+  const dir = t.testdir();
+  let takeNone = false;
+  const files = io({ write: () => (takeNone ? 0 : undefined) });
+  const failures: Array<[string, boolean]> = [];
+  const w = new ResendWindow(100, undefined, fileStore(dir, (err, kept) => failures.push([(err as NodeJS.ErrnoException).code!, kept]), files.io));
+  w.record(frame('a'), 1);
+  takeNone = true;
+  w.record(frame('b'), 1);
+  t.same(failures, [['EIO', true]], 'said once, as an I/O error');
+  w.lost();
+  t.equal(replayed(w), '1 a1 b', 'both kept, in order');
+});
+
 t.test('a file that can be neither written nor read back: what it held is dropped, not sent garbled; newer batches are kept', async (t) => {
   const dir = t.testdir();
   let broken = false;

@@ -49,12 +49,16 @@ if (!hasOpenssl()) {
       srv.close();
     });
     const writes: number[] = [];
+    let wrote!: () => void;
+    const firstWrite = new Promise<void>((resolve) => (wrote = resolve));
     const write = sock.write.bind(sock) as (data: Buffer, cb: (err?: Error | null) => void) => boolean;
     (sock as unknown as { write: typeof write }).write = (data, cb) => {
       writes.push(data.length);
-      return write(data, cb);
+      const ok = write(data, cb);
+      wrote();
+      return ok;
     };
-    return { sock, writes, reading: () => peer.resume() };
+    return { sock, writes, firstWrite, reading: () => peer.resume() };
   };
 
   t.test('TLS with room in the kernel: a marked batch goes whole', async (t) => {
@@ -72,7 +76,7 @@ if (!hasOpenssl()) {
   });
 
   t.test('TLS backed up (the encrypted bytes wait in the TCP queue): a marked batch goes in pieces', async (t) => {
-    const { sock, writes, reading } = await tlsPair(t);
+    const { sock, writes, firstWrite, reading } = await tlsPair(t);
     const buffer = new MemoryBuffer(64 << 20);
     // More than the kernel's buffers hold while the server does not read.
     await buffer.push({ frames: Buffer.alloc(24 << 20, 0x31), count: 1 });
@@ -80,7 +84,7 @@ if (!hasOpenssl()) {
     await buffer.push(marked(64 * KiB, () => (handedOn = true)));
     buffer.close();
     const loop = writeBatches(sock, buffer, 'octet', new Stats(), new Promise(() => {}), () => false, { careful: () => false });
-    while (writes.length === 0) await new Promise((r) => setImmediate(r));
+    await firstWrite;
     const queued = (sock as unknown as { _handle: { _parent: { writeQueueSize: number } } })._handle._parent.writeQueueSize;
     t.ok(queued > 0, `the kernel left ${queued} encrypted bytes in the TCP queue`);
     reading();
