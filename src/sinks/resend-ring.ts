@@ -93,30 +93,20 @@ export class FileRing implements Ring {
   }
 
   write(data: Buffer, at: number): void {
-    this.writeAll(data, at);
-  }
-
-  private writeAll(data: Buffer, at: number): void {
-    let done = 0;
     // A short write is followed by another, which reports why (ENOSPC) if it cannot go on.
-    while (done < data.length) {
-      const n = this.io.write(this.fd, data, done, data.length - done, at + done);
-      // Never seen from a file, but a loop on it would hold the event loop for good.
-      if (n === 0) throw Object.assign(new Error(`the resend window's file took no bytes at ${at + done}`), { code: 'EIO' });
-      done += n;
-      this.size = Math.max(this.size, at + done);
-    }
+    this.all('write', data, at);
+    this.size = Math.max(this.size, at + data.length);
   }
 
   copyInto(at: number, length: number, into: Buffer): void {
-    this.readAll(into.subarray(0, length), at);
+    this.all('read', into.subarray(0, length), at);
   }
 
-  private readAll(out: Buffer, at: number): void {
-    let done = 0;
-    while (done < out.length) {
-      const n = this.io.read(this.fd, out, done, out.length - done, at + done);
-      if (n === 0) throw Object.assign(new Error(`the resend window's file ended at ${at + done} of ${this.capacity} bytes`), { code: 'EIO' });
+  /** Reads or writes the whole of `buf` at `at`; a call that moves no bytes throws (looping on it would hold the event loop for good). */
+  private all(op: 'read' | 'write', buf: Buffer, at: number): void {
+    for (let done = 0; done < buf.length; ) {
+      const n = this.io[op](this.fd, buf, done, buf.length - done, at + done);
+      if (n === 0) throw Object.assign(new Error(`the resend window's file moved no bytes at ${at + done} of ${this.capacity}`), { code: 'EIO' });
       done += n;
     }
   }
@@ -128,7 +118,7 @@ export class FileRing implements Ring {
 
   inMemory(): MemoryRing {
     const memory = new MemoryRing(this.capacity);
-    this.readAll(memory.buf.subarray(0, this.size), 0);
+    this.all('read', memory.buf.subarray(0, this.size), 0);
     return memory;
   }
 
