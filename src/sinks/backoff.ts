@@ -1,3 +1,4 @@
+import type { Latch } from './signal.js';
 import { defaultNumber } from '../config/options.js';
 
 /**
@@ -29,13 +30,12 @@ export class Backoff {
   }
 }
 
-/** Waits `ms`, or less when `aborted` resolves first. */
-export function abortableDelay(ms: number, aborted: Promise<void>): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    void aborted.then(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
+/** Waits `ms`, or less when `aborted` settles first (a wait per reconnect: nothing is left on `aborted`). */
+export function abortableDelay(ms: number, aborted: Latch): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return aborted.race(elapsed, undefined).then(
+    () => clearTimeout(timer),
+    () => clearTimeout(timer),
+  );
 }

@@ -3,6 +3,7 @@ import { RateLimitedLog, type Logger } from '../telemetry/log.js';
 import type { SinkStats } from '../telemetry/stats.js';
 import type { BatchBuffer } from '../batch.js';
 import { abortableDelay, Backoff } from './backoff.js';
+import { Latch } from './signal.js';
 import { RotatingView } from './rotation.js';
 import type { Sink } from './sink.js';
 
@@ -87,6 +88,8 @@ export class Connection implements Sink {
   private socket: Socket | undefined;
   private wakeAbort: (() => void) | undefined;
   private readonly abortedP: Promise<void>;
+  /** abortedP, raced at every connect and backoff for the sink's whole life. */
+  private readonly abortLatch: Latch;
   private readonly abortController = new AbortController();
   /** Each distinct reason a connect failed for is logged on its own (a TLS cause must not hide behind a refusal). */
   private readonly connectFailures = new Set<string>();
@@ -98,6 +101,7 @@ export class Connection implements Sink {
     this.backoff = opts.backoff ?? new Backoff();
     this.limited = new RateLimitedLog(opts.log);
     this.abortedP = new Promise((resolve) => (this.wakeAbort = resolve));
+    this.abortLatch = new Latch(this.abortedP);
   }
 
   private get target(): string {
@@ -161,7 +165,7 @@ export class Connection implements Sink {
           return sock;
         });
         // abort() must not wait out a connect or handshake timeout: a late socket is closed when it comes.
-        const sock = await Promise.race([opening, this.abortedP.then(() => undefined)]);
+        const sock = await this.abortLatch.race(opening, undefined);
         if (this.aborted || !sock) {
           void opening.then((late) => late.destroy(), () => {});
           return undefined;
@@ -182,6 +186,6 @@ export class Connection implements Sink {
   }
 
   private delay(ms: number): Promise<void> {
-    return abortableDelay(ms, this.abortedP);
+    return abortableDelay(ms, this.abortLatch);
   }
 }

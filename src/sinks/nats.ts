@@ -4,6 +4,7 @@ import type { Stats } from '../telemetry/stats.js';
 import type { BatchBuffer, TakenBatch } from '../batch.js';
 import { defaultNumber } from '../config/options.js';
 import { abortableDelay, Backoff } from './backoff.js';
+import { Latch, Signal } from './signal.js';
 import { AckInbox } from './nats-acks.js';
 import { connectNats, describeServers, type NatsAccess } from './nats-connect.js';
 import { natsMessages } from './nats-messages.js';
@@ -36,15 +37,6 @@ interface Entry {
   bytes: number;
 }
 
-/** Resolves every waiter at each poke. */
-class Wake {
-  private waiters: Array<() => void> = [];
-  wait = (): Promise<void> => new Promise((resolve) => this.waiters.push(resolve));
-  poke(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-}
-
 /**
  * NATS JetStream: each message is published and counts as handed on only when JetStream
  * acknowledged it (stored on the stream's replicas); a batch is handed on, in order, when all its
@@ -54,10 +46,10 @@ class Wake {
 export class NatsSink implements Sink {
   private readonly backoff: Backoff;
   private readonly limited: RateLimitedLog;
-  private readonly wake = new Wake();
+  private readonly wake = new Signal();
   private aborted = false;
   private wakeAbort: () => void = () => {};
-  private readonly abortedP = new Promise<void>((resolve) => (this.wakeAbort = resolve));
+  private readonly abortLatch = new Latch(new Promise<void>((resolve) => (this.wakeAbort = resolve)));
   private nc: NatsConnection | undefined;
   private acks: AckInbox | undefined;
   private readonly window: number;
@@ -170,7 +162,7 @@ export class NatsSink implements Sink {
       const batch = buffer.take();
       if (!batch) {
         if (buffer.finished) return 'finished';
-        await Promise.race([buffer.waitForData(), this.wake.wait()]);
+        await this.wake.waitOr(buffer.waitForData());
         continue;
       }
       const entry: Entry = { batch, unacked: 0, issued: false, bytes: 0 };
@@ -235,6 +227,6 @@ export class NatsSink implements Sink {
   }
 
   private delay(ms: number): Promise<void> {
-    return abortableDelay(ms, this.abortedP);
+    return abortableDelay(ms, this.abortLatch);
   }
 }

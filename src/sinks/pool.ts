@@ -133,7 +133,7 @@ export class PoolSink implements Sink {
     if (this.shared.finished && !this.finished) return this.changed.wait();
     if (this.standby(m) && !this.shared.finished) return this.changed.wait();
     if (this.queue.hasRetry || this.shared.finished) return Promise.resolve();
-    return Promise.race([this.shared.waitForData(), this.changed.wait()]);
+    return this.changed.waitOr(this.shared.waitForData());
   }
 
   handedOn(batch: Batch): void {

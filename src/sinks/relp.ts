@@ -7,7 +7,7 @@ import { InFlight } from './relp-inflight.js';
 import { RelpSession } from './relp-session.js';
 import { Connection, KEEPALIVE_MS, type ConnectionOptions, type Outcome, type Protocol } from './connection.js';
 import { defaultNumber } from '../config/options.js';
-import { Signal } from './signal.js';
+import { Latch, Signal } from './signal.js';
 
 /** The flags' defaults (src/config/options.ts), for a sink built without them. */
 export const RELP_DEFAULTS = {
@@ -148,6 +148,8 @@ export class RelpProtocol implements Protocol {
     let refused = false;
     let wakeRefused!: () => void;
     const refusedP = new Promise<void>((resolve) => (wakeRefused = resolve));
+    // Raced at every wait of the session, which may live for days.
+    const over = new Latch(Promise.race([session.ended, refusedP]));
 
     const settle = () => {
       while (held.length > 0 && held[0].complete) {
@@ -196,7 +198,7 @@ export class RelpProtocol implements Protocol {
         // pieces) stalls against librelp: its small answers sit behind Nagle until our delayed ACK,
         // 40 ms each round (measured: 30× slower at window 64).
         if (inFlight.size >= this.window || !inFlight.hasRoomFor(session.upcomingTxnr)) {
-          await Promise.race([this.wakeup.wait(), session.ended, refusedP]);
+          await over.race(this.wakeup.wait(), undefined);
           continue;
         }
         while (cursor < held.length && held[cursor].next >= held[cursor].count) cursor++;
@@ -209,7 +211,7 @@ export class RelpProtocol implements Protocol {
               return 'finished';
             }
             // Acknowledgements settle batches by themselves; the last one wakes this with `finished`.
-            await Promise.race([buffer.waitForData(), session.ended, refusedP]);
+            await over.race(buffer.waitForData(), undefined);
             continue;
           }
           p = new Progress(batch);
@@ -226,7 +228,7 @@ export class RelpProtocol implements Protocol {
         const chunk = this.frames(session, p, this.window - inFlight.size, inFlight);
         if (chunk.length === 0) continue;
         stats.bytesSent += chunk.length;
-        if (!this.writePooled(session, chunk)) await Promise.race([drained(), session.ended, refusedP]);
+        if (!this.writePooled(session, chunk)) await over.race(drained(), undefined);
       }
       // A refusal ends the session gracefully: `close` is answered after every earlier message, so
       // what the drain took is known and only refused (and unanswered) messages go out again.

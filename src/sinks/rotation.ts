@@ -1,4 +1,5 @@
 import type { Batch, BatchBuffer, TakenBatch } from '../batch.js';
+import { Latch } from './signal.js';
 
 /**
  * --reconnect-every: what a connection's protocol sees of the buffer. Once the connection is due to
@@ -10,13 +11,14 @@ export class RotatingView implements BatchBuffer {
   private due = false;
   private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
-  private readonly dueP: Promise<void>;
+  /** Raced at every wait for data, for as long as the connection lives. */
+  private readonly dueLatch: Latch;
 
   constructor(
     private readonly inner: BatchBuffer,
     everyMs: number,
   ) {
-    this.dueP = new Promise((resolve) => (this.wake = resolve));
+    this.dueLatch = new Latch(new Promise<void>((resolve) => (this.wake = resolve)));
     // ±10%: a fleet started together does not reconnect together.
     this.timer = setTimeout(() => this.expire(), everyMs * (0.9 + Math.random() * 0.2));
     this.timer.unref();
@@ -43,7 +45,7 @@ export class RotatingView implements BatchBuffer {
     return this.due ? undefined : this.inner.take();
   }
   waitForData(): Promise<void> {
-    return this.due ? Promise.resolve() : Promise.race([this.inner.waitForData(), this.dueP]);
+    return this.due ? Promise.resolve() : this.dueLatch.race(this.inner.waitForData(), undefined);
   }
   handedOn(batch: Batch): void {
     this.inner.handedOn(batch);

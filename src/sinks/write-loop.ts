@@ -3,6 +3,7 @@ import { octetToLf } from '../framing/octet.js';
 import type { SinkStats } from '../telemetry/stats.js';
 import type { Batch, BatchBuffer } from '../batch.js';
 import type { Framing } from './sink.js';
+import { Latch } from './signal.js';
 
 /**
  * For its first seconds (--careful-start) a following run writes every marked batch in pieces, each
@@ -39,8 +40,9 @@ export async function writeBatches(
   hooks: { inflight?: Batch[]; written?: (frames: Buffer, count: number) => void; beforeTake?: () => void | Promise<void>; careful?: () => boolean } = {},
 ): Promise<void> {
   const { inflight = [], written, beforeTake, careful = startingUp } = hooks;
-  // A stop that rejects (the stream's error) is seen by the races below; unseen, it must not be an unhandled rejection.
-  stop.catch(() => {});
+  // Raced at every wait, for as long as the stream lives. A stop that rejects (the stream's error)
+  // is seen by the races below, never as an unhandled rejection.
+  const until = new Latch(stop);
   // The last write was not all taken at once: the kernel's buffer is full (the drain is the limit),
   // and what it holds of a batch is delivered even if we die before the batch is handed on. Assumed
   // at first: a new connection meets a backlog (a restart catching up) more often than not.
@@ -54,7 +56,7 @@ export async function writeBatches(
     const batch = buffer.take();
     if (!batch) {
       if (buffer.finished) return;
-      await Promise.race([buffer.waitForData(), stop]);
+      await until.race(buffer.waitForData(), undefined);
       continue;
     }
     if (batch.frames.length === 0 && inflight.length === 0) {
@@ -74,7 +76,7 @@ export async function writeBatches(
     const marks = framing === 'lf' || !buffer.progress || !(backedUp || careful()) ? undefined : batch.marks?.bytes;
     if (marks) {
       // Like the waits below: a stop that rejects (the stream's error) throws here too.
-      const taken = await Promise.race([writePieces(out, data, marks, (k) => inflight[0] === batch && buffer.progress?.(batch, k)), stop.then(() => false)]);
+      const taken = await until.race(writePieces(out, data, marks, (k) => inflight[0] === batch && buffer.progress?.(batch, k)), false);
       // A failed stream: the batch is still in `inflight`, for the caller to requeue whole once the
       // stream is seen closed (returning before that would read as "finished").
       if (!taken) await stop;
@@ -113,7 +115,7 @@ export async function writeBatches(
     }
     if (!ok) {
       buffer.backedUp?.(true);
-      await Promise.race([new Promise((r) => out.once('drain', r)), stop]);
+      await until.race(new Promise((r) => out.once('drain', r)), undefined);
       buffer.backedUp?.(false);
     }
   }
