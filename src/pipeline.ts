@@ -13,6 +13,7 @@ import type { Sink } from './sinks/sink.js';
 import { StreamSink } from './sinks/stream.js';
 import { drainSink } from './sinks/drains.js';
 import { writeCarefullyUntil } from './sinks/write-loop.js';
+import { boundHeap } from './ops/heap-bound.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
@@ -231,6 +232,7 @@ export class Pipeline {
     }
 
     this.started = true;
+    const stopHeapBound = boundHeap();
     const sinkDone = this.runSinks();
     let exitTimer: NodeJS.Timeout | undefined;
     const sourcesDone = Promise.all(this.sources.map((s) => s.run())).finally(() => {
@@ -243,6 +245,7 @@ export class Pipeline {
       await Promise.all([sourcesDone, sinkDone]);
     } finally {
       clearTimeout(exitTimer);
+      stopHeapBound();
       this.stopDnsWatch();
       const left = await this.spill?.shutdown();
       if (left && left.bytes > 0) log.warn({ dir: cfg.bufferDir, bytes: left.bytes, segments: left.segments }, 'left in the spill; sent first at the next start');
