@@ -19,13 +19,20 @@ export interface HeapProbe {
  * context, where V8 installs it: that context costs about 0.5 MB.
  */
 export function v8Heap(): HeapProbe {
-  let gc = (globalThis as { gc?: () => void }).gc;
-  if (typeof gc !== 'function') {
-    setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as () => void;
-  }
-  const collect = gc;
+  const collect = fullCollection();
   return { used: () => getHeapStatistics().used_heap_size, collect: () => collect() };
+}
+
+let madeGc: (() => void) | undefined;
+
+function fullCollection(): () => void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc === 'function') return gc;
+  if (!madeGc) {
+    setFlagsFromString('--expose-gc');
+    madeGc = runInNewContext('gc') as () => void;
+  }
+  return madeGc;
 }
 
 /**
