@@ -2,7 +2,7 @@
  * Waits that are raced again and again over a long life (every batch, a connection's whole life)
  * must leave nothing behind once they settle. `Promise.race([p, longLived])` adds a reaction to
  * `longLived` at every call, kept until `longLived` settles (nodejs/node#17469): racing a
- * connection's end per batch grew the heap by 0.6 MB per GB forwarded, and a follower's without
+ * connection's end per batch grew the heap by about 0.8 MB per GB forwarded, and a follower's without
  * bound (docs/design.md, "Races that leave nothing behind").
  */
 
