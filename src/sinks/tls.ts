@@ -73,12 +73,14 @@ export function tlsOpener(material: TlsMaterial, log: Logger): Opener {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         sock.destroy();
         reject(err);
       };
       const succeed = () => {
         if (settled) return;
         settled = true;
+        signal?.removeEventListener('abort', onAbort);
         clearTimeout(timer);
         sock.removeListener('error', onError);
         sock.removeListener('close', onClose);
@@ -92,12 +94,15 @@ export function tlsOpener(material: TlsMaterial, log: Logger): Opener {
       };
       const onClose = () => fail(tlsError('HANDSHAKE_CLOSED'));
       const startedMs = Date.now();
-      signal?.addEventListener('abort', () => {
+      // The signal is the sink's, for its whole life: the listener goes when the attempt settles,
+      // or every attempt of an outage would keep its socket (and Node warn of a leak after 10).
+      function onAbort(): void {
         if (settled) return;
         // Given up (--exit-timeout, shutdown) before the connect timeout could say why: say it now.
         if (tcpUp) log.warn({ drain: `${host}:${port}`, waitedMs: Date.now() - startedMs }, 'gave up waiting for the TLS handshake: the drain accepted the TCP connection but did not answer; it may not speak TLS on this port');
         fail(Object.assign(new Error('aborted'), { code: 'ABORT_ERR' }));
-      });
+      }
+      signal?.addEventListener('abort', onAbort);
       sock.once('connect', () => (tcpUp = true));
       // 'session' is emitted from inside OpenSSL's read of the ticket; a write in the promise
       // continuation would run re-entrantly there and corrupt the record stream (bad record mac).

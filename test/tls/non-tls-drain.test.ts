@@ -1,5 +1,5 @@
 import t from 'tap';
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import pino from 'pino';
 import { tlsOpener } from '../../src/sinks/tls.js';
@@ -48,4 +48,22 @@ t.test('given up on (abort) mid-handshake: rejected at once, and the hint is log
   await t.rejects(opening, { code: 'ABORT_ERR' });
   t.ok(Date.now() - started < 1000, 'not the 60 s connect timeout');
   t.match(lines, [{ msg: /TLS material loaded/ }, { msg: /gave up waiting for the TLS handshake: .* may not speak TLS/ }]);
+});
+
+t.test("failed attempts leave no listener on the sink's abort signal (an outage's reconnects kept every socket)", async (t) => {
+  const { port } = await silentPort(t);
+  const closed = createServer();
+  closed.listen(0, '127.0.0.1');
+  await once(closed, 'listening');
+  const refusedPort = (closed.address() as { port: number }).port;
+  closed.close();
+  const { open } = setup();
+  const ac = new AbortController();
+  for (let i = 0; i < 12; i++) await t.rejects(open('127.0.0.1', refusedPort, 5000, ac.signal), { code: 'ECONNREFUSED' });
+  await t.rejects(open('127.0.0.1', port, 100, ac.signal), { code: 'ETIMEDOUT' });
+  t.equal(getEventListeners(ac.signal, 'abort').length, 0, 'no abort listener left after 13 attempts');
+  const pending = open('127.0.0.1', port, 60_000, ac.signal);
+  t.equal(getEventListeners(ac.signal, 'abort').length, 1, 'one while an attempt is pending');
+  ac.abort();
+  await t.rejects(pending, { code: 'ABORT_ERR' });
 });
