@@ -13,7 +13,7 @@ import type { Sink } from './sinks/sink.js';
 import { StreamSink } from './sinks/stream.js';
 import { drainSink } from './sinks/drains.js';
 import { writeCarefullyUntil } from './sinks/write-loop.js';
-import { boundHeap } from './ops/heap-bound.js';
+import { boundHeap, HeapBound, v8Heap } from './ops/heap-bound.js';
 import { FileSources } from './sources/file/sources.js';
 import { tlsOpener } from './sinks/tls.js';
 import { TlsMaterial } from './sinks/tls-material.js';
@@ -232,7 +232,7 @@ export class Pipeline {
     }
 
     this.started = true;
-    const stopHeapBound = boundHeap();
+    const stopHeapBound = cfg.heapSlackBytes > 0 ? boundHeap(new HeapBound(v8Heap(), cfg.heapSlackBytes)) : () => {};
     const sinkDone = this.runSinks();
     let exitTimer: NodeJS.Timeout | undefined;
     const sourcesDone = Promise.all(this.sources.map((s) => s.run())).finally(() => {

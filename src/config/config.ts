@@ -33,6 +33,8 @@ export interface Config {
   appName: string | undefined;
   maxMessageBytes: number;
   memoryMaxBytes: number;
+  /** --heap-slack-bytes: 0 leaves full collections to V8. */
+  heapSlackBytes: number;
   once: boolean;
   /** Saved read positions are not used: every file starts at --start-at (a backfill sent again). */
   ignorePositions: boolean;
@@ -139,6 +141,7 @@ export function resolveConfig(raw: RawSettings): Config {
     appName: raw.appName,
     maxMessageBytes: numberSetting('max-message-bytes', d.maxMessageBytes),
     memoryMaxBytes: numberSetting('memory-max-bytes', d.memoryMaxBytes),
+    heapSlackBytes: numberSetting('heap-slack-bytes', d.heapSlackBytes),
     once: Boolean(raw.once),
     ignorePositions: Boolean(raw.ignorePositions),
     logLevel: choiceSetting<Config['logLevel']>('log-level', String(d.logLevel)),

@@ -2,7 +2,7 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 const MiB = 1024 * 1024;
-/** Garbage the old generation may gather before a full collection is asked for. */
+/** Garbage the old generation may gather before a full collection is asked for (--heap-slack-bytes' default). */
 export const HEAP_SLACK_BYTES = 2 * MiB;
 export const HEAP_CHECK_MS = 100;
 

@@ -47,3 +47,11 @@ t.test('the real heap: the collection it asks for frees what is garbage', async 
   heap.collect();
   t.ok(heap.used() < full - 4 * 1024 * 1024, `used ${full} -> ${heap.used()} bytes`);
 });
+
+t.test('--heap-slack-bytes: 2 MiB by default, a size, 0 turns the bound off, negative is refused', async (t) => {
+  const { resolveConfig } = await import('../../src/config/config.js');
+  t.equal(resolveConfig({ to: '-' }).heapSlackBytes, 2 * 1024 * 1024);
+  t.equal(resolveConfig({ to: '-', heapSlackBytes: '512KiB' }).heapSlackBytes, 512 * 1024);
+  t.equal(resolveConfig({ to: '-', heapSlackBytes: '0' }).heapSlackBytes, 0);
+  t.throws(() => resolveConfig({ to: '-', heapSlackBytes: '-1' }), /--heap-slack-bytes: "-1" is negative/);
+});
