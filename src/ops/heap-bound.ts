@@ -1,10 +1,7 @@
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-const MiB = 1024 * 1024;
-/** Garbage the old generation may gather before a full collection is asked for (--heap-slack-bytes' default). */
-export const HEAP_SLACK_BYTES = 2 * MiB;
-export const HEAP_CHECK_MS = 100;
+const CHECK_EVERY_MS = 100;
 
 export interface HeapProbe {
   /** Bytes of the heap in use, garbage not yet collected included. */
@@ -36,7 +33,7 @@ function fullCollection(): () => void {
 }
 
 /**
- * Asks for a full collection whenever the heap grew by `slackBytes` since the last one. At full
+ * Asks for a full collection whenever the heap grew by `slackBytes` (--heap-slack-bytes) since the last one. At full
  * speed, objects that outlive two scavenges of the 1 MB young generation (a batch's state while it
  * is in the memory buffer and the resend window) die in the old generation, and V8 lets that gather
  * 8 MB or more of garbage before it collects: peak RSS grew with the input forwarded, 60.3 MB after
@@ -46,11 +43,10 @@ function fullCollection(): () => void {
  */
 export class HeapBound {
   private floor: number;
-  private count = 0;
 
   constructor(
     private readonly probe: HeapProbe,
-    private readonly slackBytes = HEAP_SLACK_BYTES,
+    private readonly slackBytes: number,
   ) {
     this.floor = probe.used();
   }
@@ -62,19 +58,14 @@ export class HeapBound {
     if (used < this.floor) this.floor = used;
     if (used - this.floor <= this.slackBytes) return false;
     this.probe.collect();
-    this.count++;
     this.floor = this.probe.used();
     return true;
   }
-
-  get collections(): number {
-    return this.count;
-  }
 }
 
-/** Checks the heap every `everyMs`; the timer does not keep the process alive. Returns the stop. */
-export function boundHeap(bound = new HeapBound(v8Heap()), everyMs = HEAP_CHECK_MS): () => void {
-  const timer = setInterval(() => bound.check(), everyMs);
+/** Checks the heap every 100 ms; the timer does not keep the process alive. Returns the stop. */
+export function boundHeap(bound: HeapBound): () => void {
+  const timer = setInterval(() => bound.check(), CHECK_EVERY_MS);
   timer.unref();
   return () => clearInterval(timer);
 }

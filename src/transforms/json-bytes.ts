@@ -12,6 +12,17 @@ export type Names = ReadonlyArray<readonly [string, number]>;
 export const F_OTHER = 0;
 
 /**
+ * Bytes as little-endian 32-bit words, the last one zero-padded, and the mask of the last word's
+ * bytes that belong to them: for comparing and copying a word at a time.
+ */
+export function wordsOf(bytes: Buffer): { words: Int32Array; lastMask: number } {
+  const padded = Buffer.alloc((bytes.length + 3) & ~3);
+  bytes.copy(padded);
+  const words = Int32Array.from({ length: padded.length >> 2 }, (_, j) => padded.readInt32LE(4 * j));
+  return { words, lastMask: bytes.length % 4 === 0 ? -1 : (1 << ((bytes.length % 4) * 8)) - 1 };
+}
+
+/**
  * Key lookup on bytes, no string made: a slot from the key's length and its first and last byte,
  * then one comparison. Most keys of an event are not wanted and find their slot empty.
  */
@@ -29,11 +40,10 @@ export class KeyTable {
       const k = Buffer.from(name, 'latin1');
       const slot = keySlot(k, 0, k.length);
       if (this.keys[slot] !== undefined) throw new Error(`key slot taken: ${name}`); // a new key needs another hash
-      const padded = Buffer.alloc((k.length + 3) & ~3);
-      k.copy(padded);
-      this.keys[slot] = Int32Array.from({ length: padded.length >> 2 }, (_, j) => padded.readInt32LE(4 * j));
+      const { words, lastMask } = wordsOf(k);
+      this.keys[slot] = words;
       this.lengths[slot] = k.length;
-      this.lastMask[slot] = k.length % 4 === 0 ? -1 : (1 << ((k.length % 4) * 8)) - 1;
+      this.lastMask[slot] = lastMask;
       this.ids[slot] = id;
       this.byName.set(name, id);
     }

@@ -20,13 +20,11 @@ t.test('a full collection once the heap grew by more than the slack, and none be
   heap.bytes = 11_100;
   heap.afterCollect = 10_200;
   t.ok(bound.check(), 'past the slack: a collection');
-  t.equal(bound.collections, 1);
   // The slack counts from what the last collection left (10,200), not from the start.
   heap.bytes = 11_150;
   t.notOk(bound.check(), '950 above what the collection left: none');
   heap.bytes = 11_250;
-  t.ok(bound.check());
-  t.equal(bound.collections, 2);
+  t.ok(bound.check(), 'past the slack again');
 });
 
 t.test("V8's own collections lower the floor: growth counts from the lowest use seen", async (t) => {
