@@ -52,6 +52,14 @@ export interface Batch {
    * JetStream's Nats-Msg-Id) uses them; set only when the sink asks for them.
    */
   keys?: MessageKeys;
+  /**
+   * The lines stay readable where the source read them until it commits them (a file it is catching
+   * up on: its unread part is not growing). With memory full and a drain that is sending, the
+   * source then waits for room rather than have the batch written to the spill and read back
+   * (the spill's own writes and reads, on the disk the log is on, for nothing). Spilled all the same
+   * when no room comes within --spill-fsync-interval.
+   */
+  canWait?: boolean;
 }
 
 /** Message i is `prefix + offsets[i]`; a line that made several messages repeats its offset. */

@@ -72,10 +72,11 @@ const TABLE = [
   { flag: 'app-name', kind: 'string', group: 'Output', defaultText: "the file's parent folder name; auditfwd for stdin", reload: 'encoders', description: 'APP-NAME field' },
   // Under the 200,000-byte octet count a stock rsyslog imtcp stays in sync with (README).
   { flag: 'max-message-bytes', kind: 'size', default: '128KiB', min: 1024, max: MAX_MESSAGE_BYTES_LIMIT, group: 'Output', description: 'Longer messages are truncated with a marker' },
-  // Counted in the memory batches hold (a 540 KB batch alone in its 1 MiB slab counts 1 MiB). 6 MiB so
-  // counted keeps RELP's pace (4 cost it +24% CPU per GB) and holds TLS's peak RSS 10 MB below the old
-  // 4 MiB of frame bytes, which pinned ~8 slabs (bench/README.md, RSS).
-  { flag: 'memory-max-bytes', kind: 'size', default: '6MiB', min: 64 * 1024, group: 'Buffering', description: 'Memory held by messages between reading and the drain (what their buffers keep from reuse)' },
+  // Counted in the memory batches hold (a 540 KB batch alone in its 1 MiB slab counts 1 MiB). 4 MiB: a
+  // file being caught up on waits for a sending drain rather than spill (Batch.canWait), so a smaller
+  // budget no longer costs RELP the spill's CPU (it did, +24% per GB); the never-reading drain's peak
+  // RSS 65.1 -> 62.7 MB (bench/README.md, RSS).
+  { flag: 'memory-max-bytes', kind: 'size', default: '4MiB', min: 64 * 1024, group: 'Buffering', description: 'Memory held by messages between reading and the drain (what their buffers keep from reuse)' },
   // 2 MiB: after 3 GB at full speed, peak RSS raw 64.8 MB and k8s-audit 62.2 against 70.5 and 68.3, 6-7 collections of 1-5 ms (docs/design.md, "A bounded heap").
   { flag: 'heap-slack-bytes', kind: 'size', default: '2MiB', min: 0, max: GiB, group: 'Buffering', description: "Garbage the JavaScript heap may gather before auditfwd asks V8 for a full collection (checked every 100 ms), so that RSS does not grow with what was forwarded; 0 leaves collections to V8 alone" },
   { flag: 'once', kind: 'boolean', group: 'Input', description: 'Read the files to their current end, deliver everything, exit' },
@@ -125,7 +126,7 @@ const TABLE = [
   { flag: 'webhook-max-event-bytes', kind: 'size', default: '256KiB', min: 1024, rangeText: '1024 bytes to --webhook-max-request-bytes', group: 'Kubernetes audit', requires: 'listen-webhook', description: 'A request with a larger event gets 413' },
   // Below kube-apiserver's own wait for an answer, so that the 503 is seen and retried.
   { flag: 'webhook-timeout', kind: 'duration', default: '30s', min: 100, max: 600_000, group: 'Kubernetes audit', requires: 'listen-webhook', description: "How long a request waits for its events to be on the drain's socket or fsynced in the spill before 503" },
-  // With a 16 MiB --memory-max-bytes (6 MiB of slab memory since) and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README).
+  // With a 16 MiB --memory-max-bytes (4 MiB of slab memory since) and node's own ~45 MB, under 128 MB RSS with the webhook flooded (README).
   { flag: 'webhook-max-inflight-bytes', kind: 'size', default: '32MiB', max: 16 * GiB, rangeText: '--webhook-max-request-bytes to 16GiB', group: 'Kubernetes audit', requires: 'listen-webhook', description: 'Bytes all webhook requests in flight may hold together; beyond, 429 + Retry-After' },
   // Each held event costs a frame header and bookkeeping besides its bytes: a flood of tiny events is bounded too.
   { flag: 'webhook-max-inflight-events', kind: 'integer', default: 100_000, min: 1, max: 100_000_000, group: 'Kubernetes audit', requires: 'listen-webhook', description: 'Events all webhook requests in flight may hold together; beyond, 429 + Retry-After' },

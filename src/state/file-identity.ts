@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 /** How many leading bytes identify a file's content; inode numbers alone are reused. */
@@ -88,10 +89,12 @@ export async function identifyWithHead(fh: FileHandle): Promise<{ id: FileIdenti
 /**
  * Whether the open file still begins with `head`, the bytes it was identified by (copytruncate
  * changes that). Compared byte for byte in `scratch` (at least FINGERPRINT_BYTES): this runs after
- * every read, so it neither allocates nor hashes.
+ * every read, so it neither allocates nor hashes. Read synchronously from an open file (a page the
+ * reads keep in the cache): through the thread pool it cost as much as the 512 KiB read before it.
  */
 export async function sameContent(fh: PositionalReader, head: Buffer, scratch: Buffer): Promise<boolean> {
   if (head.length === 0) return true;
-  const { bytesRead } = await fh.read(scratch, 0, head.length, 0);
+  const fd = (fh as { fd?: number }).fd;
+  const bytesRead = fd !== undefined ? readSync(fd, scratch, 0, head.length, 0) : (await fh.read(scratch, 0, head.length, 0)).bytesRead;
   return bytesRead === head.length && scratch.subarray(0, bytesRead).equals(head);
 }

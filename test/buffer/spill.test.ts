@@ -10,6 +10,7 @@ import { encodeRecord, HEADER_BYTES, parseRecord } from '../../src/buffer/spill/
 import { SpillBuffer, type SpillOptions } from '../../src/buffer/spill/spill-buffer.js';
 import type { Batch } from '../../src/batch.js';
 import { FaultyIo } from '../helpers/faulty-io.js';
+import { takeToEnd } from '../helpers/take-to-end.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 
 /** One octet-counted frame per message, as the encoder makes them. */
@@ -75,16 +76,8 @@ async function drainAll(spill: SpillBuffer, n: number): Promise<string[]> {
 /** drainAll for a closed spill: takes batches until it is finished, returns their messages. */
 async function drainToEnd(spill: SpillBuffer): Promise<string[]> {
   const got: string[] = [];
-  for (;;) {
-    const b = spill.take();
-    if (!b) {
-      if (spill.finished) return got;
-      await spill.waitForData();
-      continue;
-    }
-    got.push(...msgOf(b.frames));
-    spill.handedOn(b);
-  }
+  await takeToEnd(spill, (frames) => got.push(...msgOf(frames)));
+  return got;
 }
 
 const big = (i: number) => `line ${i} ${'x'.repeat(8000)}`;

@@ -51,6 +51,9 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
 
   // ---- the sources' side ----
 
+  /** Sources waiting in roomWithin (among roomWaiters): paced by the drain, not blocked by a full spill. */
+  private pacing = 0;
+
   async push(batch: Batch): Promise<void> {
     const item = new Item(batch.id ?? nextBatchId(), batch.frames, batch.count, batch.origin, batch.keys, batch.memory);
     item.release = batch.release;
@@ -60,6 +63,7 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
     const size = item.memory;
     const diskSize = item.frames.length;
     const mem = this.mem;
+    let waitUntil: number | undefined;
     for (;;) {
       // Into the spill ahead of the batch; into memory only with a batch that follows (below): lines
       // dropped one by one are named together.
@@ -77,6 +81,13 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
         return;
       }
       if (this.disk.canWrite && this.hasRoom(diskSize)) {
+        // Paced by a drain that is sending (Batch.canWait), within the time a line may wait in
+        // memory before it is spilled anyway. While spilling, batches go after the spill's.
+        if (batch.canWait && !this.spilling && !idle) {
+          waitUntil ??= Date.now() + this.opts.fsyncIntervalMs;
+          const left = waitUntil - Date.now();
+          if (left > 0 && (await this.roomWithin(left))) continue;
+        }
         if (await this.toDisk(item)) return;
         continue;
       }
@@ -108,9 +119,26 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
     return mem.overflow.length === 0 && (mem.bytes + size <= this.opts.memoryMaxBytes || mem.bytes === 0);
   }
 
+  /** Waits at most `ms` for room (a batch handed on, or anything else that wakes roomWaiters); false when none came. */
+  private roomWithin(ms: number): Promise<boolean> {
+    this.pacing++;
+    return new Promise<boolean>((resolve) => {
+      const woken = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const k = this.roomWaiters.indexOf(woken);
+        if (k !== -1) this.roomWaiters.splice(k, 1);
+        resolve(false);
+      }, ms);
+      this.roomWaiters.push(woken);
+    }).finally(() => this.pacing--);
+  }
+
   private gotThrough(): void {
     // Still full while other sources wait for room: /healthz must not flap between them.
-    if (this.roomWaiters.length === 0 && this.ledger.diskBytes < this.opts.maxBytes) this.fullAt = undefined;
+    if (this.roomWaiters.length === this.pacing && this.ledger.diskBytes < this.opts.maxBytes) this.fullAt = undefined;
   }
 
   private hasRoom(size: number): boolean {

@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../telemetry/log.js';
 import type { Stats } from '../../telemetry/stats.js';
@@ -378,7 +379,7 @@ export class FileTailer implements Source {
     const chunk = r.batcher.process(data, this.opts.messageKeys ? start : undefined, MARK_BYTES);
     if (chunk.consumed > 0) {
       const marks = chunk.marks && this.marksOf(r, chunk.marks, start, before, data);
-      await this.push(r, chunk, start + chunk.consumed, lastBytes(before, data.subarray(0, chunk.consumed)), marks);
+      await this.push(r, chunk, start + chunk.consumed, lastBytes(before, data.subarray(0, chunk.consumed)), marks, this.catchingUp(r));
     }
     // --rotate-wait counts from when we could look again: time blocked on a full buffer is not quiet.
     r.lastGrowth = Date.now();
@@ -427,10 +428,30 @@ export class FileTailer implements Source {
   }
 
   /**
-   * `end`: the bytes before `position` (known when it is where the reader is). `marks`: commits
-   * inside the batch (marksOf).
+   * Whether the file's unread part has not grown since the last read (Batch.canWait): the drain may
+   * then pace the reading without the writer getting further ahead. A rotated file does not grow.
+   * A sync fstat: a thread-pool round trip per read costs more than the call.
    */
-  private async push(r: Reader, chunk: Chunk, position: number, end = position === r.pos ? r.tail : undefined, marks?: Batch['marks']): Promise<void> {
+  private catchingUp(r: Reader): boolean {
+    if (r.rotated) return true;
+    const fd = (r.fh as { fd?: number }).fd;
+    if (fd === undefined) return false;
+    let unread: number;
+    try {
+      unread = fstatSync(fd).size - r.pos;
+    } catch {
+      return false;
+    }
+    const before = r.unread;
+    r.unread = unread;
+    return before === undefined || unread <= before;
+  }
+
+  /**
+   * `end`: the bytes before `position` (known when it is where the reader is). `marks`: commits
+   * inside the batch (marksOf). `canWait`: Batch.canWait (catchingUp).
+   */
+  private async push(r: Reader, chunk: Chunk, position: number, end = position === r.pos ? r.tail : undefined, marks?: Batch['marks'], canWait = false): Promise<void> {
     this.opts.stats.addLines(this.name, chunk.lines);
     const { checkpoints } = this.opts;
     const id = r.id;
@@ -455,6 +476,7 @@ export class FileTailer implements Source {
       release: chunk.release,
       memory: chunk.memory,
       ...(chunk.offsets && chunk.count > 0 && { keys: { prefix: keyPrefix(r), offsets: chunk.offsets } }),
+      ...(canWait && { canWait }),
     });
   }
 
@@ -553,6 +575,7 @@ export class FileTailer implements Source {
     this.seen.read(r.id, r.pos);
     r.pos = 0;
     r.size = 0;
+    r.unread = undefined;
     r.tail = Buffer.alloc(0);
     r.afterText = false;
     r.batchStart = 0;

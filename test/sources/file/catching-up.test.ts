@@ -1,0 +1,92 @@
+import t from 'tap';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Batch, BatchBuffer, TakenBatch } from '../../../src/batch.js';
+import { Stats } from '../../../src/telemetry/stats.js';
+import { FileTailer } from '../../../src/sources/file/tailer.js';
+import { BareEncoder, RecordingLog } from '../../helpers/tail-harness.js';
+
+/**
+ * Batch.canWait from the tailer: set while the file's unread part is not growing (the drain may pace
+ * the reading), not while the writer gets further ahead of the reader (then memory that is full
+ * spills, as before).
+ */
+
+const CHUNK = 4096;
+const LINE = 100;
+const lines = (from: number, n: number) => Array.from({ length: n }, (_, i) => `${String(from + i).padStart(6, '0')} ${'x'.repeat(LINE - 8)}\n`).join('');
+const PER_CHUNK = Math.floor(CHUNK / LINE);
+
+/** Hands every batch on as it comes, and records whether each batch of lines could wait; `afterPush` runs before the tailer reads again. */
+class RecordingBuffer implements BatchBuffer {
+  readonly canWait: boolean[] = [];
+  lines = 0;
+  closed = false;
+  finished = false;
+  bytes = 0;
+
+  constructor(private readonly afterPush: (pushes: number) => void = () => {}) {}
+
+  async push(batch: Batch): Promise<void> {
+    if (batch.count > 0) {
+      this.canWait.push(batch.canWait === true);
+      this.lines += batch.count;
+    }
+    batch.onHandedOn?.();
+    batch.release?.();
+    this.afterPush(this.canWait.length);
+  }
+
+  take(): TakenBatch | undefined {
+    return undefined;
+  }
+  waitForData(): Promise<void> {
+    return new Promise(() => {});
+  }
+  handedOn(): void {}
+  requeue(): void {}
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function tailer(path: string, buffer: BatchBuffer): FileTailer {
+  return new FileTailer(path, {
+    encoder: new BareEncoder(),
+    buffer,
+    stats: new Stats(),
+    log: new RecordingLog().logger,
+    startAt: 'beginning',
+    once: true,
+    pollMs: 20,
+    maxLineBytes: 64 * 1024,
+    readChunkBytes: CHUNK,
+  });
+}
+
+t.test('a file read while it does not grow: every batch can wait for the drain', async (t) => {
+  const path = join(t.testdir(), 'audit.log');
+  writeFileSync(path, lines(0, 10 * PER_CHUNK));
+  const buffer = new RecordingBuffer();
+  await tailer(path, buffer).run();
+  t.equal(buffer.lines, 10 * PER_CHUNK, 'every line read');
+  t.ok(buffer.canWait.length >= 10, `read in pieces (${buffer.canWait.length} batches)`);
+  t.ok(buffer.canWait.every(Boolean), 'each could wait: its unread part only shrank');
+});
+
+t.test('a file that grows faster than it is read: those batches cannot wait; once it stops growing, they can again', async (t) => {
+  const path = join(t.testdir(), 'audit.log');
+  let written = 2 * PER_CHUNK;
+  writeFileSync(path, lines(0, written));
+  const GROWING = 8;
+  // Before each of the first reads, two reads' worth more arrives: the unread part grows by one.
+  const buffer = new RecordingBuffer((pushes) => {
+    if (pushes > GROWING) return;
+    appendFileSync(path, lines(written, 2 * PER_CHUNK));
+    written += 2 * PER_CHUNK;
+  });
+  await tailer(path, buffer).run();
+  t.equal(buffer.lines, written, 'every line read');
+  t.same(buffer.canWait.slice(1, GROWING + 1), Array(GROWING).fill(false), 'while it grew: no batch could wait');
+  t.ok(buffer.canWait.slice(GROWING + 2).length > 0 && buffer.canWait.slice(GROWING + 2).every(Boolean), 'after it stopped: each could wait again');
+});
