@@ -5,6 +5,7 @@ import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
 import { Stats } from '../../src/telemetry/stats.js';
 import { SpillBuffer, type WhenFull } from '../../src/buffer/spill/spill-buffer.js';
 import { FaultyIo } from '../helpers/faulty-io.js';
+import { fakeClock } from '../helpers/fake-clock.js';
 import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 
 /**
@@ -15,17 +16,6 @@ import { parseRfc5424, splitOctetCounted } from '../helpers/rfc5424.js';
 const MEMORY = 1024 * 1024;
 const BATCH = 32 * 1024;
 const RETRY_MS = 1000;
-
-/** Date.now under the test's control: the spill's retry of a failed disk comes due when the test says. */
-function fakeClock(t: Tap.Test): { advance(ms: number): void } {
-  const real = Date.now;
-  let now = real();
-  Date.now = () => now;
-  t.teardown(() => {
-    Date.now = real;
-  });
-  return { advance: (ms) => (now += ms) };
-}
 
 /**
  * Whether a push went through or waits for room. With the disk failing, nothing the spill does

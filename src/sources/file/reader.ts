@@ -24,8 +24,8 @@ export interface Reader {
   lastGrowth: number;
   /** The last bytes read were text, not a NUL hole: a hole starting here cut into content we read. */
   afterText?: boolean;
-  /** Bytes of the file after `pos` at the last read (the tailer's catchingUp). */
-  unread?: number;
+  /** The tailer's catchingUp: bytes of the file after `pos` when last measured, when, and the verdict then. */
+  unread?: { bytes: number; at: number; shrinking: boolean };
 }
 
 /**

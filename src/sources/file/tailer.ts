@@ -58,6 +58,8 @@ const EMPTY_CHUNK: Chunk = { frames: Buffer.alloc(0), count: 0, lines: 0, consum
  * Smaller reads would cost 20-60% more CPU per GB; pieces cost a write each.
  */
 const MARK_BYTES = 128 * 1024;
+/** How long the unread part of a file is watched before it counts as growing or not (catchingUp). */
+const LAG_WINDOW_MS = 1000;
 
 export const DEFAULT_ROTATE_WAIT_MS = defaultNumber('rotate-wait');
 
@@ -428,23 +430,27 @@ export class FileTailer implements Source {
   }
 
   /**
-   * Whether the file's unread part has not grown since the last read (Batch.canWait): the drain may
-   * then pace the reading without the writer getting further ahead. A rotated file does not grow.
-   * A sync fstat: a thread-pool round trip per read costs more than the call.
+   * Whether the file's unread part has not grown over the last LAG_WINDOW_MS (Batch.canWait): the
+   * drain may then pace the reading without the writer getting further ahead. Measured over a
+   * window, not from one read to the next: a writer that appends in bursts grows the file between
+   * some reads only. A rotated file does not grow. A sync fstat: a thread-pool round trip per read
+   * costs more than the call.
    */
   private catchingUp(r: Reader): boolean {
     if (r.rotated) return true;
     const fd = (r.fh as { fd?: number }).fd;
     if (fd === undefined) return false;
-    let unread: number;
+    let bytes: number;
     try {
-      unread = fstatSync(fd).size - r.pos;
+      bytes = fstatSync(fd).size - r.pos;
     } catch {
       return false;
     }
-    const before = r.unread;
-    r.unread = unread;
-    return before === undefined || unread <= before;
+    const now = Date.now();
+    const was = r.unread;
+    if (!was) r.unread = { bytes, at: now, shrinking: true };
+    else if (now - was.at >= LAG_WINDOW_MS) r.unread = { bytes, at: now, shrinking: bytes <= was.bytes };
+    return r.unread!.shrinking;
   }
 
   /**

@@ -5,6 +5,7 @@ import type { Batch, BatchBuffer, TakenBatch } from '../../../src/batch.js';
 import { Stats } from '../../../src/telemetry/stats.js';
 import { FileTailer } from '../../../src/sources/file/tailer.js';
 import { BareEncoder, RecordingLog } from '../../helpers/tail-harness.js';
+import { fakeClock } from '../../helpers/fake-clock.js';
 
 /**
  * Batch.canWait from the tailer: set while the file's unread part is not growing (the drain may pace
@@ -74,19 +75,41 @@ t.test('a file read while it does not grow: every batch can wait for the drain',
   t.ok(buffer.canWait.every(Boolean), 'each could wait: its unread part only shrank');
 });
 
-t.test('a file that grows faster than it is read: those batches cannot wait; once it stops growing, they can again', async (t) => {
+/**
+ * Reads a file of two reads' worth while a writer appends `more(pushes)` reads' worth after each
+ * batch; the clock moves `msPerRead` per read. Returns the batches' canWait and the lines written.
+ */
+async function readWhileWriting(t: Tap.Test, msPerRead: number, more: (pushes: number) => number) {
+  const clock = fakeClock(t);
   const path = join(t.testdir(), 'audit.log');
   let written = 2 * PER_CHUNK;
   writeFileSync(path, lines(0, written));
-  const GROWING = 8;
-  // Before each of the first reads, two reads' worth more arrives: the unread part grows by one.
   const buffer = new RecordingBuffer((pushes) => {
-    if (pushes > GROWING) return;
-    appendFileSync(path, lines(written, 2 * PER_CHUNK));
-    written += 2 * PER_CHUNK;
+    clock.advance(msPerRead);
+    const n = more(pushes) * PER_CHUNK;
+    if (n === 0) return;
+    appendFileSync(path, lines(written, n));
+    written += n;
   });
   await tailer(path, buffer).run();
   t.equal(buffer.lines, written, 'every line read');
-  t.same(buffer.canWait.slice(1, GROWING + 1), Array(GROWING).fill(false), 'while it grew: no batch could wait');
-  t.ok(buffer.canWait.slice(GROWING + 2).length > 0 && buffer.canWait.slice(GROWING + 2).every(Boolean), 'after it stopped: each could wait again');
+  return buffer.canWait;
+}
+
+t.test('a file that grows faster than it is read: those batches cannot wait; once it stops growing, they can again', async (t) => {
+  const GROWING = 8;
+  // A second between reads, so each read ends a window. Before each of the first reads, two reads'
+  // worth more arrives: the unread part grows by one.
+  const canWait = await readWhileWriting(t, 1000, (pushes) => (pushes > GROWING ? 0 : 2));
+  t.same(canWait.slice(1, GROWING + 1), Array(GROWING).fill(false), 'while it grew: no batch could wait');
+  t.ok(canWait.slice(GROWING + 2).length > 0 && canWait.slice(GROWING + 2).every(Boolean), 'after it stopped: each could wait again');
+});
+
+t.test('a writer that appends in bursts, faster than the file is read: judged over a second, not read by read', async (t) => {
+  const BURSTS = 6;
+  // A read every 250 ms; every fourth read, six reads' worth arrives at once: between bursts the
+  // unread part shrinks, over each second it grows by two reads' worth.
+  const canWait = await readWhileWriting(t, 250, (pushes) => (pushes % 4 !== 0 || pushes > 4 * BURSTS ? 0 : 6));
+  const whileBursting = canWait.slice(4, 4 * BURSTS);
+  t.ok(whileBursting.length >= 16 && whileBursting.every((w) => !w), `while the bursts came, after the first second: no batch could wait (${whileBursting.length} batches)`);
 });
