@@ -71,12 +71,13 @@ async function slowDrain(t: Tap.Test, bytesPerSecond: number) {
 }
 
 /**
- * A folder of the test's own, removed last (teardowns run last-in, first-out), with retries: tap's
- * fixture folder was once found not empty on removal, after a run that left tens of MB in the spill.
+ * A folder of the test's own, new each run, removed last (teardowns run last-in, first-out). Not
+ * tap's fixture folder, whose path is the same every run: an auditfwd left running by an earlier
+ * run that timed out once kept writing there, and its removal failed (ENOTEMPTY).
  */
 function folder(t: Tap.Test, log = ''): string {
   const dir = mkdtempSync(join(tmpdir(), 'auditfwd-pacing-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(join(dir, 'logs'));
   writeFileSync(join(dir, 'logs', 'audit.log'), log);
   return dir;

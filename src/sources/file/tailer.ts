@@ -430,16 +430,15 @@ export class FileTailer implements Source {
   }
 
   /**
-   * Whether the file's unread part has not grown over the last LAG_WINDOW_MS (Batch.canWait): the
-   * drain may then pace the reading without the writer getting further ahead. Measured over a
+   * Whether the live file's unread part has not grown over the last LAG_WINDOW_MS (Batch.canWait):
+   * the drain may then pace the reading without the writer getting further ahead. Measured over a
    * window, not from one read to the next: a writer that appends in bursts grows the file between
-   * some reads only. A rotated file does not grow. A sync fstat: a thread-pool round trip per read
-   * costs more than the call.
+   * some reads only. A rotated file is read as before: what grows meanwhile is the live file, which
+   * is not watched from here. A sync fstat: a thread-pool round trip per read costs more than the call.
    */
   private catchingUp(r: Reader): boolean {
-    if (r.rotated) return true;
     const fd = (r.fh as { fd?: number }).fd;
-    if (fd === undefined) return false;
+    if (r.rotated || fd === undefined) return false;
     let bytes: number;
     try {
       bytes = fstatSync(fd).size - r.pos;
@@ -447,10 +446,9 @@ export class FileTailer implements Source {
       return false;
     }
     const now = Date.now();
-    const was = r.unread;
-    if (!was) r.unread = { bytes, at: now, shrinking: true };
-    else if (now - was.at >= LAG_WINDOW_MS) r.unread = { bytes, at: now, shrinking: bytes <= was.bytes };
-    return r.unread!.shrinking;
+    let u = r.unread;
+    if (!u || now - u.at >= LAG_WINDOW_MS) u = r.unread = { bytes, at: now, shrinking: !u || bytes <= u.bytes };
+    return u.shrinking;
   }
 
   /**

@@ -1,9 +1,10 @@
 import t from 'tap';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Batch, BatchBuffer, TakenBatch } from '../../../src/batch.js';
 import { Stats } from '../../../src/telemetry/stats.js';
-import { FileTailer } from '../../../src/sources/file/tailer.js';
+import { CheckpointStore } from '../../../src/state/checkpoints.js';
+import { FileTailer, type TailerOptions } from '../../../src/sources/file/tailer.js';
 import { BareEncoder, RecordingLog } from '../../helpers/tail-harness.js';
 import { fakeClock } from '../../helpers/fake-clock.js';
 
@@ -18,7 +19,7 @@ const LINE = 100;
 const lines = (from: number, n: number) => Array.from({ length: n }, (_, i) => `${String(from + i).padStart(6, '0')} ${'x'.repeat(LINE - 8)}\n`).join('');
 const PER_CHUNK = Math.floor(CHUNK / LINE);
 
-/** Hands every batch on as it comes, and records whether each batch of lines could wait; `afterPush` runs before the tailer reads again. */
+/** Hands every batch on soon after it comes, and records whether each batch of lines could wait; `afterPush` runs before the tailer reads again. */
 class RecordingBuffer implements BatchBuffer {
   readonly canWait: boolean[] = [];
   lines = 0;
@@ -33,8 +34,11 @@ class RecordingBuffer implements BatchBuffer {
       this.canWait.push(batch.canWait === true);
       this.lines += batch.count;
     }
-    batch.onHandedOn?.();
-    batch.release?.();
+    // Handed on later, as a sink would: never inside the push.
+    setImmediate(() => {
+      batch.onHandedOn?.();
+      batch.release?.();
+    });
     this.afterPush(this.canWait.length);
   }
 
@@ -51,8 +55,8 @@ class RecordingBuffer implements BatchBuffer {
   }
 }
 
-function tailer(path: string, buffer: BatchBuffer): FileTailer {
-  return new FileTailer(path, {
+function tailerOptions(buffer: BatchBuffer): TailerOptions {
+  return {
     encoder: new BareEncoder(),
     buffer,
     stats: new Stats(),
@@ -62,8 +66,10 @@ function tailer(path: string, buffer: BatchBuffer): FileTailer {
     pollMs: 20,
     maxLineBytes: 64 * 1024,
     readChunkBytes: CHUNK,
-  });
+  };
 }
+
+const tailer = (path: string, buffer: BatchBuffer) => new FileTailer(path, tailerOptions(buffer));
 
 t.test('a file read while it does not grow: every batch can wait for the drain', async (t) => {
   const path = join(t.testdir(), 'audit.log');
@@ -112,4 +118,22 @@ t.test('a writer that appends in bursts, faster than the file is read: judged ov
   const canWait = await readWhileWriting(t, 250, (pushes) => (pushes % 4 !== 0 || pushes > 4 * BURSTS ? 0 : 6));
   const whileBursting = canWait.slice(4, 4 * BURSTS);
   t.ok(whileBursting.length >= 16 && whileBursting.every((w) => !w), `while the bursts came, after the first second: no batch could wait (${whileBursting.length} batches)`);
+});
+
+t.test('a rotated file, read before the live one: its batches cannot wait (what grows meanwhile is the live file)', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'audit.log');
+  const startedAtMs = Date.now() - 60_000;
+  writeFileSync(path, lines(0, 6 * PER_CHUNK));
+  // Renamed after the process started: lumberjack's backup, read first.
+  renameSync(path, join(dir, 'audit-2026-11-30T12-00-00.000.log'));
+  writeFileSync(path, lines(6 * PER_CHUNK, 4 * PER_CHUNK));
+  const buffer = new RecordingBuffer();
+  const checkpoints = await CheckpointStore.open(join(dir, 'state'), new RecordingLog().logger);
+  await new FileTailer(path, { ...tailerOptions(buffer), startedAtMs, checkpoints }).run();
+  await checkpoints.close();
+  t.equal(buffer.lines, 10 * PER_CHUNK, 'both files read');
+  t.ok(buffer.canWait.length >= 10, `read in pieces (${buffer.canWait.length} batches)`);
+  t.same(buffer.canWait.slice(0, 6), Array(6).fill(false), "the backup's batches could not wait");
+  t.ok(buffer.canWait.slice(6).every(Boolean), "the live file's could");
 });
