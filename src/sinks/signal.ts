@@ -64,10 +64,6 @@ export class Latch {
     );
   }
 
-  get settled(): boolean {
-    return this.result !== undefined;
-  }
-
   /** Races waiting on the latch. */
   get waiting(): number {
     return this.listeners.size;
