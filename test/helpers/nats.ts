@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { accepts, freePort } from './net.js';
+import { tiedToTest } from './proc.js';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 
@@ -71,7 +72,7 @@ export class NatsCluster {
 
   async startNode(i: number): Promise<void> {
     const node = this.nodes[i];
-    const proc = spawn(NATS_SERVER, ['-c', node.conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(...tiedToTest(NATS_SERVER, ['-c', node.conf]), { stdio: ['ignore', 'pipe', 'pipe'] });
     node.proc = proc;
     const keep = (d: Buffer) => (node.log = (node.log + d.toString()).slice(-20_000));
     proc.stdout!.on('data', keep);

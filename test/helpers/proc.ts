@@ -1,6 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+
+const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * `cmd args` run so that it dies with the test process, however that ends. A teardown kills a
+ * child when the test ends, but tap kills a test file that outlives its timeout, and then no
+ * teardown runs: its auditfwd went on writing into folders that later runs used. The kernel's
+ * parent-death signal (util-linux `setpriv`, in every Debian) does not depend on the test process
+ * running any code. The pid stays the command's own: setpriv and env exec it.
+ */
+export function tiedToTest(cmd: string, args: string[]): [string, string[]] {
+  return existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+}
 
 export const BIN = fileURLToPath(new URL('../../bin/auditfwd', import.meta.url));
 
@@ -22,7 +36,7 @@ interface TestLike {
 export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer | string | 'pipe'; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Run {
   // The test runner re-injects its loaders (NODE_OPTIONS) into every child; `env -u` keeps the
   // real process clean of them.
-  const child = spawn('env', ['-u', 'NODE_OPTIONS', BIN, ...args], {
+  const child = spawn(...tiedToTest('env', ['-u', 'NODE_OPTIONS', BIN, ...args]), {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: cleanEnv(opts.env),
     uid: opts.uid,

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accepts, freePort } from './net.js';
+import { tiedToTest } from './proc.js';
 
 export const RSYSLOGD = '/usr/sbin/rsyslogd';
 export const RSYSLOG_MODULES = '/usr/lib/x86_64-linux-gnu/rsyslog';
@@ -92,7 +93,7 @@ export class Rsyslog {
   /** Starts rsyslogd (again, on the same port) and resolves once it accepts connections. */
   async launch(): Promise<void> {
     if (this.running) throw new Error('rsyslogd is already running');
-    const child = spawn(RSYSLOGD, ['-n', '-f', this.conf, '-i', join(this.dir, 'rsyslogd.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(...tiedToTest(RSYSLOGD, ['-n', '-f', this.conf, '-i', join(this.dir, 'rsyslogd.pid')]), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = once(child, 'exit');

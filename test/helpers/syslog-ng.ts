@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accepts, freePort } from './net.js';
+import { tiedToTest } from './proc.js';
 
 /** Where .ci/install-syslog-ng unpacks syslog-ng-core (it conflicts with rsyslog as a package). */
 export const SYSLOG_NG_ROOT = process.env.SYSLOG_NG_ROOT ?? '/opt/auditfwd-syslog-ng';
@@ -73,7 +74,7 @@ export class SyslogNg {
   private async launch(): Promise<void> {
     const d = this.dir;
     const args = ['-F', '-f', join(d, 'syslog-ng.conf'), `--module-path=${MODULES}`, `--persist-file=${join(d, 'persist')}`, `--pidfile=${join(d, 'pid')}`, `--control=${join(d, 'ctl')}`];
-    const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LD_LIBRARY_PATH: LIBS } });
+    const child = spawn(...tiedToTest(BIN, args), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LD_LIBRARY_PATH: LIBS } });
     this.child = child;
     child.stderr!.on('data', (b: Buffer) => (this.stderr += b.toString()));
     this.exited = once(child, 'exit');
