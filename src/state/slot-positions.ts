@@ -97,7 +97,8 @@ export class SlotPositions<E extends Keyed> {
   /** Starts a fresh slot file under the JSON file's `entries` (as load left them), one slot each. */
   static async open<E extends Keyed>(dir: string, entries: Map<string, E>, lastSeq: number, log: Logger): Promise<SlotPositions<E>> {
     const keys = [...entries.keys()];
-    const file = await SlotFile.create(dir, FILE, keys.map((k) => payloadOf(entries.get(k)!) ?? Buffer.alloc(0)), lastSeq);
+    // Copied: each payloadOf overwrites the last one.
+    const file = await SlotFile.create(dir, FILE, keys.map((k) => Buffer.from(payloadOf(entries.get(k)!) ?? '')), lastSeq);
     const slots = new SlotPositions(file, entries, log);
     keys.forEach((k, i) => slots.pairs.set(k, i));
     slots.next = keys.length;
@@ -135,7 +136,7 @@ export class SlotPositions<E extends Keyed> {
         // retired the one before) the pair holds both.
         if (was) this.put(key, payloadOf(was, 'retired'));
         // Gone: a tombstone, so that the JSON file's entry (until its next save) is not used either.
-        if (e || !was) this.put(key, e ? payloadOf(e) : Buffer.from(JSON.stringify({ dev, ino, gone: true })));
+        if (e || !was) this.put(key, e ? payloadOf(e) : written(JSON.stringify({ dev, ino, gone: true })));
       }
       this.pending.clear();
       this.retiring.clear();
@@ -189,14 +190,20 @@ export class SlotPositions<E extends Keyed> {
  * (one path's file deleted, its inode number given to another path's) is not given the old one's
  * path at load; undefined when too big even without it (a v2 entry takes at most 218 bytes, 235
  * retired, and 366 and 383 with a soft position, measured with 2^53-1 numbers: under MAX_PAYLOAD).
+ * A view of one buffer, valid until the next call (SlotFile.put copies it): a payload per commit
+ * from Node's pool of small buffers kept those pools alive into the old generation, where they
+ * piled up until a full collection.
  */
 function payloadOf(e: Keyed, gone?: 'retired'): Buffer | undefined {
-  const whole = Buffer.from(JSON.stringify(gone ? { ...e, gone } : e));
-  if (whole.length <= MAX_PAYLOAD) return whole;
+  const whole = JSON.stringify(gone ? { ...e, gone } : e);
+  if (Buffer.byteLength(whole) <= MAX_PAYLOAD) return written(whole);
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { path, ...rest } = e;
-  const b = Buffer.from(JSON.stringify(gone ? { ...rest, gone } : rest));
-  return b.length <= MAX_PAYLOAD ? b : undefined;
+  const text = JSON.stringify(gone ? { ...rest, gone } : rest);
+  return Buffer.byteLength(text) <= MAX_PAYLOAD ? written(text) : undefined;
 }
+
+const scratch = Buffer.allocUnsafeSlow(MAX_PAYLOAD);
+const written = (text: string): Buffer => scratch.subarray(0, scratch.write(text));
 
 const pathOf = (e: Record<string, unknown>, known: Keyed) => (typeof e.path === 'string' ? e.path : known.path);

@@ -39,8 +39,34 @@ t.test('memory for a partial line is bounded', async (t) => {
   const s = new LineSplitter(100);
   for (let i = 0; i < 1000; i++) s.push(Buffer.alloc(1000, 'q'), () => t.fail('no line yet'));
   t.equal(s.pending, 1_000_000, 'all bytes counted');
-  const held = (s as unknown as { partsLen: number }).partsLen;
-  t.equal(held, 100, 'only the limit is held');
+  const { carried, carry } = s as unknown as { carried: number; carry: Buffer };
+  t.equal(carried, 100, 'only the limit is held');
+  t.ok(carry.length <= 100, `the carry is ${carry.length} bytes, not more than the limit`);
+});
+
+t.test('a line cut by every chunk is carried in one buffer, not a new one per chunk', async (t) => {
+  const s = new LineSplitter(1 << 20);
+  const carries = new Set<Buffer>();
+  const lines: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    // Each chunk ends a line begun in the one before and begins another (as a 512 KiB read does).
+    s.push(Buffer.from(`end-${i}\nstart-${i + 1}-`), (l) => lines.push(l.toString()));
+    carries.add((s as unknown as { carry: Buffer }).carry);
+  }
+  t.equal(lines.length, 200);
+  t.equal(lines[5], 'start-5-end-5', 'a carried line comes out whole');
+  t.equal(carries.size, 1, 'one carry buffer for all 200 chunks');
+});
+
+t.test('what a long line grew is given back once it is out', async (t) => {
+  const s = new LineSplitter(1 << 20);
+  const long = Buffer.alloc(300_000, 'x');
+  let got = 0;
+  for (let off = 0; off < long.length; off += 1000) s.push(long.subarray(off, off + 1000), () => t.fail('no line yet'));
+  t.ok((s as unknown as { carry: Buffer }).carry.length >= 300_000, 'the carry grew to hold the line');
+  s.push(Buffer.from('\n'), (l) => (got = l.length));
+  t.equal(got, 300_000, 'the long line came out whole');
+  t.ok((s as unknown as { carry: Buffer }).carry.length <= 64 * 1024, 'and its carry was dropped');
 });
 
 t.test('flush emits a last line without LF', async (t) => {
