@@ -71,6 +71,11 @@ export class RelpSession {
     return this.nextTxnr++;
   }
 
+  /** Bytes written and not yet taken by the kernel (0: every write so far is complete). */
+  get queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
   /** Writes raw frames; false means wait for 'drain'. */
   write(data: Buffer, done?: () => void): boolean {
     return this.socket.write(data, done);

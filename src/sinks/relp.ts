@@ -284,12 +284,25 @@ export class RelpProtocol implements Protocol {
     this.returned.set(p.batch.id, { state: p.state, done: p.done, refusals: p.refusals });
   }
 
-  /** Writes a chunk made by frames(); its backing buffer goes back to the pool once the socket is done with it. */
+  /**
+   * Writes a chunk made by frames(); its backing buffer goes back to the pool once the socket is
+   * done with it. That is at once when the kernel took the whole chunk during the write (nothing is
+   * left queued on the socket: Node keeps no reference then), else at the write's callback, which
+   * Node defers to the next tick even for a write that is complete. A window refilled in one go
+   * then reuses one buffer, where each of its chunks took a buffer of its own (6 of 512 KiB at peak).
+   */
   private writePooled(session: RelpSession, chunk: Buffer): boolean {
     const backing = chunk.byteOffset === 0 && chunk.buffer.byteLength === POOLED_BYTES ? Buffer.from(chunk.buffer, 0, POOLED_BYTES) : undefined;
-    return session.write(chunk, () => {
-      if (backing && this.pool.length < POOL_MAX) this.pool.push(backing);
-    });
+    if (!backing) return session.write(chunk);
+    let back = false;
+    const giveBack = () => {
+      if (back) return;
+      back = true;
+      if (this.pool.length < POOL_MAX) this.pool.push(backing);
+    };
+    const ok = session.write(chunk, giveBack);
+    if (session.queuedBytes === 0) giveBack();
+    return ok;
   }
 
   /** Returns true when the refused message is given up on. */
