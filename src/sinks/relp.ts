@@ -263,8 +263,10 @@ export class RelpProtocol implements Protocol {
       n++;
     }
     const end = i;
-    // Small pieces (a window refilled by a few answers) come cheaply from the allocator; only large ones are worth a pooled buffer.
-    const pooled = bytes >= POOL_FROM_BYTES && bytes <= POOLED_BYTES;
+    // A free pooled buffer takes any piece, a window refilled by a few answers too: fresh small
+    // pieces were garbage for malloc and for Node's pool of small buffers. With the pool empty, only
+    // a large piece is worth a new pooled buffer.
+    const pooled = bytes <= POOLED_BYTES && (bytes >= POOL_FROM_BYTES || this.pool.length > 0);
     const out = pooled ? (this.pool.pop() ?? Buffer.allocUnsafe(POOLED_BYTES)) : Buffer.allocUnsafe(bytes);
     let o = 0;
     for (i = p.next; i < end; i++) {
