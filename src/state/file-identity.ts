@@ -94,7 +94,13 @@ export async function identifyWithHead(fh: FileHandle): Promise<{ id: FileIdenti
  */
 export async function sameContent(fh: PositionalReader, head: Buffer, scratch: Buffer): Promise<boolean> {
   if (head.length === 0) return true;
-  const fd = (fh as { fd?: number }).fd;
+  const fd = fdOf(fh);
   const bytesRead = fd !== undefined ? readSync(fd, scratch, 0, head.length, 0) : (await fh.read(scratch, 0, head.length, 0)).bytesRead;
   return bytesRead === head.length && scratch.subarray(0, bytesRead).equals(head);
+}
+
+/** The descriptor of an open file, for the synchronous calls that save a thread-pool round trip; undefined for other readers (tests' fakes). */
+export function fdOf(fh: PositionalReader): number | undefined {
+  const fd = (fh as { fd?: unknown }).fd;
+  return typeof fd === 'number' ? fd : undefined;
 }

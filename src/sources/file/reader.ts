@@ -25,7 +25,7 @@ export interface Reader {
   /** The last bytes read were text, not a NUL hole: a hole starting here cut into content we read. */
   afterText?: boolean;
   /** The tailer's catchingUp: bytes of the file after `pos` when last measured, when, and the verdict then. */
-  unread?: { bytes: number; at: number; shrinking: boolean };
+  unread?: { bytes: number; at: number; notGrowing: boolean };
 }
 
 /**

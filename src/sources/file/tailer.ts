@@ -7,7 +7,7 @@ import type { Checkpoint, CheckpointStore } from '../../state/checkpoints.js';
 import type { Encoder } from '../../transforms/encoder.js';
 import { LineBatcher, type Chunk } from '../line-batcher.js';
 import type { Source } from '../source.js';
-import { FINGERPRINT_BYTES, fingerprintOf, identifyWithHead, inodeKey, resumable, sameContent, type FileIdentity } from '../../state/file-identity.js';
+import { fdOf, FINGERPRINT_BYTES, fingerprintOf, identifyWithHead, inodeKey, resumable, sameContent, type FileIdentity } from '../../state/file-identity.js';
 import { NotRegularFileError, openRegular } from './open-regular.js';
 import { lastLineEnd } from './line-end.js';
 import { extendIdentity, keyPrefix, lastBytes, type Reader } from './reader.js';
@@ -437,7 +437,7 @@ export class FileTailer implements Source {
    * is not watched from here. A sync fstat: a thread-pool round trip per read costs more than the call.
    */
   private catchingUp(r: Reader): boolean {
-    const fd = (r.fh as { fd?: number }).fd;
+    const fd = fdOf(r.fh);
     if (r.rotated || fd === undefined) return false;
     let bytes: number;
     try {
@@ -447,8 +447,8 @@ export class FileTailer implements Source {
     }
     const now = Date.now();
     let u = r.unread;
-    if (!u || now - u.at >= LAG_WINDOW_MS) u = r.unread = { bytes, at: now, shrinking: !u || bytes <= u.bytes };
-    return u.shrinking;
+    if (!u || now - u.at >= LAG_WINDOW_MS) u = r.unread = { bytes, at: now, notGrowing: !u || bytes <= u.bytes };
+    return u.notGrowing;
   }
 
   /**
