@@ -27,11 +27,13 @@ const t0 = performance.now();
 // The same node flags and environment as bin/auditfwd's #! line.
 const SHEBANG = readFileSync(join(REPO, 'bin/auditfwd'), 'utf8').split('\n')[0].split(' ');
 const NODE_FLAGS = SHEBANG.slice(SHEBANG.indexOf('node') + 1);
-const NODE_ENV = Object.fromEntries(SHEBANG.slice(2, SHEBANG.indexOf('node')).map((w) => w.split('=')));
+// `-u NAME` takes NAME out of the environment (see the spawn below); NAME=VALUE sets it.
+const NODE_UNSET = SHEBANG.flatMap((w, i) => (SHEBANG[i - 1] === '-u' ? [w] : []));
+const NODE_ENV = Object.fromEntries(SHEBANG.slice(2, SHEBANG.indexOf('node')).filter((w) => w.includes('=')).map((w) => w.split('=')));
 const child = spawn(
   'node',
   [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', dir, join(REPO, 'bin/auditfwd'), '--once', '--file', input.path, '--state-dir', join(dir, 'state'), '--log-level', 'warn', '--to', `127.0.0.1:${receiver.port}`, ...process.argv.slice(2)],
-  { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...NODE_ENV } },
+  { stdio: ['ignore', 'inherit', 'inherit'], env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !NODE_UNSET.includes(k))), ...NODE_ENV } },
 );
 await done;
 const seconds = (performance.now() - t0) / 1000;

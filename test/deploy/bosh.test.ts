@@ -44,11 +44,12 @@ t.test('the BOSH job renders into a config auditfwd --check-config accepts', { s
   const proc = (parse(bpm.out) as { processes: Array<Record<string, any>> }).processes[0];
   t.equal(proc.args.at(-1), '/var/vcap/jobs/auditfwd/config/config.yml');
   // node's flags as bin/auditfwd's #! line gives them (bpm runs node, not the script's #! line).
-  const { env, flags } = shebangOf();
+  const { unset, env, flags } = shebangOf();
   t.ok(flags.includes('--no-concurrent-sparkplug'), 'the #! line names --no-concurrent-sparkplug');
   t.strictSame(proc.args.slice(0, flags.length), flags, 'the node flags of bin/auditfwd');
   t.strictSame(env, { MALLOC_ARENA_MAX: '1' }, 'the #! line sets one malloc arena');
   t.strictSame(proc.env, env, 'and so does bpm');
+  t.strictSame(unset, ['NODE_EXTRA_CA_CERTS'], 'the #! line drops NODE_EXTRA_CA_CERTS; bpm passes only the env it names');
   t.strictSame(proc.capabilities, ['DAC_READ_SEARCH']);
   t.strictSame(
     proc.unsafe.unrestricted_volumes,

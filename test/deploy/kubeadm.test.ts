@@ -48,9 +48,10 @@ t.test('the kubeadm static pod follows the audit log and keeps its state on the 
   const { pod, c } = load();
   t.match(pod, { kind: 'Pod', metadata: { namespace: 'kube-system' }, spec: { hostNetwork: true } });
   t.strictSame(c.command.slice(-1), ['/app/bin/auditfwd'], 'the image\'s auditfwd');
-  const { env, flags } = shebangOf();
+  const { unset, env, flags } = shebangOf();
   t.strictSame(c.command, ['node', ...flags, '/app/bin/auditfwd'], 'node with the flags of bin/auditfwd\'s #! line');
   for (const [name, value] of Object.entries(env)) t.ok(c.env.some((e) => e.name === name && e.value === value), `and its ${name}=${value}`);
+  for (const name of unset) t.notOk(c.env.some((e) => e.name === name), `and not ${name}`);
   const file = arg(c, 'file')!;
   const state = arg(c, 'state-dir')!;
   t.equal(file, '/var/log/kubernetes/audit/audit.log', 'kubeadm\'s documented audit log path');
@@ -98,8 +99,9 @@ t.test('a short real run with the example\'s arguments forwards the audit log', 
 
 t.test('the image the pod runs starts node as bin/auditfwd\'s #! line does', async (t) => {
   const dockerfile = readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8');
-  const { env, flags } = shebangOf();
+  const { unset, env, flags } = shebangOf();
   const entry = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]) as string[];
   t.strictSame(entry.slice(0, flags.length + 2), ['node', ...flags, '/app/bin/auditfwd'], 'its flags');
   for (const [name, value] of Object.entries(env)) t.match(dockerfile, new RegExp(`^ENV ${name}=${value}$`, 'm'), `its ${name}`);
+  for (const name of unset) t.notMatch(dockerfile, new RegExp(`\\b${name}\\b`), `no ${name}`);
 });
