@@ -176,7 +176,7 @@ t.test("a message larger than the server's max_payload is dropped and counted, t
 
 t.test('nats+tls:// verifies the server against --ca; without it (system store) the connection is refused, never plaintext', { skip: missing ?? opensslMissing() }, async (t) => {
   const lines = numberedAuditLines(100);
-  const dir = t.testdir({ app: { 'audit.log': lines.join('\n') + '\n' }, state: {}, certs: {} });
+  const dir = t.testdir({ app: { 'audit.log': lines.join('\n') + '\n' }, state: {}, state2: {}, certs: {} });
   const certs = makeCertificates(join(dir, 'certs'));
   const c = await NatsCluster.start(t, 1, [`tls { cert_file: "${certs.cert}", key_file: "${certs.key}" }`]);
   const nc = await connect({ servers: c.urls, tls: { caFile: certs.ca } });
@@ -189,6 +189,12 @@ t.test('nats+tls:// verifies the server against --ca; without it (system store) 
   const verified = runAuditfwd(t, [...args, '--ca', certs.ca]);
   t.equal(await verified.exited, 0, verified.stderr());
   t.same((await readStream(nc, STREAM)).map(lineOf), lines);
+  // The system store is OpenSSL's (node runs with --use-openssl-ca), which honours SSL_CERT_FILE:
+  // with the test CA there, the same run needs no --ca. A run from fresh positions ends (exit 0)
+  // only once the server acknowledged every line.
+  const fresh = args.map((a) => (a === join(dir, 'state') ? join(dir, 'state2') : a));
+  const viaSystem = runAuditfwd(t, fresh, { env: { SSL_CERT_FILE: certs.ca } });
+  t.equal(await viaSystem.exited, 0, `trusted through the system store: ${viaSystem.stderr()}`);
 });
 
 t.test('connected and idle is healthy: the drain counts as up from the connection, before any acknowledgement', { skip: missing }, async (t) => {
