@@ -381,6 +381,29 @@ t.test('drop-newest: dropped lines are counted and replaced by one gap record', 
   await shutdown();
 });
 
+t.test('drop-newest: a batch with room for itself but not for the waiting gap record is dropped too', async (t) => {
+  // Big batches fill the spill, one is dropped; small ones follow. Swept over the room the first
+  // drop leaves (in steps smaller than the gap record), so that some runs leave room for a small
+  // batch but not for it and the gap record: that batch must not go ahead of the record.
+  for (let slack = 0; slack < 8192; slack += 512) {
+    const dir = join(t.testdir(), `spill-${slack}`);
+    const { spill, shutdown } = await openSpill(t, dir, { maxBytes: 64 * 1024 + slack, memoryMaxBytes: 16 * 1024, segmentBytes: 32 * 1024, whenFull: 'drop-newest' });
+    let seq = 0;
+    const push = (msg: string) => spill.push({ frames: frame(`line ${seq} ${msg}`), count: 1, origin: { source: '/a.log', start: seq, end: ++seq } });
+    while (spill.counters.droppedLines === 0) await push('x'.repeat(8000));
+    for (let i = 0; i < 40; i++) await push('small');
+    spill.close();
+    const got = await drainToEnd(spill);
+    const at = got.findIndex((m) => !m.startsWith('line'));
+    const sd = Object.fromEntries(parseRfc5424(Buffer.from(got[at])).sd[0].params);
+    const seqs = got.map((m) => (m.startsWith('line') ? Number(/^line (\d+)/.exec(m)![1]) : -1));
+    const before = seqs.slice(0, at);
+    const after = seqs.slice(at + 1);
+    t.ok(before.every((s) => s < Number(sd.from)) && after.every((s) => s === -1 || s >= Number(sd.to)), `room ${64 * 1024 + slack}: the lines before the gap record ${sd.from}-${sd.to} are older than its hole, the lines after it newer (${before.slice(-3)} | ${after.slice(0, 3)})`);
+    await shutdown();
+  }
+});
+
 t.test('drop-oldest: the oldest unread segments give way, gap records stand where they were', async (t) => {
   const dir = join(t.testdir(), 'spill');
   const { spill, shutdown } = await openSpill(t, dir, { maxBytes: 1024 * 1024, memoryMaxBytes: 16 * 1024, segmentBytes: 128 * 1024, whenFull: 'drop-oldest' });

@@ -59,7 +59,8 @@ export interface Outcome {
   delivered: number[];
   /** The run (between restarts) each delivery happened in. */
   epochs: number[];
-  gaps: Array<[number, number]>;
+  /** Each gap record's hole [from, to), and how many lines were delivered before it. */
+  gaps: Array<[number, number, number]>;
   crashed: boolean;
   /** A crash, or a restart while the disk failed: what was written but not fsynced is read again (duplicates, never losses). */
   again: boolean;
@@ -116,7 +117,7 @@ export async function run(dir: string, whenFull: WhenFull, cmds: Cmd[]): Promise
       }
       else for (const e of parseRfc5424(f).sd) {
         const p = Object.fromEntries(e.params);
-        out.gaps.push([Number(p.from), Number(p.to)]);
+        out.gaps.push([Number(p.from), Number(p.to), out.delivered.length]);
       }
     }
     spill.handedOn(b);
@@ -284,6 +285,15 @@ export function check(o: Outcome, whenFull: WhenFull): string | undefined {
     }
   }
   if (whenFull === 'block' && named.size > 0) return 'gap records with --when-full block';
+  // A gap record stands where its hole is: no line overtakes it, nor does it overtake one.
+  if (!o.again) {
+    for (const [from, to, at] of o.gaps) {
+      const early = o.delivered.slice(at).find((s) => s < from);
+      if (early !== undefined) return `line ${early} delivered after the gap record for ${from}-${to}`;
+      const late = o.delivered.slice(0, at).find((s) => s >= to);
+      if (late !== undefined) return `line ${late} delivered before the gap record for ${from}-${to}`;
+    }
+  }
   for (let s = 0; s < o.total; s++) {
     if (seen.has(s) && named.has(s) && !o.again) return `line ${s} both delivered and named by a gap record`;
     if (!seen.has(s) && !named.has(s) && !(o.corrupted && o.skipped > 0)) return `line ${s} lost silently`;

@@ -80,7 +80,9 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
         this.wake(this.dataWaiters);
         return;
       }
-      if (this.disk.canWrite && this.hasRoom(diskSize)) {
+      // A gap record waiting for room goes ahead of the batch: the batch needs room for both, or
+      // it is dropped too and named by the same record.
+      if (this.disk.canWrite && this.hasRoom(diskSize + (this.policy.gapPending ? GAP_ROOM : 0))) {
         // Paced by a drain that is sending (Batch.canWait), within the time a line may wait in
         // memory before it is spilled anyway. While spilling, batches go after the spill's.
         if (batch.canWait && !this.spilling && !idle) {
@@ -88,10 +90,12 @@ export class SpillBuffer extends SpillCore implements BatchBuffer {
           const left = waitUntil - Date.now();
           if (left > 0 && (await this.roomWithin(left))) continue;
         }
+        this.emitGap(true);
         if (await this.toDisk(item)) return;
         continue;
       }
       if (this.disk.unwritable && this.spilling && this.overflowFits(size)) {
+        if (this.policy.gapPending) mem.toOverflow(this.policy.takeGap(), false);
         mem.toOverflow(item, false);
         this.gotThrough();
         return;
