@@ -9,6 +9,7 @@ import { preflight } from './config/preflight.js';
 import { createLogger } from './telemetry/log.js';
 import { Reloader } from './ops/reload.js';
 import { Pipeline } from './pipeline.js';
+import { emptyNodeDefaultStore } from './sinks/system-trust.js';
 import { StateError } from './state/checkpoints.js';
 import { stdoutFraming, TERMINAL_NOTE } from './sinks/stream.js';
 
@@ -150,6 +151,7 @@ function onTerminal(resolve: typeof resolveSettings): typeof resolveSettings {
 export async function main(argv: string[]): Promise<void> {
   // State, spill and temp files are the audit trail's positions and contents: never for other users.
   process.umask(0o077);
+  emptyNodeDefaultStore();
   const early = onFatal((f, msg) => process.stderr.write(`auditfwd: ${msg}: ${f.err}${f.code ? ` (${f.code})` : ''}\n`));
   process.on('uncaughtException', early);
   process.on('unhandledRejection', early);

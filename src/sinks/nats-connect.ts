@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { systemTrust } from './system-trust.js';
 import { connect, credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 
 /** How to reach and log in to a NATS cluster: paths only; the files are read at each connect. */
@@ -16,6 +17,12 @@ export interface NatsAccess {
 }
 
 const hostPort = ({ host, port }: { host: string; port: number }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** systemTrust()'s CAs as the one PEM string nats.js takes. */
+function systemPem(): string {
+  const { ca } = systemTrust();
+  return Array.isArray(ca) ? ca.join('\n') : ca.toString('latin1');
+}
 
 export const describeServers = (a: NatsAccess) => a.servers.map(hostPort).join(',');
 
@@ -40,7 +47,8 @@ export function connectNats(a: NatsAccess, opts: { name: string; timeoutMs: numb
     reconnectTimeWait: Math.min(1000, opts.reconnectMaxDelayMs),
     reconnectJitter: 200,
     ...(authenticator && { authenticator }),
-    ...(a.tls && { tls: { caFile: a.tls.ca, certFile: a.tls.cert, keyFile: a.tls.key } }),
+    // Without --ca, the system store as the other drains read it (Node's default store is left empty).
+    ...(a.tls && { tls: { caFile: a.tls.ca, ca: a.tls.ca ? undefined : systemPem(), certFile: a.tls.cert, keyFile: a.tls.key } }),
   };
   return connect(options);
 }

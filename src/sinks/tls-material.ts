@@ -2,24 +2,13 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { SecureContext } from 'node:tls';
 import { nodeTls } from './lazy-tls.js';
+import { systemTrust } from './system-trust.js';
 import { PASSPHRASE_ENV, type TlsSettings } from '../config/tls-settings.js';
 import { shownPath } from '../config/secret-path.js';
 import type { Logger } from '../telemetry/log.js';
 
 /** Material that cannot be used; the message names the flag and never contains a secret. */
 export class TlsMaterialError extends Error {}
-
-/**
- * Where Linux distributions keep the system trust store as one PEM bundle. Node 20 ships its own copy
- * of Mozilla's roots and ignores these; an operator who added a corporate CA to the system store
- * expects it to count, so the system bundle is preferred.
- */
-const SYSTEM_BUNDLES = [
-  '/etc/ssl/certs/ca-certificates.crt', // Debian, Ubuntu, Alpine
-  '/etc/pki/tls/certs/ca-bundle.crt', // RHEL, Fedora
-  '/etc/ssl/ca-bundle.pem', // SUSE
-  '/etc/ssl/cert.pem', // Alpine, BSDs
-];
 
 export interface LoadedTls {
   context: SecureContext;
@@ -58,19 +47,6 @@ function passphrase(s: TlsSettings): string | undefined {
   return process.env[PASSPHRASE_ENV];
 }
 
-function systemTrust(): { ca: Buffer | string[]; trust: string } {
-  const env = process.env.SSL_CERT_FILE;
-  for (const path of env ? [env, ...SYSTEM_BUNDLES] : SYSTEM_BUNDLES) {
-    try {
-      const pem = readFileSync(path);
-      if (pem.includes('-----BEGIN CERTIFICATE-----')) return { ca: pem, trust: path };
-    } catch {
-      // not this distribution's place
-    }
-  }
-  return { ca: [...nodeTls().rootCertificates], trust: 'Node.js bundled Mozilla roots' };
-}
-
 /** A key anyone on the machine can read is no longer a secret; worth a warning, not a refusal. */
 export function exposure(flag: string, path: string): string | undefined {
   try {
@@ -93,12 +69,12 @@ export function loadTls(s: TlsSettings): LoadedTls {
     const cas = certificates('ca', s.ca, ca);
     if (cas.every((c) => Date.parse(c.validTo) < now)) warnings.push(`--ca: every certificate in ${s.ca} has expired`);
     trust = `${s.ca} (${cas.length} certificate${cas.length === 1 ? '' : 's'})`;
-  } else if (s.fingerprints.length) {
-    trust = `pinned sha256 fingerprint${s.fingerprints.length === 1 ? '' : 's'}`;
-  } else if (s.insecureSkipVerify) {
-    trust = 'none (--tls-insecure-skip-verify)';
   } else {
+    // Also with a pinned fingerprint or no verification: the chain is still checked against the
+    // system store, for the log (authorizationError), and Node's default store is left empty.
     ({ ca, trust } = systemTrust());
+    if (s.fingerprints.length) trust = `pinned sha256 fingerprint${s.fingerprints.length === 1 ? '' : 's'}`;
+    else if (s.insecureSkipVerify) trust = 'none (--tls-insecure-skip-verify)';
   }
   let cert: Buffer | undefined;
   let key: Buffer | undefined;

@@ -7,8 +7,8 @@ import { BIN } from '../helpers/proc.js';
 // NODE_EXTRA_CA_CERTS makes node parse that bundle for its default trust store: Node 20 at start,
 // before any code runs, about 2 MB of RSS on a host that sets it for every process (the bench's
 // does); later lines when a TLS context first needs that store. auditfwd never trusts that store
-// (syslog and RELP drains trust --ca or the system bundle, read by auditfwd; with --use-openssl-ca
-// a nats+tls:// drain without --ca trusts the system store), so the #! line takes the variable out.
+// (every drain trusts --ca or the system bundle, read by auditfwd: src/sinks/system-trust.ts), so
+// the #! line takes the variable out.
 
 t.test('bin/auditfwd starts node without NODE_EXTRA_CA_CERTS', async (t) => {
   const dir = t.testdir({});

@@ -33,10 +33,11 @@ interface TestLike {
 }
 
 /** Runs bin/auditfwd; the test's teardown kills it if it is still running. */
-export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer | string | 'pipe'; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Run {
+export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer | string | 'pipe'; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; nodeOptions?: string } = {}): Run {
   // The test runner re-injects its loaders (NODE_OPTIONS) into every child; `env -u` keeps the
-  // real process clean of them.
-  const child = spawn(...tiedToTest('env', ['-u', 'NODE_OPTIONS', BIN, ...args]), {
+  // real process clean of them (`nodeOptions`: a test's own, such as a probe to --require).
+  const nodeOptions = opts.nodeOptions === undefined ? [] : [`NODE_OPTIONS=${opts.nodeOptions}`];
+  const child = spawn(...tiedToTest('env', ['-u', 'NODE_OPTIONS', ...nodeOptions, BIN, ...args]), {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: cleanEnv(opts.env),
     uid: opts.uid,

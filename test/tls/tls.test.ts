@@ -104,6 +104,20 @@ if (!hasOpenssl()) {
     t.match(run.stderr(), /"trust":"[^"]*(ca-certificates|bundle|cert\.pem|Mozilla)/);
   });
 
+  t.test("SSL_CERT_FILE names the system store: the drain is trusted through it; Node's own default store is left empty", async (t) => {
+    const d = await drain(t, serverOpts);
+    // Loaded into node before the program: at exit, says where OpenSSL's default paths point. Node
+    // builds its default store from them (bin/auditfwd runs node with --use-openssl-ca) the first
+    // time a TLS context is made; auditfwd never trusts that store, and it cost 1 MB parsed.
+    const probe = join(pki.dir, 'default-paths.cjs');
+    writeFileSync(probe, "process.on('exit', () => process.stderr.write(`default paths: ${process.env.SSL_CERT_FILE} ${process.env.SSL_CERT_DIR}\\n`));\n");
+    const run = runAuditfwd(t, ['--to', `tls://localhost:${d.port}`, ...FAST], { stdin: 'one\n', env: { SSL_CERT_FILE: ca.cert }, nodeOptions: `--require ${probe}` });
+    t.equal(await run.exited, 0, 'exits 0: verified against the CA that SSL_CERT_FILE names', { stderr: run.stderr() });
+    t.same(msgs(d), ['one']);
+    t.ok(run.stderr().includes(`"trust":"${ca.cert}"`), 'the log names SSL_CERT_FILE as what is trusted');
+    t.match(run.stderr(), /default paths: \/dev\/null \/dev\/null/, "OpenSSL's default paths point at nothing");
+  });
+
   t.test('name mismatch: refused; --servername names what to check and send as SNI', async (t) => {
     const d = await drain(t, { cert: elsewhere.certPem, key: elsewhere.keyPem });
     const bad = runAuditfwd(t, ['--to', `tls://127.0.0.1:${d.port}`, '--ca', ca.cert, ...FAST], { stdin: 'secret\n' });
