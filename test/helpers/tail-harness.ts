@@ -80,6 +80,8 @@ export class TailHarness {
     readonly stateDir: string,
     readonly opts: Partial<TailerOptions> = {},
     readonly bufferBytes = 64 * 1024,
+    /** The tailer class: a test may load it with a module replaced (t.mockImport). */
+    readonly Tailer: typeof FileTailer = FileTailer,
   ) {}
 
   pause(): void {
@@ -99,7 +101,7 @@ export class TailHarness {
     this.store = await CheckpointStore.open(this.stateDir, this.log.logger);
     this.buffer = new MemoryBuffer(this.bufferBytes);
     this.consumer = this.consume(this.buffer);
-    this.tailer = new FileTailer(this.path, {
+    this.tailer = new this.Tailer(this.path, {
       encoder: new BareEncoder(),
       buffer: this.buffer,
       stats: new Stats(),

@@ -153,7 +153,18 @@ export { MIN_CONTENT_MATCH };
  * went ahead of the copy's unread ones, listed first by the folder).
  */
 export function writtenOrder(a: Unfinished, b: Unfinished): number {
-  return a.mtimeMs - b.mtimeMs || Number(b.offset > 0) - Number(a.offset > 0);
+  return a.mtimeMs - b.mtimeMs || Number(b.offset > 0) - Number(a.offset > 0) || backupNumber(b.path) - backupNumber(a.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+}
+
+/**
+ * logrotate's number of a backup (audit.log.3, audit.log.3.gz: 3; other names 0). Two backups written
+ * within one tick of the file clock (a writer rotating twice between two looks) are otherwise told
+ * apart by their names: the higher number is the older, and lumberjack's timestamped names sort as
+ * they were made.
+ */
+function backupNumber(path: string): number {
+  const m = /\.(\d+)(\.gz)?$/.exec(path);
+  return m ? Number(m[1]) : 0;
 }
 
 export interface Unfinished {

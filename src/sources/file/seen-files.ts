@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { identifyWithHead, inodeKey, type FileIdentity } from '../../state/file-identity.js';
 import { openRegular } from './open-regular.js';
-import { beginsWith, headOf, isBackupOf, MIN_CONTENT_MATCH, siblings, startsLike, type Sibling, type Unfinished } from './rotated.js';
+import { beginsWith, headOf, isBackupOf, MIN_CONTENT_MATCH, siblings, startsLike, writtenOrder, type Sibling, type Unfinished } from './rotated.js';
 import { gzipBackups, gzIdentity, isCopyOf, plainTwin, rotatedAt, type Known } from './gzip-backups.js';
 import { inspectGzip } from './gzip-file.js';
 
@@ -94,7 +94,7 @@ export class SeenFiles {
    * Backups of the path on inodes not met, that do not begin with the bytes of a file read (`open`:
    * those being read too), to be read from their start, oldest first. Each is met from now on.
    */
-  async rotatedPast(open: Known[], live?: Buffer): Promise<Unfinished[]> {
+  async rotatedPast(open: Known[], live?: { dev: number; ino: number; head: Buffer }): Promise<Unfinished[]> {
     const base = basename(this.path);
     const heads = [...this.heads, ...open].filter((h) => h.fpLen >= MIN_CONTENT_MATCH);
     const out: Unfinished[] = [];
@@ -105,15 +105,20 @@ export class SeenFiles {
       const head = await headOf(s.path, s.st);
       this.met({ ...s.st, ...head });
       if (!isBackupOf(base, basename(s.path))) continue;
+      // The file just opened at the path, renamed since (the writer rotated between that open and
+      // this look): rotated past us like the others, and no copy of itself. Taken for its copy, it
+      // was met and never read: the file after it was opened next (8,000 lines lost under load).
+      const renamedLive = live !== undefined && s.st.ino === live.ino && s.st.dev === live.dev;
       let copy = false;
-      for (const h of heads) if (!copy && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
+      for (const h of heads) if (!copy && !renamedLive && h.fpLen <= s.st.size && (await beginsWith(s.path, h.fpLen, h.fp))) copy = true;
       // Beginning like `live` (the first bytes of the file at the path, about to be opened): its
       // copytruncate copy, maybe still being written; read from the file itself, not as a backup.
-      if (!copy && live) copy = await startsLike(s.path, live);
+      // Not when it begins with a NUL hole: every file copytruncated under lumberjack begins alike.
+      if (!copy && !renamedLive && live && live.head.length > 0 && live.head[0] !== 0) copy = await startsLike(s.path, live.head);
       if (!copy) out.push({ path: s.path, offset: 0, mtimeMs: s.st.mtimeMs, size: s.st.size, dev: s.st.dev, ino: s.st.ino, ...head });
     }
     out.push(...(await this.gzippedPast([...heads, ...this.atStart.filter((h) => h.fpLen >= MIN_CONTENT_MATCH)])));
-    return out.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    return out.sort(writtenOrder);
   }
 
   /**

@@ -637,12 +637,10 @@ export class FileTailer implements Source {
    * more than once between two looks): queued, oldest first, to be read before it. Looked for after
    * the open, so that a rotation between the look and the open is not missed.
    */
-  private async queueSkipped(live: { head: Buffer }): Promise<boolean> {
+  private async queueSkipped(live: { id: FileIdentity; head: Buffer }): Promise<boolean> {
     // A backup beginning like the file at the path is logrotate's copy of it (maybe still being
     // written), not a file rotated past us: that file is read, and its copy once it is truncated.
-    // Not when it begins with a NUL hole: every file copytruncated under lumberjack begins alike.
-    const copied = live.head.length > 0 && live.head[0] !== 0 ? live.head : undefined;
-    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => ({ ...x.id, size: x.size })), copied);
+    const skipped = await this.seen.rotatedPast(this.lingering.map((x) => ({ ...x.id, size: x.size })), { dev: live.id.dev, ino: live.id.ino, head: live.head });
     if (skipped.length === 0) return false;
     this.backlog.push(...skipped);
     for (const u of skipped) if (u.gzId && !this.opts.checkpoints?.get(u.gzId)) this.opts.checkpoints?.commit(this.name, u.gzId, u.offset);
