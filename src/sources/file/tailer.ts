@@ -322,7 +322,7 @@ export class FileTailer implements Source {
     // Also at the first open: the file that was live at start may have been renamed away since.
     const mayHaveSkipped = !firstOpen || this.hasHistory || this.opts.startAt === 'beginning';
     const ident = await identifyWithHead(fh);
-    if (mayHaveSkipped && (await this.queueSkipped(ident))) {
+    if (mayHaveSkipped && (await this.queueSkipped(fh, ident))) {
       await fh.close();
       return true;
     }
@@ -637,11 +637,16 @@ export class FileTailer implements Source {
    * more than once between two looks): queued, oldest first, to be read before it. Looked for after
    * the open, so that a rotation between the look and the open is not missed.
    */
-  private async queueSkipped(live: { id: FileIdentity; head: Buffer }): Promise<boolean> {
+  private async queueSkipped(fh: FileHandle, live: { id: FileIdentity; head: Buffer }): Promise<boolean> {
     // A backup beginning like the file at the path is logrotate's copy of it (maybe still being
     // written), not a file rotated past us: that file is read, and its copy once it is truncated.
     const skipped = await this.seen.rotatedPast(this.lingering.map((x) => ({ ...x.id, size: x.size })), { dev: live.id.dev, ino: live.id.ino, head: live.head });
     if (skipped.length === 0) return false;
+    // The file just opened, renamed since: read from where its checkpoint says (the first open after
+    // a restart), as it would have been at the path.
+    const renamed = skipped.find((u) => u.ino === live.id.ino && u.dev === live.id.dev);
+    const cp = renamed && this.opts.checkpoints?.get(live.id);
+    if (renamed && cp && inodeKey(live.id) !== this.truncatedWhileAway && (await resumable(fh, cp, (await fh.stat()).size))) renamed.offset = cp.offset;
     this.backlog.push(...skipped);
     for (const u of skipped) if (u.gzId && !this.opts.checkpoints?.get(u.gzId)) this.opts.checkpoints?.commit(this.name, u.gzId, u.offset);
     this.opts.log.info({ file: this.name, rotated: skipped.map((u) => u.path) }, 'rotated more than once since the last look; reading the files in between first');
