@@ -24,8 +24,10 @@ async function hookedTailer(t: Tap.Test, path: string): Promise<{ Tailer: typeof
       openRegular: async (p: string) => {
         const fh = await real.openRegular(p);
         const rotate = p === path ? hook.atOpen : undefined;
-        hook.atOpen = undefined;
-        rotate?.();
+        if (rotate) {
+          hook.atOpen = undefined;
+          rotate();
+        }
         return fh;
       },
     },
