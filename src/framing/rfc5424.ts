@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { FrameWriter } from './frame-writer.js';
+import { isoTime } from './iso-time.js';
 
 /** RFC 5424 section 6: header field maximum lengths. */
 export const MAX_HOSTNAME = 255;
@@ -67,7 +68,7 @@ export function sdElement(id: string, params: SdParams): string {
 /** RFC 3339 in UTC with microseconds, e.g. 2026-11-23T10:00:00.123456Z. */
 export function timestampMicros(epochMicros: number): string {
   const ms = Math.floor(epochMicros / 1000);
-  const iso = new Date(ms).toISOString(); // 2026-11-23T10:00:00.123Z
+  const iso = isoTime(ms); // 2026-11-23T10:00:00.123Z
   const micros = String(Math.floor(epochMicros) % 1000).padStart(3, '0');
   return iso.slice(0, 23) + micros + 'Z';
 }

@@ -1,7 +1,11 @@
 import pino, { type Logger } from 'pino';
+import { isoTime } from '../framing/iso-time.js';
 import { prettyStream } from './pretty.js';
 
 export type { Logger };
+
+/** pino's stdTimeFunctions.isoTime without a Date (framing/iso-time.ts). */
+const isoTimestamp = (): string => `,"time":"${isoTime(Date.now())}"`;
 
 /**
  * JSON on stderr, synchronously, never on stdout (which may carry the framed stream). `auto` is
@@ -10,7 +14,7 @@ export type { Logger };
 export function createLogger(level: string, format: 'auto' | 'json' | 'pretty' = 'json'): Logger {
   const pretty = format === 'pretty' || (format === 'auto' && process.stderr.isTTY);
   return pino(
-    { name: 'auditfwd', level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    { name: 'auditfwd', level, base: { pid: process.pid }, timestamp: isoTimestamp },
     pretty ? prettyStream(2, Boolean(process.stderr.isTTY)) : pino.destination({ dest: 2, sync: true }),
   );
 }

@@ -1,4 +1,5 @@
 import { writeSync } from 'node:fs';
+import { isoTime } from '../framing/iso-time.js';
 
 const LEVELS: Record<number, [name: string, color: string]> = {
   10: ['TRACE', '90'], 20: ['DEBUG', '36'], 30: ['INFO ', '32'], 40: ['WARN ', '33'], 50: ['ERROR', '31'], 60: ['FATAL', '35'],
@@ -18,7 +19,7 @@ export function prettyLine(json: string, color: boolean): string {
     return json;
   }
   const [name, code] = LEVELS[rec.level as number] ?? [String(rec.level), '0'];
-  const time = typeof rec.time === 'string' ? rec.time.slice(11, 23) : new Date(rec.time as number).toISOString().slice(11, 23);
+  const time = typeof rec.time === 'string' ? rec.time.slice(11, 23) : isoTime(rec.time as number).slice(11, 23);
   const level = color ? `\x1b[${code}m${name}\x1b[0m` : name;
   let out = `${time} ${level} ${String(rec.msg ?? '')}`;
   for (const [k, v] of Object.entries(rec)) {

@@ -1,3 +1,4 @@
+import { isoTime } from '../framing/iso-time.js';
 import { sdValue } from '../framing/rfc5424.js';
 
 /** How an audit event's values become header and SD text: its time as RFC 5424 wants it, and bounded SD values. */
@@ -24,7 +25,7 @@ export function normaliseTimestamp(text: unknown): string | undefined {
   const offsetMs = sign ? (sign === '-' ? -1 : 1) * (+oh * 60 + +om) * 60_000 : 0;
   const ms = Date.UTC(+y, +mo - 1, +d, +h, +mi, sec) - offsetMs;
   if (!Number.isFinite(ms)) return undefined;
-  const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z, or ±YYYYYY for far years
+  const iso = isoTime(ms); // YYYY-MM-DDTHH:MM:SS.000Z, or ±YYYYYY for far years
   if (iso.length !== 24) return undefined;
   return iso.slice(0, 19) + fraction + 'Z';
 }
