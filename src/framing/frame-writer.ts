@@ -64,6 +64,8 @@ export interface TakenFrames {
 }
 
 const noop = () => {};
+/** No room at all: the first byte written moves to a slab. */
+const NO_ROOM = Buffer.alloc(0);
 
 /**
  * A byte builder for one batch at a time. Frames for a whole read are written into one slice so that
@@ -189,10 +191,14 @@ export class FrameWriter {
     return frames;
   }
 
+  /**
+   * The next write takes a slab (ensure). Not at once: the batch just taken may wait for room in
+   * the memory budget, and a slab taken now would be one more held through that wait.
+   */
   private fresh(): void {
     this.slab.seal();
-    this.slab = Slab.get(SLAB_BYTES);
-    this.buf = this.slab.buf;
+    this.slab = new Slab(NO_ROOM);
+    this.buf = NO_ROOM;
     this.start = 0;
     this.len = 0;
   }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { FrameWriter, SLAB_BYTES, type TakenFrames } from '../../src/framing/frame-writer.js';
+import { FrameWriter, pooledSlab, returnSlab, SLAB_BYTES, type TakenFrames } from '../../src/framing/frame-writer.js';
 
 function fill(n: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(n);
@@ -101,6 +101,35 @@ t.test('what batches count as memory is what their slabs hold, but at most an ei
     { numRuns: 200 },
   );
   t.pass('slab memory counted, short by at most an eighth of a slab each');
+});
+
+t.test('a slab given up is replaced at the next write, not when the batch is taken', async (t) => {
+  // The batch just taken may wait for room in the memory budget: a slab taken at once is held
+  // through that wait for nothing.
+  const out = new FrameWriter();
+  const spares: Buffer[] = [];
+  for (let i = 0; i < 16; i++) spares.push(pooledSlab()); // the pool is empty now
+  const allocUnsafeSlow = Buffer.allocUnsafeSlow;
+  let taken = 0;
+  Buffer.allocUnsafeSlow = (n: number) => {
+    taken++;
+    return allocUnsafeSlow(n);
+  };
+  try {
+    out.bytes(fill(540_000, 7));
+    const first = out.takeBatch();
+    t.equal(taken, 0, 'no slab taken with the batch that filled the last one');
+    out.byte(0x31);
+    t.equal(taken, 1, 'the next byte takes one');
+    const next = out.takeBatch();
+    t.not(next.frames.buffer, first.frames.buffer);
+    t.same([...next.frames], [0x31]);
+    first.release();
+    next.release();
+  } finally {
+    Buffer.allocUnsafeSlow = allocUnsafeSlow;
+    for (const s of spares) returnSlab(s);
+  }
 });
 
 t.test('a 512 KiB read\'s frames alone in a slab count the whole slab', async (t) => {
