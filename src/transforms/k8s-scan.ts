@@ -198,7 +198,7 @@ export class EventScanner {
     }
     const n = this.to[id] - s;
     if (whole ? n !== text.length : n < text.length) return false;
-    for (let k = 0; k < text.length; k++) if (this.bytes[s + k] !== text[k]) return false;
+    for (let k = 0, m = text.length; k < m; k++) if (this.bytes[s + k] !== text[k]) return false;
     return true;
   }
 
