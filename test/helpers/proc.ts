@@ -18,14 +18,20 @@ export function tiedToTest(cmd: string, args: string[]): [string, string[]] {
 
 export const BIN = fileURLToPath(new URL('../../bin/auditfwd', import.meta.url));
 
+/** How long waitForLog waits by default: within a test file's 120 s, so that a hang is reported with the log. */
+const WAIT_FOR_LOG_MS = 60_000;
+
 export interface Run {
   child: ChildProcess;
   stdout: () => Buffer;
   stderr: () => string;
   /** Resolves with the exit code (or the signal name) once its output is read to the end. */
   exited: Promise<number | string>;
-  /** Resolves when stderr has a log line matching `re`. */
-  waitForLog: (re: RegExp) => Promise<void>;
+  /**
+   * Resolves when stderr has a log line matching `re`. Rejects, with the end of stderr, when the
+   * process ends first or `withinMs` pass: a test that hung here said nothing of why.
+   */
+  waitForLog: (re: RegExp, withinMs?: number) => Promise<void>;
 }
 
 interface TestLike {
@@ -46,6 +52,7 @@ export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer 
   const out: Buffer[] = [];
   let err = '';
   const logWaiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  let ended = false;
   child.stdout!.on('data', (d: Buffer) => out.push(d));
   child.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
@@ -57,7 +64,10 @@ export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer 
   child.stdin!.on('error', () => {});
   if (opts.stdin !== 'pipe') child.stdin!.end(opts.stdin ?? '');
   // 'close', not 'exit': stdout and stderr are then read to their end.
-  const exited = once(child, 'close').then(([code, signal]) => (code ?? signal) as number | string);
+  const exited = once(child, 'close').then(([code, signal]) => {
+    ended = true;
+    return (code ?? signal) as number | string;
+  });
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -69,8 +79,27 @@ export function runAuditfwd(t: TestLike, args: string[], opts: { stdin?: Buffer 
     stdout: () => Buffer.concat(out),
     stderr: () => err,
     exited,
-    waitForLog: (re) =>
-      re.test(err) ? Promise.resolve() : new Promise<void>((resolve) => logWaiters.push({ re, resolve })),
+    waitForLog: (re, withinMs = WAIT_FOR_LOG_MS) => {
+      if (re.test(err)) return Promise.resolve();
+      const fail = (why: string) => new Error(`auditfwd ${why} before logging ${re}; its stderr ends:\n${err.slice(-3000)}`);
+      if (ended) return Promise.reject(fail('had ended'));
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(fail(`ran ${withinMs} ms`)), withinMs);
+        const waiter = {
+          re,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
+        logWaiters.push(waiter);
+        void exited.then((code) => {
+          if (!logWaiters.includes(waiter)) return;
+          clearTimeout(timer);
+          reject(fail(`exited (${code})`));
+        });
+      });
+    },
   };
 }
 
