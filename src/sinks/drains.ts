@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Logger } from '../telemetry/log.js';
 import type { SinkStats, Stats } from '../telemetry/stats.js';
 import { Backoff } from './backoff.js';
@@ -5,6 +6,7 @@ import type { Opener } from './connection.js';
 import { PoolSink, type PoolMode } from './pool.js';
 import { RelpSink, type RelpProgress } from './relp.js';
 import { autoWindowBytes, END_REPLAYS, fileStore, memoryStore, ResendWindow } from './resend-window.js';
+import { OWED_FILE, OwedFile } from './owed-file.js';
 import type { Member } from './resolve.js';
 import type { Framing, Sink } from './sink.js';
 import { TcpSink } from './tcp.js';
@@ -70,5 +72,10 @@ function resendWindow(members: number, s: DrainSettings, log: Logger): ResendWin
     kept
       ? log.warn({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot keep the --tcp-resend-window in a file in the buffer folder; keeping it in memory')
       : log.error({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'the --tcp-resend-window file failed and could not be read back; what it held is dropped, the window goes on in memory');
-  return new ResendWindow(bytes, gaveUp, s.bufferDir && s.tcpResendWindowStore === 'file' ? fileStore(s.bufferDir, failed) : memoryStore);
+  const owed =
+    s.bufferDir &&
+    new OwedFile(join(s.bufferDir, OWED_FILE), (err) =>
+      log.warn({ dir: s.bufferDir, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot keep what a lost connection owes in the buffer folder; it is sent again unless auditfwd stops first'),
+    );
+  return new ResendWindow(bytes, gaveUp, s.bufferDir && s.tcpResendWindowStore === 'file' ? fileStore(s.bufferDir, failed) : memoryStore, owed || undefined);
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { forEachFrame, frameEnd } from '../framing/octet.js';
+import type { OwedFile } from './owed-file.js';
 import { FileRing, MemoryRing, type Ring, type RingFileIo } from './resend-ring.js';
 
 const MiB = 1024 * 1024;
@@ -127,6 +128,13 @@ export class Replay {
    * the next call: the caller waits for the socket to have taken them first.
    */
   next(): Chunk | undefined {
+    const chunk = this.take();
+    // All of it is on the new connection: nothing is owed any more (unless another loss came).
+    if (!chunk) this.window.keepOwed();
+    return chunk;
+  }
+
+  private take(): Chunk | undefined {
     while (this.i < this.entries.length) {
       const e = this.entries[this.i++];
       // A later replay took it (the connection carrying this one was lost too).
@@ -173,12 +181,35 @@ export class ResendWindow {
   private endReplays = 0;
   private gaveUp = false;
 
-  /** `onGiveUp`: called once when END_REPLAYS replays after the end of input did not get through. */
+  /**
+   * `onGiveUp`: called once when END_REPLAYS replays after the end of input did not get through.
+   * `owedFile`: where what lost connections owe is kept until a new one took it (owed-file.ts); what an
+   * earlier run left there is owed from the start, to go first on the first connection.
+   */
   constructor(
     readonly maxBytes: number,
     private readonly onGiveUp?: () => void,
     private readonly store: WindowStore = memoryStore,
-  ) {}
+    private readonly owedFile?: OwedFile,
+  ) {
+    const earlier = owedFile?.read();
+    if (earlier && maxBytes > 0) {
+      this.record(earlier.frames, earlier.count, EARLIER_RUN);
+      for (const e of this.entries) if (e.carrier === EARLIER_RUN) e.pending = true;
+    }
+  }
+
+  /** Replaces what the owed file keeps with what lost connections owe now. */
+  keepOwed(): void {
+    if (!this.owedFile) return;
+    const chunks: Buffer[] = [];
+    for (const e of this.entries) {
+      if (!e.pending && !e.replay) continue;
+      const frames = e.held?.frames ?? this.copyOf(e, Buffer.allocUnsafe(e.end - e.start))?.frames;
+      if (frames) chunks.push(frames);
+    }
+    this.owedFile.write(chunks);
+  }
 
   /**
    * One operation on the ring. One that throws moves the ring to memory, with its bytes read back,
@@ -313,7 +344,13 @@ export class ResendWindow {
 
   /** `carrier` ended without auditfwd closing it: what it carried goes out again first. */
   lost(carrier?: object): void {
-    for (const e of this.entries) if (e.carrier === carrier) e.pending = true;
+    let any = false;
+    for (const e of this.entries) {
+      if (e.carrier !== carrier) continue;
+      e.pending = true;
+      any = true;
+    }
+    if (any) this.keepOwed();
   }
 
   /** After a lost connection, what to send first on `carrier` (oldest first), once; else undefined. */
@@ -346,6 +383,8 @@ export class ResendWindow {
     if (!this.gaveUp) {
       this.gaveUp = true;
       this.onGiveUp?.();
+      // Given up here, it is not owed to the next run either: each would send it again at its end.
+      this.owedFile?.write([]);
     }
     return false;
   }
@@ -354,6 +393,9 @@ export class ResendWindow {
     return this.bytes;
   }
 }
+
+/** The carrier of what an earlier run's owed file held. */
+const EARLIER_RUN = {};
 
 /** Every STRIDE-th frame's start is noted: a trim walks at most STRIDE - 1 headers in the ring. */
 const STRIDE = 16;

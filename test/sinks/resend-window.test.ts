@@ -1,6 +1,9 @@
 import t from 'tap';
 import { AUTO_CEILING_BYTES, autoWindowBytes, FALLBACK_BUFFERS, fileStore, kernelBuffers, memoryStore, ResendWindow, type WindowStore } from '../../src/sinks/resend-window.js';
 import { taken } from '../helpers/resend.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { OwedFile } from '../../src/sinks/owed-file.js';
 
 const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
 const frames = (...msgs: string[]) => Buffer.concat(msgs.map(frame));
@@ -212,4 +215,47 @@ t.test('a batch larger than the window while a replay is under way: what the rep
   w.record(frames(`${'x'.repeat(16)}1`, `${'y'.repeat(16)}2`), 2);
   t.equal(r.next()!.frames.toString(), '6 msg 22', 'the rest of the replay');
   t.equal(r.next(), undefined);
+});
+
+t.test('what a lost connection owes is kept in the owed file until a new connection took it all', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'resend-owed');
+  const owed = () => (existsSync(path) ? readFileSync(path, 'utf8') : undefined);
+  const w = new ResendWindow(1024, undefined, memoryStore, new OwedFile(path, (err) => t.fail(String(err))));
+  const sock = {};
+  w.record(frames('a', 'b'), 2, sock);
+  t.equal(owed(), undefined, 'nothing owed while the connection lives');
+  w.lost(sock);
+  t.equal(owed(), '1 a1 b', 'lost: its frames are in the file');
+  const next = {};
+  const replay = w.takeReplay(next)!;
+  t.equal(replay.next()?.frames.toString(), '1 a1 b');
+  t.equal(owed(), '1 a1 b', 'still owed while the new connection may not have taken the last chunk');
+  t.equal(replay.next(), undefined);
+  t.equal(owed(), undefined, 'all taken: nothing owed');
+
+  // The next run: what a run left there goes first on its first connection.
+  w.record(frames('c'), 1, next);
+  w.lost(next);
+  const later = new ResendWindow(1024, undefined, memoryStore, new OwedFile(path, (err) => t.fail(String(err))));
+  t.equal(replayed(later), '1 a1 b1 c', 'what the earlier run owed, oldest first');
+  t.equal(owed(), undefined);
+});
+
+t.test('given up at the end of input, the window is not owed to the next run', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'resend-owed');
+  let gaveUp = 0;
+  const w = new ResendWindow(1024, () => gaveUp++, memoryStore, new OwedFile(path, (err) => t.fail(String(err))));
+  w.record(frames('a'), 1, 'x' as unknown as object);
+  w.lost('x' as unknown as object);
+  t.ok(existsSync(path));
+  for (let i = 0; i < 10 && w.owed(); i++) {
+    const conn = {};
+    w.takeReplay(conn);
+    w.lost(conn);
+  }
+  // Each replay's connection is lost before it took anything: the frames stay owed, then are given up.
+  t.equal(gaveUp, 1);
+  t.notOk(existsSync(path), 'no file left for the next run to send again');
 });

@@ -1,0 +1,77 @@
+import { closeSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+
+/**
+ * What lost connections still owe (resend-window.ts), kept in a file in the buffer folder from the
+ * loss until a new connection has taken it. The window itself is in memory or an unlinked file: a
+ * `kill -9` of auditfwd after a drain died with unread messages in its buffers, and before the next
+ * connection, lost them (their positions were committed when the socket took them; the soak found
+ * it). The next run sends the file's messages first. Replaced whole (a new file renamed over it), so
+ * a crash leaves the old content or the new, never half of one.
+ */
+/** Its name in the buffer folder (the spill's, which takes only its own `.seg` files and cursor). */
+export const OWED_FILE = 'resend-owed';
+
+export class OwedFile {
+  constructor(
+    readonly path: string,
+    /** A write or read that failed: the window goes on in the process; only a crash now loses. */
+    private readonly failed: (err: unknown) => void,
+  ) {}
+
+  /** Keeps `chunks` (octet-counted frames, oldest first) in place of what was kept; none: removes the file. */
+  write(chunks: readonly Buffer[]): void {
+    if (chunks.length === 0) {
+      try {
+        unlinkSync(this.path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(err);
+      }
+      return;
+    }
+    // Not `.tmp`: the spill removes those from the folder when it opens.
+    const tmp = this.path + '.new';
+    try {
+      rmSync(tmp, { force: true });
+      const fd = openSync(tmp, 'wx', 0o600);
+      try {
+        for (const chunk of chunks) {
+          for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at, chunk.length - at);
+        }
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      this.failed(err);
+    }
+  }
+
+  /** What an earlier run kept: its whole frames (anything after the first that is not one is left out). */
+  read(): { frames: Buffer; count: number } | undefined {
+    let data: Buffer;
+    try {
+      data = readFileSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(err);
+      return undefined;
+    }
+    const { end, count } = wholeFrames(data);
+    return count > 0 ? { frames: data.subarray(0, end), count } : undefined;
+  }
+}
+
+/** How far `data` is whole octet-counted frames (`LEN SP` then LEN bytes), and how many. */
+export function wholeFrames(data: Buffer): { end: number; count: number } {
+  let i = 0;
+  let count = 0;
+  while (i < data.length) {
+    let j = i;
+    let len = 0;
+    while (j < data.length && j - i < 10 && data[j] >= 0x30 && data[j] <= 0x39) len = len * 10 + data[j++] - 0x30;
+    if (j === i || data[j] !== 0x20 || j + 1 + len > data.length) break;
+    i = j + 1 + len;
+    count++;
+  }
+  return { end: i, count };
+}
