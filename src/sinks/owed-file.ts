@@ -18,31 +18,38 @@ export class OwedFile {
     private readonly failed: (err: unknown) => void,
   ) {}
 
-  /** Keeps `chunks` (octet-counted frames, oldest first) in place of what was kept; none: removes the file. */
-  write(chunks: readonly Buffer[]): void {
-    if (chunks.length === 0) {
-      try {
-        unlinkSync(this.path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.failed(err);
-      }
-      return;
-    }
+  /**
+   * Keeps `chunks` (octet-counted frames, oldest first) in place of what was kept; none: removes the
+   * file. Each chunk is written before the next is asked for, so that they can share one buffer.
+   */
+  write(chunks: Iterable<Buffer>): void {
     // Not `.tmp`: the spill removes those from the folder when it opens.
     const tmp = this.path + '.new';
+    let fd: number | undefined;
     try {
-      rmSync(tmp, { force: true });
-      const fd = openSync(tmp, 'wx', 0o600);
-      try {
-        for (const chunk of chunks) {
-          for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at, chunk.length - at);
+      for (const chunk of chunks) {
+        if (fd === undefined) {
+          rmSync(tmp, { force: true });
+          fd = openSync(tmp, 'wx', 0o600);
         }
-      } finally {
-        closeSync(fd);
+        for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at, chunk.length - at);
       }
+      if (fd === undefined) {
+        removeIfThere(this.path);
+        return;
+      }
+      closeSync(fd);
+      fd = undefined;
       renameSync(tmp, this.path);
     } catch (err) {
-      rmSync(tmp, { force: true });
+      if (fd !== undefined) {
+        try {
+          closeSync(fd);
+        } catch {}
+      }
+      try {
+        rmSync(tmp, { force: true });
+      } catch {}
       this.failed(err);
     }
   }
@@ -58,6 +65,14 @@ export class OwedFile {
     }
     const { end, count } = wholeFrames(data);
     return count > 0 ? { frames: data.subarray(0, end), count } : undefined;
+  }
+}
+
+function removeIfThere(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }
 

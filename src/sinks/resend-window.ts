@@ -201,14 +201,23 @@ export class ResendWindow {
 
   /** Replaces what the owed file keeps with what lost connections owe now. */
   keepOwed(): void {
-    if (!this.owedFile) return;
-    const chunks: Buffer[] = [];
+    this.owedFile?.write(this.owedChunks());
+  }
+
+  /** The frames owed, entry by entry, each in one buffer reused for the next (up to the window's size in all). */
+  private *owedChunks(): Generator<Buffer> {
+    let scratch = Buffer.alloc(0);
     for (const e of this.entries) {
       if (!e.pending && !e.replay) continue;
-      const frames = e.held?.frames ?? this.copyOf(e, Buffer.allocUnsafe(e.end - e.start))?.frames;
-      if (frames) chunks.push(frames);
+      if (e.held) {
+        yield e.held.frames;
+        continue;
+      }
+      const length = e.end - e.start;
+      if (scratch.length < length) scratch = Buffer.allocUnsafe(Math.max(length, 2 * scratch.length));
+      const chunk = this.copyOf(e, scratch);
+      if (chunk) yield chunk.frames;
     }
-    this.owedFile.write(chunks);
   }
 
   /**
