@@ -1,11 +1,10 @@
 import t from 'tap';
 import { once } from 'node:events';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { numberedAuditLines } from '../helpers/fixtures.js';
-import { freePort } from '../helpers/net.js';
+import { freePort, get, parseMetrics, until } from '../helpers/ops.js';
 import { runAuditfwd } from '../helpers/proc.js';
 import { FlakyDrain, range } from '../helpers/spill.js';
 
@@ -14,23 +13,8 @@ import { FlakyDrain, range } from '../helpers/spill.js';
 // were committed when the socket took them; what the lost connection owed was only in the
 // process's resend window.
 
-const metric = (port: number, name: string) =>
-  new Promise<number>((resolve, reject) => {
-    get(`http://127.0.0.1:${port}/metrics`, { agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1])));
-    }).on('error', reject);
-  });
-
-async function until(t: Tap.Test, what: string, cond: () => Promise<boolean>, withinMs = 20_000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20)); // polling a counter: there is no event to await
-  }
-  t.pass(what);
-}
+/** A counter from auditfwd's /metrics. */
+const metric = async (port: number, name: string) => parseMetrics((await get(`http://127.0.0.1:${port}/metrics`)).text).get(name);
 
 t.test('a drain dies with messages unread, auditfwd is killed before it reconnects: the next run sends them first', async (t) => {
   const dir = t.testdir();
@@ -49,7 +33,7 @@ t.test('a drain dies with messages unread, auditfwd is killed before it reconnec
   const metrics = await freePort();
   const args = ['--file', file, '--to', drain.address, '--state-dir', join(dir, 'state'), '--metrics-listen', `127.0.0.1:${metrics}`];
   const first = runAuditfwd(t, args);
-  await until(t, `all ${N} lines handed to the socket`, async () => (await metric(metrics, 'auditfwd_messages_sent_total').catch(() => 0)) >= N);
+  await until(`all ${N} lines handed to the socket`, async () => ((await metric(metrics, 'auditfwd_messages_sent_total')) ?? 0) >= N || undefined, 20_000);
 
   // The drain dies: its unread buffers go with it (closing a socket with unread data resets it).
   deaf.close();
@@ -65,7 +49,8 @@ t.test('a drain dies with messages unread, auditfwd is killed before it reconnec
   await second.waitForLog(/sending again what the lost connection may not have delivered/, 20_000);
   await drain.waitForSeqs(N);
   t.same([...drain.seqs].sort((a, b) => a - b), range(0, N), 'every line arrives');
-  await until(t, 'once sent again, nothing is owed any more', async () => !existsSync(owed));
+  await until('nothing owed once sent again', async () => !existsSync(owed) || undefined, 20_000);
+  t.notOk(existsSync(owed), 'once sent again, nothing is owed any more');
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0);
 });
