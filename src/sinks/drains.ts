@@ -72,10 +72,10 @@ function resendWindow(members: number, s: DrainSettings, log: Logger): ResendWin
     kept
       ? log.warn({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot keep the --tcp-resend-window in a file in the buffer folder; keeping it in memory')
       : log.error({ dir: s.bufferDir, bytes, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'the --tcp-resend-window file failed and could not be read back; what it held is dropped, the window goes on in memory');
-  const owed =
-    s.bufferDir &&
-    new OwedFile(join(s.bufferDir, OWED_FILE), (err) =>
-      log.warn({ dir: s.bufferDir, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot keep what a lost connection owes in the buffer folder; it is sent again unless auditfwd stops first'),
-    );
-  return new ResendWindow(bytes, gaveUp, s.bufferDir && s.tcpResendWindowStore === 'file' ? fileStore(s.bufferDir, failed) : memoryStore, owed || undefined);
+  const owed = s.bufferDir
+    ? new OwedFile(join(s.bufferDir, OWED_FILE), (err) =>
+        log.warn({ dir: s.bufferDir, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'cannot keep what a lost connection owes in the buffer folder; it is sent again unless auditfwd stops first'),
+      )
+    : undefined;
+  return new ResendWindow(bytes, gaveUp, s.bufferDir && s.tcpResendWindowStore === 'file' ? fileStore(s.bufferDir, failed) : memoryStore, owed);
 }

@@ -1,5 +1,8 @@
 import { closeSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 
+/** Its name in the buffer folder (the spill's, which takes only its own `.seg` files and cursor). */
+export const OWED_FILE = 'resend-owed';
+
 /**
  * What lost connections still owe (resend-window.ts), kept in a file in the buffer folder from the
  * loss until a new connection has taken it. The window itself is in memory or an unlinked file: a
@@ -8,9 +11,6 @@ import { closeSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writ
  * it). The next run sends the file's messages first. Replaced whole (a new file renamed over it), so
  * a crash leaves the old content or the new, never half of one.
  */
-/** Its name in the buffer folder (the spill's, which takes only its own `.seg` files and cursor). */
-export const OWED_FILE = 'resend-owed';
-
 export class OwedFile {
   constructor(
     readonly path: string,
