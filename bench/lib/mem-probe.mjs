@@ -22,8 +22,10 @@ const sample = (when) => {
   };
   if (!peak || s.rss > peak.rss) peak = s;
 };
-const start = performance.now();
-const timer = setInterval(() => sample(Math.round(performance.now() - start)), 10);
+// process.uptime(), not performance.now(): `performance` loads perf_hooks, which auditfwd itself
+// no longer loads (src/clock.ts).
+const start = process.uptime();
+const timer = setInterval(() => sample(Math.round((process.uptime() - start) * 1000)), 10);
 timer.unref();
 sample(0);
 process.on('exit', () => {

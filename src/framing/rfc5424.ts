@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { FrameWriter } from './frame-writer.js';
 import { isoTime } from './iso-time.js';
+import { wallMicros } from '../clock.js';
 
 /** RFC 5424 section 6: header field maximum lengths. */
 export const MAX_HOSTNAME = 255;
@@ -73,9 +74,7 @@ export function timestampMicros(epochMicros: number): string {
   return iso.slice(0, 23) + micros + 'Z';
 }
 
-export function nowMicros(): number {
-  return (performance.timeOrigin + performance.now()) * 1000;
-}
+export const nowMicros = wallMicros;
 
 export interface HeaderOptions {
   facility: number;

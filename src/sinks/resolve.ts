@@ -1,4 +1,4 @@
-import { lookup as dnsLookup } from 'node:dns/promises';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { describeDestination, type Destination } from './destination.js';
 
@@ -13,7 +13,11 @@ export interface Member {
 }
 
 type Lookup = (host: string) => Promise<Array<{ address: string }>>;
-const systemLookup: Lookup = (host) => dnsLookup(host, { all: true });
+// Required, not imported: an ESM import of node:dns reads every export, `promises` too, and that
+// loads dns/promises, which nothing here uses.
+const { lookup: dnsLookup } = createRequire(import.meta.url)('node:dns') as typeof import('node:dns');
+const systemLookup: Lookup = (host) =>
+  new Promise((resolve, reject) => dnsLookup(host, { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
 
 /**
  * The members the drains make. A name with several A/AAAA records is a pool of its own, one member

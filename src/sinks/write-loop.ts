@@ -4,6 +4,7 @@ import type { SinkStats } from '../telemetry/stats.js';
 import type { Batch, BatchBuffer } from '../batch.js';
 import type { Framing } from './sink.js';
 import { Latch } from './signal.js';
+import { uptimeMs } from '../clock.js';
 
 /**
  * For its first seconds (--careful-start) a following run writes every marked batch in pieces, each
@@ -14,11 +15,11 @@ import { Latch } from './signal.js';
  * these seconds only (docs/design.md, "kill -9 and duplicates").
  */
 let carefulUntilMs = 0;
-/** From now until `ms` after the process started (performance.now()), marked batches go in pieces. */
+/** From now until `ms` after the process started (uptimeMs()), marked batches go in pieces. */
 export function writeCarefullyUntil(ms: number): void {
   carefulUntilMs = ms;
 }
-const startingUp = (): boolean => performance.now() < carefulUntilMs;
+const startingUp = (): boolean => uptimeMs() < carefulUntilMs;
 
 /**
  * The write loop of the plain syslog sinks (a socket, stdout): takes batches, writes each (as LF

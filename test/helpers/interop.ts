@@ -190,7 +190,7 @@ export function compareFields(t: Assert, got: ReceivedFields[], want: SyslogMess
     if (g.timestamp === null || w.timestamp === null) return cmp(g.timestamp, w.timestamp);
     const got = instantMicros(g.timestamp);
     if (!window || opts.exactTimestamp?.(w)) return got === instantMicros(w.timestamp) ? undefined : cmp(g.timestamp, w.timestamp);
-    // auditfwd stamps from performance.timeOrigin, which may lag Date.now() by a little.
+    // auditfwd stamps from a monotonic clock kept within 2 ms of the wall clock (src/clock.ts).
     const from = BigInt(window.from - 1000) * 1000n;
     const to = BigInt(window.to + 1000) * 1000n;
     if (got < from || got > to) return `${g.timestamp} is outside the run`;

@@ -22,6 +22,7 @@ import { gzipNow, gzipTwin, headMatches } from './gzip-backups.js';
 import type { Rfc5424Framer } from '../../framing/rfc5424.js';
 import { gapFrames } from '../../buffer/spill/gap.js';
 import { defaultNumber } from '../../config/options.js';
+import { processStartMs } from '../../clock.js';
 
 export interface TailerOptions {
   encoder: Encoder;
@@ -146,7 +147,7 @@ export class FileTailer implements Source {
       // Without history, reading from the beginning: a backup renamed since the process started
       // (a slow start on a busy master, a writer that rotates every second) was the live file then.
       const fresh = !this.hasHistory && this.opts.startAt === 'beginning';
-      await this.seen.meetSiblings(listed, fresh ? (this.opts.startedAtMs ?? performance.timeOrigin) : Infinity);
+      await this.seen.meetSiblings(listed, fresh ? (this.opts.startedAtMs ?? processStartMs) : Infinity);
       while (!this.stopped) {
         const r = this.cur;
         if (!r) {
