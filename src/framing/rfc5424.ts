@@ -74,8 +74,6 @@ export function timestampMicros(epochMicros: number): string {
   return iso.slice(0, 23) + micros + 'Z';
 }
 
-export const nowMicros = wallMicros;
-
 export interface HeaderOptions {
   facility: number;
   severity: number;
@@ -126,7 +124,7 @@ export class Rfc5424Framer {
   }
 
   /** Lines read together share one reception timestamp; the header is built once for them. */
-  beginBatch(epochMicros = nowMicros()): void {
+  beginBatch(epochMicros = wallMicros()): void {
     this.batchTimestamp = timestampMicros(epochMicros);
     this.defaultHeader = Buffer.from(this.header(this.batchTimestamp, '-', this.sd || '-'));
   }
