@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { wholeFrames } from '../framing/octet.js';
 
 /** Its name in the buffer folder (the spill's, which takes only its own `.seg` files and cursor). */
 export const OWED_FILE = 'resend-owed';
@@ -74,19 +75,4 @@ function removeIfThere(path: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-}
-
-/** How far `data` is whole octet-counted frames (`LEN SP` then LEN bytes), and how many. */
-export function wholeFrames(data: Buffer): { end: number; count: number } {
-  let i = 0;
-  let count = 0;
-  while (i < data.length) {
-    let j = i;
-    let len = 0;
-    while (j < data.length && j - i < 10 && data[j] >= 0x30 && data[j] <= 0x39) len = len * 10 + data[j++] - 0x30;
-    if (j === i || data[j] !== 0x20 || j + 1 + len > data.length) break;
-    i = j + 1 + len;
-    count++;
-  }
-  return { end: i, count };
 }

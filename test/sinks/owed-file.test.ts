@@ -1,7 +1,7 @@
 import t from 'tap';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OwedFile, wholeFrames } from '../../src/sinks/owed-file.js';
+import { OwedFile } from '../../src/sinks/owed-file.js';
 
 const frame = (msg: string) => Buffer.from(`${Buffer.byteLength(msg)} ${msg}`);
 
@@ -25,12 +25,16 @@ t.test('kept whole, replaced whole, removed when nothing is owed', async (t) => 
 t.test('a file that ends inside a frame, or holds something else, gives its whole frames only', async (t) => {
   const a = frame('<14>1 - - - - - - one');
   const b = frame('<14>1 - - - - - - two');
-  t.same(wholeFrames(Buffer.concat([a, b.subarray(0, 5)])), { end: a.length, count: 1 });
-  t.same(wholeFrames(Buffer.concat([a, Buffer.from('x y')])), { end: a.length, count: 1 });
-  t.same(wholeFrames(Buffer.from('99999999999 z')), { end: 0, count: 0 }, 'a length of more than 10 digits is not one');
   const dir = t.testdir();
-  writeFileSync(join(dir, 'resend-owed'), 'garbage');
-  t.equal(new OwedFile(join(dir, 'resend-owed'), () => {}).read(), undefined);
+  const path = join(dir, 'resend-owed');
+  const readBack = (content: Buffer | string) => {
+    writeFileSync(path, content);
+    return new OwedFile(path, () => {}).read();
+  };
+  t.same(readBack(Buffer.concat([a, b.subarray(0, 5)])), { frames: a, count: 1 }, 'cut inside the second frame');
+  t.same(readBack(Buffer.concat([a, Buffer.from('x y')])), { frames: a, count: 1 }, 'something else after the first');
+  t.equal(readBack('99999999999 z'), undefined, 'a length of more than 10 digits is not one');
+  t.equal(readBack('garbage'), undefined);
 });
 
 t.test('a folder it cannot write to is reported, not thrown', async (t) => {
