@@ -23,5 +23,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9100/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # One malloc arena, as bin/auditfwd's #! line sets it (docs/operations.md, memory).
 ENV MALLOC_ARENA_MAX=1
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--no-concurrent-sparkplug", "--no-maglev", "--expose-gc", "--use-openssl-ca", "/app/bin/auditfwd", "--metrics-listen", "0.0.0.0:9100"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--no-concurrent-sparkplug", "--no-maglev", "--no-liftoff", "--expose-gc", "--use-openssl-ca", "/app/bin/auditfwd", "--metrics-listen", "0.0.0.0:9100"]
 CMD ["--config", "/etc/auditfwd/config.yml"]

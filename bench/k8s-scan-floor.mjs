@@ -7,7 +7,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { repeatedAuditLines } from './lib/input.mjs';
-import { JSON_INDEX_WASM } from './lib/json-index-wasm.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const total = Number(process.argv[2] ?? 50_000);
@@ -15,7 +14,9 @@ const runCount = Number(process.argv[3] ?? 9);
 const { EventScanner } = await import(join(root, 'dist/transforms/k8s-scan.js'));
 const { sample, text, lines } = repeatedAuditLines(total);
 
-const sc = new EventScanner();
+// The JavaScript walk alone, and the scanner as auditfwd runs it (the fast path of k8s-scan.c first).
+const sc = new EventScanner(false);
+const withFast = new EventScanner();
 const bytes = Buffer.allocUnsafeSlow(1 << 20);
 const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
 const copy = (line) => {
@@ -105,26 +106,10 @@ function wasmStrings() {
   };
 }
 
-// json-index.c (bench/README.md, "k8s-audit, fourth pass"): the line copied into the module's
-// memory, checked as JSON and indexed (its strings' ends, its top-level members); -1 when it is not a
-// JSON object. Not a scanner either: the fields would still have to be picked.
-function wasmIndex() {
-  const { memory, line: lineAt, index } = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(JSON_INDEX_WASM, 'base64'))).exports;
-  const into = Buffer.from(memory.buffer, lineAt(), 64 * 1024);
-  return function wasmJsonIndex(line) {
-    into.set(line, 0);
-    return index(line.length);
-  };
-}
-const indexLine = wasmIndex();
-for (const l of sample.map((x) => Buffer.from(x))) {
-  // Each real event is an object; cut short, none is JSON.
-  if (indexLine(l) < 0 || indexLine(l.subarray(0, l.length - 2)) >= 0) throw new Error('the Wasm index does not decide as JSON.parse');
-}
-
 const contenders = {
   'copy of the line only': copy,
-  'scanner: scan()': (l) => (sc.scan(l) ? 1 : 0),
+  'scanner: scan(), the JavaScript walk': (l) => (sc.scan(l) ? 1 : 0),
+  'scanner: scan() with the WebAssembly fast path (k8s-scan.c)': (l) => (withFast.scan(l) ? 1 : 0),
   'scanner: validation only (the whole line through valueEnd, no field picked)': (l) => {
     sc.bytes.set(l, 0);
     sc.bytes.fill(0, l.length, l.length + 12);
@@ -133,7 +118,6 @@ const contenders = {
   'floor: strings only, SWAR as the scanner': swarStrings,
   'floor: strings only, Buffer#indexOf quote to quote': indexOfQuotes,
   'floor: strings only, WebAssembly SIMD 16 bytes': wasmStrings(),
-  'WebAssembly index: copy, strings 64 bytes at a time (SIMD), grammar, top-level members': (l) => (indexLine(l) >= 0 ? 1 : 0),
 };
 for (const l of sample.map((x) => Buffer.from(x))) {
   if (contenders['floor: strings only, WebAssembly SIMD 16 bytes'](l) !== swarStrings(l)) throw new Error('the Wasm walk counts other strings than the JS one');

@@ -9,6 +9,7 @@
  */
 
 import { BACKSLASH, F_OTHER, HEX, KeyTable, literalEnd, MINUS, numberEnd, numberValue, QUOTE, SIMPLE_ESCAPE, skipWs, unescape, type Names } from './json-bytes.js';
+import { K8S_SCAN_WASM } from './k8s-scan-wasm.js';
 
 const LBRACE = 0x7b;
 const RBRACE = 0x7d;
@@ -101,6 +102,8 @@ const AUDIT_API = Buffer.from('audit.k8s.io/');
  * strings are made only where a value needs decoding or a feature (dedupe) needs text.
  */
 export class EventScanner {
+  /** The fast path (k8s-scan.c): absent when the scanner is made without it, for tests and benches. */
+  private readonly fast: FastScan | undefined;
   /** Whether the last string ended by stringEnd had a backslash. */
   private escaped = false;
   private stack: number[] = [];
@@ -109,16 +112,22 @@ export class EventScanner {
    * that no JSON token accepts, so there are no bounds checks, and no reads past the end of an
    * array (which V8 compiles to slower code for every read at that site).
    */
-  bytes = Buffer.alloc(0);
+  bytes: Buffer = Buffer.alloc(0);
   /**
    * The copy for reads of four bytes at any offset (stringEnd, key lookup, the header writer). A
    * read never reaches past the zero bytes after the line: each stops at the first of them.
    */
-  view = new DataView(new ArrayBuffer(0));
-  /** Per field: where its string's content starts in `bytes` (ABSENT, NOT_STRING), where it ends, whether it has escapes. */
-  readonly from = new Int32Array(FIELD_COUNT);
-  readonly to = new Int32Array(FIELD_COUNT);
-  readonly esc = new Uint8Array(FIELD_COUNT);
+  view: DataView = new DataView(new ArrayBuffer(0));
+  /** The scanner's own copy, for lines longer than the fast path takes (or all, without it). */
+  private own: Buffer = Buffer.alloc(0);
+  private ownView = this.view;
+  /**
+   * Per field: where its string's content starts in `bytes` (ABSENT, NOT_STRING), where it ends,
+   * whether it has escapes. With the fast path, views of its memory: both walks fill the same arrays.
+   */
+  readonly from: Int32Array;
+  readonly to: Int32Array;
+  readonly esc: Uint8Array;
   /** responseStatus.code when it is a finite number. */
   code: number | undefined;
   /** With `wanted` keys: an object holding those of them the event has, as JSON.parse gives them. */
@@ -129,14 +138,42 @@ export class EventScanner {
    * auditID, no apiVersion or one in audit.k8s.io. `wanted`: top-level keys whose values a selector
    * needs, parsed into `selected`.
    */
+  constructor(fast = true) {
+    this.fast = fast ? fastScan() : undefined;
+    this.from = this.fast?.from ?? new Int32Array(FIELD_COUNT);
+    this.to = this.fast?.to ?? new Int32Array(FIELD_COUNT);
+    this.esc = this.fast?.esc ?? new Uint8Array(FIELD_COUNT);
+  }
+
   scan(line: Buffer, wanted?: ReadonlySet<string>): boolean {
     const len = line.length;
-    if (this.bytes.length < len + PADDING) {
-      this.bytes = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.bytes.length, 4096));
-      this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
+    const fast = this.fast;
+    if (fast !== undefined && len <= fast.maxBytes) {
+      this.bytes = fast.line;
+      this.view = fast.view;
+      fast.line.set(line, 0);
+      if (wanted === undefined && fast.scan(len) === 1) {
+        this.selected = undefined;
+        const code = fast.code;
+        const n = code[0] >= 0 ? numberValue(fast.line, code[0], code[1]) : NaN;
+        this.code = Number.isFinite(n) ? n : undefined;
+        return this.isEvent();
+      }
+    } else {
+      if (this.own.length < len + PADDING) {
+        this.own = Buffer.allocUnsafeSlow(Math.max(len + PADDING, 2 * this.own.length, 4096));
+        this.ownView = new DataView(this.own.buffer, this.own.byteOffset, this.own.length);
+      }
+      this.bytes = this.own;
+      this.view = this.ownView;
+      this.bytes.set(line, 0);
     }
+    return this.walk(len, wanted);
+  }
+
+  /** The JavaScript walk over the line's copy in `bytes`: what decides every line the fast path leaves. */
+  private walk(len: number, wanted: ReadonlySet<string> | undefined): boolean {
     const b = this.bytes;
-    b.set(line, 0);
     const view = this.view;
     view.setInt32(len, 0);
     view.setInt32(len + 4, 0);
@@ -184,6 +221,11 @@ export class EventScanner {
       }
     }
     if (skipWs(b, i + 1) !== len) return false;
+    return this.isEvent();
+  }
+
+  /** `kind` Event, a non-empty auditID, no apiVersion or one in audit.k8s.io. */
+  private isEvent(): boolean {
     return this.equals(F_KIND, EVENT, true) && this.from[F_AUDIT_ID] >= 0 && this.to[F_AUDIT_ID] > this.from[F_AUDIT_ID] &&
       (this.from[F_API_VERSION] === ABSENT || this.equals(F_API_VERSION, AUDIT_API, false));
   }
@@ -402,4 +444,60 @@ export class EventScanner {
       }
     }
   }
+}
+
+// What is used of WebAssembly (the project's TypeScript libraries do not declare it).
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: FastExports };
+};
+interface FastExports {
+  memory: { buffer: ArrayBuffer };
+  scan(len: number): number;
+  maxBytes(): number;
+  line(): number;
+  from(): number;
+  to(): number;
+  esc(): number;
+  code(): number;
+}
+
+/** The fast path's module, compiled at the first scanner made: raw mode never loads WebAssembly. */
+let fastModule: object | undefined;
+
+export interface FastScan {
+  /** 1 when the line in `line` is a JSON object (as JSON.parse decides) with the fields filled in; 0: the walk decides. */
+  scan(len: number): number;
+  readonly maxBytes: number;
+  /** Where the line is copied to, with room for the zero bytes after it. */
+  readonly line: Buffer;
+  readonly view: DataView;
+  readonly from: Int32Array;
+  readonly to: Int32Array;
+  readonly esc: Uint8Array;
+  /** responseStatus.code's number in `line`: start and end, or -1. */
+  readonly code: Int32Array;
+}
+
+/** Zero bytes the module writes after a line (k8s-scan.c, PADDING). */
+const FAST_PADDING = 80;
+
+/** An instance of the fast path, with its own memory. */
+export function fastScan(): FastScan {
+  fastModule ??= new WebAssembly.Module(Buffer.from(K8S_SCAN_WASM, 'base64'));
+  const exports = new WebAssembly.Instance(fastModule).exports;
+  // The module never grows its memory, so these views stay valid.
+  const memory = exports.memory.buffer;
+  const maxBytes = exports.maxBytes();
+  const line = Buffer.from(memory, exports.line(), maxBytes + FAST_PADDING);
+  return {
+    scan: exports.scan,
+    maxBytes,
+    line,
+    view: new DataView(memory, line.byteOffset, line.length),
+    from: new Int32Array(memory, exports.from(), FIELD_COUNT),
+    to: new Int32Array(memory, exports.to(), FIELD_COUNT),
+    esc: new Uint8Array(memory, exports.esc(), FIELD_COUNT),
+    code: new Int32Array(memory, exports.code(), 2),
+  };
 }

@@ -47,6 +47,7 @@ t.test('the BOSH job renders into a config auditfwd --check-config accepts', { s
   const { unset, env, flags } = shebangOf();
   t.ok(flags.includes('--no-concurrent-sparkplug'), 'the #! line names --no-concurrent-sparkplug');
   t.ok(flags.includes('--no-maglev'), 'the #! line names --no-maglev');
+  t.ok(flags.includes('--no-liftoff'), 'the #! line names --no-liftoff');
   t.strictSame(proc.args.slice(0, flags.length), flags, 'the node flags of bin/auditfwd');
   t.strictSame(env, { MALLOC_ARENA_MAX: '1' }, 'the #! line sets one malloc arena');
   t.strictSame(proc.env, env, 'and so does bpm');

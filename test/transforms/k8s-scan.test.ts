@@ -6,6 +6,7 @@ import { Stats } from '../../src/telemetry/stats.js';
 import { DEFAULT_SD_ID, fieldsOf, isAuditEvent, K8sAuditEncoder } from '../../src/transforms/k8s-audit.js';
 import { EventScanner } from '../../src/transforms/k8s-scan.js';
 import { EventFilter, parseSelector } from '../../src/transforms/selector.js';
+import { broken } from '../helpers/broken-lines.js';
 import { k8sAuditLines } from '../helpers/fixtures.js';
 
 // The scanner against the JSON.parse path it replaces: on any line, the same decision (event or
@@ -140,18 +141,6 @@ function serialise(v: unknown, seed: number): string {
   };
   return ws() + val(v) + ws();
 }
-
-/** Breaks a line the ways a line can be broken: cut short, a byte changed, inserted or removed. */
-const broken = (line: string) =>
-  fc.tuple(fc.nat(line.length), fc.constantFrom(0x22, 0x5c, 0x7b, 0x7d, 0x5b, 0x5d, 0x2c, 0x3a, 0x20, 0x09, 0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xff, 0x30, 0x2d, 0x2e, 0x65, 0x75, 0x6e), fc.integer({ min: 0, max: 3 })).map(([at, byte, how]) => {
-    const b = Buffer.from(line);
-    if (how === 0) return b.subarray(0, at);
-    if (how === 1) return Buffer.concat([b.subarray(0, at), Buffer.from([byte]), b.subarray(at)]);
-    if (how === 2) return Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
-    const c = Buffer.from(b);
-    if (at < c.length) c[at] = byte;
-    return c;
-  });
 
 const generated = fc.tuple(event, fc.nat()).map(([e, seed]) => serialise(e, seed));
 
