@@ -2,7 +2,8 @@
 // Soak test of the real binary (bin/auditfwd, built dist/): a lumberjack-like writer (writes without
 // O_APPEND at its own position, renames to audit-<time>.log at a size), a stemcell-like logrotate
 // (copytruncate of audit.log, the previous copy gzipped), random kill -9 and SIGTERM of auditfwd,
-// drain outages and slow drains; against the test receiver (TCP) and a real rsyslog (RELP), in turn.
+// drain outages and slow drains; against the test receiver (TCP) and a real rsyslog (RELP), in turn,
+// the lines read raw in two runs of every four and as Kubernetes audit events in the other two.
 // Checks per run: every line delivered at least once, first deliveries in order, no NUL or empty
 // message, duplicates within the documented bound. Prints the figures; exits 1 otherwise.
 //
@@ -261,7 +262,9 @@ async function oneRun(index, drain, dir, seconds) {
   mkdirSync(logDir, { recursive: true });
   const file = join(logDir, 'audit.log');
   await drain.start();
-  const fwdArgs = ['--file', file, '--to', drain.to, '--state-dir', join(dir, 'state'), '--shutdown-timeout', '2s'];
+  // Runs 2 and 3 of every four read the lines as audit events (the scanner's WebAssembly in the real process), with either drain.
+  const format = Math.floor(index / 2) % 2 === 1 ? 'k8s-audit' : 'raw';
+  const fwdArgs = ['--file', file, '--to', drain.to, '--state-dir', join(dir, 'state'), '--shutdown-timeout', '2s', '--format', format];
   const figures = { kills: 0, terms: 0, outages: 0, slows: 0, copytruncates: 0 };
   /** What happened when, as the seq the writer had reached: a lost range is read against it. */
   const events = [];
@@ -387,7 +390,7 @@ async function oneRun(index, drain, dir, seconds) {
   const perKill = RATE * (QUICK_SAVE_S + SPILL_FSYNC_S) + (relp ? RELP_WINDOW : 0);
   const perOutage = relp ? RELP_WINDOW : RESEND_WINDOW_BYTES / SHORTEST_LINE;
   const bound = Math.ceil(figures.kills * perKill + figures.outages * perOutage);
-  return { index, drain: drain.name, written, delivered: got.seqs.length, lost, duplicates, bound, outOfOrder, nul: got.nul, empty: got.empty, rotations: lj.rotations, ...figures, stderr };
+  return { index, drain: drain.name, format, written, delivered: got.seqs.length, lost, duplicates, bound, outOfOrder, nul: got.nul, empty: got.empty, rotations: lj.rotations, ...figures, stderr };
 }
 
 // ---- main ---------------------------------------------------------------------------------------------
@@ -405,7 +408,7 @@ try {
     const r = await oneRun(i, drain, dir, SECONDS / RUNS);
     const ok = r.lost === 0 && r.outOfOrder === 0 && r.nul === 0 && r.empty === 0 && r.duplicates <= r.bound;
     console.log(
-      `run ${i} (${r.drain}): lines ${r.written}, delivered ${r.delivered}, lost ${r.lost}, duplicates ${r.duplicates} (bound ${r.bound}), out of order ${r.outOfOrder}, NUL ${r.nul}, empty ${r.empty}; ` +
+      `run ${i} (${r.drain}, --format ${r.format}): lines ${r.written}, delivered ${r.delivered}, lost ${r.lost}, duplicates ${r.duplicates} (bound ${r.bound}), out of order ${r.outOfOrder}, NUL ${r.nul}, empty ${r.empty}; ` +
         `kill -9 ${r.kills}, SIGTERM ${r.terms}, drain outages ${r.outages}, slow drain ${r.slows}, lumberjack rotations ${r.rotations}, copytruncates ${r.copytruncates} ${ok ? 'ok' : 'FAILED'}`,
     );
     if (!ok) {
