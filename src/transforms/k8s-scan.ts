@@ -138,8 +138,16 @@ export class EventScanner {
    * auditID, no apiVersion or one in audit.k8s.io. `wanted`: top-level keys whose values a selector
    * needs, parsed into `selected`.
    */
+  /**
+   * Why the fast path could not be made, when it could not: the walk then reads every line. A limit
+   * on address space (`ulimit -v`) refuses the memory a WebAssembly instance reserves.
+   */
+  readonly fastPathError: string | undefined;
+
   constructor(fast = true) {
-    this.fast = fast ? fastScan() : undefined;
+    let error: string | undefined;
+    this.fast = fast ? fastScan((err) => (error = err)) : undefined;
+    this.fastPathError = error;
     this.from = this.fast?.from ?? new Int32Array(FIELD_COUNT);
     this.to = this.fast?.to ?? new Int32Array(FIELD_COUNT);
     this.esc = this.fast?.esc ?? new Uint8Array(FIELD_COUNT);
@@ -482,10 +490,16 @@ export interface FastScan {
 /** Zero bytes the module writes after a line (k8s-scan.c, PADDING). */
 const FAST_PADDING = 80;
 
-/** An instance of the fast path, with its own memory. */
-export function fastScan(): FastScan {
-  fastModule ??= new WebAssembly.Module(Buffer.from(K8S_SCAN_WASM, 'base64'));
-  const exports = new WebAssembly.Instance(fastModule).exports;
+/** An instance of the fast path, with its own memory; undefined (and `failed` told why) when WebAssembly refuses one. */
+export function fastScan(failed: (why: string) => void = () => {}): FastScan | undefined {
+  let exports: FastExports;
+  try {
+    fastModule ??= new WebAssembly.Module(Buffer.from(K8S_SCAN_WASM, 'base64'));
+    exports = new WebAssembly.Instance(fastModule).exports;
+  } catch (err) {
+    failed((err as Error).message);
+    return undefined;
+  }
   // The module never grows its memory, so these views stay valid.
   const memory = exports.memory.buffer;
   const maxBytes = exports.maxBytes();

@@ -11,7 +11,7 @@ import { k8sAuditLines } from '../helpers/fixtures.js';
 // finds. The property tests of k8s-scan.test.ts run the scanner with both, against JSON.parse.
 
 const REAL = k8sAuditLines();
-const fast = fastScan();
+const fast = fastScan()!;
 const walk = new EventScanner(false);
 /** Fields 1..18 of k8s-scan.ts; 0 is "other". */
 const IDS = Array.from({ length: 18 }, (_, k) => k + 1);
