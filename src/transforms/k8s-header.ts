@@ -1,5 +1,5 @@
 import { headerField, MAX_MSGID, type Rfc5424Framer } from '../framing/rfc5424.js';
-import { Field, type EventScanner } from './k8s-scan.js';
+import { Field, type EventScanner, type FastScan } from './k8s-scan.js';
 import { normaliseTimestamp, sdText, MAX_SD_VALUE_BYTES } from './k8s-values.js';
 import { wordsOf } from './json-bytes.js';
 
@@ -75,8 +75,26 @@ export class EventHeaderWriter {
 
   /** The header of the event `sc` last scanned (valid until the next call). */
   write(sc: EventScanner): Buffer {
+    const fast = sc.fastLine;
+    if (fast !== undefined && (fast.partsOf === this || this.giveParts(fast))) {
+      const n = fast.writeHeader();
+      if (n > 0) return (fast.headerViews[n] ??= fast.header.subarray(0, n));
+    }
     const n = this.build(sc);
     return (this.views[n] ??= this.buf.subarray(0, n));
+  }
+
+  /** This writer's fixed parts into the fast path's memory, where its header writer reads them; false when they do not fit. */
+  private giveParts(fast: FastScan): boolean {
+    const parts = [this.pri, this.middle, this.sdStart];
+    if (parts.reduce((n, p) => n + p.length, 0) > fast.parts.length) return false;
+    let at = 0;
+    parts.forEach((p, k) => {
+      fast.partLengths[k] = p.length;
+      at += this.partBytes(p).copy(fast.parts, at);
+    });
+    fast.partsOf = this;
+    return true;
   }
 
   private build(sc: EventScanner): number {

@@ -58,6 +58,21 @@ __attribute__((export_name("esc"))) uint8_t *esc_at(void) { return esc; }
 __attribute__((export_name("code"))) int32_t *code_at_(void) { return code_at; }
 __attribute__((export_name("maxBytes"))) int32_t max_bytes(void) { return MAX_BYTES; }
 
+/*
+ * The header (k8s-header.ts writes the same bytes): the fixed parts, given once by the writer as
+ * three lengths and their bytes (`<PRI>1 `, ` HOSTNAME APP-NAME PROCID `, ` SD-ELEMENTs[SD-ID
+ * auditID="`), and where it is written.
+ */
+#define PARTS_BYTES 4096
+#define HEADER_BYTES 16384
+static int32_t part_len[3];
+static uint8_t parts[PARTS_BYTES];
+static uint8_t header_out[HEADER_BYTES];
+__attribute__((export_name("partLengths"))) int32_t *part_lengths_at(void) { return part_len; }
+__attribute__((export_name("parts"))) uint8_t *parts_at(void) { return parts; }
+__attribute__((export_name("partsBytes"))) int32_t parts_bytes(void) { return PARTS_BYTES; }
+__attribute__((export_name("header"))) uint8_t *header_at(void) { return header_out; }
+
 static inline uint64_t mask64(v128_t a, v128_t b, v128_t c, v128_t d) {
   return (uint64_t)(uint16_t)wasm_i8x16_bitmask(a) | ((uint64_t)(uint16_t)wasm_i8x16_bitmask(b) << 16) |
          ((uint64_t)(uint16_t)wasm_i8x16_bitmask(c) << 32) | ((uint64_t)(uint16_t)wasm_i8x16_bitmask(d) << 48);
@@ -386,4 +401,127 @@ int32_t scan(int32_t len) {
   qc = 0;
   i = members(i, IN_TOP);
   return i >= 0 && skip_ws(i) == len && qc == n ? 1 : 0;
+}
+
+/* ---- the header -------------------------------------------------------------------------------- */
+
+/* Longest PARAM-VALUE and MSGID (k8s-values.ts MAX_SD_VALUE_BYTES, rfc5424.ts MAX_MSGID). */
+#define MAX_SD_VALUE_BYTES 256
+#define MAX_MSGID 32
+
+static inline uint8_t *put(uint8_t *o, const uint8_t *from, int32_t n) {
+  for (int32_t k = 0; k < n; k++) o[k] = from[k];
+  return o + n;
+}
+
+static inline uint8_t *put_text(uint8_t *o, const char *text) {
+  while (*text) *o++ = (uint8_t)*text++;
+  return o;
+}
+
+/*
+ * A PARAM-VALUE copied as it is, or NULL when one of its bytes needs a change or a decoding (an
+ * escape, DEL or above, ']') or it is too long: the writer in JavaScript then writes the header.
+ */
+static uint8_t *put_value(uint8_t *o, int id) {
+  const int32_t s = from[id], e = to[id];
+  if (esc[id] || e - s > MAX_SD_VALUE_BYTES) return 0;
+  for (int32_t k = s; k < e; k++) {
+    const uint8_t c = line[k];
+    if (c >= 0x7f || c == ']') return 0;
+    o[k - s] = c;
+  }
+  return o + (e - s);
+}
+
+static inline int present(int id) { return from[id] >= 0 && to[id] > from[id]; }
+static inline int two(int32_t at) { return (line[at] - '0') * 10 + line[at + 1] - '0'; }
+
+/* `YYYY-MM-DDTHH:MM:SS[.frac]Z` in range, with the fraction cut to 6 digits; NULL for anything else. */
+static uint8_t *put_utc_time(uint8_t *o, int id) {
+  const int32_t s = from[id], e = to[id], n = e - s;
+  if (esc[id] || n < 20 || line[s + 4] != '-' || line[s + 7] != '-' || line[s + 10] != 'T' || line[s + 13] != ':' || line[s + 16] != ':' ||
+      line[e - 1] != 'Z')
+    return 0;
+  static const uint8_t digit_at[14] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
+  for (int k = 0; k < 14; k++)
+    if (!is_digit(line[s + digit_at[k]])) return 0;
+  const int mo = two(s + 5), day = two(s + 8);
+  if (mo < 1 || mo > 12 || day < 1 || day > 31 || two(s + 11) > 23 || two(s + 14) > 59 || two(s + 17) > 59) return 0;
+  int32_t end = s + 19;
+  if (n > 20) {
+    if (line[end] != '.' || n == 21) return 0;
+    for (int32_t k = end + 1; k < e - 1; k++)
+      if (!is_digit(line[k])) return 0;
+    end = e - 1 < end + 7 ? e - 1 : end + 7;
+  }
+  o = put(o, line + s, end - s);
+  *o++ = 'Z';
+  return o;
+}
+
+static const int SD_FIELDS[6] = {F_STAGE, F_VERB, F_USERNAME, F_RESOURCE, F_NAMESPACE, F_NAME};
+static const char *const SD_NAMES[6] = {" stage=\"", " verb=\"", " user=\"", " resource=\"", " namespace=\"", " name=\""};
+
+/*
+ * The header of the event the last scan took, with its trailing space, into header_out: its length,
+ * or 0 when the writer in JavaScript has to write it (a value to escape or decode, a time in another
+ * form, no time, a code that is not a plain integer).
+ */
+__attribute__((export_name("writeHeader")))
+int32_t write_header(void) {
+  uint8_t *o = header_out;
+  const uint8_t *p = parts;
+  o = put(o, p, part_len[0]);
+  p += part_len[0];
+  // TIMESTAMP: the first of the event's times that is there; the JavaScript writer reads any other form.
+  const int times[3] = {F_STAGE_TS, F_RECEIVED_TS, F_TS};
+  int t = 0;
+  while (t < 3 && !present(times[t])) t++;
+  if (t == 3) return 0;
+  o = put_utc_time(o, times[t]);
+  if (!o) return 0;
+  o = put(o, p, part_len[1]);
+  p += part_len[1];
+  // MSGID: the stage, its first 32 bytes, when they are printable ASCII.
+  if (!present(F_STAGE)) *o++ = '-';
+  else {
+    if (esc[F_STAGE]) return 0;
+    const int32_t s = from[F_STAGE], e = to[F_STAGE] < s + MAX_MSGID ? to[F_STAGE] : s + MAX_MSGID;
+    for (int32_t k = s; k < e; k++) {
+      if (line[k] < 33 || line[k] > 126) return 0;
+      *o++ = line[k];
+    }
+  }
+  o = put(o, p, part_len[2]);
+  o = put_value(o, F_AUDIT_ID);
+  if (!o) return 0;
+  *o++ = '"';
+  for (int k = 0; k < 6; k++) {
+    if (!present(SD_FIELDS[k])) continue;
+    o = put_text(o, SD_NAMES[k]);
+    o = put_value(o, SD_FIELDS[k]);
+    if (!o) return 0;
+    *o++ = '"';
+  }
+  if (code_at[0] >= 0) {
+    // A plain integer of at most 15 digits (JSON has no leading zeros) is written as it is; JavaScript writes any other number.
+    const int32_t s = code_at[0], n = code_at[1] - s;
+    if (n > 15) return 0;
+    o = put_text(o, " code=\"");
+    for (int32_t k = s; k < s + n; k++) {
+      if (!is_digit(line[k])) return 0;
+      *o++ = line[k];
+    }
+    *o++ = '"';
+  }
+  if (present(F_SOURCE_IP)) {
+    o = put_text(o, " sourceIP=\"");
+    o = put_value(o, F_SOURCE_IP);
+    if (!o) return 0;
+    *o++ = '"';
+  }
+  *o++ = ']';
+  *o++ = ' ';
+  return (int32_t)(o - header_out);
 }

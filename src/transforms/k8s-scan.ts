@@ -104,6 +104,7 @@ const AUDIT_API = Buffer.from('audit.k8s.io/');
 export class EventScanner {
   /** The fast path (k8s-scan.c): absent when the scanner is made without it, for tests and benches. */
   private readonly fast: FastScan | undefined;
+  private fastTaken = false;
   /** Whether the last string ended by stringEnd had a backslash. */
   private escaped = false;
   private stack: number[] = [];
@@ -161,6 +162,7 @@ export class EventScanner {
       this.view = fast.view;
       fast.line.set(line, 0);
       if (wanted === undefined && fast.scan(len) === 1) {
+        this.fastTaken = true;
         this.selected = undefined;
         const code = fast.code;
         const n = code[0] >= 0 ? numberValue(fast.line, code[0], code[1]) : NaN;
@@ -176,7 +178,13 @@ export class EventScanner {
       this.view = this.ownView;
       this.bytes.set(line, 0);
     }
+    this.fastTaken = false;
     return this.walk(len, wanted);
+  }
+
+  /** The fast path's instance when it took the last line (its header writer can then run), else undefined. */
+  get fastLine(): FastScan | undefined {
+    return this.fastTaken ? this.fast : undefined;
   }
 
   /** The JavaScript walk over the line's copy in `bytes`: what decides every line the fast path leaves. */
@@ -468,6 +476,11 @@ interface FastExports {
   to(): number;
   esc(): number;
   code(): number;
+  writeHeader(): number;
+  header(): number;
+  partLengths(): number;
+  parts(): number;
+  partsBytes(): number;
 }
 
 /** The fast path's module, compiled at the first scanner made: raw mode never loads WebAssembly. */
@@ -485,10 +498,22 @@ export interface FastScan {
   readonly esc: Uint8Array;
   /** responseStatus.code's number in `line`: start and end, or -1. */
   readonly code: Int32Array;
+  /** The header of the line it took (k8s-scan.c, write_header): its length in `header`, or 0 when the writer in JavaScript must write it. */
+  writeHeader(): number;
+  readonly header: Buffer;
+  /** Views of `header` by length, made once. */
+  readonly headerViews: Buffer[];
+  /** The header's fixed parts: three lengths, then their bytes (at most `parts.length`). */
+  readonly partLengths: Int32Array;
+  readonly parts: Buffer;
+  /** The writer whose parts are in `parts`. */
+  partsOf: object | undefined;
 }
 
 /** Zero bytes the module writes after a line (k8s-scan.c, PADDING). */
 const FAST_PADDING = 80;
+/** Room for the header the module writes (k8s-scan.c, HEADER_BYTES). */
+const FAST_HEADER_BYTES = 16384;
 
 /** An instance of the fast path, with its own memory; undefined (and `failed` told why) when WebAssembly refuses one. */
 export function fastScan(failed: (why: string) => void = () => {}): FastScan | undefined {
@@ -513,5 +538,11 @@ export function fastScan(failed: (why: string) => void = () => {}): FastScan | u
     to: new Int32Array(memory, exports.to(), FIELD_COUNT),
     esc: new Uint8Array(memory, exports.esc(), FIELD_COUNT),
     code: new Int32Array(memory, exports.code(), 2),
+    writeHeader: exports.writeHeader,
+    header: Buffer.from(memory, exports.header(), FAST_HEADER_BYTES),
+    headerViews: [],
+    partLengths: new Int32Array(memory, exports.partLengths(), 3),
+    parts: Buffer.from(memory, exports.parts(), exports.partsBytes()),
+    partsOf: undefined,
   };
 }

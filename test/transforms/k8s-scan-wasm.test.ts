@@ -2,6 +2,8 @@ import t from 'tap';
 import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Rfc5424Framer } from '../../src/framing/rfc5424.js';
+import { EventHeaderWriter } from '../../src/transforms/k8s-header.js';
 import { EventScanner, fastScan } from '../../src/transforms/k8s-scan.js';
 import { broken } from '../helpers/broken-lines.js';
 import { k8sAuditLines } from '../helpers/fixtures.js';
@@ -148,6 +150,37 @@ t.test('what the fast path leaves to the walk is decided by the walk', async (t)
   walk.scan(Buffer.from(REAL[0]));
   t.same(scanner.fields(), walk.fields());
   t.notOk(scanner.scan(Buffer.from(`{"kind":"Event","auditID":"a1","x":${'['.repeat(1500)}${']'.repeat(1499)}}`)));
+});
+
+t.test('the fast path writes the header of every real event, the bytes the JavaScript writer writes', async (t) => {
+  const framer = new Rfc5424Framer({ facility: 13, severity: 5, hostname: 'master-0', appName: 'kube-apiserver', maxMessageBytes: 65536, structuredData: '[instance@47450 az="z1"]' });
+  framer.beginBatch(Date.UTC(2026, 10, 23) * 1000);
+  const withFast = new EventScanner();
+  const writer = new EventHeaderWriter(framer, 'k8s-audit@47450');
+  const reference = new EventHeaderWriter(framer, 'k8s-audit@47450');
+  let written = 0;
+  for (const l of REAL) {
+    t.ok(withFast.scan(Buffer.from(l)) && walk.scan(Buffer.from(l)));
+    const mine = Buffer.from(writer.write(withFast));
+    if (withFast.fastLine!.writeHeader() > 0) written++;
+    t.equal(mine.toString('latin1'), reference.write(walk).toString('latin1'));
+  }
+  t.equal(written, REAL.length, 'every real event');
+  // Times with no fraction and with 1 to 9 digits of it (cut to 6), codes of 1 to 16 digits.
+  for (let k = 0; k <= 9; k++) {
+    const code = '1234567890123456'.slice(0, k + 7 > 16 ? 16 : k + 7).replace(/^0/, '');
+    const line = Buffer.from(`{"kind":"Event","auditID":"a1","stageTimestamp":"2026-11-23T10:00:00${k ? '.' + '123456789'.slice(0, k) : ''}Z","responseStatus":{"code":${k === 0 ? 0 : code}}}`);
+    t.ok(withFast.scan(line) && walk.scan(line));
+    t.equal(withFast.fastLine!.writeHeader() > 0, k < 9, `code of ${k === 0 ? 1 : code.length} digits`);
+    t.equal(writer.write(withFast).toString('latin1'), reference.write(walk).toString('latin1'), line.toString());
+  }
+  // Values to escape or decode, times in other forms, codes that are not plain: the JavaScript writer's.
+  for (const extra of ['"user":{"username":"a]b"}', '"user":{"username":"\\u00e9"}', '"stageTimestamp":"2026-11-23T10:00:00+02:00"', '"responseStatus":{"code":2e2}', '"responseStatus":{"code":-0}', '"stage":"Response Complete"', '"verb":"' + 'v'.repeat(300) + '"', '"sourceIPs":["\u007f"]']) {
+    const line = Buffer.from(`{"kind":"Event","auditID":"a1","stageTimestamp":"2026-11-23T10:00:00.123Z",${extra}}`);
+    t.ok(withFast.scan(line) && walk.scan(line), extra);
+    t.equal(withFast.fastLine!.writeHeader(), 0, `left to the JavaScript writer: ${extra}`);
+    t.equal(writer.write(withFast).toString('latin1'), reference.write(walk).toString('latin1'));
+  }
 });
 
 const built = spawnSync('clang-14', ['--version'], { stdio: 'ignore' }).status === 0 && spawnSync('wasm-ld-14', ['--version'], { stdio: 'ignore' }).status === 0;
