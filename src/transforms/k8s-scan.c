@@ -72,6 +72,7 @@ __attribute__((export_name("partLengths"))) int32_t *part_lengths_at(void) { ret
 __attribute__((export_name("parts"))) uint8_t *parts_at(void) { return parts; }
 __attribute__((export_name("partsBytes"))) int32_t parts_bytes(void) { return PARTS_BYTES; }
 __attribute__((export_name("header"))) uint8_t *header_at(void) { return header_out; }
+__attribute__((export_name("headerBytes"))) int32_t header_bytes(void) { return HEADER_BYTES; }
 
 static inline uint64_t mask64(v128_t a, v128_t b, v128_t c, v128_t d) {
   return (uint64_t)(uint16_t)wasm_i8x16_bitmask(a) | ((uint64_t)(uint16_t)wasm_i8x16_bitmask(b) << 16) |

@@ -135,11 +135,6 @@ export class EventScanner {
   selected: Record<string, unknown> | undefined;
 
   /**
-   * Whether the line is an audit Event: JSON (as JSON.parse decides), `kind` Event, a non-empty
-   * auditID, no apiVersion or one in audit.k8s.io. `wanted`: top-level keys whose values a selector
-   * needs, parsed into `selected`.
-   */
-  /**
    * Why the fast path could not be made, when it could not: the walk then reads every line. A limit
    * on address space (`ulimit -v`) refuses the memory a WebAssembly instance reserves.
    */
@@ -154,6 +149,11 @@ export class EventScanner {
     this.esc = this.fast?.esc ?? new Uint8Array(FIELD_COUNT);
   }
 
+  /**
+   * Whether the line is an audit Event: JSON (as JSON.parse decides), `kind` Event, a non-empty
+   * auditID, no apiVersion or one in audit.k8s.io. `wanted`: top-level keys whose values a selector
+   * needs, parsed into `selected`.
+   */
   scan(line: Buffer, wanted?: ReadonlySet<string>): boolean {
     const len = line.length;
     const fast = this.fast;
@@ -478,6 +478,7 @@ interface FastExports {
   code(): number;
   writeHeader(): number;
   header(): number;
+  headerBytes(): number;
   partLengths(): number;
   parts(): number;
   partsBytes(): number;
@@ -512,8 +513,6 @@ export interface FastScan {
 
 /** Zero bytes the module writes after a line (k8s-scan.c, PADDING). */
 const FAST_PADDING = 80;
-/** Room for the header the module writes (k8s-scan.c, HEADER_BYTES). */
-const FAST_HEADER_BYTES = 16384;
 
 /** An instance of the fast path, with its own memory; undefined (and `failed` told why) when WebAssembly refuses one. */
 export function fastScan(failed: (why: string) => void = () => {}): FastScan | undefined {
@@ -539,7 +538,7 @@ export function fastScan(failed: (why: string) => void = () => {}): FastScan | u
     esc: new Uint8Array(memory, exports.esc(), FIELD_COUNT),
     code: new Int32Array(memory, exports.code(), 2),
     writeHeader: exports.writeHeader,
-    header: Buffer.from(memory, exports.header(), FAST_HEADER_BYTES),
+    header: Buffer.from(memory, exports.header(), exports.headerBytes()),
     headerViews: [],
     partLengths: new Int32Array(memory, exports.partLengths(), 3),
     parts: Buffer.from(memory, exports.parts(), exports.partsBytes()),
