@@ -52,6 +52,8 @@ export class EventHeaderWriter {
   private readonly middle: Part;
   /** ` ` + the SD-ELEMENTs every message carries + `[SD-ID auditID="`. */
   private readonly sdStart: Part;
+  /** The three parts' length: the fast path writes headers only where they fit its memory (long --sd-element settings may not). */
+  private readonly partsBytes: number;
   private len = 0;
   /** Stages seen, and for each the bytes from after TIMESTAMP to the auditID value (see cachedStage). */
   private readonly stages: Part[] = [];
@@ -65,6 +67,7 @@ export class EventHeaderWriter {
     this.pri = part(Buffer.from(parts.pri, 'latin1'));
     this.middle = part(Buffer.from(parts.middle, 'latin1'));
     this.sdStart = part(Buffer.from(' ' + parts.sd + '[' + sdId + ' auditID="'));
+    this.partsBytes = this.pri.length + this.middle.length + this.sdStart.length;
     // + 4: a part's last word may reach 3 bytes past the header's end.
     this.buf = Buffer.allocUnsafeSlow(HEADER_ROOM + this.sdStart.length + 4);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
@@ -76,7 +79,8 @@ export class EventHeaderWriter {
   /** The header of the event `sc` last scanned (valid until the next call). */
   write(sc: EventScanner): Buffer {
     const fast = sc.fastLine;
-    if (fast !== undefined && (fast.partsOf === this || this.giveParts(fast))) {
+    if (fast !== undefined && this.partsBytes <= fast.parts.length) {
+      if (fast.partsOf !== this) this.giveParts(fast);
       const n = fast.writeHeader();
       if (n > 0) return (fast.headerViews[n] ??= fast.header.subarray(0, n));
     }
@@ -84,17 +88,14 @@ export class EventHeaderWriter {
     return (this.views[n] ??= this.buf.subarray(0, n));
   }
 
-  /** This writer's fixed parts into the fast path's memory, where its header writer reads them; false when they do not fit. */
-  private giveParts(fast: FastScan): boolean {
-    const parts = [this.pri, this.middle, this.sdStart];
-    if (parts.reduce((n, p) => n + p.length, 0) > fast.parts.length) return false;
+  /** This writer's fixed parts into the fast path's memory, where its header writer reads them. */
+  private giveParts(fast: FastScan): void {
     let at = 0;
-    parts.forEach((p, k) => {
+    [this.pri, this.middle, this.sdStart].forEach((p, k) => {
       fast.partLengths[k] = p.length;
       at += this.partBytes(p).copy(fast.parts, at);
     });
     fast.partsOf = this;
-    return true;
   }
 
   private build(sc: EventScanner): number {

@@ -141,9 +141,13 @@ export class EventScanner {
   readonly fastPathError: string | undefined;
 
   constructor(fast = true) {
-    let error: string | undefined;
-    this.fast = fast ? fastScan((err) => (error = err)) : undefined;
-    this.fastPathError = error;
+    let instance: FastScan | undefined;
+    try {
+      instance = fast ? fastScan() : undefined;
+    } catch (err) {
+      this.fastPathError = (err as Error).message;
+    }
+    this.fast = instance;
     this.from = this.fast?.from ?? new Int32Array(FIELD_COUNT);
     this.to = this.fast?.to ?? new Int32Array(FIELD_COUNT);
     this.esc = this.fast?.esc ?? new Uint8Array(FIELD_COUNT);
@@ -514,16 +518,10 @@ export interface FastScan {
 /** Zero bytes the module writes after a line (k8s-scan.c, PADDING). */
 const FAST_PADDING = 80;
 
-/** An instance of the fast path, with its own memory; undefined (and `failed` told why) when WebAssembly refuses one. */
-export function fastScan(failed: (why: string) => void = () => {}): FastScan | undefined {
-  let exports: FastExports;
-  try {
-    fastModule ??= new WebAssembly.Module(Buffer.from(K8S_SCAN_WASM, 'base64'));
-    exports = new WebAssembly.Instance(fastModule).exports;
-  } catch (err) {
-    failed((err as Error).message);
-    return undefined;
-  }
+/** An instance of the fast path, with its own memory; throws where WebAssembly refuses one. */
+export function fastScan(): FastScan {
+  fastModule ??= new WebAssembly.Module(Buffer.from(K8S_SCAN_WASM, 'base64'));
+  const exports = new WebAssembly.Instance(fastModule).exports;
   // The module never grows its memory, so these views stay valid.
   const memory = exports.memory.buffer;
   const maxBytes = exports.maxBytes();

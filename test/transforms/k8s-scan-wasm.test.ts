@@ -13,7 +13,7 @@ import { k8sAuditLines } from '../helpers/fixtures.js';
 // finds. The property tests of k8s-scan.test.ts run the scanner with both, against JSON.parse.
 
 const REAL = k8sAuditLines();
-const fast = fastScan()!;
+const fast = fastScan();
 const walk = new EventScanner(false);
 /** Fields 1..18 of k8s-scan.ts; 0 is "other". */
 const IDS = Array.from({ length: 18 }, (_, k) => k + 1);
@@ -166,6 +166,14 @@ t.test('the fast path writes the header of every real event, the bytes the JavaS
     t.equal(mine.toString('latin1'), reference.write(walk).toString('latin1'));
   }
   t.equal(written, REAL.length, 'every real event');
+  // SD elements of the configuration too long for the module's room for the fixed parts: the JavaScript writer.
+  const longSd = new Rfc5424Framer({ facility: 13, severity: 5, hostname: 'master-0', appName: 'kube-apiserver', maxMessageBytes: 65536, structuredData: `[instance@47450 note="${'n'.repeat(5000)}"]` });
+  longSd.beginBatch(Date.UTC(2026, 10, 23) * 1000);
+  const long = new EventHeaderWriter(longSd, 'k8s-audit@47450');
+  const longReference = new EventHeaderWriter(longSd, 'k8s-audit@47450');
+  t.ok(withFast.scan(Buffer.from(REAL[0])) && walk.scan(Buffer.from(REAL[0])));
+  t.equal(long.write(withFast).toString('latin1'), longReference.write(walk).toString('latin1'), 'a 5 KB SD element');
+  t.equal(withFast.fastLine!.partsOf, writer, 'the module kept the parts it could hold');
   // Times with no fraction and with 1 to 9 digits of it (cut to 6), codes of 1 to 16 digits.
   for (let k = 0; k <= 9; k++) {
     const code = '1234567890123456'.slice(0, k + 7 > 16 ? 16 : k + 7).replace(/^0/, '');
